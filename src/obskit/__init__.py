@@ -1,0 +1,36 @@
+"""obskit: traces, metrics and JSON logs for Python services in one ``configure()`` call.
+
+Importing obskit has no side effects: no provider, handler, thread, file or socket is created
+until :func:`configure` is called.
+"""
+
+from obskit._context import LoggingContext
+from obskit._errors import ConfigError, MetricDeclarationError, ObskitError
+from obskit._jobs import Job, track_job
+from obskit._metrics import MetricsCollector
+from obskit._runtime import configure, is_configured, shutdown
+from obskit._settings import Settings
+from obskit._store import Counter, Gauge, Histogram
+from obskit._tracing import trace_operation
+from obskit.logging import get_logger
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "Job",
+    "LoggingContext",
+    "MetricDeclarationError",
+    "MetricsCollector",
+    "ObskitError",
+    "Settings",
+    "configure",
+    "get_logger",
+    "is_configured",
+    "shutdown",
+    "trace_operation",
+    "track_job",
+]

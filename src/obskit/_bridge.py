@@ -1,0 +1,146 @@
+"""Translate the prometheus_client store into OpenTelemetry ``MetricsData`` for push exporters.
+
+Recording happens once, into prometheus_client (fast); exporters that push (console, and later
+OTLP and Azure) read the same values through :func:`metrics_data`, on their own export thread.
+The SDK reader is fed through its collect callback, so the stock exporters, export thread,
+timeouts, fork handling and shutdown are reused; no ``MeterProvider`` is needed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    MetricExporter,
+    MetricsData,
+    NumberDataPoint,
+    PeriodicExportingMetricReader,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric as PromMetric
+
+__all__ = ["make_reader", "metrics_data"]
+
+_SCOPE = InstrumentationScope("obskit")
+_UNITS = {"seconds": "s", "bytes": "By", "ratio": "1", "milliseconds": "ms"}
+
+
+def _unit(family: PromMetric) -> str:
+    if family.unit:
+        return _UNITS.get(family.unit, family.unit)
+    return next((u for suffix, u in _UNITS.items() if family.name.endswith(f"_{suffix}")), "")
+
+
+def _attributes(labels: dict[str, str], drop: str = "") -> dict[str, str]:
+    return {k: v for k, v in labels.items() if k != drop}
+
+
+def _key(labels: dict[str, str], drop: str = "") -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if k != drop))
+
+
+def _start_times(family: PromMetric, default_ns: int) -> dict[tuple[tuple[str, str], ...], int]:
+    return {
+        _key(s.labels): int(s.value * 1e9) for s in family.samples if s.name.endswith("_created")
+    } or {(): default_ns}
+
+
+def _sum(family: PromMetric, now: int, start: int) -> Metric:
+    starts = _start_times(family, start)
+    points = [
+        NumberDataPoint(_attributes(s.labels), starts.get(_key(s.labels), start), now, s.value)
+        for s in family.samples
+        if s.name.endswith("_total")
+    ]
+    data = Sum(points, AggregationTemporality.CUMULATIVE, is_monotonic=True)
+    return Metric(f"{family.name}_total", family.documentation, _unit(family), data)
+
+
+def _gauge(family: PromMetric, now: int) -> Metric:
+    points = [NumberDataPoint(_attributes(s.labels), 0, now, s.value) for s in family.samples]
+    return Metric(family.name, family.documentation, _unit(family), Gauge(points))
+
+
+def _histogram(family: PromMetric, now: int, start: int) -> Metric:
+    starts = _start_times(family, start)
+    series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for sample in family.samples:
+        entry = series.setdefault(_key(sample.labels, "le"), {"labels": _attributes(sample.labels, "le"), "le": []})
+        suffix = sample.name[len(family.name):]
+        if suffix == "_bucket":
+            entry["le"].append((float(sample.labels["le"]), sample.value))
+        elif suffix in ("_count", "_sum"):
+            entry[suffix] = sample.value
+    points = []
+    for key, entry in series.items():
+        cumulative = sorted(entry["le"])
+        bounds = [le for le, _ in cumulative if not math.isinf(le)]
+        counts, previous = [], 0.0
+        for _, value in cumulative:
+            counts.append(int(value - previous))
+            previous = value
+        points.append(
+            HistogramDataPoint(
+                attributes=entry["labels"],
+                start_time_unix_nano=starts.get(key, start),
+                time_unix_nano=now,
+                count=int(entry.get("_count", previous)),
+                sum=entry.get("_sum", 0.0),
+                bucket_counts=counts,
+                explicit_bounds=bounds,
+                min=math.nan,
+                max=math.nan,
+            )
+        )
+    data = Histogram(points, AggregationTemporality.CUMULATIVE)
+    return Metric(family.name, family.documentation, _unit(family), data)
+
+
+def translate(families: Iterable[PromMetric], start_ns: int) -> list[Metric]:
+    """OpenTelemetry metrics for prometheus_client families (summaries and info are skipped)."""
+    now = time.time_ns()
+    metrics: list[Metric] = []
+    for family in families:
+        if not family.samples:
+            continue
+        if family.type == "counter":
+            metrics.append(_sum(family, now, start_ns))
+        elif family.type == "histogram":
+            metrics.append(_histogram(family, now, start_ns))
+        elif family.type in ("gauge", "unknown"):
+            metrics.append(_gauge(family, now))
+    return metrics
+
+
+def metrics_data(registry: CollectorRegistry, resource: Resource, start_ns: int) -> MetricsData:
+    """Everything in ``registry`` as one ``MetricsData`` batch."""
+    metrics = translate(registry.collect(), start_ns)
+    scope = ScopeMetrics(scope=_SCOPE, metrics=metrics, schema_url="")
+    return MetricsData(resource_metrics=[ResourceMetrics(resource=resource, scope_metrics=[scope], schema_url="")])
+
+
+def make_reader(
+    exporter: MetricExporter, registry: CollectorRegistry, resource: Resource, interval_ms: float
+) -> PeriodicExportingMetricReader:
+    """A periodic reader that exports ``registry`` through ``exporter`` on the SDK's export thread."""
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
+    start_ns = time.time_ns()
+
+    def collect(_reader: Any, timeout_millis: float = 10_000) -> MetricsData:
+        return metrics_data(registry, resource, start_ns)
+
+    reader._set_collect_callback(collect)
+    return reader

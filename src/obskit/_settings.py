@@ -1,0 +1,221 @@
+"""Settings: one frozen dataclass, resolved as keyword argument > environment variable > default."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from obskit import environment_variables as env
+from obskit._errors import ConfigError
+
+__all__ = ["EXPORTERS", "Settings", "resolve_settings"]
+
+#: Exporter names each signal accepts in this version.
+EXPORTERS: Mapping[str, tuple[str, ...]] = {
+    "traces_exporter": ("console", "none"),
+    "metrics_exporter": ("console", "none"),
+    "logs_exporter": ("console", "none"),
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "console")
+_NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The resolved configuration obskit runs with. Build it with :func:`resolve_settings`."""
+
+    service_name: str = "unknown_service:python"
+    service_version: str | None = None
+    environment: str = "development"
+    resource_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    traces_exporter: tuple[str, ...] = ("console",)
+    metrics_exporter: tuple[str, ...] = ("console",)
+    logs_exporter: tuple[str, ...] = ("console",)
+    sampling_ratio: float = 1.0
+    log_level: str = "INFO"
+    log_format: str = "json"
+    metric_namespace: str = "obskit"
+    redact_keys: tuple[str, ...] = ()
+    series_cap: int = 2000
+    runtime_metrics: bool = False
+    host_metrics: bool = False
+    metric_export_interval_ms: float = 60_000.0
+    shutdown_timeout: float = 5.0
+
+
+def _exporters(setting: str) -> Callable[[object], tuple[str, ...]]:
+    allowed = EXPORTERS[setting]
+
+    def parse(value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+        if not names or any(n not in allowed for n in names) or ("none" in names and len(names) > 1):
+            raise ConfigError(setting, value, allowed, "Several may be given, comma-separated; 'none' alone.")
+        return () if names == ("none",) else names
+
+    return parse
+
+
+def _choice(setting: str, allowed: tuple[str, ...], upper: bool) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = str(value).strip()
+        text = text.upper() if upper else text.lower()
+        if text not in allowed:
+            raise ConfigError(setting, value, allowed)
+        return text
+
+    return parse
+
+
+def _number(setting: str, kind: type, low: float, high: float, allowed: str) -> Callable[[object], Any]:
+    def parse(value: object) -> Any:
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            number = kind(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise ConfigError(setting, value, allowed) from None
+        if not low <= number <= high:
+            raise ConfigError(setting, value, allowed)
+        return number
+
+    return parse
+
+
+def _flag(setting: str) -> Callable[[object], bool]:
+    def parse(value: object) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ConfigError(setting, value, "true, false, 1, 0, yes, no, on, off")
+
+    return parse
+
+
+def _text(setting: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(setting, value, "a non-empty string")
+        return value.strip()
+
+    return parse
+
+
+def _namespace(value: object) -> str:
+    if not isinstance(value, str) or not _NAMESPACE.match(value):
+        raise ConfigError("metric_namespace", value, "a Prometheus name: [a-zA-Z_][a-zA-Z0-9_]*")
+    return value
+
+
+def _key_list(value: object) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        keys = tuple(str(k).strip().lower().replace("-", "_") for k in items)  # type: ignore[attr-defined]
+    except TypeError:
+        raise ConfigError("redact_keys", value, "a list of key patterns or a comma-separated string") from None
+    return tuple(k for k in keys if k)
+
+
+def _attributes(value: object) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    result: dict[str, str] = {}
+    for pair in str(value).split(","):
+        if not pair.strip():
+            continue
+        key, sep, val = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("resource_attributes", value, "comma-separated key=value pairs")
+        result[unquote(key.strip())] = unquote(val.strip())
+    return result
+
+
+_Parser = Callable[[object], Any]
+_FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
+    "service_name": ((env.OBSKIT_SERVICE_NAME, env.OTEL_SERVICE_NAME), _text("service_name")),
+    "service_version": ((env.OBSKIT_SERVICE_VERSION,), _text("service_version")),
+    "environment": ((env.OBSKIT_ENVIRONMENT,), _text("environment")),
+    "resource_attributes": ((env.OTEL_RESOURCE_ATTRIBUTES,), _attributes),
+    "traces_exporter": ((env.OTEL_TRACES_EXPORTER,), _exporters("traces_exporter")),
+    "metrics_exporter": ((env.OTEL_METRICS_EXPORTER,), _exporters("metrics_exporter")),
+    "logs_exporter": ((env.OTEL_LOGS_EXPORTER,), _exporters("logs_exporter")),
+    "sampling_ratio": (
+        (env.OBSKIT_SAMPLING_RATIO,),
+        _number("sampling_ratio", float, 0.0, 1.0, "a number from 0 to 1"),
+    ),
+    "log_level": ((env.OBSKIT_LOG_LEVEL,), _choice("log_level", LOG_LEVELS, upper=True)),
+    "log_format": ((env.OBSKIT_LOG_FORMAT,), _choice("log_format", LOG_FORMATS, upper=False)),
+    "metric_namespace": ((env.OBSKIT_METRIC_NAMESPACE,), _namespace),
+    "redact_keys": ((env.OBSKIT_REDACT_KEYS,), _key_list),
+    "series_cap": ((env.OBSKIT_SERIES_CAP,), _number("series_cap", int, 1, 10**7, "a whole number >= 1")),
+    "runtime_metrics": ((env.OBSKIT_RUNTIME_METRICS,), _flag("runtime_metrics")),
+    "host_metrics": ((env.OBSKIT_HOST_METRICS,), _flag("host_metrics")),
+    "metric_export_interval_ms": (
+        (env.OTEL_METRIC_EXPORT_INTERVAL,),
+        _number("metric_export_interval_ms", float, 1.0, 1e12, "a positive number of milliseconds"),
+    ),
+    "shutdown_timeout": (
+        (env.OBSKIT_SHUTDOWN_TIMEOUT,),
+        _number("shutdown_timeout", float, 0.001, 3600.0, "a positive number of seconds, at most 3600"),
+    ),
+}
+
+
+def _sampler_ratio(environ: Mapping[str, str]) -> str | None:
+    sampler = environ.get(env.OTEL_TRACES_SAMPLER, "").strip().lower()
+    if sampler in {"traceidratio", "parentbased_traceidratio"}:
+        return environ.get(env.OTEL_TRACES_SAMPLER_ARG)
+    return None
+
+
+def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every setting: keyword > environment variable > default, validating each value.
+
+    Raises:
+        ConfigError: an unknown keyword or a value outside what the setting allows.
+    """
+    environ = os.environ if environ is None else environ
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(unknown[0], overrides[unknown[0]], sorted(_FIELDS), "Unknown setting.")
+    values: dict[str, Any] = {}
+    for name, (variables, parse) in _FIELDS.items():
+        if name in overrides and overrides[name] is not None:
+            values[name] = parse(overrides[name])
+            continue
+        for variable in variables:
+            raw = environ.get(variable)
+            if raw is not None and raw.strip():
+                try:
+                    values[name] = parse(raw)
+                except ConfigError as error:
+                    raise ConfigError(f"{name} (from ${variable})", raw, error.allowed) from None
+                break
+    if "sampling_ratio" not in values and (raw_ratio := _sampler_ratio(environ)):
+        values["sampling_ratio"] = _FIELDS["sampling_ratio"][1](raw_ratio)
+    attributes = values.get("resource_attributes", {})
+    for field, keys in (
+        ("service_name", ("service.name",)),
+        ("service_version", ("service.version",)),
+        ("environment", ("deployment.environment.name", "deployment.environment")),
+    ):
+        if field not in values:
+            found = next((attributes[k] for k in keys if attributes.get(k)), None)
+            if found:
+                values[field] = found
+    return Settings(**values)
+
+
+def log_level_number(settings: Settings) -> int:
+    """The stdlib number of the configured log level."""
+    return logging.getLevelNamesMapping()[settings.log_level]

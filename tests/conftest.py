@@ -1,0 +1,45 @@
+"""Isolation for obskit's own tests: every test starts unconfigured and leaves nothing behind."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from obskit import _errors, _runtime, _state
+
+
+@pytest.fixture(autouse=True)
+def _raise_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """obskit's own suite sees internal errors instead of having them swallowed."""
+    monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", True)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OBSKIT_* / OTEL_* variable from the outside leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith(("OBSKIT_", "OTEL_", "APPLICATIONINSIGHTS_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state() -> Iterator[None]:
+    """Restore obskit's state, root logger handlers and level after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    state = _state.STATE
+    yield
+    _runtime.shutdown(timeout=2)
+    _state.set_state(state)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def swallow_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests of the promise that telemetry failures never reach user code."""
+    monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
+    _errors._last_report.clear()
