@@ -127,9 +127,11 @@ def _build(settings: Settings) -> None:
     resource = resource_for(settings)
     store = _state.STATE.store
     store.series_cap = settings.series_cap
-    provider = _tracer_provider(settings, resource, redactor)
-    _metrics_pipeline(settings, resource, store)
+    # Installed in this order so that teardown (newest first) flushes spans, then metrics, and
+    # removes the log handler last, letting exporters' last words still reach the logs.
     _logging_pipeline(settings)
+    _metrics_pipeline(settings, resource, store)
+    provider = _tracer_provider(settings, resource, redactor)
     tracer = provider.get_tracer("obskit") if provider is not None else None
     _state.set_state(
         _state.State(
@@ -197,7 +199,24 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
             _installed.append(lambda timeout, reader=reader: reader.shutdown(timeout_millis=timeout * 1000))
 
 
+def _internal_logging() -> None:
+    """obskit's own warnings go to stderr directly, never through the exported log pipeline."""
+    internal = logging.getLogger("obskit")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("obskit %(levelname)s: %(message)s"))
+    previous = internal.propagate
+    internal.addHandler(handler)
+    internal.propagate = False
+
+    def remove(timeout: float) -> None:
+        internal.removeHandler(handler)
+        internal.propagate = previous
+
+    _installed.append(remove)
+
+
 def _logging_pipeline(settings: Settings) -> None:
+    _internal_logging()
     if "console" not in settings.logs_exporter:
         return
     from obskit.logging import ConsoleFormatter, JsonFormatter
