@@ -14,8 +14,8 @@ __all__ = ["format_metrics", "format_span", "metric_exporter", "span_exporter"]
 
 
 def _labels(attributes: object) -> str:
-    items = dict(attributes or {})  # type: ignore[call-overload]
-    return "{" + ",".join(f'{k}="{v}"' for k, v in items.items()) + "}" if items else ""
+    items: dict[str, object] = dict(attributes or {})  # type: ignore[call-overload]
+    return "{" + ",".join(f'{k}="{v!s}"' for k, v in items.items()) + "}" if items else ""
 
 
 def format_span(span: ReadableSpan) -> str:
@@ -26,7 +26,7 @@ def format_span(span: ReadableSpan) -> str:
     status = span.status.status_code.name
     if span.status.description:
         status = f"{status}({span.status.description})"
-    attributes = " ".join(f"{k}={v}" for k, v in (span.attributes or {}).items())
+    attributes = " ".join(f"{k}={v!s}" for k, v in (span.attributes or {}).items())
     trace_id = format(ctx.trace_id, "032x") if ctx else "-"
     span_id = format(ctx.span_id, "016x") if ctx else "-"
     return (

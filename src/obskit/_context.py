@@ -69,7 +69,15 @@ class LoggingContext:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        _FIELDS.reset(self._tokens.pop())
+        # One instance may be entered by several tasks or threads at once, and they leave in any
+        # order: reset the newest token that was made in this context, not simply the last one.
+        for token in reversed(self._tokens[:]):
+            try:
+                _FIELDS.reset(token)
+            except ValueError:  # made in another task's or thread's context
+                continue
+            self._tokens.remove(token)
+            return
 
     async def __aenter__(self) -> Mapping[str, Any]:
         return self.__enter__()

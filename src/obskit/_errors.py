@@ -36,6 +36,7 @@ class ConfigError(ObskitError, ValueError):
         self.setting = setting
         self.value = value
         self.allowed = allowed if isinstance(allowed, str) else ", ".join(allowed)
+        self.hint = hint
         message = f"invalid value for {setting}: {value!r}; allowed: {self.allowed}"
         if hint:
             message = f"{message}. {hint}"

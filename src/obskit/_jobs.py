@@ -11,7 +11,7 @@ from opentelemetry.trace import Span
 from obskit import _state
 from obskit._errors import report_internal_error
 from obskit._families import job_specs, register_job_labels
-from obskit._store import MetricSpec, Store
+from obskit._store import MetricSpec, Store, value_adder
 from obskit._tracing import activate_span, clean_attributes, deactivate_span, end_span
 from obskit._wrapping import HookedBlock, wrap
 
@@ -24,7 +24,8 @@ _perf_counter = time.perf_counter
 class _Bound:
     """prometheus_client children of one job's series in one store, resolved once per state."""
 
-    __slots__ = ("duration", "error", "in_progress", "result_spec", "state", "store", "success", "values")
+    __slots__ = ("add_error", "add_in_progress", "add_success", "duration", "error", "in_progress",
+                 "result_spec", "state", "store", "success", "values")
 
     def __init__(self, state: _state.State, job: str, labels: Mapping[str, str]) -> None:
         store = state.store
@@ -39,6 +40,9 @@ class _Bound:
         self.duration = _child(store, duration, values)
         self.in_progress = _child(store, in_progress, values)
         self.result_spec = result
+        # Bound once per state: the jobs counter and in-progress gauge are updated on every call.
+        self.add_success, self.add_error = value_adder(self.success), value_adder(self.error)
+        self.add_in_progress = value_adder(self.in_progress)
 
 
 def _child(store: Store, spec: MetricSpec, values: Mapping[str, str]) -> Any:
@@ -71,6 +75,10 @@ class Job:
 
 
 _NO_JOB = Job(None, None, 0.0)
+#: What the hooks pass from start to finish: (bound children, span or None, perf_counter start).
+#: A plain tuple, not a Job: the decorator path never shows it to the user, and a tuple is built
+#: without a Python-level __init__ call (measurable on the tracing-off path, see docs/performance.md).
+_Run = tuple[_Bound, Span | None, float]
 
 
 class _JobHooks:
@@ -92,38 +100,41 @@ class _JobHooks:
         self._bound: _Bound | None = None
         self._results = results
 
-    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Run:
         state = _state.STATE
         bound = self._bound
         if bound is None or bound.state is not state:
             bound = self._bound = _Bound(state, self.job, self._labels)
-        bound.in_progress.inc()
+        bound.add_in_progress(1)
         tracer = state.tracer
         if tracer is None:
-            return Job(bound, None, _perf_counter())
+            return bound, None, _perf_counter()
         if self._redactor is not state.redactor:
             self._attributes = clean_attributes(self._raw_attributes, state.redactor)
             self._redactor = state.redactor
-        span = tracer.start_span(self.job, attributes=self._attributes)
-        return Job(bound, span, _perf_counter())
+        try:
+            span = tracer.start_span(self.job, attributes=self._attributes)
+        except Exception as exc:  # in_progress is already up: the run must still be finished
+            report_internal_error(self.where, exc)
+            span = None
+        return bound, span, _perf_counter()
 
     @staticmethod
-    def activate(run: Job) -> object:
-        return activate_span(run.span)
+    def activate(run: _Run) -> object:
+        return activate_span(run[1])
 
     deactivate = staticmethod(deactivate_span)
 
-    def finish(self, run: Job, error: BaseException | None, result: Any = None) -> None:
-        elapsed = _perf_counter() - run.started
-        bound = run._bound
-        assert bound is not None
-        (bound.success if error is None else bound.error).inc()
+    def finish(self, run: _Run, error: BaseException | None, result: Any = None) -> None:
+        bound, span, started = run
+        elapsed = _perf_counter() - started
+        (bound.add_success if error is None else bound.add_error)(1)
         bound.duration.observe(elapsed)
-        bound.in_progress.dec()
+        bound.add_in_progress(-1)
         if error is None and self._results is not None:
-            self._report_results(run, result)
-        if run.span is not None:
-            end_span(run.span, error)
+            self._report_results(Job(*run), result)
+        if span is not None:
+            end_span(span, error)
 
     def _report_results(self, run: Job, result: Any) -> None:
         assert self._results is not None
@@ -134,7 +145,7 @@ class _JobHooks:
             report_internal_error(self.where, exc)
 
 
-class _TrackJob(HookedBlock[Job]):
+class _TrackJob(HookedBlock[_Run]):
     """What ``track_job(...)`` returns: a decorator and a (async) context manager yielding a :class:`Job`."""
 
     __slots__ = ("_spec",)
@@ -143,7 +154,7 @@ class _TrackJob(HookedBlock[Job]):
         self, job: str, labels: Mapping[str, Any] | None, results: Callable[[Any], Mapping[str, float]] | None
     ) -> None:
         self._spec = (job, labels, results)
-        super().__init__(_JobHooks(job, labels), lambda run: run if run is not None else _NO_JOB)
+        super().__init__(_JobHooks(job, labels), lambda run: Job(*run) if run is not None else _NO_JOB)
 
     def __call__(self, func: _F) -> _F:
         job, labels, results = self._spec

@@ -23,6 +23,7 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     "credential",
 )
 _CACHE_LIMIT = 4096
+_MAX_DEPTH = 32
 _V = TypeVar("_V")
 
 
@@ -54,12 +55,18 @@ class Redactor:
         """A copy of ``values`` with sensitive entries replaced by ``[REDACTED]``, nested mappings too."""
         return {k: self.value(k, v) for k, v in values.items()}
 
-    def value(self, key: str, value: Any) -> Any:
-        """``value`` itself, redacted if ``key`` is sensitive, with nested mappings walked."""
-        if self.is_sensitive(key):
+    def value(self, key: str, value: Any, _depth: int = 0) -> Any:
+        """``value`` itself, redacted if ``key`` is sensitive, with nested mappings and lists walked.
+
+        Containers are copied (so a self-referencing one ends); past ``_MAX_DEPTH`` levels the rest
+        is redacted rather than walked.
+        """
+        if self.is_sensitive(key) or _depth > _MAX_DEPTH:
             return REDACTED
         if isinstance(value, Mapping):
-            return {str(k): self.value(str(k), v) for k, v in value.items()}
+            return {str(k): self.value(str(k), v, _depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(key, v, _depth + 1) for v in value]
         return value
 
     def needs_work(self, keys: Iterable[str]) -> bool:

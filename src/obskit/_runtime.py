@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from opentelemetry import trace
@@ -72,12 +73,17 @@ def configure(app: object = None, **settings: Any) -> Settings:
     resolved = resolve_settings(settings)
     if app is not None:
         raise ConfigError("app", type(app).__name__, "None (web framework instrumentation is not available yet)")
+    if resolved.host_metrics:
+        from obskit._sysmetrics import HostCollector
+
+        HostCollector()  # ConfigError without psutil, before the previous set-up is torn down
     with _lock:
         _teardown(resolved.shutdown_timeout)
         try:
             _build(resolved)
         except BaseException:
             _teardown(resolved.shutdown_timeout)
+            _set_unconfigured()
             raise
         _register_atexit()
     return resolved
@@ -170,7 +176,12 @@ def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor) -> A
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)))
+    # obskit's own exit hook flushes within the shutdown deadline; the SDK's would flush again.
+    provider = TracerProvider(
+        resource=resource,
+        sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
+        shutdown_on_exit=False,
+    )
     for processor in span_processors(settings, redactor):
         provider.add_span_processor(processor)
     _installed.append(lambda timeout: _shutdown_provider(provider, timeout))
@@ -187,7 +198,12 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
 
     collectors = _sysmetrics.register(store.registry, settings.runtime_metrics, settings.host_metrics)
     if collectors:
-        _installed.append(lambda timeout: [store.registry.unregister(c) for c in collectors] and None)
+
+        def unregister(timeout: float) -> None:
+            for collector in collectors:
+                store.registry.unregister(collector)
+
+        _installed.append(unregister)
     for name in settings.metrics_exporter:
         if name == "console":
             from obskit import _console
@@ -196,7 +212,7 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
             reader = make_reader(
                 _console.metric_exporter(), store.registry, resource, settings.metric_export_interval_ms
             )
-            _installed.append(lambda timeout, reader=reader: reader.shutdown(timeout_millis=timeout * 1000))
+            _installed.append(partial(_shutdown_reader, reader))
 
 
 def _internal_logging() -> None:
@@ -213,6 +229,10 @@ def _internal_logging() -> None:
         internal.propagate = previous
 
     _installed.append(remove)
+
+
+def _shutdown_reader(reader: Any, timeout: float) -> None:
+    reader.shutdown(timeout_millis=timeout * 1000)
 
 
 def _logging_pipeline(settings: Settings) -> None:
@@ -262,7 +282,15 @@ def shutdown(timeout: float | None = None) -> None:
         if not current.configured:
             return
         _teardown(timeout if timeout is not None else current.settings.shutdown_timeout)
-        _state.set_state(_state.State(settings=Settings(), store=current.store, redactor=Redactor()))
+        _set_unconfigured()
+
+
+def _set_unconfigured() -> None:
+    """Back to the state before any configure(): defaults, the same metric store (values kept)."""
+    defaults = Settings()
+    store = _state.STATE.store
+    store.series_cap = defaults.series_cap
+    _state.set_state(_state.State(settings=defaults, store=store, redactor=Redactor()))
 
 
 def is_configured() -> bool:

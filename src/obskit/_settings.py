@@ -81,6 +81,8 @@ def _number(setting: str, kind: type, low: float, high: float, allowed: str) -> 
             if isinstance(value, bool):
                 raise TypeError
             number = kind(value.strip() if isinstance(value, str) else value)
+            if kind is int and isinstance(value, float) and value != number:
+                raise ValueError
         except (TypeError, ValueError):
             raise ConfigError(setting, value, allowed) from None
         if not low <= number <= high:
@@ -199,10 +201,15 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
                 try:
                     values[name] = parse(raw)
                 except ConfigError as error:
-                    raise ConfigError(f"{name} (from ${variable})", raw, error.allowed) from None
+                    raise ConfigError(f"{name} (from ${variable})", raw, error.allowed, error.hint) from None
                 break
     if "sampling_ratio" not in values and (raw_ratio := _sampler_ratio(environ)):
-        values["sampling_ratio"] = _FIELDS["sampling_ratio"][1](raw_ratio)
+        try:
+            values["sampling_ratio"] = _FIELDS["sampling_ratio"][1](raw_ratio)
+        except ConfigError as error:
+            raise ConfigError(
+                f"sampling_ratio (from ${env.OTEL_TRACES_SAMPLER_ARG})", raw_ratio, error.allowed
+            ) from None
     attributes = values.get("resource_attributes", {})
     for field, keys in (
         ("service_name", ("service.name",)),

@@ -98,7 +98,10 @@ class _SpanHooks:
 
     def _arguments(self, redactor: Redactor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         assert self._signature is not None
-        bound = self._signature.bind_partial(*args, **kwargs)
+        try:
+            bound = self._signature.bind_partial(*args, **kwargs)
+        except TypeError:  # the call itself is wrong and will raise the function's own TypeError
+            return {}
         return {
             f"code.args.{name}": "[REDACTED]" if redactor.is_sensitive(name) else _arg_value(value)
             for name, value in bound.arguments.items()

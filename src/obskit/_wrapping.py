@@ -201,10 +201,26 @@ def _wrap_async_generator(func: Callable[..., Any], hooks: Hooks[Any]) -> Callab
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         ok, state = _start(hooks, args, kwargs)
         if not ok:
+            # Forward asend/athrow/aclose untouched, as ``yield from`` does for generators.
             agen_plain = func(*args, **kwargs)
-            async for item in agen_plain:
-                yield item
-            return
+            sent: Any = None
+            thrown_in: BaseException | None = None
+            while True:
+                try:
+                    if thrown_in is None:
+                        item = await agen_plain.asend(sent)
+                    else:
+                        item = await agen_plain.athrow(thrown_in)
+                except StopAsyncIteration:
+                    return
+                sent, thrown_in = None, None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    await agen_plain.aclose()
+                    raise
+                except BaseException as thrown:
+                    thrown_in = thrown
         token = _activate(hooks, state)
         try:
             agen = func(*args, **kwargs)
@@ -294,7 +310,7 @@ class HookedBlock(Generic[S]):
         ok, state, token = self._stack.pop()
         if ok:
             _deactivate(self._hooks, token)
-            _finish(self._hooks, state, exc)
+            _finish(self._hooks, state, None if exc is None else _failure(exc))
 
     async def __aenter__(self) -> Any:
         return self.__enter__()

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
+from opentelemetry.context import get_current as _current_context
 from opentelemetry.trace import get_current_span
 
 from obskit import _state
@@ -37,8 +38,44 @@ _RESERVED = frozenset(
 )
 _BASE_KEYS = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
 _CORE = frozenset({"timestamp", "level", "logger", "message", "service", "environment", "trace_id", "span_id",
-                   "exception", "stack_info"})
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr)
+                   "exception", "stack_info", "service_version"})
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not cost the log line
+        return f"<{type(value).__name__} object (repr failed)>"
+
+
+# NaN and infinities are not JSON: encoding fails on them and _encode renders them as strings.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_safe_repr, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+_encode_str = json.encoder.encode_basestring  # what _ENCODER uses for strings (ensure_ascii=False)
+
+
+def _encode(out: dict[str, Any]) -> str:
+    try:
+        # The common line has only string keys and values: joining their encodings by hand gives
+        # the bytes _ENCODER would, about a third faster. Anything else raises TypeError here.
+        return "{" + ",".join([f"{_encode_str(k)}:{_encode_str(v)}" for k, v in out.items()]) + "}"
+    except TypeError:
+        pass
+    try:
+        return _ENCODER.encode(out)
+    except ValueError:
+        return _ENCODER.encode(_finite(out))
 
 
 class _Clock:
@@ -55,21 +92,41 @@ class _Clock:
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
+        return self._prefix + _MILLIS[int((created - second) * 1000)]
 
 
-_ids_cache: list[Any] = [None, None, None]
+#: ".000Z" to ".999Z" (and ".1000Z", what ``:03d`` gave when rounding reaches 1000): a lookup is
+#: cheaper than formatting the number on every line.
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1001))
+
+
+# The last OpenTelemetry context seen, its span's hex ids ("" outside a span) and their JSON
+# fragment: consecutive lines in one context skip the span lookup and the formatting. Contexts are
+# immutable, so the same object means the same span. Replaced as one tuple (an atomic global
+# assignment), so threads never mix two spans' ids.
+_last_ids: tuple[Any, str, str, str] = (None, "", "", "")
+
+
+def _current_ids() -> tuple[Any, str, str, str]:
+    global _last_ids
+    current = _current_context()
+    cached = _last_ids
+    if cached[0] is not current:
+        ctx = get_current_span(current).get_span_context()
+        if ctx.is_valid:
+            trace_id, span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+            cached = (current, trace_id, span_id, f',"trace_id":"{trace_id}","span_id":"{span_id}"')
+        else:
+            cached = (current, "", "", "")
+        _last_ids = cached
+    return cached
 
 
 def _trace_ids(out: dict[str, Any]) -> None:
-    ctx = get_current_span().get_span_context()
-    if not ctx.is_valid:
-        return
-    cache = _ids_cache
-    if cache[0] is not ctx:
-        cache[:] = [ctx, format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")]
-    out["trace_id"] = cache[1]
-    out["span_id"] = cache[2]
+    cached = _current_ids()
+    if cached[1]:
+        out["trace_id"] = cached[1]
+        out["span_id"] = cached[2]
 
 
 def _add_fields(out: dict[str, Any], fields: Mapping[str, Any], redactor: Any) -> None:
@@ -77,15 +134,20 @@ def _add_fields(out: dict[str, Any], fields: Mapping[str, Any], redactor: Any) -
     for key, value in fields.items():
         if key in _CORE:
             key = f"field_{key}"
-        out[key] = "[REDACTED]" if sensitive(key) else (redactor.value(key, value) if isinstance(value, Mapping)
-                                                         else value)
+        out[key] = "[REDACTED]" if sensitive(key) else (
+            value if value.__class__ is str or not isinstance(value, Mapping | list | tuple)
+            else redactor.value(key, value))
 
 
 def _exception(exc_info: Any, formatter: logging.Formatter | None = None) -> dict[str, Any]:
     exc_type, exc, tb = exc_info
     stack = (formatter.formatException(exc_info) if formatter is not None
              else "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n"))
-    return {"type": getattr(exc_type, "__name__", str(exc_type)), "message": str(exc), "stack": stack}
+    try:
+        message = str(exc)
+    except Exception:  # an exception whose __str__ fails is still logged
+        message = _safe_repr(exc)
+    return {"type": getattr(exc_type, "__name__", str(exc_type)), "message": message, "stack": stack}
 
 
 def render_record(
@@ -120,6 +182,26 @@ def render_record(
 _CLOCK = _Clock()
 
 
+def _static_fragment(fields: Mapping[str, Any]) -> str | None:
+    """The JSON of the service fields for the direct path, or None if they need the general one."""
+    if any(k.__class__ is not str or v.__class__ is not str or k in _HEAD for k, v in fields.items()):
+        return None
+    return "".join(f",{_encode_str(k)}:{_encode_str(v)}" for k, v in fields.items())
+
+
+def _context_fragment(context: Mapping[str, Any], redactor: Any, fields: Mapping[str, Any]) -> str | None:
+    """The JSON of the LoggingContext fields for the direct path, or None if they need the general one."""
+    items = context.items()
+    if any(k.__class__ is not str or v.__class__ is not str or k in _CORE or k in fields for k, v in items):
+        return None
+    sensitive = redactor.is_sensitive
+    return "".join(f",{_encode_str(k)}:{_encode_str('[REDACTED]' if sensitive(k) else v)}" for k, v in items)
+
+
+#: Keys the direct path writes itself; service fields named like them take the general path.
+_HEAD = frozenset({"timestamp", "level", "logger", "message", "trace_id", "span_id"})
+
+
 class JsonFormatter(logging.Formatter):
     """Render each stdlib log record as one line of JSON (see the module docstring for the fields).
 
@@ -129,10 +211,58 @@ class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
         self._clock = _Clock()
+        # A subclass that changes to_dict() must get what it returns: only this class goes direct.
+        self._direct = type(self).to_dict is JsonFormatter.to_dict
+        self._static: tuple[Any, str | None] = (None, None)
+        # The last LoggingContext mapping seen (read-only, so the same object means the same
+        # fields), the redactor and service fields it was rendered with, and its JSON fragment.
+        self._context: tuple[Any, Any, Any, str | None] = (None, None, None, None)
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record``; never raises (a broken field is rendered with ``repr``)."""
-        return _ENCODER.encode(self.to_dict(record))
+        if self._direct and len(record.__dict__) == _BASE_KEYS:
+            line = self._direct_line(record)
+            if line is not None:
+                return line
+        return _encode(self.to_dict(record))
+
+    def _direct_line(self, record: logging.LogRecord) -> str | None:
+        """``_encode(self.to_dict(record))`` built without the dict, for the common record.
+
+        The common record has no extra attributes, exception or stack, and string service and
+        context fields whose names collide with nothing. Anything else returns None and takes the
+        general path. Worth it because it is most log lines (see docs/performance.md).
+        """
+        if record.exc_info or record.exc_text or record.stack_info:
+            return None
+        state = _state.STATE
+        fields = state.log_fields
+        static = self._static
+        if static[0] is not fields:
+            static = self._static = (fields, _static_fragment(fields))
+        if static[1] is None:
+            return None
+        try:
+            parts = [
+                '{"timestamp":"', self._clock.format(record.created),
+                '","level":', _encode_str(record.levelname),
+                ',"logger":', _encode_str(record.name),
+                ',"message":', _encode_str(record.getMessage()),
+                static[1], _current_ids()[3],
+            ]
+            context = current_fields()
+            if context:
+                cached = self._context
+                if cached[0] is not context or cached[1] is not state.redactor or cached[2] is not fields:
+                    cached = self._context = (context, state.redactor, fields,
+                                              _context_fragment(context, state.redactor, fields))
+                if cached[3] is None:
+                    return None
+                parts.append(cached[3])
+        except TypeError:
+            return None
+        parts.append("}")
+        return "".join(parts)
 
     def to_dict(self, record: logging.LogRecord) -> dict[str, Any]:
         """The fields of ``record`` as they will be rendered."""
@@ -233,7 +363,7 @@ def _render_structlog(logger: Any, method_name: str, event_dict: MutableMapping[
     elif isinstance(exc_info, BaseException):
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     out = render_record(time.time(), level, str(name), message, event_dict, exc_info or None)
-    return _ENCODER.encode(out)
+    return _encode(out)
 
 
 def structlog_processors() -> list[Callable[..., Any]]:

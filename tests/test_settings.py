@@ -1,0 +1,475 @@
+"""Settings resolution: keyword > environment variable > default, validation and error messages."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import obskit
+from obskit import ConfigError, environment_variables
+from obskit._errors import ObskitError
+from obskit._settings import EXPORTERS, LOG_LEVELS, Settings, resolve_settings
+
+ENV_SOURCE = Path(inspect.getfile(environment_variables)).read_text()
+SETTINGS_SOURCE = Path(inspect.getfile(resolve_settings)).read_text()
+
+# field, env var, raw env value, value parsed from env, keyword value, value parsed from keyword.
+# Each row has env value != default and keyword value != env value, so each step is observable.
+PRECEDENCE = [
+    ("service_name", "OBSKIT_SERVICE_NAME", "env-svc", "env-svc", "kw-svc", "kw-svc"),
+    ("service_version", "OBSKIT_SERVICE_VERSION", "2.0.0", "2.0.0", "3.1.4", "3.1.4"),
+    ("environment", "OBSKIT_ENVIRONMENT", "staging", "staging", "production", "production"),
+    (
+        "resource_attributes",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "team=payments,region=eu%2Dwest",
+        {"team": "payments", "region": "eu-west"},
+        {"team": "search"},
+        {"team": "search"},
+    ),
+    ("traces_exporter", "OTEL_TRACES_EXPORTER", "none", (), "console", ("console",)),
+    ("metrics_exporter", "OTEL_METRICS_EXPORTER", "none", (), ["console"], ("console",)),
+    ("logs_exporter", "OTEL_LOGS_EXPORTER", "none", (), "Console", ("console",)),
+    ("sampling_ratio", "OBSKIT_SAMPLING_RATIO", "0.25", 0.25, 0.5, 0.5),
+    ("log_level", "OBSKIT_LOG_LEVEL", "debug", "DEBUG", "error", "ERROR"),
+    ("log_format", "OBSKIT_LOG_FORMAT", "CONSOLE", "console", "json", "json"),
+    ("metric_namespace", "OBSKIT_METRIC_NAMESPACE", "envns", "envns", "kw_ns", "kw_ns"),
+    ("redact_keys", "OBSKIT_REDACT_KEYS", "Session-Id, pin", ("session_id", "pin"), ["X-Ssn"], ("x_ssn",)),
+    ("series_cap", "OBSKIT_SERIES_CAP", "50", 50, 7, 7),
+    ("runtime_metrics", "OBSKIT_RUNTIME_METRICS", "true", True, False, False),
+    ("host_metrics", "OBSKIT_HOST_METRICS", "yes", True, False, False),
+    ("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL", "1500", 1500.0, 250, 250.0),
+    ("shutdown_timeout", "OBSKIT_SHUTDOWN_TIMEOUT", "2.5", 2.5, 1, 1.0),
+]
+PRECEDENCE_IDS = [row[0] for row in PRECEDENCE]
+DEFAULTS = Settings()
+
+
+def _env_constants() -> list[str]:
+    return [name for name in vars(environment_variables) if name.isupper()]
+
+
+def test_precedence_table_covers_every_setting() -> None:
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert {row[0] for row in PRECEDENCE} == fields
+
+
+@pytest.mark.parametrize(
+    ("field", "var", "raw", "from_env", "keyword", "from_keyword"), PRECEDENCE, ids=PRECEDENCE_IDS
+)
+def test_default_used_when_neither_keyword_nor_env_given(
+    field: str, var: str, raw: str, from_env: Any, keyword: Any, from_keyword: Any
+) -> None:
+    assert getattr(resolve_settings({}, {}), field) == getattr(DEFAULTS, field)
+    assert getattr(DEFAULTS, field) != from_env
+
+
+@pytest.mark.parametrize(
+    ("field", "var", "raw", "from_env", "keyword", "from_keyword"), PRECEDENCE, ids=PRECEDENCE_IDS
+)
+def test_env_var_beats_default(
+    field: str, var: str, raw: str, from_env: Any, keyword: Any, from_keyword: Any
+) -> None:
+    assert getattr(resolve_settings({}, {var: raw}), field) == from_env
+
+
+@pytest.mark.parametrize(
+    ("field", "var", "raw", "from_env", "keyword", "from_keyword"), PRECEDENCE, ids=PRECEDENCE_IDS
+)
+def test_keyword_beats_env_var(
+    field: str, var: str, raw: str, from_env: Any, keyword: Any, from_keyword: Any
+) -> None:
+    assert from_keyword != from_env
+    assert getattr(resolve_settings({field: keyword}, {var: raw}), field) == from_keyword
+
+
+@pytest.mark.parametrize(
+    ("field", "var", "raw", "from_env", "keyword", "from_keyword"), PRECEDENCE, ids=PRECEDENCE_IDS
+)
+def test_keyword_none_falls_through_to_env_var(
+    field: str, var: str, raw: str, from_env: Any, keyword: Any, from_keyword: Any
+) -> None:
+    assert getattr(resolve_settings({field: None}, {var: raw}), field) == from_env
+
+
+@pytest.mark.parametrize(
+    ("field", "var", "raw", "from_env", "keyword", "from_keyword"), PRECEDENCE, ids=PRECEDENCE_IDS
+)
+def test_blank_env_var_is_ignored(
+    field: str, var: str, raw: str, from_env: Any, keyword: Any, from_keyword: Any
+) -> None:
+    assert getattr(resolve_settings({}, {var: "   "}), field) == getattr(DEFAULTS, field)
+
+
+def test_resolve_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBSKIT_SERVICE_NAME", "from-os-environ")
+    monkeypatch.setenv("OBSKIT_SERIES_CAP", "12")
+    settings = resolve_settings({})
+    assert settings.service_name == "from-os-environ"
+    assert settings.series_cap == 12
+
+
+def test_configure_resolves_env_vars_and_returns_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBSKIT_SERVICE_NAME", "env-configured")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    settings = obskit.configure(environment="kw-env")
+    assert settings.service_name == "env-configured"
+    assert settings.environment == "kw-env"
+    assert settings.traces_exporter == settings.metrics_exporter == settings.logs_exporter == ()
+
+
+# -- service name from the OpenTelemetry variables ------------------------------------------------
+
+
+def test_otel_service_name_used_when_obskit_service_name_unset() -> None:
+    assert resolve_settings({}, {"OTEL_SERVICE_NAME": "otel-svc"}).service_name == "otel-svc"
+
+
+def test_obskit_service_name_beats_otel_service_name() -> None:
+    environ = {"OBSKIT_SERVICE_NAME": "obskit-svc", "OTEL_SERVICE_NAME": "otel-svc"}
+    assert resolve_settings({}, environ).service_name == "obskit-svc"
+
+
+def test_otel_service_name_beats_service_name_in_resource_attributes() -> None:
+    environ = {"OTEL_SERVICE_NAME": "otel-svc", "OTEL_RESOURCE_ATTRIBUTES": "service.name=attr-svc"}
+    assert resolve_settings({}, environ).service_name == "otel-svc"
+
+
+def test_service_name_from_resource_attributes_is_percent_decoded() -> None:
+    environ = {"OTEL_RESOURCE_ATTRIBUTES": "team=a,service.name=my%20svc%2Cv2,x=%3D"}
+    settings = resolve_settings({}, environ)
+    assert settings.service_name == "my svc,v2"
+    assert settings.resource_attributes == {"team": "a", "service.name": "my svc,v2", "x": "="}
+
+
+def test_keyword_service_name_beats_every_env_source() -> None:
+    environ = {
+        "OBSKIT_SERVICE_NAME": "a",
+        "OTEL_SERVICE_NAME": "b",
+        "OTEL_RESOURCE_ATTRIBUTES": "service.name=c",
+    }
+    assert resolve_settings({"service_name": "kw"}, environ).service_name == "kw"
+
+
+def test_version_and_environment_fall_back_to_resource_attributes() -> None:
+    environ = {"OTEL_RESOURCE_ATTRIBUTES": "service.version=1.2.3,deployment.environment.name=qa"}
+    settings = resolve_settings({}, environ)
+    assert settings.service_version == "1.2.3"
+    assert settings.environment == "qa"
+
+
+def test_older_deployment_environment_attribute_is_honoured() -> None:
+    environ = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=legacy"}
+    assert resolve_settings({}, environ).environment == "legacy"
+
+
+def test_specific_variables_beat_resource_attributes_for_version_and_environment() -> None:
+    environ = {
+        "OTEL_RESOURCE_ATTRIBUTES": "service.version=1,deployment.environment.name=qa",
+        "OBSKIT_SERVICE_VERSION": "2",
+        "OBSKIT_ENVIRONMENT": "prod",
+    }
+    settings = resolve_settings({}, environ)
+    assert (settings.service_version, settings.environment) == ("2", "prod")
+
+
+# -- sampling ratio from OTEL_TRACES_SAMPLER_ARG --------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", ["traceidratio", "parentbased_traceidratio", "TraceIdRatio"])
+def test_sampler_arg_used_for_ratio_samplers(sampler: str) -> None:
+    environ = {"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": "0.3"}
+    assert resolve_settings({}, environ).sampling_ratio == 0.3
+
+
+@pytest.mark.parametrize("sampler", ["always_on", "always_off", "parentbased_always_on", "jaeger_remote", ""])
+def test_sampler_arg_ignored_for_non_ratio_samplers(sampler: str) -> None:
+    environ = {"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": "0.3"}
+    assert resolve_settings({}, environ).sampling_ratio == 1.0
+
+
+def test_sampler_arg_ignored_without_sampler() -> None:
+    assert resolve_settings({}, {"OTEL_TRACES_SAMPLER_ARG": "0.3"}).sampling_ratio == 1.0
+
+
+def test_bad_sampler_arg_ignored_for_non_ratio_sampler() -> None:
+    environ = {"OTEL_TRACES_SAMPLER": "always_on", "OTEL_TRACES_SAMPLER_ARG": "not-a-number"}
+    assert resolve_settings({}, environ).sampling_ratio == 1.0
+
+
+def test_obskit_sampling_ratio_beats_sampler_arg() -> None:
+    environ = {
+        "OBSKIT_SAMPLING_RATIO": "0.1",
+        "OTEL_TRACES_SAMPLER": "traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.9",
+    }
+    assert resolve_settings({}, environ).sampling_ratio == 0.1
+
+
+def test_keyword_sampling_ratio_beats_sampler_arg() -> None:
+    environ = {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.9"}
+    assert resolve_settings({"sampling_ratio": 0.2}, environ).sampling_ratio == 0.2
+
+
+def test_bad_sampler_arg_for_ratio_sampler_names_the_variable() -> None:
+    environ = {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.5"}
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({}, environ)
+    message = str(info.value)
+    assert "OTEL_TRACES_SAMPLER_ARG" in message
+    assert "'1.5'" in message
+    assert "0 to 1" in message
+
+
+# -- exporter lists -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting", sorted(EXPORTERS))
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("console", ("console",)),
+        (" Console , ", ("console",)),
+        ("console,console", ("console",)),
+        ("none", ()),
+        ("NONE", ()),
+    ],
+)
+def test_exporter_env_comma_lists(setting: str, raw: str, expected: tuple[str, ...]) -> None:
+    var = {
+        "traces_exporter": "OTEL_TRACES_EXPORTER",
+        "metrics_exporter": "OTEL_METRICS_EXPORTER",
+        "logs_exporter": "OTEL_LOGS_EXPORTER",
+    }[setting]
+    assert getattr(resolve_settings({}, {var: raw}), setting) == expected
+
+
+@pytest.mark.parametrize("setting", sorted(EXPORTERS))
+def test_exporter_keyword_accepts_a_list(setting: str) -> None:
+    assert getattr(resolve_settings({setting: ["console"]}, {}), setting) == ("console",)
+    assert getattr(resolve_settings({setting: ("none",)}, {}), setting) == ()
+
+
+# -- bad values -----------------------------------------------------------------------------------
+
+BAD_KEYWORDS = [
+    ("traces_exporter", "zipkin", ["console", "none"]),
+    ("traces_exporter", "console,none", ["console", "none"]),
+    ("metrics_exporter", ["none", "console"], ["console", "none"]),
+    ("metrics_exporter", "prometheus", ["console", "none"]),
+    ("logs_exporter", "", ["console", "none"]),
+    ("logs_exporter", "none,console", ["console", "none"]),
+    ("sampling_ratio", 1.5, ["0 to 1"]),
+    ("sampling_ratio", -0.1, ["0 to 1"]),
+    ("sampling_ratio", "half", ["0 to 1"]),
+    ("sampling_ratio", True, ["0 to 1"]),
+    ("log_level", "LOUD", list(LOG_LEVELS)),
+    ("log_format", "xml", ["json", "console"]),
+    ("metric_namespace", "9x", ["[a-zA-Z_][a-zA-Z0-9_]*"]),
+    ("metric_namespace", "has-dash", ["[a-zA-Z_][a-zA-Z0-9_]*"]),
+    ("series_cap", 0, [">= 1"]),
+    ("series_cap", "many", [">= 1"]),
+    ("runtime_metrics", "maybe", ["true", "false"]),
+    ("host_metrics", "maybe", ["true", "false"]),
+    ("metric_export_interval_ms", 0, ["positive"]),
+    ("shutdown_timeout", 0, ["positive"]),
+    ("shutdown_timeout", 7200, ["at most 3600"]),
+    ("service_name", "  ", ["non-empty"]),
+    ("service_name", 42, ["non-empty"]),
+    ("service_version", "", ["non-empty"]),
+    ("environment", "", ["non-empty"]),
+    ("resource_attributes", "no-equals-sign", ["key=value"]),
+    ("redact_keys", 5, ["comma-separated"]),
+]
+
+
+@pytest.mark.parametrize(("setting", "value", "allowed"), BAD_KEYWORDS, ids=lambda v: repr(v)[:30])
+def test_bad_keyword_raises_config_error_naming_setting_value_and_allowed(
+    setting: str, value: Any, allowed: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({setting: value}, {})
+    message = str(info.value)
+    assert info.value.setting == setting
+    assert info.value.value == value
+    assert setting in message
+    assert repr(value) in message
+    for fragment in allowed:
+        assert fragment in message
+
+
+def test_log_level_error_lists_every_level() -> None:
+    with pytest.raises(ConfigError, match="LOUD") as info:
+        resolve_settings({"log_level": "LOUD"}, {})
+    assert info.value.allowed == "DEBUG, INFO, WARNING, ERROR, CRITICAL"
+
+
+def test_unknown_keyword_raises_config_error_listing_known_settings() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({"servce_name": "typo"}, {})
+    message = str(info.value)
+    assert "servce_name" in message
+    assert "'typo'" in message
+    for field in dataclasses.fields(Settings):
+        assert field.name in message
+
+
+def test_configure_rejects_unknown_keyword() -> None:
+    with pytest.raises(ConfigError, match="no_such_setting"):
+        obskit.configure(no_such_setting=1)
+    assert not obskit.is_configured()
+
+
+BAD_ENV = [
+    ("OTEL_TRACES_EXPORTER", "zipkin", "traces_exporter", ["console", "none"]),
+    ("OTEL_METRICS_EXPORTER", "prometheus", "metrics_exporter", ["console", "none"]),
+    ("OTEL_LOGS_EXPORTER", "none,console", "logs_exporter", ["console", "none"]),
+    ("OBSKIT_SAMPLING_RATIO", "1.5", "sampling_ratio", ["0 to 1"]),
+    ("OBSKIT_LOG_LEVEL", "LOUD", "log_level", list(LOG_LEVELS)),
+    ("OBSKIT_LOG_FORMAT", "xml", "log_format", ["json", "console"]),
+    ("OBSKIT_METRIC_NAMESPACE", "9x", "metric_namespace", ["[a-zA-Z_][a-zA-Z0-9_]*"]),
+    ("OBSKIT_SERIES_CAP", "0", "series_cap", [">= 1"]),
+    ("OBSKIT_RUNTIME_METRICS", "maybe", "runtime_metrics", ["true", "false"]),
+    ("OBSKIT_HOST_METRICS", "maybe", "host_metrics", ["true", "false"]),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "-5", "metric_export_interval_ms", ["positive"]),
+    ("OBSKIT_SHUTDOWN_TIMEOUT", "soon", "shutdown_timeout", ["positive"]),
+    ("OTEL_RESOURCE_ATTRIBUTES", "novalue", "resource_attributes", ["key=value"]),
+]
+
+
+@pytest.mark.parametrize(("var", "raw", "setting", "allowed"), BAD_ENV, ids=[row[0] for row in BAD_ENV])
+def test_bad_env_var_error_names_variable_setting_value_and_allowed(
+    var: str, raw: str, setting: str, allowed: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({}, {var: raw})
+    message = str(info.value)
+    assert f"${var}" in message
+    assert setting in message
+    assert repr(raw) in message
+    for fragment in allowed:
+        assert fragment in message
+
+
+def test_bad_env_var_is_not_consulted_when_keyword_given() -> None:
+    settings = resolve_settings({"log_level": "warning"}, {"OBSKIT_LOG_LEVEL": "LOUD"})
+    assert settings.log_level == "WARNING"
+
+
+def test_config_error_is_an_obskit_error_and_a_value_error() -> None:
+    assert issubclass(ConfigError, ObskitError)
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_settings_are_frozen() -> None:
+    settings = resolve_settings({}, {})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.service_name = "changed"  # type: ignore[misc]
+
+
+# -- the environment variable reference -----------------------------------------------------------
+
+
+def _documented_constants() -> dict[str, str | None]:
+    """Each upper-case constant of environment_variables and the string literal right after it."""
+    body = ast.parse(ENV_SOURCE).body
+    docs: dict[str, str | None] = {}
+    for index, node in enumerate(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            name = node.target.id
+        elif (
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        ):
+            name = node.targets[0].id
+        else:
+            continue
+        if not name.isupper():
+            continue
+        following = body[index + 1] if index + 1 < len(body) else None
+        doc = None
+        if (
+            isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            doc = following.value.value
+        docs[name] = doc
+    return docs
+
+
+def test_every_env_var_constant_has_a_docstring() -> None:
+    docs = _documented_constants()
+    assert set(docs) == set(_env_constants())
+    undocumented = [name for name, doc in docs.items() if not doc or not doc.strip()]
+    assert undocumented == []
+
+
+def test_env_var_constants_are_their_own_names() -> None:
+    for name in _env_constants():
+        if name != "ALL":
+            assert getattr(environment_variables, name) == name
+
+
+def test_all_lists_every_variable_sorted() -> None:
+    names = [n for n in _env_constants() if n != "ALL"]
+    assert list(environment_variables.ALL) == sorted(names)
+
+
+def test_every_env_var_is_referenced_by_settings_module() -> None:
+    referenced = {
+        node.attr
+        for node in ast.walk(ast.parse(SETTINGS_SOURCE))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "env"
+    }
+    missing = sorted(set(environment_variables.ALL) - referenced)
+    assert missing == []
+
+
+# One environment that each variable alone (or with its required partner) changes the result of.
+ENV_EFFECT: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    # var: (environment with it, same environment without it)
+    "OBSKIT_SERVICE_NAME": ({"OBSKIT_SERVICE_NAME": "x"}, {}),
+    "OTEL_SERVICE_NAME": ({"OTEL_SERVICE_NAME": "x"}, {}),
+    "OTEL_RESOURCE_ATTRIBUTES": ({"OTEL_RESOURCE_ATTRIBUTES": "a=b"}, {}),
+    "OBSKIT_SERVICE_VERSION": ({"OBSKIT_SERVICE_VERSION": "1"}, {}),
+    "OBSKIT_ENVIRONMENT": ({"OBSKIT_ENVIRONMENT": "prod"}, {}),
+    "OTEL_TRACES_EXPORTER": ({"OTEL_TRACES_EXPORTER": "none"}, {}),
+    "OTEL_METRICS_EXPORTER": ({"OTEL_METRICS_EXPORTER": "none"}, {}),
+    "OTEL_LOGS_EXPORTER": ({"OTEL_LOGS_EXPORTER": "none"}, {}),
+    "OBSKIT_SAMPLING_RATIO": ({"OBSKIT_SAMPLING_RATIO": "0.5"}, {}),
+    "OTEL_TRACES_SAMPLER": (
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+        {"OTEL_TRACES_SAMPLER_ARG": "0.5"},
+    ),
+    "OTEL_TRACES_SAMPLER_ARG": (
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio"},
+    ),
+    "OBSKIT_LOG_LEVEL": ({"OBSKIT_LOG_LEVEL": "ERROR"}, {}),
+    "OBSKIT_LOG_FORMAT": ({"OBSKIT_LOG_FORMAT": "console"}, {}),
+    "OBSKIT_METRIC_NAMESPACE": ({"OBSKIT_METRIC_NAMESPACE": "acme"}, {}),
+    "OBSKIT_REDACT_KEYS": ({"OBSKIT_REDACT_KEYS": "ssn"}, {}),
+    "OBSKIT_SERIES_CAP": ({"OBSKIT_SERIES_CAP": "9"}, {}),
+    "OBSKIT_RUNTIME_METRICS": ({"OBSKIT_RUNTIME_METRICS": "1"}, {}),
+    "OBSKIT_HOST_METRICS": ({"OBSKIT_HOST_METRICS": "on"}, {}),
+    "OTEL_METRIC_EXPORT_INTERVAL": ({"OTEL_METRIC_EXPORT_INTERVAL": "10"}, {}),
+    "OBSKIT_SHUTDOWN_TIMEOUT": ({"OBSKIT_SHUTDOWN_TIMEOUT": "1"}, {}),
+}
+
+
+@pytest.mark.parametrize("var", environment_variables.ALL)
+def test_every_env_var_changes_the_resolved_settings(var: str) -> None:
+    assert var in ENV_EFFECT, f"no behaviour example for {var}: add one to ENV_EFFECT"
+    with_it, without_it = ENV_EFFECT[var]
+    assert resolve_settings({}, with_it) != resolve_settings({}, without_it)
+
+
+def test_env_effect_examples_name_only_known_variables() -> None:
+    assert set(ENV_EFFECT) == set(environment_variables.ALL)
