@@ -1060,3 +1060,19 @@ def test_obskit_internal_warnings_are_not_written_to_the_exported_log_stream(
     assert [r["message"] for r in records] == ["user line"]
     assert all(r["logger"] != "obskit" for r in records)
     assert "ZeroDivisionError" in captured.err
+
+
+def test_line_with_lone_surrogate_is_written_escaped_not_lost() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, obskit\n"
+        "obskit.configure(traces_exporter='none', metrics_exporter='none')\n"
+        "logging.getLogger('fs').warning('file %s', 'caf\\udce9.txt')\n"
+    )
+    env = {"PYTHONIOENCODING": "utf-8:strict", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert "Logging error" not in out.stderr
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["message"] == "file caf\udce9.txt"

@@ -390,3 +390,27 @@ def test_redactor_extra_patterns_and_mapping_copy():
     original = {"ssn": "1", "inner": {"my-ssn": "2", "ok": 3}, "ok": 4}
     assert redactor.mapping(original) == {"ssn": REDACTED, "inner": {"my-ssn": REDACTED, "ok": 3}, "ok": 4}
     assert original["ssn"] == "1"
+
+
+@pytest.mark.parametrize("key", ["prompt_tokens", "completion_tokens", "total_tokens", "tokens", "secretary"])
+def test_counts_and_lookalike_words_are_not_redacted(key: str) -> None:
+    from obskit._redact import Redactor
+
+    assert not Redactor().is_sensitive(key)
+
+
+@pytest.mark.parametrize("key", ["X-Auth-Token", "db_passwords", "session_cookie_v2", "client_secrets", "token_count"])
+def test_pattern_followed_by_separator_or_plural_is_redacted(key: str) -> None:
+    from obskit._redact import Redactor
+
+    assert Redactor().is_sensitive(key)
+
+
+def test_sensitive_span_event_attributes_are_redacted() -> None:
+    with testing.capture() as cap:
+        with trace_operation("login") as span:
+            span.add_event("attempt", {"password": "hunter2", "user": "ann"})
+    (event,) = cap.spans("login")[0].events
+    assert event.attributes is not None
+    assert event.attributes["password"] == REDACTED
+    assert event.attributes["user"] == "ann"

@@ -27,10 +27,25 @@ _MAX_DEPTH = 32
 _V = TypeVar("_V")
 
 
+def _contains(key: str, pattern: str) -> bool:
+    start = key.find(pattern)
+    while start >= 0:
+        rest = key[start + len(pattern) :]
+        if not rest[:1].isalpha():
+            return True
+        if pattern != "token" and rest[:1] == "s" and not rest[1:2].isalpha():
+            return True
+        start = key.find(pattern, start + 1)
+    return False
+
+
 class Redactor:
     """Decides, once per distinct key, whether its value must be hidden.
 
-    A key matches when, lower-cased and with ``-`` read as ``_``, it contains a pattern. The
+    A key matches when, lower-cased and with ``-`` read as ``_``, it contains a pattern that is
+    not followed by another letter (a plural ``s`` aside): ``X-Auth-Token``, ``userPassword``,
+    ``db_passwords`` and ``session_cookie_v2`` match; ``secretary`` does not. Token *counts*
+    (``tokens``, ``prompt_tokens``) are data, not credentials, so ``token`` takes no plural. The
     answer is cached per key, so the cost on the hot path is one dict lookup.
     """
 
@@ -46,7 +61,7 @@ class Redactor:
             return self._cache[key]
         except KeyError:
             norm = key.lower().replace("-", "_")
-            hit = any(p in norm for p in self.patterns)
+            hit = any(_contains(norm, p) for p in self.patterns)
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[key] = hit
             return hit

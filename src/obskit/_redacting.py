@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from obskit._redact import REDACTED, Redactor
 
 __all__ = ["RedactingSpanExporter", "redact_span"]
 
 
+def _redacted(attributes: Mapping[str, Any], redactor: Redactor) -> BoundedAttributes:
+    values = {k: REDACTED if redactor.is_sensitive(k) else v for k, v in attributes.items()}
+    return BoundedAttributes(attributes=values, immutable=True)
+
+
 def redact_span(span: ReadableSpan, redactor: Redactor) -> None:
-    """Replace the values of sensitive attribute keys of an ended span, in place."""
+    """Replace the values of sensitive attribute keys of an ended span and its events, in place."""
     attributes = span.attributes
     if attributes and redactor.needs_work(attributes):
-        redacted = {k: REDACTED if redactor.is_sensitive(k) else v for k, v in attributes.items()}
-        span._attributes = BoundedAttributes(attributes=redacted, immutable=True)
+        span._attributes = _redacted(attributes, redactor)
+    events = span.events
+    if events and any(e.attributes and redactor.needs_work(e.attributes) for e in events):
+        span._events = tuple(
+            Event(e.name, _redacted(e.attributes, redactor), e.timestamp)
+            if e.attributes and redactor.needs_work(e.attributes)
+            else e
+            for e in events
+        )
 
 
 class RedactingSpanExporter(SpanExporter):

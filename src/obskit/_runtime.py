@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import socket
@@ -44,10 +45,22 @@ class _StdoutProxy:
     """Writes to whatever ``sys.stdout`` is at write time (pytest's capture swaps it)."""
 
     def write(self, text: str) -> int:
-        return sys.stdout.write(text)
+        try:
+            return sys.stdout.write(text)
+        except UnicodeEncodeError:
+            # A lone surrogate (an undecodable file name, say) or a narrow stdout encoding:
+            # write the same JSON with every non-ASCII character escaped instead of losing it.
+            return sys.stdout.write(_ascii_json(text))
 
     def flush(self) -> None:
         sys.stdout.flush()
+
+
+def _ascii_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":")) + "\n"
+    except ValueError:  # console format: not JSON
+        return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def configure(app: object = None, **settings: Any) -> Settings:

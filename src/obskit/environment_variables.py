@@ -81,7 +81,9 @@ Keyword: ``metric_namespace``.
 OBSKIT_REDACT_KEYS: Final = "OBSKIT_REDACT_KEYS"
 """Comma-separated extra key patterns to redact, added to the built-in ones.
 
-A key is redacted when, lower-cased and with ``-`` read as ``_``, it contains a pattern. Built in:
+A key is redacted when, lower-cased and with ``-`` read as ``_``, it contains a pattern not followed
+by another letter (a plural ``s`` aside, except for ``token``, so token counts such as
+``prompt_tokens`` stay visible). Built in:
 password, passwd, secret, token, api_key, apikey, authorization, cookie, connection_string,
 private_key, credential. Default: none extra. Keyword: ``redact_keys``.
 """
