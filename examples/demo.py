@@ -16,7 +16,9 @@ from obskit import LoggingContext, MetricsCollector, trace_operation, track_job
 log = logging.getLogger("demo")
 metrics = MetricsCollector(namespace="demo")
 scores = metrics.histogram(
-    "compliance_score", "Compliance score of checked articles", labels=["category"],
+    "compliance_score",
+    "Compliance score of checked articles",
+    labels=["category"],
     buckets=[0.1, 0.25, 0.5, 0.75, 0.9, 1.0],
 )
 cache = metrics  # the ready-made helpers live on every collector

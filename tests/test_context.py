@@ -289,8 +289,12 @@ def test_decorator_keeps_function_kind_signature_and_name():
             yield i
 
     ctx = LoggingContext(user_id="u")
-    for func, check in [(plain, inspect.isfunction), (coro, inspect.iscoroutinefunction),
-                        (gen, inspect.isgeneratorfunction), (agen, inspect.isasyncgenfunction)]:
+    for func, check in [
+        (plain, inspect.isfunction),
+        (coro, inspect.iscoroutinefunction),
+        (gen, inspect.isgeneratorfunction),
+        (agen, inspect.isasyncgenfunction),
+    ]:
         wrapped = ctx(func)
         assert check(wrapped), func.__name__
         assert wrapped.__name__ == func.__name__

@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_configuration_reference_is_generated_from_the_settings_module() -> None:
     spec = importlib.util.spec_from_file_location("gen", ROOT / "docs" / "_gen_configuration.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     expected = module.render()

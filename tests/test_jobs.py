@@ -773,3 +773,30 @@ def test_job_span_status_is_ok_or_error_matching_the_outcome(obskit_capture: Cap
         job(True)
     codes = sorted(s.status.status_code.name for s in obskit_capture.spans("status_codes"))
     assert codes == [StatusCode.ERROR.name, StatusCode.OK.name]
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+def test_broken_counter_still_ends_span_and_in_progress(
+    obskit_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _break_counter_inc(monkeypatch)
+
+    @track_job("broken_counter_cleanup")
+    def ok() -> int:
+        return 1
+
+    assert ok() == 1
+    assert obskit_capture.gauge_value("obskit_jobs_in_progress", job="broken_counter_cleanup") == 0
+    obskit_capture.assert_span("broken_counter_cleanup", status="OK")
+
+
+def test_every_run_past_the_series_cap_counts_as_overflow(obskit_capture: Capture) -> None:
+    obskit_capture.store.series_cap = 2
+    jobs = [track_job(f"capped_{i}") for i in range(3)]
+    for _ in range(4):
+        for job in jobs:
+            with job:
+                pass
+    # capped_0 takes success+error series of the counter (2 = the cap), capped_1 and capped_2 overflow.
+    assert obskit_capture.counter_value("obskit_telemetry_overflow", metric="obskit_jobs_total") >= 8
+    assert obskit_capture.counter_value("obskit_jobs", job="__overflow__") == 8

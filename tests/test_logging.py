@@ -384,8 +384,15 @@ def test_extra_fields_are_rendered_with_their_json_types(json_log):
     logger, lines = json_log
     logger.info(
         "job submitted",
-        extra={"job_id": "j-7", "count": 3, "ratio": 0.5, "ok": True, "nothing": None, "tags": ["a", "b"],
-               "detail": {"stage": "extract", "n": 1}},
+        extra={
+            "job_id": "j-7",
+            "count": 3,
+            "ratio": 0.5,
+            "ok": True,
+            "nothing": None,
+            "tags": ["a", "b"],
+            "detail": {"stage": "extract", "n": 1},
+        },
     )
     record = lines.last()
     assert record["job_id"] == "j-7"
@@ -408,8 +415,18 @@ def test_extra_field_overrides_context_field_for_that_line_only(json_log):
 
 
 @pytest.mark.parametrize(
-    "name", ["level", "logger", "timestamp", "service", "environment", "trace_id", "span_id", "exception",
-             "service_version"]
+    "name",
+    [
+        "level",
+        "logger",
+        "timestamp",
+        "service",
+        "environment",
+        "trace_id",
+        "span_id",
+        "exception",
+        "service_version",
+    ],
 )
 def test_extra_named_like_a_core_field_does_not_overwrite_it(quiet_configure, json_log, name):
     quiet_configure(service_name="svc", environment="env", service_version="1.0", logs_exporter="none")
@@ -439,7 +456,11 @@ def test_context_field_named_like_a_core_field_does_not_overwrite_it(quiet_confi
         logger.warning("real")
     record = lines.last()
     assert (record["level"], record["service"], record["message"], record["logger"]) == (
-        "WARNING", "svc", "real", LOGGER)
+        "WARNING",
+        "svc",
+        "real",
+        LOGGER,
+    )
 
 
 # -- exceptions and stacks -----------------------------------------------------------------------
@@ -527,7 +548,7 @@ AWKWARD = [
     "line one\nline two",
     "windows\r\nline",
     "carriage\rreturn",
-    'double "quotes" and \'single\'',
+    "double \"quotes\" and 'single'",
     "back\\slash \\n not a newline",
     "tab\tand\x00nul and \x1b[31mescape",
     "naïve café – Ünïcødé, 日本語, Ελληνικά",  # noqa: RUF001 - the en dash is the point
@@ -908,8 +929,9 @@ def test_get_logger_exception_renders_the_exception(json_log):
 
 def test_get_logger_is_independent_of_global_structlog_configuration(json_log, structlog_reset):
     sink = io.StringIO()
-    structlog.configure(processors=[structlog.processors.JSONRenderer()],
-                        logger_factory=structlog.PrintLoggerFactory(sink))
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()], logger_factory=structlog.PrintLoggerFactory(sink)
+    )
     _, lines = json_log
     obskit.get_logger(LOGGER).info("still obskit", k=2)
     assert lines.last()["k"] == 2
@@ -928,8 +950,9 @@ def test_structlog_processors_print_the_same_keys_as_json_formatter(
 ):
     quiet_configure(service_name="svc", environment="env", logs_exporter="none")
     sink = io.StringIO()
-    structlog.configure(processors=obskit.logging.structlog_processors(),
-                        logger_factory=structlog.PrintLoggerFactory(sink))
+    structlog.configure(
+        processors=obskit.logging.structlog_processors(), logger_factory=structlog.PrintLoggerFactory(sink)
+    )
     logger, lines = json_log
     with testing.capture(), LoggingContext(request_id="r-5", user_id="u-5"), trace_operation("op") as span:
         structlog.get_logger(LOGGER).info("event", k=1)
@@ -938,8 +961,17 @@ def test_structlog_processors_print_the_same_keys_as_json_formatter(
     (direct,) = _structlog_lines(sink)
     via_formatter = lines.last()
     assert direct.keys() == via_formatter.keys()
-    for key in ("level", "message", "service", "environment", "trace_id", "span_id", "request_id", "user_id",
-                "k"):
+    for key in (
+        "level",
+        "message",
+        "service",
+        "environment",
+        "trace_id",
+        "span_id",
+        "request_id",
+        "user_id",
+        "k",
+    ):
         assert direct[key] == via_formatter[key], key
     assert (direct["trace_id"], direct["span_id"]) == expected
     assert RFC3339_UTC_MS.match(direct["timestamp"])
@@ -949,8 +981,9 @@ def test_structlog_processors_print_the_same_keys_as_json_formatter(
 
 def test_structlog_processors_outside_span_have_no_trace_ids(structlog_reset):
     sink = io.StringIO()
-    structlog.configure(processors=obskit.logging.structlog_processors(),
-                        logger_factory=structlog.PrintLoggerFactory(sink))
+    structlog.configure(
+        processors=obskit.logging.structlog_processors(), logger_factory=structlog.PrintLoggerFactory(sink)
+    )
     structlog.get_logger().warning("plain", path="/x")
     (record,) = _structlog_lines(sink)
     assert record["level"] == "WARNING"
@@ -961,8 +994,9 @@ def test_structlog_processors_outside_span_have_no_trace_ids(structlog_reset):
 
 def test_structlog_processors_exception(structlog_reset):
     sink = io.StringIO()
-    structlog.configure(processors=obskit.logging.structlog_processors(),
-                        logger_factory=structlog.PrintLoggerFactory(sink))
+    structlog.configure(
+        processors=obskit.logging.structlog_processors(), logger_factory=structlog.PrintLoggerFactory(sink)
+    )
     try:
         _fail_deep()
     except ValueError as error:
@@ -979,8 +1013,9 @@ def test_structlog_processors_exception(structlog_reset):
 @pytest.mark.parametrize("message", AWKWARD)
 def test_structlog_processors_keep_awkward_messages_on_one_line(structlog_reset, message):
     sink = io.StringIO()
-    structlog.configure(processors=obskit.logging.structlog_processors(),
-                        logger_factory=structlog.PrintLoggerFactory(sink))
+    structlog.configure(
+        processors=obskit.logging.structlog_processors(), logger_factory=structlog.PrintLoggerFactory(sink)
+    )
     structlog.get_logger().info(message, note=message)
     (record,) = _structlog_lines(sink)
     assert record["message"] == message
@@ -1030,6 +1065,7 @@ def test_obskit_internal_error_warning_renders_as_one_json_line(
     _, lines = json_log
     obskit_logger.addHandler(lines)
     try:
+
         @LoggingContext()
         def work() -> str:
             return "done"
@@ -1076,3 +1112,11 @@ def test_line_with_lone_surrogate_is_written_escaped_not_lost() -> None:
     assert "Logging error" not in out.stderr
     record = json.loads(out.stdout.strip().splitlines()[-1])
     assert record["message"] == "file caf\udce9.txt"
+
+
+def test_structlog_stack_info_renders_a_stack_not_a_field() -> None:
+    with testing.capture() as cap:
+        obskit.get_logger("stacky").info("where am I", stack_info=True)
+    (record,) = cap.logs(message="where am I")
+    assert "field_stack_info" not in record
+    assert "Stack (most recent call last)" in record["stack_info"]

@@ -517,3 +517,22 @@ def test_helpers_follow_the_configured_namespace() -> None:
     cap.assert_counter(f"{namespace}_jobs_total", 1, job="j", status="success")
     assert cap.histogram_count(f"{namespace}_db_query_duration_seconds", operation="q") == 1
     assert "obskit_cache_requests_total" not in cap.metric_names()
+
+
+def test_value_adder_falls_back_to_public_inc_for_subclasses_and_doubles() -> None:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client import Counter as PromCounter
+
+    from obskit._store import value_adder
+
+    class Loud(PromCounter):
+        def inc(self, amount: float = 1, exemplar: Any = None) -> None:
+            super().inc(amount * 2, exemplar)
+
+    registry = CollectorRegistry()
+    plain = PromCounter("plain", "p", ["a"], registry=registry).labels("x")
+    loud = Loud("loud", "l", ["a"], registry=registry).labels("x")
+    value_adder(plain)(3)
+    value_adder(loud)(3)
+    assert registry.get_sample_value("plain_total", {"a": "x"}) == 3
+    assert registry.get_sample_value("loud_total", {"a": "x"}) == 6

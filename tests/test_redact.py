@@ -53,7 +53,15 @@ SENSITIVE_KEYS = [
 ]
 
 PLAIN_KEYS = [
-    "user_id", "request_id", "job_id", "author", "path", "status", "article", "model", "duration_ms",
+    "user_id",
+    "request_id",
+    "job_id",
+    "author",
+    "path",
+    "status",
+    "article",
+    "model",
+    "duration_ms",
 ]
 
 
@@ -102,8 +110,9 @@ def quiet_configure() -> Iterator[Any]:
 @pytest.fixture
 def structlog_sink() -> Iterator[io.StringIO]:
     sink = io.StringIO()
-    structlog.configure(processors=obskit.logging.structlog_processors(),
-                        logger_factory=structlog.PrintLoggerFactory(sink))
+    structlog.configure(
+        processors=obskit.logging.structlog_processors(), logger_factory=structlog.PrintLoggerFactory(sink)
+    )
     yield sink
     structlog.reset_defaults()
 
@@ -230,8 +239,17 @@ def test_extra_patterns_are_not_redacted_by_default(json_log):
 def test_configure_redact_keys_adds_patterns(quiet_configure, json_log):
     quiet_configure(redact_keys=["ssn", "Tax-ID"])
     logger, lines = json_log
-    logger.info("x", extra={"ssn": SECRET, "customer_SSN": SECRET, "tax_id": SECRET, "TAX-ID": SECRET,
-                            "password": SECRET, "label": "visible"})
+    logger.info(
+        "x",
+        extra={
+            "ssn": SECRET,
+            "customer_SSN": SECRET,
+            "tax_id": SECRET,
+            "TAX-ID": SECRET,
+            "password": SECRET,
+            "label": "visible",
+        },
+    )
     assert SECRET not in lines.lines[-1]
     record = lines.last()
     assert record["ssn"] == record["customer_SSN"] == record["tax_id"] == record["TAX-ID"] == REDACTED
@@ -399,7 +417,9 @@ def test_counts_and_lookalike_words_are_not_redacted(key: str) -> None:
     assert not Redactor().is_sensitive(key)
 
 
-@pytest.mark.parametrize("key", ["X-Auth-Token", "db_passwords", "session_cookie_v2", "client_secrets", "token_count"])
+@pytest.mark.parametrize(
+    "key", ["X-Auth-Token", "db_passwords", "session_cookie_v2", "client_secrets", "token_count"]
+)
 def test_pattern_followed_by_separator_or_plural_is_redacted(key: str) -> None:
     from obskit._redact import Redactor
 
@@ -407,9 +427,8 @@ def test_pattern_followed_by_separator_or_plural_is_redacted(key: str) -> None:
 
 
 def test_sensitive_span_event_attributes_are_redacted() -> None:
-    with testing.capture() as cap:
-        with trace_operation("login") as span:
-            span.add_event("attempt", {"password": "hunter2", "user": "ann"})
+    with testing.capture() as cap, trace_operation("login") as span:
+        span.add_event("attempt", {"password": "hunter2", "user": "ann"})
     (event,) = cap.spans("login")[0].events
     assert event.attributes is not None
     assert event.attributes["password"] == REDACTED

@@ -1004,3 +1004,38 @@ def test_broken_tracer_raises_in_obskit_own_suite(
 
     with pytest.raises(RuntimeError, match="tracer is broken"):
         f()
+
+
+async def test_one_shared_block_object_ends_each_tasks_own_span(obskit_capture: Capture) -> None:
+    shared = trace_operation("shared_block")
+
+    async def work(delay: float) -> int:
+        async with shared as span:
+            await asyncio.sleep(delay)
+            assert trace.get_current_span() is span
+            return span.get_span_context().span_id
+
+    ids = await asyncio.gather(work(0.03), work(0.01), work(0.02))
+    spans = obskit_capture.spans("shared_block")
+    assert sorted(s.context.span_id for s in spans) == sorted(ids)
+    assert all(s.status.status_code is StatusCode.OK for s in spans)
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+def test_exception_whose_str_fails_still_ends_span_with_error(obskit_capture: Capture) -> None:
+    error = _Unprintable()
+
+    @trace_operation("unprintable")
+    def fail() -> None:
+        raise error
+
+    with pytest.raises(_Unprintable) as info:
+        fail()
+    assert info.value is error
+    span = obskit_capture.assert_span("unprintable", status="ERROR")
+    assert span.end_time is not None

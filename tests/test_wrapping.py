@@ -747,3 +747,28 @@ def test_hooked_block_with_failing_start_still_runs_the_block() -> None:
     with HookedBlock(hooks, lambda state: state) as value:
         ran.append(value)
     assert ran == [None]
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+def test_failing_deactivate_still_finishes_the_call() -> None:
+    from obskit._wrapping import wrap
+
+    finished: list[Any] = []
+
+    class Hooks:
+        where = "test"
+
+        def start(self, args: Any, kwargs: Any) -> str:
+            return "state"
+
+        def activate(self, state: str) -> str:
+            return "token"
+
+        def deactivate(self, token: str) -> None:
+            raise RuntimeError("deactivate broke")
+
+        def finish(self, state: str, error: BaseException | None, result: Any = None) -> None:
+            finished.append((state, error, result))
+
+    assert wrap(lambda: 41 + 1, Hooks())() == 42
+    assert finished == [("state", None, 42)]

@@ -53,9 +53,9 @@ def _key(labels: dict[str, str], drop: str = "") -> tuple[tuple[str, str], ...]:
 
 
 def _start_times(family: PromMetric, default_ns: int) -> dict[tuple[tuple[str, str], ...], int]:
-    return {
-        _key(s.labels): int(s.value * 1e9) for s in family.samples if s.name.endswith("_created")
-    } or {(): default_ns}
+    return {_key(s.labels): int(s.value * 1e9) for s in family.samples if s.name.endswith("_created")} or {
+        (): default_ns
+    }
 
 
 def _sum(family: PromMetric, now: int, start: int) -> Metric:
@@ -78,8 +78,10 @@ def _histogram(family: PromMetric, now: int, start: int) -> Metric:
     starts = _start_times(family, start)
     series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for sample in family.samples:
-        entry = series.setdefault(_key(sample.labels, "le"), {"labels": _attributes(sample.labels, "le"), "le": []})
-        suffix = sample.name[len(family.name):]
+        entry = series.setdefault(
+            _key(sample.labels, "le"), {"labels": _attributes(sample.labels, "le"), "le": []}
+        )
+        suffix = sample.name[len(family.name) :]
         if suffix == "_bucket":
             entry["le"].append((float(sample.labels["le"]), sample.value))
         elif suffix in ("_count", "_sum"):
@@ -129,7 +131,9 @@ def metrics_data(registry: CollectorRegistry, resource: Resource, start_ns: int)
     """Everything in ``registry`` as one ``MetricsData`` batch."""
     metrics = translate(registry.collect(), start_ns)
     scope = ScopeMetrics(scope=_SCOPE, metrics=metrics, schema_url="")
-    return MetricsData(resource_metrics=[ResourceMetrics(resource=resource, scope_metrics=[scope], schema_url="")])
+    return MetricsData(
+        resource_metrics=[ResourceMetrics(resource=resource, scope_metrics=[scope], schema_url="")]
+    )
 
 
 def make_reader(

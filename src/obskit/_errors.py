@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -62,7 +63,5 @@ def report_internal_error(where: str, exc: BaseException) -> None:
         if last is not None and now - last < _REPORT_INTERVAL:
             return
         _last_report[key] = now
-    try:
+    with contextlib.suppress(Exception):
         _log.warning("obskit internal error in %s (telemetry skipped): %r", where, exc, exc_info=exc)
-    except Exception:  # noqa: BLE001 - a broken logging set-up must not break the caller either
-        pass

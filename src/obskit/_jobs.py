@@ -24,22 +24,43 @@ _perf_counter = time.perf_counter
 class _Bound:
     """prometheus_client children of one job's series in one store, resolved once per state."""
 
-    __slots__ = ("add_error", "add_in_progress", "add_success", "duration", "error", "in_progress",
-                 "result_spec", "state", "store", "success", "values")
+    __slots__ = (
+        "add_error",
+        "add_in_progress",
+        "add_success",
+        "duration",
+        "error",
+        "in_progress",
+        "result_spec",
+        "state",
+        "store",
+        "success",
+        "values",
+    )
 
     def __init__(self, state: _state.State, job: str, labels: Mapping[str, str]) -> None:
         store = state.store
-        self.state, self.store = state, store
+        self.store = store
+        self.state: _state.State | None = state
         counter, duration, in_progress, result = (
             store.live_spec(s) for s in job_specs(state.settings.metric_namespace)
         )
         values = {"job": job, **labels}
         self.values = values
-        self.success = _child(store, counter, {**values, "status": "success"})
-        self.error = _child(store, counter, {**values, "status": "error"})
-        self.duration = _child(store, duration, values)
-        self.in_progress = _child(store, in_progress, values)
+        children = [
+            store.child(spec, tuple(v.get(n, "") for n in spec.labels))
+            for spec, v in (
+                (counter, {**values, "status": "success"}),
+                (counter, {**values, "status": "error"}),
+                (duration, values),
+                (in_progress, values),
+            )
+        ]
+        self.success, self.error, self.duration, self.in_progress = (child for child, _ in children)
         self.result_spec = result
+        if any(overflowed for _, overflowed in children):
+            # Past the series cap: resolve again on every run, so each one counts as an overflow.
+            self.state = None
         # Bound once per state: the jobs counter and in-progress gauge are updated on every call.
         self.add_success, self.add_error = value_adder(self.success), value_adder(self.error)
         self.add_in_progress = value_adder(self.in_progress)
@@ -82,7 +103,16 @@ _Run = tuple[_Bound, Span | None, float]
 
 
 class _JobHooks:
-    __slots__ = ("_attributes", "_bound", "_labels", "_raw_attributes", "_redactor", "_results", "job", "where")
+    __slots__ = (
+        "_attributes",
+        "_bound",
+        "_labels",
+        "_raw_attributes",
+        "_redactor",
+        "_results",
+        "job",
+        "where",
+    )
 
     def __init__(
         self,
@@ -127,14 +157,18 @@ class _JobHooks:
 
     def finish(self, run: _Run, error: BaseException | None, result: Any = None) -> None:
         bound, span, started = run
-        elapsed = _perf_counter() - started
-        (bound.add_success if error is None else bound.add_error)(1)
-        bound.duration.observe(elapsed)
-        bound.add_in_progress(-1)
-        if error is None and self._results is not None:
-            self._report_results(Job(*run), result)
-        if span is not None:
-            end_span(span, error)
+        try:
+            elapsed = _perf_counter() - started
+            (bound.add_success if error is None else bound.add_error)(1)
+            bound.duration.observe(elapsed)
+            if error is None and self._results is not None:
+                self._report_results(Job(*run), result)
+        finally:  # whatever failed above, the run stops counting as in progress and its span ends
+            try:
+                bound.add_in_progress(-1)
+            finally:
+                if span is not None:
+                    end_span(span, error)
 
     def _report_results(self, run: Job, result: Any) -> None:
         assert self._results is not None

@@ -32,7 +32,9 @@ class MetricsCollector:
     def __init__(self, namespace: str | None = None) -> None:
         self._prefix = f"{namespace}_" if namespace else ""
 
-    def counter(self, name: str, description: str = "", labels: Iterable[str] = (), unit: str = "") -> Counter:
+    def counter(
+        self, name: str, description: str = "", labels: Iterable[str] = (), unit: str = ""
+    ) -> Counter:
         """Declare (or get) a counter. Its samples are named ``<name>_total``."""
         return declare("counter", self._prefix + name, description or name, labels, unit=unit)  # type: ignore[no-any-return]
 
@@ -98,7 +100,9 @@ class MetricsCollector:
     def job(self, job: str, duration: float, error: bool = False) -> None:
         """Record one finished job in the ``track_job`` families without a span."""
         state = _state.STATE
-        counter, histogram, _, _ = (state.store.live_spec(s) for s in job_specs(state.settings.metric_namespace))
+        counter, histogram, _, _ = (
+            state.store.live_spec(s) for s in job_specs(state.settings.metric_namespace)
+        )
         values = {"job": job, "status": "error" if error else "success"}
         state.store.child(counter, tuple(values.get(n, "") for n in counter.labels))[0].inc()
         state.store.child(histogram, tuple(values.get(n, "") for n in histogram.labels))[0].observe(duration)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -13,8 +14,6 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
-
-from opentelemetry import trace
 
 from obskit import _state
 from obskit._errors import ConfigError, report_internal_error
@@ -35,10 +34,8 @@ class ObskitHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def flush(self) -> None:
         """Flush, ignoring a stream that is already closed at interpreter exit."""
-        try:
+        with contextlib.suppress(ValueError):
             super().flush()
-        except ValueError:
-            pass
 
 
 class _StdoutProxy:
@@ -85,7 +82,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
     """
     resolved = resolve_settings(settings)
     if app is not None:
-        raise ConfigError("app", type(app).__name__, "None (web framework instrumentation is not available yet)")
+        raise ConfigError(
+            "app", type(app).__name__, "None (web framework instrumentation is not available yet)"
+        )
     if resolved.host_metrics:
         from obskit._sysmetrics import HostCollector
 
@@ -229,7 +228,7 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
 
 
 def _internal_logging() -> None:
-    """obskit's own warnings go to stderr directly, never through the exported log pipeline."""
+    """Obskit's own warnings go to stderr directly, never through the exported log pipeline."""
     internal = logging.getLogger("obskit")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("obskit %(levelname)s: %(message)s"))

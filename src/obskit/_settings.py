@@ -124,7 +124,9 @@ def _key_list(value: object) -> tuple[str, ...]:
     try:
         keys = tuple(str(k).strip().lower().replace("-", "_") for k in items)  # type: ignore[attr-defined]
     except TypeError:
-        raise ConfigError("redact_keys", value, "a list of key patterns or a comma-separated string") from None
+        raise ConfigError(
+            "redact_keys", value, "a list of key patterns or a comma-separated string"
+        ) from None
     return tuple(k for k in keys if k)
 
 

@@ -135,7 +135,11 @@ def _create(spec: MetricSpec, registry: CollectorRegistry) -> MetricWrapperBase:
         return PromCounter(spec.name, spec.description, spec.labels, registry=registry)
     if spec.kind == "histogram":
         return PromHistogram(
-            spec.name, spec.description, spec.labels, registry=registry, buckets=spec.buckets or DEFAULT_BUCKETS
+            spec.name,
+            spec.description,
+            spec.labels,
+            registry=registry,
+            buckets=spec.buckets or DEFAULT_BUCKETS,
         )
     return PromGauge(spec.name, spec.description, spec.labels, registry=registry)
 
@@ -157,9 +161,10 @@ def _check_spec(spec: MetricSpec) -> None:
         raise MetricDeclarationError(f"duplicate label names on {spec.name}: {spec.labels}")
     if spec.kind == "histogram" and "le" in spec.labels:
         raise MetricDeclarationError(f"histogram {spec.name} cannot have a label named 'le'")
-    if spec.buckets is not None:
-        if not spec.buckets or list(spec.buckets) != sorted(set(spec.buckets)):
-            raise MetricDeclarationError(f"buckets of {spec.name} must be distinct and increasing: {spec.buckets}")
+    if spec.buckets is not None and (not spec.buckets or list(spec.buckets) != sorted(set(spec.buckets))):
+        raise MetricDeclarationError(
+            f"buckets of {spec.name} must be distinct and increasing: {spec.buckets}"
+        )
 
 
 def declare(
@@ -183,7 +188,9 @@ def declare(
         bucket_values = bucket_values[:-1]
     if not unit:
         unit = next((u for suffix, u in _UNITS.items() if name.endswith(f"_{suffix}")), "")
-    return declare_spec(MetricSpec(kind, name, description, label_names, bucket_values, unit), buckets is not None)
+    return declare_spec(
+        MetricSpec(kind, name, description, label_names, bucket_values, unit), buckets is not None
+    )
 
 
 def declare_spec(spec: MetricSpec, check_buckets: bool = True) -> Any:
@@ -466,4 +473,8 @@ class Gauge(_Handle):
             self.dec(1, **labels)
 
 
-_KINDS: dict[str, Callable[[MetricSpec], _Handle]] = {"counter": Counter, "histogram": Histogram, "gauge": Gauge}
+_KINDS: dict[str, Callable[[MetricSpec], _Handle]] = {
+    "counter": Counter,
+    "histogram": Histogram,
+    "gauge": Gauge,
+}

@@ -66,7 +66,10 @@ class HostCollector(Collector):
             import psutil
         except ImportError:
             raise ConfigError(
-                "host_metrics", True, "false unless psutil is installed", 'Install it: pip install "obskit[host]"'
+                "host_metrics",
+                True,
+                "false unless psutil is installed",
+                'Install it: pip install "obskit[host]"',
             ) from None
         self._psutil = psutil
 
@@ -74,16 +77,22 @@ class HostCollector(Collector):
         """Read the values now."""
         psutil = self._psutil
         yield GaugeMetricFamily(
-            "system_cpu_utilization_ratio", "Host CPU utilisation since the last read, 0 to 1.",
+            "system_cpu_utilization_ratio",
+            "Host CPU utilisation since the last read, 0 to 1.",
             value=psutil.cpu_percent(interval=None) / 100.0,
         )
         memory = psutil.virtual_memory()
         yield GaugeMetricFamily("system_memory_total_bytes", "Host memory in bytes.", value=memory.total)
-        yield GaugeMetricFamily("system_memory_available_bytes", "Host memory available in bytes.",
-                                value=memory.available)
+        yield GaugeMetricFamily(
+            "system_memory_available_bytes", "Host memory available in bytes.", value=memory.available
+        )
         disk = psutil.disk_usage("/")
-        yield GaugeMetricFamily("system_disk_total_bytes", "Size of the root file system in bytes.", value=disk.total)
-        yield GaugeMetricFamily("system_disk_free_bytes", "Free bytes on the root file system.", value=disk.free)
+        yield GaugeMetricFamily(
+            "system_disk_total_bytes", "Size of the root file system in bytes.", value=disk.total
+        )
+        yield GaugeMetricFamily(
+            "system_disk_free_bytes", "Free bytes on the root file system.", value=disk.free
+        )
 
 
 def register(registry: CollectorRegistry, process: bool, host: bool) -> list[Collector]:

@@ -39,13 +39,22 @@ def clean_attributes(attributes: Mapping[str, Any] | None, redactor: Redactor) -
 
 
 def end_span(span: Span, error: BaseException | None) -> None:
-    """Set OK or ERROR (with the exception recorded) and end ``span``."""
-    if error is None:
-        span.set_status(_OK)
-    else:
-        span.record_exception(error, escaped=True)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-    span.end()
+    """Set OK or ERROR (with the exception recorded) and end ``span``; it is ended whatever fails."""
+    try:
+        if error is None:
+            span.set_status(_OK)
+        else:
+            span.set_status(Status(StatusCode.ERROR, _describe(error)))
+            span.record_exception(error, escaped=True)
+    finally:
+        span.end()
+
+
+def _describe(error: BaseException) -> str:
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:  # an exception whose __str__ fails still gets an ERROR status
+        return type(error).__name__
 
 
 def activate_span(span: Span | None) -> object:

@@ -12,6 +12,7 @@ returns or raises exactly as it would without obskit.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -19,7 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from obskit._errors import report_internal_error
 
-__all__ = ["Hooks", "HookedBlock", "wrap"]
+__all__ = ["HookedBlock", "Hooks", "wrap"]
 
 S = TypeVar("S")
 S_co = TypeVar("S_co")
@@ -98,14 +99,18 @@ def _wrap_function(func: Callable[..., Any], hooks: Hooks[Any]) -> Callable[...,
             result = func(*args, **kwargs)
         except BaseException as error:
             try:
-                deactivate(token)
-                finish(state, error)
+                try:
+                    deactivate(token)
+                finally:
+                    finish(state, error)
             except Exception as exc:
                 report_internal_error(hooks.where, exc)
             raise
         try:
-            deactivate(token)
-            finish(state, None, result)
+            try:
+                deactivate(token)
+            finally:
+                finish(state, None, result)
         except Exception as exc:
             report_internal_error(hooks.where, exc)
         return result
@@ -132,14 +137,18 @@ def _wrap_coroutine(func: Callable[..., Any], hooks: Hooks[Any]) -> Callable[...
             result = await func(*args, **kwargs)
         except BaseException as error:
             try:
-                deactivate(token)
-                finish(state, error)
+                try:
+                    deactivate(token)
+                finally:
+                    finish(state, error)
             except Exception as exc:
                 report_internal_error(hooks.where, exc)
             raise
         try:
-            deactivate(token)
-            finish(state, None, result)
+            try:
+                deactivate(token)
+            finally:
+                finish(state, None, result)
         except Exception as exc:
             report_internal_error(hooks.where, exc)
         return result
@@ -270,7 +279,7 @@ def _wrap_async_generator(func: Callable[..., Any], hooks: Hooks[Any]) -> Callab
 def wrap(func: _F, hooks: Hooks[Any]) -> _F:
     """Wrap ``func`` (function, method, classmethod or staticmethod object) with ``hooks``."""
     if isinstance(func, classmethod):
-        return classmethod(wrap(func.__func__, hooks))  # type: ignore[return-value]
+        return classmethod(wrap(func.__func__, hooks))
     if isinstance(func, staticmethod):
         return staticmethod(wrap(func.__func__, hooks))  # type: ignore[return-value]
     if not callable(func):
@@ -286,28 +295,42 @@ def wrap(func: _F, hooks: Hooks[Any]) -> _F:
     return wrapped  # type: ignore[return-value]
 
 
+#: The blocks entered and not yet exited in this context, innermost last: (block, ok, state, token).
+#: A context variable, not a list on the block, so that one block object shared by concurrent
+#: tasks or threads (a module-level ``trace_operation("x")``, say) ends each entry's own span.
+_BLOCKS: contextvars.ContextVar[tuple[tuple[Any, bool, Any, Any], ...]] = contextvars.ContextVar(
+    "obskit_blocks", default=()
+)
+
+
 class HookedBlock(Generic[S]):
     """A ``with`` / ``async with`` block driven by the same hooks as the decorator.
 
-    Re-entrant: each entry keeps its own state on a stack, so one object can be entered
-    several times (nested or one after another).
+    Re-entrant and shareable: each entry keeps its own state in the current context, so one
+    object can be entered several times, nested, or by concurrent tasks and threads.
     """
 
-    __slots__ = ("_hooks", "_stack", "_value")
+    __slots__ = ("_hooks", "_value")
 
-    def __init__(self, hooks: Hooks[S], value: Callable[[S | None], Any]) -> None:
+    def __init__(self, hooks: Hooks[Any], value: Callable[[Any], Any]) -> None:
         self._hooks = hooks
         self._value = value
-        self._stack: list[tuple[bool, S | None, Any]] = []
 
     def __enter__(self) -> Any:
         ok, state = _start(self._hooks, (), {})
         token = _activate(self._hooks, state) if ok else None
-        self._stack.append((ok, state, token))
+        _BLOCKS.set((*_BLOCKS.get(), (self, ok, state, token)))
         return self._value(state)
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        ok, state, token = self._stack.pop()
+        stack = _BLOCKS.get()
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index][0] is self:
+                break
+        else:  # exited in a context it was not entered in: there is nothing of ours to end here
+            return
+        _, ok, state, token = stack[index]
+        _BLOCKS.set(stack[:index] + stack[index + 1 :])
         if ok:
             _deactivate(self._hooks, token)
             _finish(self._hooks, state, None if exc is None else _failure(exc))

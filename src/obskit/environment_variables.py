@@ -118,7 +118,5 @@ OBSKIT_SHUTDOWN_TIMEOUT: Final = "OBSKIT_SHUTDOWN_TIMEOUT"
 A positive number. Default: ``5``. Keyword: ``shutdown_timeout``.
 """
 
-ALL: Final = tuple(
-    value for key, value in sorted(globals().items()) if key.isupper() and key not in {"ALL"}
-)
+ALL: Final = tuple(value for key, value in sorted(globals().items()) if key.isupper() and key not in {"ALL"})
 """Every variable name above, sorted."""

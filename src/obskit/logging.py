@@ -33,12 +33,33 @@ __all__ = [
 _STRUCTLOG_FIELDS = "_obskit_fields"
 _RESERVED = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
-    | {"message", "asctime", "taskName", _STRUCTLOG_FIELDS, "otelTraceID", "otelSpanID", "otelServiceName",
-       "otelTraceSampled"}
+    | {
+        "message",
+        "asctime",
+        "taskName",
+        _STRUCTLOG_FIELDS,
+        "otelTraceID",
+        "otelSpanID",
+        "otelServiceName",
+        "otelTraceSampled",
+    }
 )
 _BASE_KEYS = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
-_CORE = frozenset({"timestamp", "level", "logger", "message", "service", "environment", "trace_id", "span_id",
-                   "exception", "stack_info", "service_version"})
+_CORE = frozenset(
+    {
+        "timestamp",
+        "level",
+        "logger",
+        "message",
+        "service",
+        "environment",
+        "trace_id",
+        "span_id",
+        "exception",
+        "stack_info",
+        "service_version",
+    }
+)
 
 
 def _safe_repr(value: Any) -> str:
@@ -95,9 +116,9 @@ class _Clock:
         return self._prefix + _MILLIS[int((created - second) * 1000)]
 
 
-#: ".000Z" to ".999Z" (and ".1000Z", what ``:03d`` gave when rounding reaches 1000): a lookup is
-#: cheaper than formatting the number on every line.
-_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1001))
+#: ".000Z" to ".999Z" (twice ".999Z" at the end, for a fraction that rounds up to 1000): a lookup
+#: is cheaper than formatting the number on every line.
+_MILLIS = tuple(f".{min(ms, 999):03d}Z" for ms in range(1001))
 
 
 # The last OpenTelemetry context seen, its span's hex ids ("" outside a span) and their JSON
@@ -134,15 +155,24 @@ def _add_fields(out: dict[str, Any], fields: Mapping[str, Any], redactor: Any) -
     for key, value in fields.items():
         if key in _CORE:
             key = f"field_{key}"
-        out[key] = "[REDACTED]" if sensitive(key) else (
-            value if value.__class__ is str or not isinstance(value, Mapping | list | tuple)
-            else redactor.value(key, value))
+        out[key] = (
+            "[REDACTED]"
+            if sensitive(key)
+            else (
+                value
+                if value.__class__ is str or not isinstance(value, Mapping | list | tuple)
+                else redactor.value(key, value)
+            )
+        )
 
 
 def _exception(exc_info: Any, formatter: logging.Formatter | None = None) -> dict[str, Any]:
     exc_type, exc, tb = exc_info
-    stack = (formatter.formatException(exc_info) if formatter is not None
-             else "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n"))
+    stack = (
+        formatter.formatException(exc_info)
+        if formatter is not None
+        else "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n")
+    )
     try:
         message = str(exc)
     except Exception:  # an exception whose __str__ fails is still logged
@@ -244,18 +274,27 @@ class JsonFormatter(logging.Formatter):
             return None
         try:
             parts = [
-                '{"timestamp":"', self._clock.format(record.created),
-                '","level":', _encode_str(record.levelname),
-                ',"logger":', _encode_str(record.name),
-                ',"message":', _encode_str(record.getMessage()),
-                static[1], _current_ids()[3],
+                '{"timestamp":"',
+                self._clock.format(record.created),
+                '","level":',
+                _encode_str(record.levelname),
+                ',"logger":',
+                _encode_str(record.name),
+                ',"message":',
+                _encode_str(record.getMessage()),
+                static[1],
+                _current_ids()[3],
             ]
             context = current_fields()
             if context:
                 cached = self._context
                 if cached[0] is not context or cached[1] is not state.redactor or cached[2] is not fields:
-                    cached = self._context = (context, state.redactor, fields,
-                                              _context_fragment(context, state.redactor, fields))
+                    cached = self._context = (
+                        context,
+                        state.redactor,
+                        fields,
+                        _context_fragment(context, state.redactor, fields),
+                    )
                 if cached[3] is None:
                     return None
                 parts.append(cached[3])
@@ -326,9 +365,12 @@ def _forward_to_stdlib(logger: Any, method_name: str, event_dict: MutableMapping
     exc_info = event_dict.pop("exc_info", None)
     if exc_info is True or (method_name == "exception" and exc_info is None):
         exc_info = True
+    stack_info = bool(event_dict.pop("stack_info", False))
     kwargs: dict[str, Any] = {"extra": {_STRUCTLOG_FIELDS: dict(event_dict)}, "stacklevel": 2}
     if exc_info:
         kwargs["exc_info"] = exc_info
+    if stack_info:
+        kwargs["stack_info"] = True
     return (str(event),), kwargs
 
 
@@ -374,4 +416,8 @@ def structlog_processors() -> list[Callable[..., Any]]:
     """
     import structlog
 
-    return [structlog.processors.add_log_level, structlog.stdlib.PositionalArgumentsFormatter(), _render_structlog]
+    return [
+        structlog.processors.add_log_level,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        _render_structlog,
+    ]

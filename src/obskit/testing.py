@@ -59,7 +59,9 @@ class Capture:
         spans = list(self._spans.get_finished_spans())
         return [s for s in spans if s.name == name] if name is not None else spans
 
-    def assert_span(self, name: str, status: str | StatusCode | None = None, **attributes: Any) -> ReadableSpan:
+    def assert_span(
+        self, name: str, status: str | StatusCode | None = None, **attributes: Any
+    ) -> ReadableSpan:
         """The one finished span called ``name`` with this status and these attributes, or AssertionError."""
         candidates = self.spans(name)
         wanted = StatusCode[status.upper()] if isinstance(status, str) else status
@@ -91,7 +93,7 @@ class Capture:
         return names
 
     def counter_value(self, name: str, **labels: Any) -> float:
-        """Sum of the counter's series whose labels include ``labels`` (``name`` with or without ``_total``)."""
+        """Sum of the counter's series whose labels include ``labels`` (``name`` may omit ``_total``)."""
         base = name[: -len("_total")] if name.endswith("_total") else name
         return sum(self._samples(f"{base}_total", labels))
 

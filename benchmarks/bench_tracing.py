@@ -1,0 +1,289 @@
+"""Benchmarks 1-3: track_job and trace_operation against the code they replace.
+
+1. ``@track_job`` (sync and async, tracing on) against a hand-written equivalent: a span from
+   ``tracer.start_as_current_span`` with the ``job.name`` attribute and status OK, plus
+   prometheus_client children bound in advance (jobs counter, duration histogram observed with
+   ``perf_counter``, in-progress gauge inc/dec). Both sides share one TracerProvider whose
+   BatchSpanProcessor feeds an exporter that discards.
+2. ``@trace_operation`` (sync, async, and the ``with`` block) against a raw
+   ``with tracer.start_as_current_span(name):`` on the same provider.
+3. Tracing off (no tracer): ``@track_job`` records metrics only, against the same three
+   prometheus_client children; ``@trace_operation`` against a plain undecorated call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _harness import Config, Row, Side, async_loop, compare, loop
+from _setup import EXPORTERS, MAX_SPANS_PER_SAMPLE, PromJob, obskit_using, perf_counter, tracer_provider
+from opentelemetry.trace import Status, StatusCode
+
+import obskit
+
+JOB = "bench_job"
+OP = "bench_op"
+_OK = Status(StatusCode.OK)
+
+
+def work() -> int:
+    return 1
+
+
+async def awork() -> int:
+    return 1
+
+
+def _hand_written(tracer: Any, prom: PromJob) -> tuple[Any, Any]:
+    """The job decorator users write by hand (as the seeds do), for sync and async bodies."""
+    success, error, duration, in_progress = prom.success, prom.error, prom.duration, prom.in_progress
+    attributes = {"job.name": JOB}
+
+    def job() -> int:
+        in_progress.inc()
+        start = perf_counter()
+        try:
+            with tracer.start_as_current_span(JOB, attributes=attributes) as span:
+                result = work()
+                span.set_status(_OK)
+        except BaseException:
+            error.inc()
+            raise
+        else:
+            success.inc()
+        finally:
+            duration.observe(perf_counter() - start)
+            in_progress.dec()
+        return result
+
+    async def ajob() -> int:
+        in_progress.inc()
+        start = perf_counter()
+        try:
+            with tracer.start_as_current_span(JOB, attributes=attributes) as span:
+                result = await awork()
+                span.set_status(_OK)
+        except BaseException:
+            error.inc()
+            raise
+        else:
+            success.inc()
+        finally:
+            duration.observe(perf_counter() - start)
+            in_progress.dec()
+        return result
+
+    return job, ajob
+
+
+def _hand_written_metrics(prom: PromJob) -> tuple[Any, Any]:
+    """The same without a span: what a metrics-only job wrapper costs."""
+    success, error, duration, in_progress = prom.success, prom.error, prom.duration, prom.in_progress
+
+    def job() -> int:
+        in_progress.inc()
+        start = perf_counter()
+        try:
+            result = work()
+        except BaseException:
+            error.inc()
+            raise
+        else:
+            success.inc()
+        finally:
+            duration.observe(perf_counter() - start)
+            in_progress.dec()
+        return result
+
+    async def ajob() -> int:
+        in_progress.inc()
+        start = perf_counter()
+        try:
+            result = await awork()
+        except BaseException:
+            error.inc()
+            raise
+        else:
+            success.inc()
+        finally:
+            duration.observe(perf_counter() - start)
+            in_progress.dec()
+        return result
+
+    return job, ajob
+
+
+def _raw_spans(tracer: Any) -> tuple[Any, Any]:
+    def op() -> int:
+        with tracer.start_as_current_span(OP):
+            return work()
+
+    async def aop() -> int:
+        with tracer.start_as_current_span(OP):
+            return await awork()
+
+    return op, aop
+
+
+def _obskit_functions() -> dict[str, Any]:
+    @obskit.track_job(JOB)
+    def job() -> int:
+        return work()
+
+    @obskit.track_job(JOB)
+    async def ajob() -> int:
+        return await awork()
+
+    @obskit.trace_operation(OP)
+    def op() -> int:
+        return work()
+
+    @obskit.trace_operation(OP)
+    async def aop() -> int:
+        return await awork()
+
+    return {"job": job, "ajob": ajob, "op": op, "aop": aop}
+
+
+def _check(state: Any, expected_spans: bool) -> None:
+    """The obskit side really recorded what the baseline records."""
+    sample = state.store.registry.get_sample_value("obskit_jobs_total", {"job": JOB, "status": "success"})
+    if not sample:
+        raise RuntimeError("track_job recorded no jobs")
+    if expected_spans:
+        state.tracer_provider.force_flush()
+        if not EXPORTERS[id(state.tracer_provider)].exported:
+            raise RuntimeError("no spans reached the exporter")
+
+
+def run(config: Config) -> list[Row]:
+    rows: list[Row] = []
+    ob = _obskit_functions()
+    provider = tracer_provider()
+    tracer = provider.get_tracer("bench")
+    flush = provider.force_flush
+    cap = MAX_SPANS_PER_SAMPLE
+
+    def spans(label: str, stmt: str, ns: dict[str, Any], is_async: bool = False) -> Side:
+        return Side(label, (async_loop if is_async else loop)(stmt, ns), flush)
+
+    with obskit_using(provider) as state:
+        job, ajob = _hand_written(tracer, PromJob(JOB))
+        rows.append(
+            compare(
+                "1",
+                "track_job, sync, traced",
+                spans("start_as_current_span + prom children", "f()", {"f": job}),
+                spans("obskit", "f()", {"f": ob["job"]}),
+                config,
+                max_ratio=1.1,
+                max_iterations=cap,
+            )
+        )
+        rows.append(
+            compare(
+                "1",
+                "track_job, async, traced",
+                spans("start_as_current_span + prom children", "await f()", {"f": ajob}, True),
+                spans("obskit", "await f()", {"f": ob["ajob"]}, True),
+                config,
+                max_ratio=1.1,
+                max_iterations=cap,
+            )
+        )
+        op, aop = _raw_spans(tracer)
+        rows.append(
+            compare(
+                "2",
+                "trace_operation, sync",
+                spans("with start_as_current_span", "f()", {"f": op}),
+                spans("obskit", "f()", {"f": ob["op"]}),
+                config,
+                max_ratio=1.1,
+                max_iterations=cap,
+            )
+        )
+        rows.append(
+            compare(
+                "2",
+                "trace_operation, async",
+                spans("with start_as_current_span", "await f()", {"f": aop}, True),
+                spans("obskit", "await f()", {"f": ob["aop"]}, True),
+                config,
+                max_ratio=1.1,
+                max_iterations=cap,
+            )
+        )
+        rows.append(
+            compare(
+                "2",
+                "trace_operation, with-block",
+                spans(
+                    "with start_as_current_span",
+                    "with tracer.start_as_current_span(OP):\n    work()",
+                    {"tracer": tracer, "OP": OP, "work": work},
+                ),
+                spans(
+                    "obskit",
+                    "with trace_operation(OP):\n    work()",
+                    {"trace_operation": obskit.trace_operation, "OP": OP, "work": work},
+                ),
+                config,
+                max_ratio=1.1,
+                max_iterations=cap,
+                note="block built per use, as written inline",
+            )
+        )
+        _check(state, expected_spans=True)
+
+    with obskit_using(None) as state:
+        job, ajob = _hand_written_metrics(PromJob(JOB))
+        rows.append(
+            compare(
+                "3",
+                "track_job, sync, tracing off",
+                Side("prom counter+histogram+gauge", loop("f()", {"f": job})),
+                Side("obskit", loop("f()", {"f": ob["job"]})),
+                config,
+                max_ratio=1.2,
+            )
+        )
+        rows.append(
+            compare(
+                "3",
+                "track_job, async, tracing off",
+                Side("prom counter+histogram+gauge", async_loop("await f()", {"f": ajob})),
+                Side("obskit", async_loop("await f()", {"f": ob["ajob"]})),
+                config,
+                max_ratio=1.2,
+            )
+        )
+        plain = compare(
+            "3",
+            "trace_operation, sync, tracing off",
+            Side("plain call", loop("f()", {"f": work})),
+            Side("obskit", loop("f()", {"f": ob["op"]})),
+            config,
+        )
+        plain.note = f"adds {plain.candidate_ns - plain.baseline_ns:,.0f} ns per call"
+        rows.append(plain)
+        aplain = compare(
+            "3",
+            "trace_operation, async, tracing off",
+            Side("plain call", async_loop("await f()", {"f": awork})),
+            Side("obskit", async_loop("await f()", {"f": ob["aop"]})),
+            config,
+        )
+        aplain.note = f"adds {aplain.candidate_ns - aplain.baseline_ns:,.0f} ns per call"
+        rows.append(aplain)
+        _check(state, expected_spans=False)
+    provider.shutdown()
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    from _harness import table
+
+    print(table(run(Config.make("--quick" in sys.argv))))

@@ -1,0 +1,62 @@
+"""JsonFormatter's direct path (plain records) must render exactly what the general path renders."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from typing import Any
+
+import pytest
+
+from obskit import LoggingContext, _state, testing, trace_operation
+from obskit.logging import JsonFormatter, _encode
+
+MESSAGES = [("message %s", ("argument",)), ('quote " \\ \n tab\t ünï 😀 \u2028', ()), ("%d%%", (5,))]
+CONTEXTS: list[dict[str, Any]] = [
+    {},
+    {"request_id": "r1", "user_id": "u1"},
+    {"request_id": "r2", "user_id": 42},
+    {"request_id": "r3", "service": "x", "api_token": "secret"},
+    {"request_id": "r4", "nested": {"password": "p"}, "región": 'é"x'},
+]
+SERVICE_FIELDS: list[dict[str, Any]] = [
+    {},
+    {"service": "svc", "environment": "prod", "service_version": "1.2"},
+    {"service": "s", "message": "m"},
+    {"service": "s", "n": 1},
+    {"request_id": "dup"},
+]
+
+
+@pytest.mark.parametrize(
+    ("spanned", "message", "fields"), list(itertools.product((False, True), MESSAGES, SERVICE_FIELDS))
+)
+def test_direct_path_matches_general_path(
+    spanned: bool, message: tuple[str, tuple[Any, ...]], fields: dict[str, Any]
+) -> None:
+    formatter, logger = JsonFormatter(), logging.getLogger("obskit.test.direct")
+    msg, args = message
+    with testing.capture():
+        _state.set_state(dataclasses.replace(_state.STATE, log_fields=fields))
+        for context, level in itertools.product(CONTEXTS, (logging.INFO, logging.ERROR, 25)):
+            with LoggingContext(**context), trace_operation("check") if spanned else _nothing():
+                record = logger.makeRecord(logger.name, level, __file__, 1, msg, args, None)
+                twin = logger.makeRecord(logger.name, level, __file__, 1, msg, args, None)
+                twin.created = record.created
+                assert formatter.format(record) == _encode(formatter.to_dict(twin))
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_timestamp_never_shows_a_thousandth_millisecond() -> None:
+    formatter = JsonFormatter()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    record.created = 1_700_000_000.9999
+    assert formatter.to_dict(record)["timestamp"].endswith(".999Z")
