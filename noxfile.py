@@ -31,7 +31,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    session.install(".[bench]", "wrapt")  # wrapt: part of the import-time baseline
+    session.install(".[bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
