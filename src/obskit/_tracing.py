@@ -129,6 +129,23 @@ def _span_or_invalid(span: Span | None) -> Span:
     return trace.INVALID_SPAN if span is None else span
 
 
+#: Hooks of attribute-less blocks by span name: ``with trace_operation("x"):`` written inline builds
+#: a block on every pass, and the hooks (with their cleaned-attribute cache) need not be rebuilt.
+_BLOCK_HOOKS: dict[str, _SpanHooks] = {}
+_BLOCK_HOOKS_LIMIT = 1024
+
+
+def _block_hooks(name: str, attributes: Mapping[str, Any] | None) -> _SpanHooks:
+    if attributes:
+        return _SpanHooks(name, attributes, None)
+    hooks = _BLOCK_HOOKS.get(name)
+    if hooks is None:
+        hooks = _SpanHooks(name, None, None)
+        if len(_BLOCK_HOOKS) < _BLOCK_HOOKS_LIMIT:
+            _BLOCK_HOOKS[name] = hooks
+    return hooks
+
+
 class _Operation(HookedBlock[Span | None]):
     """What ``trace_operation(...)`` returns: a decorator and a (async) context manager."""
 
@@ -137,7 +154,7 @@ class _Operation(HookedBlock[Span | None]):
     def __init__(self, name: str | None, attributes: Mapping[str, Any] | None, record_args: bool) -> None:
         self._name = name
         self._args = (attributes, record_args)
-        super().__init__(_SpanHooks(name or "", attributes, None), _span_or_invalid)
+        super().__init__(_block_hooks(name or "", attributes), _span_or_invalid)
 
     def __enter__(self) -> Span:
         if not self._name:
