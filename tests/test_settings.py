@@ -45,7 +45,56 @@ PRECEDENCE = [
     ("host_metrics", "OBSKIT_HOST_METRICS", "yes", True, False, False),
     ("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL", "1500", 1500.0, 250, 250.0),
     ("shutdown_timeout", "OBSKIT_SHUTDOWN_TIMEOUT", "2.5", 2.5, 1, 1.0),
+    ("export_queue_size", "OBSKIT_EXPORT_QUEUE_SIZE", "100", 100, 7, 7),
+    ("prometheus_host", "OTEL_EXPORTER_PROMETHEUS_HOST", "0.0.0.0", "0.0.0.0", "::1", "::1"),
+    ("prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", "9999", 9999, 0, 0),
+    ("prometheus_path", "OBSKIT_PROMETHEUS_PATH", "/prom", "/prom", "/m", "/m"),
+    ("multiprocess_dir", "OBSKIT_PROMETHEUS_MULTIPROC_DIR", "/tmp", "/tmp", "/", "/"),
+    ("pushgateway_url", "OBSKIT_PUSHGATEWAY_URL", "http://a:9091", "http://a:9091", "https://b", "https://b"),
+    ("pushgateway_job", "OBSKIT_PUSHGATEWAY_JOB", "env-job", "env-job", "kw-job", "kw-job"),
+    (
+        "pushgateway_grouping",
+        "OBSKIT_PUSHGATEWAY_GROUPING",
+        "instance=a",
+        {"instance": "a"},
+        {"i": "b"},
+        {"i": "b"},
+    ),
+    ("push_on", "OBSKIT_PUSH_ON", "job,shutdown", ("job", "shutdown"), "job", ("job",)),
+    ("jaeger_endpoint", "OBSKIT_JAEGER_ENDPOINT", "http://j:4317", "http://j:4317", "j2:4317", "j2:4317"),
+    (
+        "azure_connection_string",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "InstrumentationKey=a",
+        "InstrumentationKey=a",
+        "InstrumentationKey=b;IngestionEndpoint=https://x",
+        "InstrumentationKey=b;IngestionEndpoint=https://x",
+    ),
+    ("azure_live_metrics", "OBSKIT_AZURE_LIVE_METRICS", "true", True, False, False),
+    ("azure_offline_storage", "OBSKIT_AZURE_OFFLINE_STORAGE", "true", True, False, False),
+    ("azure_statsbeat", "OBSKIT_AZURE_STATSBEAT", "true", True, False, False),
 ]
+_OTLP_ROWS = {
+    "endpoint": ("http://env:4318", "http://env:4318", "kw:4317", "kw:4317"),
+    "protocol": ("grpc", "grpc", "http/protobuf", "http/protobuf"),
+    "headers": ("a=1,b=x%20y", {"a": "1", "b": "x y"}, {"c": "3"}, {"c": "3"}),
+    "timeout": ("2500", 2500.0, 100, 100.0),
+    "compression": ("gzip", "gzip", "deflate", "deflate"),
+    "certificate": (__file__, __file__, "/etc/hostname", "/etc/hostname"),
+    "insecure": ("true", True, False, False),
+}
+for _opt, (_raw, _env_value, _kw, _kw_value) in _OTLP_ROWS.items():
+    for _sig in ("", "traces_", "metrics_", "logs_"):
+        PRECEDENCE.append(
+            (
+                f"otlp_{_sig}{_opt}",
+                f"OTEL_EXPORTER_OTLP_{_sig.upper()}{_opt.upper()}",
+                _raw,
+                _env_value,
+                _kw,
+                _kw_value,
+            )
+        )
 PRECEDENCE_IDS = [row[0] for row in PRECEDENCE]
 DEFAULTS = Settings()
 
@@ -263,7 +312,7 @@ BAD_KEYWORDS = [
     ("traces_exporter", "zipkin", ["console", "none"]),
     ("traces_exporter", "console,none", ["console", "none"]),
     ("metrics_exporter", ["none", "console"], ["console", "none"]),
-    ("metrics_exporter", "prometheus", ["console", "none"]),
+    ("metrics_exporter", "statsd", ["console", "prometheus", "otlp", "azure", "none"]),
     ("logs_exporter", "", ["console", "none"]),
     ("logs_exporter", "none,console", ["console", "none"]),
     ("sampling_ratio", 1.5, ["0 to 1"]),
@@ -329,7 +378,12 @@ def test_configure_rejects_unknown_keyword() -> None:
 
 BAD_ENV = [
     ("OTEL_TRACES_EXPORTER", "zipkin", "traces_exporter", ["console", "none"]),
-    ("OTEL_METRICS_EXPORTER", "prometheus", "metrics_exporter", ["console", "none"]),
+    (
+        "OTEL_METRICS_EXPORTER",
+        "statsd",
+        "metrics_exporter",
+        ["console", "prometheus", "otlp", "azure", "none"],
+    ),
     ("OTEL_LOGS_EXPORTER", "none,console", "logs_exporter", ["console", "none"]),
     ("OBSKIT_SAMPLING_RATIO", "1.5", "sampling_ratio", ["0 to 1"]),
     ("OBSKIT_LOG_LEVEL", "LOUD", "log_level", list(LOG_LEVELS)),
@@ -422,13 +476,16 @@ def test_all_lists_every_variable_sorted() -> None:
     assert list(environment_variables.ALL) == sorted(names)
 
 
-def test_every_env_var_is_referenced_by_settings_module() -> None:
+def test_every_env_var_is_read_by_settings_module() -> None:
+    from obskit import _settings
+
     referenced = {
         node.attr
         for node in ast.walk(ast.parse(SETTINGS_SOURCE))
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "env"
     }
-    missing = sorted(set(environment_variables.ALL) - referenced)
+    read = {variable for variables, _ in _settings._FIELDS.values() for variable in variables}
+    missing = sorted(set(environment_variables.ALL) - referenced - read)
     assert missing == []
 
 
@@ -461,7 +518,38 @@ ENV_EFFECT: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "OBSKIT_HOST_METRICS": ({"OBSKIT_HOST_METRICS": "on"}, {}),
     "OTEL_METRIC_EXPORT_INTERVAL": ({"OTEL_METRIC_EXPORT_INTERVAL": "10"}, {}),
     "OBSKIT_SHUTDOWN_TIMEOUT": ({"OBSKIT_SHUTDOWN_TIMEOUT": "1"}, {}),
+    "OBSKIT_EXPORT_QUEUE_SIZE": ({"OBSKIT_EXPORT_QUEUE_SIZE": "10"}, {}),
+    "OTEL_EXPORTER_PROMETHEUS_HOST": ({"OTEL_EXPORTER_PROMETHEUS_HOST": "0.0.0.0"}, {}),
+    "OTEL_EXPORTER_PROMETHEUS_PORT": ({"OTEL_EXPORTER_PROMETHEUS_PORT": "9999"}, {}),
+    "OBSKIT_PROMETHEUS_PATH": ({"OBSKIT_PROMETHEUS_PATH": "/prom"}, {}),
+    "OBSKIT_PROMETHEUS_MULTIPROC_DIR": ({"OBSKIT_PROMETHEUS_MULTIPROC_DIR": "/tmp"}, {}),
+    "PROMETHEUS_MULTIPROC_DIR": ({"PROMETHEUS_MULTIPROC_DIR": "/tmp"}, {}),
+    "OBSKIT_PUSHGATEWAY_URL": ({"OBSKIT_PUSHGATEWAY_URL": "http://127.0.0.1:9091"}, {}),
+    "OBSKIT_PUSHGATEWAY_JOB": ({"OBSKIT_PUSHGATEWAY_JOB": "batch"}, {}),
+    "OBSKIT_PUSHGATEWAY_GROUPING": ({"OBSKIT_PUSHGATEWAY_GROUPING": "instance=a"}, {}),
+    "OBSKIT_PUSH_ON": ({"OBSKIT_PUSH_ON": "job"}, {}),
+    "OBSKIT_JAEGER_ENDPOINT": ({"OBSKIT_JAEGER_ENDPOINT": "http://jaeger:4317"}, {}),
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+        {"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000"},
+        {},
+    ),
+    "OBSKIT_AZURE_LIVE_METRICS": ({"OBSKIT_AZURE_LIVE_METRICS": "true"}, {}),
+    "OBSKIT_AZURE_OFFLINE_STORAGE": ({"OBSKIT_AZURE_OFFLINE_STORAGE": "true"}, {}),
+    "OBSKIT_AZURE_STATSBEAT": ({"OBSKIT_AZURE_STATSBEAT": "true"}, {}),
 }
+_OTLP_EXAMPLES = {
+    "ENDPOINT": "http://collector:4318",
+    "PROTOCOL": "grpc",
+    "HEADERS": "api-key=x",
+    "TIMEOUT": "500",
+    "COMPRESSION": "gzip",
+    "CERTIFICATE": __file__,
+    "INSECURE": "true",
+}
+for _option, _example in _OTLP_EXAMPLES.items():
+    for _signal in ("", "TRACES_", "METRICS_", "LOGS_"):
+        _var = f"OTEL_EXPORTER_OTLP_{_signal}{_option}"
+        ENV_EFFECT[_var] = ({_var: _example}, {})
 
 
 @pytest.mark.parametrize("var", environment_variables.ALL)

@@ -136,15 +136,90 @@ def metrics_data(registry: CollectorRegistry, resource: Resource, start_ns: int)
     )
 
 
+class DeltaConverter:
+    """Turns successive cumulative collections into deltas, for exporters that prefer them (Azure).
+
+    Each point becomes the difference from the previous collection of the same series, its start
+    time the previous collection's time. Gauges pass through. A series seen for the first time
+    reports everything since the process started; a counter that went backwards (a restart of the
+    source) reports its new value, as OpenTelemetry's own cumulative-to-delta conversion does.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[int, Any]] = {}
+
+    def convert(self, data: MetricsData) -> MetricsData:
+        """The delta form of ``data`` (new objects; ``data`` is left untouched)."""
+        resource_metrics = []
+        for rm in data.resource_metrics:
+            scopes = [
+                ScopeMetrics(sm.scope, [self._metric(m) for m in sm.metrics], sm.schema_url)
+                for sm in rm.scope_metrics
+            ]
+            resource_metrics.append(ResourceMetrics(rm.resource, scopes, rm.schema_url))
+        return MetricsData(resource_metrics)
+
+    def _metric(self, metric: Metric) -> Metric:
+        data = metric.data
+        if isinstance(data, Sum):
+            points = [self._number(metric.name, p) for p in data.data_points]
+            data = Sum(points, AggregationTemporality.DELTA, data.is_monotonic)
+        elif isinstance(data, Histogram):
+            buckets = [self._histogram(metric.name, p) for p in data.data_points]
+            data = Histogram(buckets, AggregationTemporality.DELTA)
+        return Metric(metric.name, metric.description, metric.unit, data)
+
+    def _swap(self, name: str, point: Any, state: Any) -> tuple[int, Any] | None:
+        key = (name, tuple(sorted((point.attributes or {}).items())))
+        previous = self._previous.get(key)
+        self._previous[key] = (point.time_unix_nano, state)
+        return previous
+
+    def _number(self, name: str, point: NumberDataPoint) -> NumberDataPoint:
+        previous = self._swap(name, point, point.value)
+        if previous is None or previous[1] > point.value:
+            return point
+        return NumberDataPoint(
+            point.attributes, previous[0], point.time_unix_nano, point.value - previous[1], point.exemplars
+        )
+
+    def _histogram(self, name: str, point: HistogramDataPoint) -> HistogramDataPoint:
+        state = (point.count, point.sum, tuple(point.bucket_counts))
+        previous = self._swap(name, point, state)
+        if previous is None or previous[1][0] > point.count:
+            return point
+        _, (count, total, buckets) = previous
+        return HistogramDataPoint(
+            attributes=point.attributes,
+            start_time_unix_nano=previous[0],
+            time_unix_nano=point.time_unix_nano,
+            count=point.count - count,
+            sum=point.sum - total,
+            bucket_counts=[now - before for now, before in zip(point.bucket_counts, buckets, strict=False)],
+            explicit_bounds=point.explicit_bounds,
+            min=point.min,
+            max=point.max,
+            exemplars=point.exemplars,
+        )
+
+
 def make_reader(
     exporter: MetricExporter, registry: CollectorRegistry, resource: Resource, interval_ms: float
 ) -> PeriodicExportingMetricReader:
-    """A periodic reader that exports ``registry`` through ``exporter`` on the SDK's export thread."""
+    """A periodic reader that exports ``registry`` through ``exporter`` on the SDK's export thread.
+
+    The exporter's preferred temporality for counters decides cumulative (as recorded) or delta.
+    """
+    from opentelemetry.sdk.metrics import Counter as OtelCounter
+
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
     start_ns = time.time_ns()
+    preferred = getattr(exporter, "_preferred_temporality", {}) or {}
+    delta = DeltaConverter() if preferred.get(OtelCounter) is AggregationTemporality.DELTA else None
 
     def collect(_reader: Any, timeout_millis: float = 10_000) -> MetricsData:
-        return metrics_data(registry, resource, start_ns)
+        data = metrics_data(registry, resource, start_ns)
+        return delta.convert(data) if delta is not None else data
 
     reader._set_collect_callback(collect)
     return reader

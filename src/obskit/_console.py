@@ -55,11 +55,11 @@ def format_metrics(data: MetricsData) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def span_exporter(out: IO[str] | None = None) -> ConsoleSpanExporter:
+def span_exporter(settings: object = None, out: IO[str] | None = None) -> ConsoleSpanExporter:
     """OpenTelemetry's console span exporter with obskit's one-line format, on stderr."""
     return ConsoleSpanExporter(out=out or sys.stderr, formatter=format_span)
 
 
-def metric_exporter(out: IO[str] | None = None) -> ConsoleMetricExporter:
+def metric_exporter(settings: object = None, out: IO[str] | None = None) -> ConsoleMetricExporter:
     """OpenTelemetry's console metric exporter with obskit's one-line-per-point format, on stderr."""
     return ConsoleMetricExporter(out=out or sys.stderr, formatter=format_metrics)

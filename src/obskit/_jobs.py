@@ -169,6 +169,8 @@ class _JobHooks:
             finally:
                 if span is not None:
                     end_span(span, error)
+                for listener in _state.JOB_LISTENERS:
+                    listener(self.job)
 
     def _report_results(self, run: Job, result: Any) -> None:
         assert self._results is not None

@@ -75,12 +75,28 @@ def configure(app: object = None, **settings: Any) -> Settings:
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, log_level,
             log_format, metric_namespace, redact_keys, series_cap, runtime_metrics, host_metrics,
-            metric_export_interval_ms, shutdown_timeout.
+            metric_export_interval_ms, shutdown_timeout, export_queue_size; Prometheus:
+            prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
+            pushgateway_job, pushgateway_grouping, push_on; OTLP: otlp_endpoint, otlp_protocol,
+            otlp_headers, otlp_timeout (ms), otlp_compression, otlp_certificate, otlp_insecure,
+            each also per signal as otlp_traces_*, otlp_metrics_*, otlp_logs_* (e.g.
+            otlp_traces_endpoint, otlp_metrics_protocol, otlp_logs_headers, otlp_traces_timeout,
+            otlp_metrics_compression, otlp_logs_certificate, otlp_traces_insecure,
+            otlp_traces_protocol, otlp_traces_headers, otlp_traces_compression,
+            otlp_traces_certificate, otlp_metrics_endpoint, otlp_metrics_headers,
+            otlp_metrics_timeout, otlp_metrics_certificate, otlp_metrics_insecure,
+            otlp_logs_endpoint, otlp_logs_protocol, otlp_logs_timeout, otlp_logs_compression,
+            otlp_logs_insecure); jaeger_endpoint; Azure: azure_connection_string,
+            azure_live_metrics, azure_offline_storage, azure_statsbeat. See
+            :mod:`obskit.environment_variables` for what each does.
 
     Raises:
         ConfigError: a setting has a value outside what it allows.
     """
     resolved = resolve_settings(settings)
+    from obskit._backends import check
+
+    check(resolved)
     if app is not None:
         raise ConfigError(
             "app", type(app).__name__, "None (web framework instrumentation is not available yet)"
@@ -147,7 +163,7 @@ def _build(settings: Settings) -> None:
     store.series_cap = settings.series_cap
     # Installed in this order so that teardown (newest first) flushes spans, then metrics, and
     # removes the log handler last, letting exporters' last words still reach the logs.
-    _logging_pipeline(settings)
+    _logging_pipeline(settings, resource, redactor)
     _metrics_pipeline(settings, resource, store)
     provider = _tracer_provider(settings, resource, redactor)
     tracer = provider.get_tracer("obskit") if provider is not None else None
@@ -169,16 +185,22 @@ def _build(settings: Settings) -> None:
 
 
 def span_processors(settings: Settings, redactor: Redactor) -> list[Any]:
-    """One batch processor per configured span exporter, each behind the redaction pass."""
+    """One bounded batch processor per configured span exporter: redaction, then drop counting."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from obskit import _console
+    from obskit._backends import SPAN_EXPORTERS, factory
+    from obskit._pipeline import CountingSpanExporter, CountingSpanProcessor
     from obskit._redacting import RedactingSpanExporter
 
     processors = []
     for name in settings.traces_exporter:
-        if name == "console":
-            processors.append(BatchSpanProcessor(RedactingSpanExporter(_console.span_exporter(), redactor)))
+        exporter = factory(SPAN_EXPORTERS, name)(settings)
+        batch = BatchSpanProcessor(
+            RedactingSpanExporter(CountingSpanExporter(exporter), redactor),
+            max_queue_size=settings.export_queue_size,
+            max_export_batch_size=min(512, settings.export_queue_size),
+        )
+        processors.append(CountingSpanProcessor(batch, settings.export_queue_size))
     return processors
 
 
@@ -196,17 +218,25 @@ def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor) -> A
     )
     for processor in span_processors(settings, redactor):
         provider.add_span_processor(processor)
-    _installed.append(lambda timeout: _shutdown_provider(provider, timeout))
+    _installed.append(partial(_shutdown_provider, "span pipeline", provider))
     return provider
 
 
-def _shutdown_provider(provider: Any, timeout: float) -> None:
-    provider.force_flush(int(timeout * 1000))
-    provider.shutdown()
+def _shutdown_provider(what: str, provider: Any, timeout: float) -> None:
+    """Flush and shut down a tracer or logger provider, abandoning it at the deadline."""
+    from obskit._pipeline import run_with_deadline
+
+    def flush_and_stop() -> None:
+        provider.force_flush(int(timeout * 1000))
+        provider.shutdown()
+
+    run_with_deadline(what, flush_and_stop, timeout)
 
 
 def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
     from obskit import _sysmetrics
+    from obskit._backends import METRIC_EXPORTERS, METRIC_INSTALLERS, factory
+    from obskit._bridge import make_reader
 
     collectors = _sysmetrics.register(store.registry, settings.runtime_metrics, settings.host_metrics)
     if collectors:
@@ -217,14 +247,18 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
 
         _installed.append(unregister)
     for name in settings.metrics_exporter:
-        if name == "console":
-            from obskit import _console
-            from obskit._bridge import make_reader
+        if name in METRIC_INSTALLERS:
+            _installed.append(factory(METRIC_INSTALLERS, name)(settings, store))
+            continue
+        exporter = factory(METRIC_EXPORTERS, name)(settings)
+        reader = make_reader(exporter, store.registry, resource, settings.metric_export_interval_ms)
+        _installed.append(partial(_shutdown_reader, name, reader))
 
-            reader = make_reader(
-                _console.metric_exporter(), store.registry, resource, settings.metric_export_interval_ms
-            )
-            _installed.append(partial(_shutdown_reader, reader))
+
+def _shutdown_reader(name: str, reader: Any, timeout: float) -> None:
+    from obskit._pipeline import run_with_deadline
+
+    run_with_deadline(f"{name} metrics", lambda: reader.shutdown(timeout_millis=timeout * 1000), timeout)
 
 
 def _internal_logging() -> None:
@@ -243,29 +277,63 @@ def _internal_logging() -> None:
     _installed.append(remove)
 
 
-def _shutdown_reader(reader: Any, timeout: float) -> None:
-    reader.shutdown(timeout_millis=timeout * 1000)
-
-
-def _logging_pipeline(settings: Settings) -> None:
+def _logging_pipeline(settings: Settings, resource: Any, redactor: Redactor) -> None:
     _internal_logging()
-    if "console" not in settings.logs_exporter:
-        return
+    root = logging.getLogger()
+    previous_level = root.level
+    root.setLevel(log_level_number(settings))
+    _installed.append(lambda timeout: root.setLevel(previous_level))
+    if "console" in settings.logs_exporter:
+        _console_logs(settings)
+    exported = [name for name in settings.logs_exporter if name != "console"]
+    if exported:
+        _exported_logs(settings, resource, redactor, exported)
+
+
+def _console_logs(settings: Settings) -> None:
+    from obskit._pipeline import RateLimitFilter
     from obskit.logging import ConsoleFormatter, JsonFormatter
 
     root = logging.getLogger()
-    previous_level = root.level
     handler = ObskitHandler(_StdoutProxy())
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else ConsoleFormatter())
     handler.setLevel(log_level_number(settings))
+    handler.addFilter(RateLimitFilter())
     root.addHandler(handler)
-    root.setLevel(log_level_number(settings))
 
     def remove(timeout: float) -> None:
         root.removeHandler(handler)
         handler.flush()
-        root.setLevel(previous_level)
 
+    _installed.append(remove)
+
+
+def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names: list[str]) -> None:
+    """One LoggerProvider with a bounded batch processor per exporter, one handler on the root."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    from obskit._backends import LOG_EXPORTERS, factory
+    from obskit._logexport import CountingLogExporter, ObskitLoggingHandler
+
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    for name in names:
+        exporter = CountingLogExporter(factory(LOG_EXPORTERS, name)(settings))
+        provider.add_log_record_processor(
+            BatchLogRecordProcessor(
+                exporter,
+                max_queue_size=settings.export_queue_size,
+                max_export_batch_size=min(512, settings.export_queue_size),
+            )
+        )
+    handler = ObskitLoggingHandler(log_level_number(settings), provider, redactor)
+    root = logging.getLogger()
+    root.addHandler(handler)
+
+    def remove(timeout: float) -> None:
+        root.removeHandler(handler)
+
+    _installed.append(partial(_shutdown_provider, "log pipeline", provider))
     _installed.append(remove)
 
 
@@ -278,8 +346,10 @@ def _teardown(timeout: float) -> None:
             undo(max(0.001, deadline - time.monotonic()))
         except Exception as exc:
             report_internal_error("shutdown", exc)
+    from obskit._logexport import ObskitLoggingHandler
+
     for handler in list(logging.getLogger().handlers):
-        if isinstance(handler, ObskitHandler):
+        if isinstance(handler, ObskitHandler | ObskitLoggingHandler):
             logging.getLogger().removeHandler(handler)
 
 

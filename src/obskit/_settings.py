@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 from obskit import environment_variables as env
 from obskit._errors import ConfigError
@@ -17,10 +17,15 @@ __all__ = ["EXPORTERS", "Settings", "resolve_settings"]
 
 #: Exporter names each signal accepts in this version.
 EXPORTERS: Mapping[str, tuple[str, ...]] = {
-    "traces_exporter": ("console", "none"),
-    "metrics_exporter": ("console", "none"),
-    "logs_exporter": ("console", "none"),
+    "traces_exporter": ("console", "otlp", "jaeger", "azure", "none"),
+    "metrics_exporter": ("console", "prometheus", "otlp", "azure", "none"),
+    "logs_exporter": ("console", "otlp", "azure", "none"),
 }
+OTLP_PROTOCOLS = ("grpc", "http/protobuf")
+OTLP_COMPRESSIONS = ("gzip", "deflate", "none")
+OTLP_SIGNALS = ("traces", "metrics", "logs")
+OTLP_OPTIONS = ("endpoint", "protocol", "headers", "timeout", "compression", "certificate", "insecure")
+PUSH_ON = ("job", "shutdown")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
 _NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -49,6 +54,53 @@ class Settings:
     host_metrics: bool = False
     metric_export_interval_ms: float = 60_000.0
     shutdown_timeout: float = 5.0
+    export_queue_size: int = 2048
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = 9464
+    prometheus_path: str = "/metrics"
+    multiprocess_dir: str | None = None
+    pushgateway_url: str | None = None
+    pushgateway_job: str | None = None
+    pushgateway_grouping: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    push_on: tuple[str, ...] = ("shutdown",)
+    jaeger_endpoint: str = "http://localhost:4317"
+    azure_connection_string: str | None = dataclasses.field(default=None, repr=False)
+    azure_live_metrics: bool = False
+    azure_offline_storage: bool = False
+    azure_statsbeat: bool = False
+    otlp_endpoint: str | None = None
+    otlp_protocol: str = "http/protobuf"
+    otlp_headers: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    otlp_timeout: float = 10_000.0
+    otlp_compression: str = "none"
+    otlp_certificate: str | None = None
+    otlp_insecure: bool | None = None
+    otlp_traces_endpoint: str | None = None
+    otlp_traces_protocol: str | None = None
+    otlp_traces_headers: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
+    otlp_traces_timeout: float | None = None
+    otlp_traces_compression: str | None = None
+    otlp_traces_certificate: str | None = None
+    otlp_traces_insecure: bool | None = None
+    otlp_metrics_endpoint: str | None = None
+    otlp_metrics_protocol: str | None = None
+    otlp_metrics_headers: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
+    otlp_metrics_timeout: float | None = None
+    otlp_metrics_compression: str | None = None
+    otlp_metrics_certificate: str | None = None
+    otlp_metrics_insecure: bool | None = None
+    otlp_logs_endpoint: str | None = None
+    otlp_logs_protocol: str | None = None
+    otlp_logs_headers: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
+    otlp_logs_timeout: float | None = None
+    otlp_logs_compression: str | None = None
+    otlp_logs_certificate: str | None = None
+    otlp_logs_insecure: bool | None = None
+
+    def otlp(self, signal: str, option: str) -> Any:
+        """The OTLP ``option`` for ``signal`` (traces, metrics, logs): per-signal value, else generic."""
+        specific = getattr(self, f"otlp_{signal}_{option}")
+        return specific if specific is not None else getattr(self, f"otlp_{option}")
 
 
 def _exporters(setting: str) -> Callable[[object], tuple[str, ...]]:
@@ -130,18 +182,101 @@ def _key_list(value: object) -> tuple[str, ...]:
     return tuple(k for k in keys if k)
 
 
-def _attributes(value: object) -> dict[str, str]:
-    if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items()}
-    result: dict[str, str] = {}
-    for pair in str(value).split(","):
-        if not pair.strip():
-            continue
-        key, sep, val = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError("resource_attributes", value, "comma-separated key=value pairs")
-        result[unquote(key.strip())] = unquote(val.strip())
-    return result
+def _pairs(setting: str) -> Callable[[object], dict[str, str]]:
+    def parse(value: object) -> dict[str, str]:
+        if isinstance(value, Mapping):
+            return {str(k): str(v) for k, v in value.items()}
+        result: dict[str, str] = {}
+        for pair in str(value).split(","):
+            if not pair.strip():
+                continue
+            key, sep, val = pair.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(setting, value, "comma-separated key=value pairs")
+            result[unquote(key.strip())] = unquote(val.strip())
+        return result
+
+    return parse
+
+
+_attributes = _pairs("resource_attributes")
+
+
+def _url(setting: str, schemes: tuple[str, ...] = ("http", "https"), bare: bool = False) -> _Parser:
+    allowed = " or ".join(f"{s}://host[:port][/path]" for s in schemes) + (" or host:port" if bare else "")
+
+    def parse(value: object) -> str:
+        text = str(value).strip()
+        parsed = urlparse(text)
+        if parsed.scheme in schemes and parsed.netloc:
+            return text
+        if bare and re.match(r"^[A-Za-z0-9.\-\[\]:]+:\d+$", text):
+            return text
+        raise ConfigError(setting, value, allowed)
+
+    return parse
+
+
+def _path(setting: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = str(value).strip()
+        if not text.startswith("/") or any(c.isspace() for c in text):
+            raise ConfigError(setting, value, "a URL path starting with /")
+        return text
+
+    return parse
+
+
+def _existing(setting: str, directory: bool) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = str(value).strip()
+        if not (os.path.isdir(text) if directory else os.path.isfile(text)):
+            raise ConfigError(setting, value, "an existing directory" if directory else "an existing file")
+        return text
+
+    return parse
+
+
+def _subset(setting: str, allowed: tuple[str, ...]) -> Callable[[object], tuple[str, ...]]:
+    def parse(value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+        if not names or any(n not in allowed for n in names):
+            raise ConfigError(setting, value, allowed, "Several may be given, comma-separated.")
+        return names
+
+    return parse
+
+
+def _connection_string(value: object) -> str:
+    text = str(value).strip()
+    keys = {part.partition("=")[0].strip().lower() for part in text.split(";") if "=" in part}
+    if "instrumentationkey" not in keys:
+        raise ConfigError(
+            "azure_connection_string",
+            "<hidden>",
+            "an Application Insights connection string: InstrumentationKey=...;IngestionEndpoint=https://...",
+        )
+    return text
+
+
+def _otlp_fields() -> dict[str, tuple[tuple[str, ...], _Parser]]:
+    parsers: dict[str, Callable[[str], _Parser]] = {
+        "endpoint": lambda name: _url(name, bare=True),
+        "protocol": lambda name: _choice(name, OTLP_PROTOCOLS, upper=False),
+        "headers": _pairs,
+        "timeout": lambda name: _number(name, float, 0.001, 3_600_000.0, "a positive number of milliseconds"),
+        "compression": lambda name: _choice(name, OTLP_COMPRESSIONS, upper=False),
+        "certificate": lambda name: _existing(name, directory=False),
+        "insecure": _flag,
+    }
+    fields: dict[str, tuple[tuple[str, ...], _Parser]] = {}
+    for option, make in parsers.items():
+        fields[f"otlp_{option}"] = ((f"OTEL_EXPORTER_OTLP_{option.upper()}",), make(f"otlp_{option}"))
+        for signal in OTLP_SIGNALS:
+            name = f"otlp_{signal}_{option}"
+            fields[name] = ((f"OTEL_EXPORTER_OTLP_{signal.upper()}_{option.upper()}",), make(name))
+    return fields
 
 
 _Parser = Callable[[object], Any]
@@ -172,6 +307,30 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
         (env.OBSKIT_SHUTDOWN_TIMEOUT,),
         _number("shutdown_timeout", float, 0.001, 3600.0, "a positive number of seconds, at most 3600"),
     ),
+    "export_queue_size": (
+        (env.OBSKIT_EXPORT_QUEUE_SIZE,),
+        _number("export_queue_size", int, 1, 10**7, "a whole number >= 1"),
+    ),
+    "prometheus_host": ((env.OTEL_EXPORTER_PROMETHEUS_HOST,), _text("prometheus_host")),
+    "prometheus_port": (
+        (env.OTEL_EXPORTER_PROMETHEUS_PORT,),
+        _number("prometheus_port", int, 0, 65535, "a port number from 0 (any free port) to 65535"),
+    ),
+    "prometheus_path": ((env.OBSKIT_PROMETHEUS_PATH,), _path("prometheus_path")),
+    "multiprocess_dir": (
+        (env.OBSKIT_PROMETHEUS_MULTIPROC_DIR, env.PROMETHEUS_MULTIPROC_DIR),
+        _existing("multiprocess_dir", directory=True),
+    ),
+    "pushgateway_url": ((env.OBSKIT_PUSHGATEWAY_URL,), _url("pushgateway_url")),
+    "pushgateway_job": ((env.OBSKIT_PUSHGATEWAY_JOB,), _text("pushgateway_job")),
+    "pushgateway_grouping": ((env.OBSKIT_PUSHGATEWAY_GROUPING,), _pairs("pushgateway_grouping")),
+    "push_on": ((env.OBSKIT_PUSH_ON,), _subset("push_on", PUSH_ON)),
+    "jaeger_endpoint": ((env.OBSKIT_JAEGER_ENDPOINT,), _url("jaeger_endpoint", bare=True)),
+    "azure_connection_string": ((env.APPLICATIONINSIGHTS_CONNECTION_STRING,), _connection_string),
+    "azure_live_metrics": ((env.OBSKIT_AZURE_LIVE_METRICS,), _flag("azure_live_metrics")),
+    "azure_offline_storage": ((env.OBSKIT_AZURE_OFFLINE_STORAGE,), _flag("azure_offline_storage")),
+    "azure_statsbeat": ((env.OBSKIT_AZURE_STATSBEAT,), _flag("azure_statsbeat")),
+    **_otlp_fields(),
 }
 
 

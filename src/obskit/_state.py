@@ -7,7 +7,7 @@ whole; the hot path reads it once per call. Nothing here creates a thread, file 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from obskit._redact import Redactor
@@ -42,6 +42,10 @@ def _initial() -> State:
 
 
 STATE: State = _initial()
+
+#: Called with the job name after every ``track_job`` run (the push gateway's ``push_on=job``).
+#: Listeners must only signal their own thread: they run on the caller's.
+JOB_LISTENERS: list[Callable[[str], None]] = []
 
 
 def set_state(state: State) -> State:

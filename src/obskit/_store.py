@@ -40,6 +40,7 @@ __all__ = [
 
 OVERFLOW_LABEL_VALUE: Final = "__overflow__"
 OVERFLOW_METRIC: Final = "obskit_telemetry_overflow"
+DROPPED_METRIC: Final = "obskit_telemetry_dropped"
 DEFAULT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -79,6 +80,12 @@ class Store:
             OVERFLOW_METRIC,
             "Recordings folded into the overflow series because a metric reached its series cap.",
             ["metric"],
+            registry=self.registry,
+        )
+        self.dropped = PromCounter(
+            DROPPED_METRIC,
+            "Telemetry items not delivered, by signal (traces|metrics|logs) and reason.",
+            ["signal", "reason"],
             registry=self.registry,
         )
 

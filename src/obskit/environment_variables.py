@@ -35,15 +35,19 @@ Default: ``development``. Keyword: ``environment``.
 """
 
 OTEL_TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"
-"""Comma-separated span exporters: ``console`` (default) or ``none``. Keyword: ``traces_exporter``."""
+"""Comma-separated span exporters: ``console`` (default), ``otlp``, ``jaeger`` (OTLP to Jaeger), ``azure``,
+or ``none``. Keyword: ``traces_exporter``.
+"""
 
 OTEL_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
-"""Comma-separated metric exporters: ``console`` (default) or ``none``. Keyword: ``metrics_exporter``."""
+"""Comma-separated metric exporters: ``console`` (default), ``prometheus``, ``otlp``, ``azure``, or ``none``.
+
+Keyword: ``metrics_exporter``.
+"""
 
 OTEL_LOGS_EXPORTER: Final = "OTEL_LOGS_EXPORTER"
-"""Comma-separated log exporters: ``console`` (default: log lines on stdout) or ``none``.
-
-Keyword: ``logs_exporter``.
+"""Comma-separated log exporters: ``console`` (default: JSON lines on stdout), ``otlp``, ``azure``, or
+``none``. Keyword: ``logs_exporter``.
 """
 
 OBSKIT_SAMPLING_RATIO: Final = "OBSKIT_SAMPLING_RATIO"
@@ -117,6 +121,182 @@ OBSKIT_SHUTDOWN_TIMEOUT: Final = "OBSKIT_SHUTDOWN_TIMEOUT"
 
 A positive number. Default: ``5``. Keyword: ``shutdown_timeout``.
 """
+
+OTEL_EXPORTER_PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
+"""Address the standalone Prometheus scrape server binds to when no app is given.
+
+Default: ``127.0.0.1`` (loopback; set ``0.0.0.0`` to be scraped from elsewhere). Keyword: ``prometheus_host``.
+"""
+
+OTEL_EXPORTER_PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
+"""Port of the standalone Prometheus scrape server; ``0`` picks a free one. Default: ``9464``.
+
+Keyword: ``prometheus_port``.
+"""
+
+OBSKIT_PROMETHEUS_PATH: Final = "OBSKIT_PROMETHEUS_PATH"
+"""Path of the scrape endpoint, on the standalone server or mounted in the app. Default: ``/metrics``.
+
+Keyword: ``prometheus_path``.
+"""
+
+OBSKIT_PROMETHEUS_MULTIPROC_DIR: Final = "OBSKIT_PROMETHEUS_MULTIPROC_DIR"
+"""Directory for prometheus_client's multi-process mode (gunicorn, uwsgi): every worker writes there and
+a scrape sums them. Falls back to ``PROMETHEUS_MULTIPROC_DIR``. Default: unset (single process).
+Keyword: ``multiprocess_dir``.
+"""
+
+PROMETHEUS_MULTIPROC_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own name for the multi-process directory; see ``OBSKIT_PROMETHEUS_MULTIPROC_DIR``."""
+
+OBSKIT_PUSHGATEWAY_URL: Final = "OBSKIT_PUSHGATEWAY_URL"
+"""URL of a Prometheus push gateway for batch jobs (``http://host:9091``). Default: unset (no push).
+
+Keyword: ``pushgateway_url``.
+"""
+
+OBSKIT_PUSHGATEWAY_JOB: Final = "OBSKIT_PUSHGATEWAY_JOB"
+"""The ``job`` grouping key used when pushing. Default: the service name. Keyword: ``pushgateway_job``."""
+
+OBSKIT_PUSHGATEWAY_GROUPING: Final = "OBSKIT_PUSHGATEWAY_GROUPING"
+"""Extra grouping key labels, comma-separated ``key=value`` pairs (``instance=worker-1``).
+
+Default: none. Keyword: ``pushgateway_grouping``.
+"""
+
+OBSKIT_PUSH_ON: Final = "OBSKIT_PUSH_ON"
+"""When metrics are pushed to the gateway: ``shutdown`` (default), ``job`` (after every ``track_job`` run),
+or both, comma-separated. Keyword: ``push_on``.
+"""
+
+OBSKIT_JAEGER_ENDPOINT: Final = "OBSKIT_JAEGER_ENDPOINT"
+"""Jaeger's OTLP gRPC endpoint, used by ``traces_exporter=jaeger``. Default: ``http://localhost:4317``.
+
+Keyword: ``jaeger_endpoint``.
+"""
+
+APPLICATIONINSIGHTS_CONNECTION_STRING: Final = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+"""Azure Application Insights connection string, needed by the ``azure`` exporters
+(``pip install "obskit[azure]"``). Default: unset. Keyword: ``azure_connection_string``.
+"""
+
+OBSKIT_AZURE_LIVE_METRICS: Final = "OBSKIT_AZURE_LIVE_METRICS"
+"""``true`` turns on Azure live metrics. Default: ``false``. Keyword: ``azure_live_metrics``."""
+
+OBSKIT_AZURE_OFFLINE_STORAGE: Final = "OBSKIT_AZURE_OFFLINE_STORAGE"
+"""``true`` lets the Azure exporters keep failed batches on disk to retry. Default: ``false``.
+
+Keyword: ``azure_offline_storage``.
+"""
+
+OBSKIT_AZURE_STATSBEAT: Final = "OBSKIT_AZURE_STATSBEAT"
+"""``true`` lets the Azure exporters send their own usage statistics (statsbeat). Default: ``false``.
+
+Keyword: ``azure_statsbeat``.
+"""
+
+OBSKIT_EXPORT_QUEUE_SIZE: Final = "OBSKIT_EXPORT_QUEUE_SIZE"
+"""Most spans and most log records each waiting to be exported; beyond it new ones are dropped and
+counted in ``obskit_telemetry_dropped_total{signal,reason="queue_full"}``. Default: ``2048``.
+Keyword: ``export_queue_size``.
+"""
+
+OTEL_EXPORTER_OTLP_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
+"""OTLP, every signal: Endpoint URL. Default: the exporter's default (``http://localhost:4317`` for gRPC,
+``http://localhost:4318`` for HTTP, with ``/v1/<signal>`` appended to a generic HTTP endpoint as the
+specification says). Keyword: ``otlp_endpoint``.
+"""
+
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+"""OTLP, traces only: overrides ``OTEL_EXPORTER_OTLP_ENDPOINT``. Keyword: ``otlp_traces_endpoint``."""
+
+OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+"""OTLP, metrics only: overrides ``OTEL_EXPORTER_OTLP_ENDPOINT``. Keyword: ``otlp_metrics_endpoint``."""
+
+OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
+"""OTLP, logs only: overrides ``OTEL_EXPORTER_OTLP_ENDPOINT``. Keyword: ``otlp_logs_endpoint``."""
+
+OTEL_EXPORTER_OTLP_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_PROTOCOL"
+"""OTLP, every signal: Transport, ``grpc`` or ``http/protobuf``. Default: ``http/protobuf`` (the
+specification's default). Keyword: ``otlp_protocol``.
+"""
+
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+"""OTLP, traces only: overrides ``OTEL_EXPORTER_OTLP_PROTOCOL``. Keyword: ``otlp_traces_protocol``."""
+
+OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+"""OTLP, metrics only: overrides ``OTEL_EXPORTER_OTLP_PROTOCOL``. Keyword: ``otlp_metrics_protocol``."""
+
+OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"
+"""OTLP, logs only: overrides ``OTEL_EXPORTER_OTLP_PROTOCOL``. Keyword: ``otlp_logs_protocol``."""
+
+OTEL_EXPORTER_OTLP_HEADERS: Final = "OTEL_EXPORTER_OTLP_HEADERS"
+"""OTLP, every signal: Headers sent with every export, comma-separated ``key=value`` pairs (values percent-
+decoded). Default: none. Keyword: ``otlp_headers``.
+"""
+
+OTEL_EXPORTER_OTLP_TRACES_HEADERS: Final = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+"""OTLP, traces only: overrides ``OTEL_EXPORTER_OTLP_HEADERS``. Keyword: ``otlp_traces_headers``."""
+
+OTEL_EXPORTER_OTLP_METRICS_HEADERS: Final = "OTEL_EXPORTER_OTLP_METRICS_HEADERS"
+"""OTLP, metrics only: overrides ``OTEL_EXPORTER_OTLP_HEADERS``. Keyword: ``otlp_metrics_headers``."""
+
+OTEL_EXPORTER_OTLP_LOGS_HEADERS: Final = "OTEL_EXPORTER_OTLP_LOGS_HEADERS"
+"""OTLP, logs only: overrides ``OTEL_EXPORTER_OTLP_HEADERS``. Keyword: ``otlp_logs_headers``."""
+
+OTEL_EXPORTER_OTLP_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_TIMEOUT"
+"""OTLP, every signal: Export timeout in milliseconds, as the specification defines it. Default: ``10000``.
+Keyword: ``otlp_timeout``.
+"""
+
+OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+"""OTLP, traces only: overrides ``OTEL_EXPORTER_OTLP_TIMEOUT``. Keyword: ``otlp_traces_timeout``."""
+
+OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"
+"""OTLP, metrics only: overrides ``OTEL_EXPORTER_OTLP_TIMEOUT``. Keyword: ``otlp_metrics_timeout``."""
+
+OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"
+"""OTLP, logs only: overrides ``OTEL_EXPORTER_OTLP_TIMEOUT``. Keyword: ``otlp_logs_timeout``."""
+
+OTEL_EXPORTER_OTLP_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_COMPRESSION"
+"""OTLP, every signal: Compression, ``gzip`` or ``none``. Default: ``none``. Keyword: ``otlp_compression``."""
+
+OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
+"""OTLP, traces only: overrides ``OTEL_EXPORTER_OTLP_COMPRESSION``. Keyword: ``otlp_traces_compression``."""
+
+OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"
+"""OTLP, metrics only: overrides ``OTEL_EXPORTER_OTLP_COMPRESSION``. Keyword: ``otlp_metrics_compression``."""
+
+OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION"
+"""OTLP, logs only: overrides ``OTEL_EXPORTER_OTLP_COMPRESSION``. Keyword: ``otlp_logs_compression``."""
+
+OTEL_EXPORTER_OTLP_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_CERTIFICATE"
+"""OTLP, every signal: Path of a PEM file of trusted certificates for TLS. Default: the system's. Keyword:
+``otlp_certificate``.
+"""
+
+OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"
+"""OTLP, traces only: overrides ``OTEL_EXPORTER_OTLP_CERTIFICATE``. Keyword: ``otlp_traces_certificate``."""
+
+OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE"
+"""OTLP, metrics only: overrides ``OTEL_EXPORTER_OTLP_CERTIFICATE``. Keyword: ``otlp_metrics_certificate``."""
+
+OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE"
+"""OTLP, logs only: overrides ``OTEL_EXPORTER_OTLP_CERTIFICATE``. Keyword: ``otlp_logs_certificate``."""
+
+OTEL_EXPORTER_OTLP_INSECURE: Final = "OTEL_EXPORTER_OTLP_INSECURE"
+"""OTLP, every signal: ``true`` for plain-text gRPC to an ``https``-less endpoint. Default: derived from
+the endpoint's scheme. Keyword: ``otlp_insecure``.
+"""
+
+OTEL_EXPORTER_OTLP_TRACES_INSECURE: Final = "OTEL_EXPORTER_OTLP_TRACES_INSECURE"
+"""OTLP, traces only: overrides ``OTEL_EXPORTER_OTLP_INSECURE``. Keyword: ``otlp_traces_insecure``."""
+
+OTEL_EXPORTER_OTLP_METRICS_INSECURE: Final = "OTEL_EXPORTER_OTLP_METRICS_INSECURE"
+"""OTLP, metrics only: overrides ``OTEL_EXPORTER_OTLP_INSECURE``. Keyword: ``otlp_metrics_insecure``."""
+
+OTEL_EXPORTER_OTLP_LOGS_INSECURE: Final = "OTEL_EXPORTER_OTLP_LOGS_INSECURE"
+"""OTLP, logs only: overrides ``OTEL_EXPORTER_OTLP_INSECURE``. Keyword: ``otlp_logs_insecure``."""
 
 ALL: Final = tuple(value for key, value in sorted(globals().items()) if key.isupper() and key not in {"ALL"})
 """Every variable name above, sorted."""
