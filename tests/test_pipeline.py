@@ -1,0 +1,216 @@
+"""Export plumbing: drop counting, rate-limited library warnings, deadlines, exported-log handler."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+import obskit
+from obskit import LoggingContext, _state, trace_operation
+from obskit._backends import check
+from obskit._errors import ConfigError
+from obskit._logexport import ObskitLoggingHandler, severity
+from obskit._pipeline import (
+    CountingSpanExporter,
+    CountingSpanProcessor,
+    ExcludeInternalFilter,
+    RateLimitFilter,
+    run_with_deadline,
+)
+from obskit._redact import Redactor
+from obskit._settings import resolve_settings
+from obskit.testing import capture
+
+
+def _dropped(signal: str, reason: str) -> float:
+    value = _state.STATE.store.registry.get_sample_value(
+        "obskit_telemetry_dropped_total", {"signal": signal, "reason": reason}
+    )
+    return value or 0.0
+
+
+class _Failing(SpanExporter):
+    def __init__(self, raises: bool = False) -> None:
+        self.raises = raises
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self.raises:
+            raise RuntimeError("peer exploded")
+        return SpanExportResult.FAILURE
+
+
+class _Blocking(SpanExporter):
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.release.wait(30)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.release.wait(30)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.release.wait(30)
+        return True
+
+
+def _spans(n: int) -> list[ReadableSpan]:
+    provider = TracerProvider(shutdown_on_exit=False)
+    tracer = provider.get_tracer("t")
+    spans = []
+    for i in range(n):
+        span = tracer.start_span(f"s{i}")
+        span.end()
+        spans.append(span)
+    return spans  # type: ignore[return-value]
+
+
+def test_failed_export_counts_every_span_of_the_batch() -> None:
+    with capture():
+        result = CountingSpanExporter(_Failing()).export(_spans(3))
+        assert result is SpanExportResult.FAILURE
+        assert _dropped("traces", "export_failed") == 3
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+def test_exporter_that_raises_is_counted_and_reported_not_raised() -> None:
+    with capture():
+        assert CountingSpanExporter(_Failing(raises=True)).export(_spans(2)) is SpanExportResult.FAILURE
+        assert _dropped("traces", "export_failed") == 2
+
+
+def test_full_queue_drops_are_counted() -> None:
+    blocking = _Blocking()
+    batch = BatchSpanProcessor(
+        blocking, max_queue_size=2, max_export_batch_size=1, schedule_delay_millis=60_000
+    )
+    processor = CountingSpanProcessor(batch, 2)
+    with capture():
+        for span in _spans(10):
+            processor.on_end(span)
+        # The worker may have taken one span off the queue; at least 7 of 10 could not be queued.
+        assert _dropped("traces", "queue_full") >= 7
+    blocking.release.set()
+    batch.shutdown()
+
+
+def test_rate_limit_filter_lets_a_library_warning_through_once_a_minute() -> None:
+    limit = RateLimitFilter(interval=60)
+    record = logging.LogRecord(
+        "opentelemetry.exporter.otlp", logging.WARNING, "f", 1, "export failed %s", (1,), None
+    )
+    other = logging.LogRecord("opentelemetry.exporter.otlp", logging.WARNING, "f", 1, "another", (), None)
+    app = logging.LogRecord("myapp", logging.WARNING, "f", 1, "export failed %s", (1,), None)
+    assert limit.filter(record)
+    assert not limit.filter(record)
+    assert limit.filter(other)
+    assert limit.filter(app)
+    assert limit.filter(app)
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("obskit", False),
+        ("obskit.x", False),
+        ("opentelemetry.sdk", False),
+        ("azure.core", False),
+        ("urllib3.connectionpool", False),
+        ("grpc._channel", False),
+        ("obskitty", True),
+        ("app", True),
+    ],
+)
+def test_internal_loggers_are_never_exported(name: str, kept: bool) -> None:
+    record = logging.LogRecord(name, logging.WARNING, "f", 1, "m", (), None)
+    assert ExcludeInternalFilter().filter(record) is kept
+
+
+def test_run_with_deadline_abandons_a_hung_call_in_time() -> None:
+    hang = threading.Event()
+    started = time.monotonic()
+    assert run_with_deadline("hung exporter", lambda: hang.wait(30), 0.2) is False
+    assert time.monotonic() - started < 2
+    hang.set()
+    assert run_with_deadline("quick", lambda: None, 1) is True
+
+
+def test_shutdown_respects_its_deadline_when_the_exporter_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from obskit import _console
+
+    blocking = _Blocking()
+    monkeypatch.setattr(_console, "span_exporter", lambda settings=None, out=None: blocking)
+    obskit.configure(metrics_exporter="none", logs_exporter="none", shutdown_timeout=0.5)
+    with trace_operation("stuck"):
+        pass
+    started = time.monotonic()
+    obskit.shutdown()
+    assert time.monotonic() - started < 3
+    assert not obskit.is_configured()
+    blocking.release.set()
+
+
+def test_azure_without_connection_string_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="azure_connection_string"):
+        check(resolve_settings({"traces_exporter": "azure"}, {}))
+
+
+def test_missing_extra_names_the_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name.startswith("opentelemetry.exporter.otlp") else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(ConfigError, match=r'pip install "obskit\[otlp\]"'):
+        obskit.configure(traces_exporter="otlp")
+    assert not obskit.is_configured()
+
+
+@pytest.mark.parametrize(
+    ("level", "text"),
+    [(5, "TRACE"), (10, "DEBUG"), (20, "INFO"), (25, "INFO"), (30, "WARN"), (40, "ERROR"), (50, "FATAL")],
+)
+def test_stdlib_levels_map_to_otel_severity(level: int, text: str) -> None:
+    assert severity(level)[1] == text
+
+
+def test_exported_log_records_carry_context_trace_and_redaction() -> None:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    handler = ObskitLoggingHandler(logging.INFO, provider, Redactor())
+    log = logging.getLogger("app.exported")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        with capture(), LoggingContext(request_id="r-1", user_id="u-1"), trace_operation("op") as span:
+            log.warning("hello %s", "world", extra={"api_key": "k", "n": 3})
+            logging.getLogger("opentelemetry.exporter.x").addHandler(handler)
+            logging.getLogger("opentelemetry.exporter.x").warning("must not be exported")
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+        logging.getLogger("opentelemetry.exporter.x").removeHandler(handler)
+    (record,) = [r.log_record for r in exporter.get_finished_logs()]
+    assert record.body == "hello world"
+    assert record.severity_text == "WARN"
+    attributes = dict(record.attributes or {})
+    assert attributes["request_id"] == "r-1"
+    assert attributes["user_id"] == "u-1"
+    assert attributes["api_key"] == "[REDACTED]"
+    assert attributes["n"] == 3
+    assert record.trace_id == span.get_span_context().trace_id
+    assert record.span_id == span.get_span_context().span_id
