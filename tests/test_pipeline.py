@@ -214,3 +214,32 @@ def test_exported_log_records_carry_context_trace_and_redaction() -> None:
     assert attributes["n"] == 3
     assert record.trace_id == span.get_span_context().trace_id
     assert record.span_id == span.get_span_context().span_id
+
+
+def test_failed_metric_export_counts_its_points() -> None:
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    from obskit._bridge import metrics_data
+    from obskit._pipeline import counting_metric_exporter
+    from obskit._runtime import resource_for
+
+    class Down(MetricExporter):
+        def export(
+            self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
+        ) -> MetricExportResult:
+            return MetricExportResult.FAILURE
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            return None
+
+    with capture() as cap:
+        counter = obskit.MetricsCollector().counter("pipeline_points", "p", labels=["k"])
+        counter.inc(k="a")
+        counter.inc(k="b")
+        data = metrics_data(cap.store.registry, resource_for(_state.STATE.settings), 0)
+        exporter = counting_metric_exporter(Down())
+        assert exporter.export(data) is MetricExportResult.FAILURE
+        assert _dropped("metrics", "export_failed") >= 2

@@ -67,6 +67,43 @@ class CountingSpanExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
+def counting_metric_exporter(inner: Any) -> Any:
+    """Wrap a push metric exporter so failed exports count their data points as dropped."""
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    class CountingMetricExporter(MetricExporter):
+        def __init__(self) -> None:
+            super().__init__(
+                preferred_temporality=getattr(inner, "_preferred_temporality", None),
+                preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
+            )
+            self.inner = inner
+
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+            try:
+                result = inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            except Exception as exc:
+                report_internal_error(f"metric export ({type(inner).__name__})", exc)
+                result = MetricExportResult.FAILURE
+            if result is not MetricExportResult.SUCCESS:
+                points = sum(
+                    len(metric.data.data_points)
+                    for rm in metrics_data.resource_metrics
+                    for sm in rm.scope_metrics
+                    for metric in sm.metrics
+                )
+                count_dropped("metrics", "export_failed", points)
+            return result
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return bool(inner.force_flush(timeout_millis=timeout_millis))
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+    return CountingMetricExporter()
+
+
 class CountingSpanProcessor(SpanProcessor):
     """A batch span processor whose full-queue drops are counted (``reason="queue_full"``)."""
 

@@ -237,6 +237,7 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
     from obskit import _sysmetrics
     from obskit._backends import METRIC_EXPORTERS, METRIC_INSTALLERS, factory
     from obskit._bridge import make_reader
+    from obskit._pipeline import counting_metric_exporter
 
     collectors = _sysmetrics.register(store.registry, settings.runtime_metrics, settings.host_metrics)
     if collectors:
@@ -250,7 +251,7 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
         if name in METRIC_INSTALLERS:
             _installed.append(factory(METRIC_INSTALLERS, name)(settings, store))
             continue
-        exporter = factory(METRIC_EXPORTERS, name)(settings)
+        exporter = counting_metric_exporter(factory(METRIC_EXPORTERS, name)(settings))
         reader = make_reader(exporter, store.registry, resource, settings.metric_export_interval_ms)
         _installed.append(partial(_shutdown_reader, name, reader))
 
