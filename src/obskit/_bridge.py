@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -204,21 +204,44 @@ class DeltaConverter:
 
 
 def make_reader(
-    exporter: MetricExporter, registry: CollectorRegistry, resource: Resource, interval_ms: float
+    exporter: MetricExporter,
+    registry: CollectorRegistry | Callable[[], CollectorRegistry],
+    resource: Resource,
+    interval_ms: float,
 ) -> PeriodicExportingMetricReader:
     """A periodic reader that exports ``registry`` through ``exporter`` on the SDK's export thread.
 
-    The exporter's preferred temporality for counters decides cumulative (as recorded) or delta.
+    ``registry`` may be a callable returning the registry to read at each collection (the current
+    store's, which a forked child replaces with its own). The resource's ``process.pid`` follows
+    the process, so a forked child's points are told apart from its parent's. The exporter's
+    preferred temporality for counters decides cumulative (as recorded) or delta.
     """
+    import os
+
     from opentelemetry.sdk.metrics import Counter as OtelCounter
 
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
-    start_ns = time.time_ns()
+    read_registry = registry if callable(registry) else (lambda: registry)
     preferred = getattr(exporter, "_preferred_temporality", {}) or {}
-    delta = DeltaConverter() if preferred.get(OtelCounter) is AggregationTemporality.DELTA else None
+    delta_wanted = preferred.get(OtelCounter) is AggregationTemporality.DELTA
+    per_process: dict[str, Any] = {}
+
+    def start_process() -> None:
+        pid = os.getpid()
+        per_process.update(
+            pid=pid,
+            start_ns=time.time_ns(),
+            resource=resource.merge(Resource({"process.pid": pid})),
+            delta=DeltaConverter() if delta_wanted else None,
+        )
+
+    start_process()
 
     def collect(_reader: Any, timeout_millis: float = 10_000) -> MetricsData:
-        data = metrics_data(registry, resource, start_ns)
+        if per_process["pid"] != os.getpid():  # the first collection in a forked child
+            start_process()
+        data = metrics_data(read_registry(), per_process["resource"], per_process["start_ns"])
+        delta = per_process["delta"]
         return delta.convert(data) if delta is not None else data
 
     reader._set_collect_callback(collect)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -121,7 +122,34 @@ def _register_atexit() -> None:
     global _atexit_registered
     if not _atexit_registered:
         atexit.register(_shutdown_at_exit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
         _atexit_registered = True
+
+
+def _current_registry() -> Any:
+    return _state.STATE.store.registry
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (gunicorn --preload, multiprocessing) records into a store of its own.
+
+    Without this its cumulative values would start from the parent's and be exported a second
+    time. The SDK's batch processors and metric reader restart their threads by themselves. In
+    Prometheus multi-process mode prometheus_client keeps per-process files, so nothing is done.
+    """
+    try:
+        state = _state.STATE
+        if not state.configured or state.settings.multiprocess_dir:
+            return
+        from obskit import _sysmetrics
+        from obskit._store import Store
+
+        store = Store(series_cap=state.settings.series_cap)
+        _sysmetrics.register(store.registry, state.settings.runtime_metrics, state.settings.host_metrics)
+        _state.set_state(dataclasses.replace(state, store=store))
+    except Exception as exc:
+        report_internal_error("after fork", exc)
 
 
 def _shutdown_at_exit() -> None:
@@ -252,7 +280,7 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
             _installed.append(factory(METRIC_INSTALLERS, name)(settings, store))
             continue
         exporter = counting_metric_exporter(factory(METRIC_EXPORTERS, name)(settings))
-        reader = make_reader(exporter, store.registry, resource, settings.metric_export_interval_ms)
+        reader = make_reader(exporter, _current_registry, resource, settings.metric_export_interval_ms)
         _installed.append(partial(_shutdown_reader, name, reader))
 
 
