@@ -5,6 +5,7 @@ until :func:`configure` is called.
 """
 
 from obskit._context import LoggingContext
+from obskit._doctor import check_backends
 from obskit._errors import ConfigError, MetricDeclarationError, ObskitError
 from obskit._jobs import Job, track_job
 from obskit._metrics import MetricsCollector
@@ -27,6 +28,7 @@ __all__ = [
     "MetricsCollector",
     "ObskitError",
     "Settings",
+    "check_backends",
     "configure",
     "get_logger",
     "is_configured",

@@ -103,8 +103,10 @@ def _histogram(family: PromMetric, now: int, start: int) -> Metric:
                 sum=entry.get("_sum", 0.0),
                 bucket_counts=counts,
                 explicit_bounds=bounds,
-                min=math.nan,
-                max=math.nan,
+                # prometheus_client keeps no min/max: None leaves OTLP's optional fields unset
+                # (NaN would be sent as a value) and Azure's omitted.
+                min=None,  # type: ignore[arg-type]
+                max=None,  # type: ignore[arg-type]
             )
         )
     data = Histogram(points, AggregationTemporality.CUMULATIVE)
@@ -217,10 +219,26 @@ def make_reader(
     preferred temporality for counters decides cumulative (as recorded) or delta.
     """
     import os
+    import threading
+    import weakref
 
     from opentelemetry.sdk.metrics import Counter as OtelCounter
 
+    # The SDK's reader restarts its thread in a forked child but keeps its export lock, which the
+    # parent's export may hold at the fork: the child's metrics would never go out and its
+    # shutdown would wait out the deadline. Registered before the reader's own fork hook, so the
+    # new lock is in place before the new thread starts.
+    created: list[weakref.ref[PeriodicExportingMetricReader]] = []
+
+    def new_export_lock_in_child() -> None:
+        made = created[0]() if created else None
+        if made is not None:
+            made._export_lock = threading.Lock()
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=new_export_lock_in_child)
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
+    created.append(weakref.ref(reader))
     read_registry = registry if callable(registry) else (lambda: registry)
     preferred = getattr(exporter, "_preferred_temporality", {}) or {}
     delta_wanted = preferred.get(OtelCounter) is AggregationTemporality.DELTA

@@ -89,6 +89,8 @@ def job_specs(namespace: str) -> tuple[MetricSpec, MetricSpec, MetricSpec, Metri
             f"{namespace}_job_result",
             "Last value of a result a job reported.",
             ("job", "result", *extra),
+            # Across gunicorn/uwsgi workers: the value set last, whichever worker set it.
+            multiprocess_mode="mostrecent",
         ),
     )
 

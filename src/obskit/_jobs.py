@@ -10,6 +10,7 @@ from opentelemetry.trace import Span
 
 from obskit import _state
 from obskit._errors import report_internal_error
+from obskit._exemplars import span_exemplar
 from obskit._families import job_specs, register_job_labels
 from obskit._store import MetricSpec, Store, value_adder
 from obskit._tracing import activate_span, clean_attributes, deactivate_span, end_span
@@ -160,7 +161,10 @@ class _JobHooks:
         try:
             elapsed = _perf_counter() - started
             (bound.add_success if error is None else bound.add_error)(1)
-            bound.duration.observe(elapsed)
+            if span is not None and bound.store.exemplars:  # the run's span ids as exemplar
+                bound.duration.observe(elapsed, span_exemplar(span))
+            else:
+                bound.duration.observe(elapsed)
             if error is None and self._results is not None:
                 self._report_results(Job(*run), result)
         finally:  # whatever failed above, the run stops counting as in progress and its span ends

@@ -49,9 +49,24 @@ class MetricsCollector:
         """Declare (or get) a histogram; ``buckets`` are upper bounds, honoured exactly."""
         return declare("histogram", self._prefix + name, description or name, labels, buckets, unit)  # type: ignore[no-any-return]
 
-    def gauge(self, name: str, description: str = "", labels: Iterable[str] = (), unit: str = "") -> Gauge:
-        """Declare (or get) a gauge."""
-        return declare("gauge", self._prefix + name, description or name, labels, unit=unit)  # type: ignore[no-any-return]
+    def gauge(
+        self,
+        name: str,
+        description: str = "",
+        labels: Iterable[str] = (),
+        unit: str = "",
+        multiprocess_mode: str = "livesum",
+    ) -> Gauge:
+        """Declare (or get) a gauge.
+
+        ``multiprocess_mode`` says how the workers' values combine in Prometheus multi-process
+        mode (gunicorn, uwsgi): ``livesum`` (default: the sum over live workers, right for
+        in-progress counts), ``liveall`` (one series per live worker, ``pid`` label), ``livemax``,
+        ``livemin``, ``livemostrecent``, or the same without ``live`` to keep dead workers'
+        last values. The ``mostrecent`` modes allow only ``set``.
+        """
+        full_name, mode = self._prefix + name, multiprocess_mode
+        return declare("gauge", full_name, description or name, labels, unit=unit, multiprocess_mode=mode)  # type: ignore[no-any-return]
 
     # -- ready-made families ---------------------------------------------------------------------
 

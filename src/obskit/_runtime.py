@@ -188,6 +188,11 @@ def _build(settings: Settings) -> None:
     redactor = Redactor(settings.redact_keys)
     resource = resource_for(settings)
     store = _state.STATE.store
+    if settings.multiprocess_dir:  # a store whose values live in prometheus_client's per-process files
+        from obskit._prometheus import multiprocess_store
+
+        store, undo = multiprocess_store(settings.multiprocess_dir, store)
+        _installed.append(undo)
     store.series_cap = settings.series_cap
     # Installed in this order so that teardown (newest first) flushes spans, then metrics, and
     # removes the log handler last, letting exporters' last words still reach the logs.

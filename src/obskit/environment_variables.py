@@ -259,7 +259,10 @@ OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"
 """OTLP, logs only: overrides ``OTEL_EXPORTER_OTLP_TIMEOUT``. Keyword: ``otlp_logs_timeout``."""
 
 OTEL_EXPORTER_OTLP_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_COMPRESSION"
-"""OTLP, every signal: Compression, ``gzip`` or ``none``. Default: ``none``. Keyword: ``otlp_compression``."""
+"""OTLP, every signal: Compression, ``gzip``, ``deflate`` (gRPC only) or ``none``. Default: ``none``.
+
+Keyword: ``otlp_compression``.
+"""
 
 OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
 """OTLP, traces only: overrides ``OTEL_EXPORTER_OTLP_COMPRESSION``. Keyword: ``otlp_traces_compression``."""

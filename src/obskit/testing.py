@@ -146,6 +146,7 @@ def capture() -> Iterator[Capture]:
     provider = TracerProvider(resource=resource_for(settings))
     provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exporter, previous.redactor)))
     store = Store(series_cap=settings.series_cap)
+    store.exemplars = previous.store.exemplars
     handler = _ListHandler()
     root = logging.getLogger()
     root_level = root.level

@@ -1,0 +1,125 @@
+"""``obskit.check_backends()``: what would stop the chosen backends from working, found on demand.
+
+``configure()`` makes no network call, so an exporter pointed at the wrong port only shows up as
+dropped telemetry later. These checks do connect, when asked: in a deployment's start-up probe,
+a CLI, or a test. Each check is a function ``(settings) -> list of problems``; a backend adds
+its own to :data:`CHECKS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+from obskit._errors import ConfigError, report_internal_error
+from obskit._settings import OTLP_SIGNALS, Settings, resolve_settings
+
+__all__ = ["CHECKS", "check_backends", "extras_installed", "otlp_endpoints_reachable"]
+
+#: Seconds a TCP connect to an endpoint may take before it counts as unreachable.
+CONNECT_TIMEOUT = 1.0
+_EXPORTER_SETTINGS = ("traces_exporter", "metrics_exporter", "logs_exporter")
+
+Check = Callable[[Settings], list[str]]
+
+
+def extras_installed(settings: Settings) -> list[str]:
+    """Every chosen exporter whose extra is missing (or whose required setting is), one line each."""
+    from obskit._backends import check
+
+    problems = []
+    for setting in _EXPORTER_SETTINGS:
+        for name in getattr(settings, setting):
+            only: dict[str, Any] = {s: ((name,) if s == setting else ()) for s in _EXPORTER_SETTINGS}
+            alone = dataclasses.replace(settings, **only)
+            try:
+                check(alone)
+            except ConfigError as error:
+                problems.append(str(error))
+    return problems
+
+
+def _host_port(endpoint: str) -> tuple[str, int]:
+    parsed = urlparse(endpoint if "://" in endpoint else f"//{endpoint}")
+    default = 443 if parsed.scheme == "https" else 80
+    return parsed.hostname or "", parsed.port or default
+
+
+def _endpoints(settings: Settings) -> dict[tuple[str, str], list[str]]:
+    """(setting, endpoint) -> what is exported there, e.g. ``["traces (grpc)", "logs (grpc)"]``."""
+    from obskit import _otlp
+
+    targets: dict[tuple[str, str], list[str]] = {}
+    for signal in OTLP_SIGNALS:
+        if "otlp" in getattr(settings, f"{signal}_exporter"):
+            opts = _otlp.options(settings, signal)
+            key = (_otlp.endpoint_setting(settings, signal), opts.endpoint)
+            targets.setdefault(key, []).append(f"{signal} ({opts.protocol})")
+    if "jaeger" in settings.traces_exporter:
+        targets.setdefault(("jaeger_endpoint", settings.jaeger_endpoint), []).append("traces (jaeger)")
+    return targets
+
+
+def _connect_error(host: str, port: int) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            return None
+    except OSError as error:
+        return str(error) or type(error).__name__
+
+
+def otlp_endpoints_reachable(settings: Settings) -> list[str]:
+    """A TCP connection to each OTLP (and Jaeger) endpoint in use; one problem per unreachable one."""
+    problems = []
+    tried: dict[tuple[str, int], str | None] = {}
+    for (setting, endpoint), uses in _endpoints(settings).items():
+        host, port = _host_port(endpoint)
+        if (host, port) not in tried:
+            tried[host, port] = _connect_error(host, port)
+        error = tried[host, port]
+        if error is not None:
+            problems.append(
+                f"{setting}: cannot connect to {endpoint} ({host}:{port}) for {', '.join(uses)}: {error}"
+            )
+    return problems
+
+
+#: The checks :func:`check_backends` runs, in order. Each takes the resolved settings and returns
+#: its problems (empty when all is well); it looks only at the backends the settings choose.
+CHECKS: list[Check] = [extras_installed, otlp_endpoints_reachable]
+
+
+def check_backends(settings: Settings | None = None, /, **overrides: Any) -> list[str]:
+    """Check that the chosen backends can work: extras installed, endpoints reachable.
+
+    Settings are resolved as :func:`obskit.configure` resolves them (keyword > environment
+    variable > default), or taken from the :class:`obskit.Settings` that ``configure()``
+    returned. Unlike ``configure()`` this does connect: a TCP connection to each OTLP and Jaeger
+    endpoint in use, each given at most one second. Nothing is installed or exported.
+
+    Args:
+        settings: already resolved settings (positional only); omit it to resolve ``overrides``.
+        **overrides: the same keywords as :func:`obskit.configure`.
+
+    Returns:
+        One line per problem, naming the setting and the value at fault; empty when all is well.
+
+    Raises:
+        ConfigError: a setting has a value outside what it allows.
+    """
+    if settings is None:
+        settings = resolve_settings(overrides)
+    elif overrides:
+        name = sorted(overrides)[0]
+        raise ConfigError(name, overrides[name], "no keyword when a Settings object is given")
+    problems: list[str] = []
+    for check in CHECKS:
+        try:
+            problems.extend(check(settings))
+        except Exception as exc:
+            report_internal_error(f"check_backends ({check.__name__})", exc)
+            problems.append(f"{check.__name__} could not run: {exc!r}")
+    return problems

