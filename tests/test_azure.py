@@ -185,6 +185,20 @@ def test_stopping_statsbeat_stops_sdk_stats_and_the_control_plane(monkeypatch: p
     assert calls == ["statsbeat", "sdkstats", "control plane"]
 
 
+def test_stopping_statsbeat_without_a_control_plane(monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.monitor.opentelemetry.exporter import statsbeat
+    from azure.monitor.opentelemetry.exporter._configuration import _state as control_plane
+
+    calls: list[str] = []
+    monkeypatch.setattr(statsbeat._statsbeat, "shutdown_statsbeat_metrics", lambda: calls.append("statsbeat"))
+    monkeypatch.setattr(
+        statsbeat.customer, "shutdown_customer_sdkstats_metrics", lambda: calls.append("sdkstats")
+    )
+    monkeypatch.setattr(control_plane, "_configuration_manager", None)
+    _azure._stop_statsbeat()
+    assert calls == ["statsbeat", "sdkstats"]
+
+
 def test_live_metrics_start_when_asked_and_stop_with_the_last_exporter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -234,6 +248,18 @@ def test_exported_spans_and_logs_feed_live_metrics_when_on(monkeypatch: pytest.M
     _azure._live_record(["s1", "s2"], "span")
     _azure._live_record(["r1"], "log")
     assert fed == [("span", "s1"), ("span", "s2"), ("log", "r1")]
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+def test_a_failing_live_metrics_feed_never_reaches_the_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.monitor.opentelemetry.exporter._quickpulse import _state as quickpulse
+
+    def broken() -> Any:
+        raise RuntimeError("live metrics broke")
+
+    monkeypatch.setattr(quickpulse, "get_quickpulse_manager", broken)
+    monkeypatch.setattr(_azure._FEATURES, "_live", True)
+    _azure._live_record(["s1"], "span")  # reported once to obskit's logger, not raised
 
 
 def test_a_long_retry_after_is_not_waited_for() -> None:
@@ -391,6 +417,14 @@ def test_metric_exporter_sends_valid_json_and_counts_what_it_drops(azure_metrics
         "obskit_telemetry_dropped_total", {"signal": "metrics", "reason": "invalid_value"}
     )
     assert (after or 0) - (before or 0) == 1
+
+
+def test_metric_exporter_accepts_no_data(azure_metrics: tuple[Any, Sent]) -> None:
+    from opentelemetry.sdk.metrics.export import MetricExportResult
+
+    exporter, sent = azure_metrics
+    assert exporter.export(None) is MetricExportResult.SUCCESS
+    assert sent.envelopes == []
 
 
 def test_bridge_reader_sends_deltas_to_the_azure_exporter(azure_metrics: tuple[Any, Sent]) -> None:

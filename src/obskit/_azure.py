@@ -181,9 +181,10 @@ def _retry_policy() -> Any:
 class _Features:
     """What obskit turned on in the exporter's process-wide singletons, and for how many exporters.
 
-    Live metrics, statsbeat and SDK stats are singletons of the exporter package that outlive any
-    exporter. obskit starts them when a setting asks and stops them when the last Azure exporter
-    it built shuts down, so that ``obskit.shutdown()`` leaves nothing running.
+    Live metrics, statsbeat, SDK stats and the control-plane poller are singletons of the exporter
+    package that outlive any exporter. obskit starts them when a setting asks and stops them when
+    the last Azure exporter it built shuts down, so that ``obskit.shutdown()`` leaves nothing
+    running.
     """
 
     def __init__(self) -> None:
@@ -200,8 +201,6 @@ class _Features:
     def acquire(self, settings: Settings, exporter: Any) -> None:
         """Count ``exporter`` as a user; start live metrics if asked and not running yet."""
         with self._lock:
-            self._users += 1
-            self._statsbeat = self._statsbeat or settings.azure_statsbeat
             if settings.azure_live_metrics and not self._live:
                 from azure.monitor.opentelemetry.exporter._quickpulse import enable_live_metrics
 
@@ -211,6 +210,8 @@ class _Features:
                     connection_string=settings.azure_connection_string, resource=resource_for(settings)
                 )
                 self._live = True
+            self._statsbeat = self._statsbeat or settings.azure_statsbeat
+            self._users += 1
         exporter._obskit_features = self
 
     def release(self) -> None:

@@ -190,9 +190,8 @@ Keyword: ``azure_offline_storage``.
 """
 
 OBSKIT_AZURE_STATSBEAT: Final = "OBSKIT_AZURE_STATSBEAT"
-"""``true`` lets the Azure exporters send their own usage statistics (statsbeat). Default: ``false``.
-
-Keyword: ``azure_statsbeat``.
+"""``true`` lets the Azure exporters send their own usage statistics (statsbeat, SDK stats) and poll
+Azure's control plane. Default: ``false``. Keyword: ``azure_statsbeat``.
 """
 
 OBSKIT_EXPORT_QUEUE_SIZE: Final = "OBSKIT_EXPORT_QUEUE_SIZE"
