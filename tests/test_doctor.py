@@ -114,3 +114,40 @@ def test_endpoints_group_the_signals_that_share_one(monkeypatch: pytest.MonkeyPa
         ("otlp_endpoint", "http://localhost:4317"): ["traces (grpc)", "logs (grpc)"],
         ("otlp_metrics_endpoint", "http://m:1"): ["metrics (grpc)"],
     }
+
+
+def _closed_port() -> int:
+    import socket as _socket
+
+    with _socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_unreachable_pushgateway_is_reported() -> None:
+    port = _closed_port()
+    problems = obskit.check_backends(
+        metrics_exporter="prometheus", pushgateway_url=f"http://127.0.0.1:{port}", prometheus_port=0
+    )
+    assert any(p.startswith("pushgateway_url:") and str(port) in p for p in problems), problems
+
+
+def test_taken_prometheus_port_is_reported() -> None:
+    import socket as _socket
+
+    with _socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        problems = obskit.check_backends(metrics_exporter="prometheus", prometheus_port=port)
+    assert any(p.startswith("prometheus_port:") for p in problems), problems
+    assert obskit.check_backends(metrics_exporter="prometheus", prometheus_port=_closed_port()) == []
+
+
+def test_unreachable_azure_ingestion_endpoint_is_reported() -> None:
+    port = _closed_port()
+    problems = obskit.check_backends(
+        traces_exporter="azure",
+        azure_connection_string=f"InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:{port}/",
+    )
+    assert any("IngestionEndpoint" in p and str(port) in p for p in problems), problems

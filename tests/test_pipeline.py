@@ -243,3 +243,17 @@ def test_failed_metric_export_counts_its_points() -> None:
         exporter = counting_metric_exporter(Down())
         assert exporter.export(data) is MetricExportResult.FAILURE
         assert _dropped("metrics", "export_failed") >= 2
+
+
+def test_exporting_library_warnings_are_rate_limited_while_configured(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    library = logging.getLogger("opentelemetry.exporter.fake_for_test")
+    obskit.configure(traces_exporter="none", metrics_exporter="none")
+    assert any(isinstance(f, RateLimitFilter) for f in library.filters)
+    for _ in range(5):
+        library.warning("Failed to export batch, retrying")
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Failed to export batch" in line]
+    assert len(lines) == 1
+    obskit.shutdown()
+    assert not library.filters

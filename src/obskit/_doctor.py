@@ -17,7 +17,15 @@ from urllib.parse import urlparse
 from obskit._errors import ConfigError, report_internal_error
 from obskit._settings import OTLP_SIGNALS, Settings, resolve_settings
 
-__all__ = ["CHECKS", "check_backends", "extras_installed", "otlp_endpoints_reachable"]
+__all__ = [
+    "CHECKS",
+    "azure_ingestion_reachable",
+    "check_backends",
+    "extras_installed",
+    "otlp_endpoints_reachable",
+    "prometheus_port_free",
+    "pushgateway_reachable",
+]
 
 #: Seconds a TCP connect to an endpoint may take before it counts as unreachable.
 CONNECT_TIMEOUT = 1.0
@@ -87,9 +95,61 @@ def otlp_endpoints_reachable(settings: Settings) -> list[str]:
     return problems
 
 
+def _reachable(setting: str, endpoint: str, what: str) -> list[str]:
+    host, port = _host_port(endpoint)
+    error = _connect_error(host, port)
+    return (
+        []
+        if error is None
+        else [f"{setting}: cannot connect to {endpoint} ({host}:{port}) for {what}: {error}"]
+    )
+
+
+def pushgateway_reachable(settings: Settings) -> list[str]:
+    """A TCP connection to the push gateway, when one is set and Prometheus is chosen."""
+    if "prometheus" not in settings.metrics_exporter or not settings.pushgateway_url:
+        return []
+    return _reachable("pushgateway_url", settings.pushgateway_url, "pushing metrics")
+
+
+def prometheus_port_free(settings: Settings) -> list[str]:
+    """The standalone scrape server's address can be bound (a fixed port already taken is a problem)."""
+    if "prometheus" not in settings.metrics_exporter or settings.prometheus_port == 0:
+        return []
+    try:
+        family = socket.AF_INET6 if ":" in settings.prometheus_host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((settings.prometheus_host, settings.prometheus_port))
+    except OSError as error:
+        address = f"{settings.prometheus_host}:{settings.prometheus_port}"
+        return [f"prometheus_port: cannot listen on {address} for the scrape endpoint: {error}"]
+    return []
+
+
+def azure_ingestion_reachable(settings: Settings) -> list[str]:
+    """A TCP connection to the connection string's ``IngestionEndpoint``, when Azure is chosen."""
+    chosen = any("azure" in getattr(settings, s) for s in _EXPORTER_SETTINGS)
+    if not chosen or not settings.azure_connection_string:
+        return []
+    parts = dict(
+        (key.strip().lower(), value.strip())
+        for key, _, value in (p.partition("=") for p in settings.azure_connection_string.split(";"))
+        if key.strip()
+    )
+    endpoint = parts.get("ingestionendpoint", "https://dc.services.visualstudio.com")
+    return _reachable("azure_connection_string (IngestionEndpoint)", endpoint, "Application Insights")
+
+
 #: The checks :func:`check_backends` runs, in order. Each takes the resolved settings and returns
 #: its problems (empty when all is well); it looks only at the backends the settings choose.
-CHECKS: list[Check] = [extras_installed, otlp_endpoints_reachable]
+CHECKS: list[Check] = [
+    extras_installed,
+    otlp_endpoints_reachable,
+    pushgateway_reachable,
+    prometheus_port_free,
+    azure_ingestion_reachable,
+]
 
 
 def check_backends(settings: Settings | None = None, /, **overrides: Any) -> list[str]:
@@ -98,7 +158,9 @@ def check_backends(settings: Settings | None = None, /, **overrides: Any) -> lis
     Settings are resolved as :func:`obskit.configure` resolves them (keyword > environment
     variable > default), or taken from the :class:`obskit.Settings` that ``configure()``
     returned. Unlike ``configure()`` this does connect: a TCP connection to each OTLP and Jaeger
-    endpoint in use, each given at most one second. Nothing is installed or exported.
+    endpoint, the push gateway and Azure's ingestion endpoint in use, each given at most one
+    second; and it checks that a fixed Prometheus scrape port is free. Nothing is installed or
+    exported.
 
     Args:
         settings: already resolved settings (positional only); omit it to resolve ``overrides``.

@@ -215,6 +215,33 @@ def _build(settings: Settings) -> None:
         from obskit._proxy import install_global_tracer_provider
 
         install_global_tracer_provider()
+    _quiet_exporting_libraries()
+
+
+def _quiet_exporting_libraries() -> None:
+    """Rate-limit the exporting libraries' own warnings: once a minute per logger and message.
+
+    A peer that is down makes the SDK and exporter modules log on every batch; whatever handler
+    the application has would get all of them. The filter sits on those libraries' loggers
+    (created by now, since configure() imported the exporters), and shutdown() removes it.
+    """
+    from obskit._pipeline import INTERNAL_LOGGERS, RateLimitFilter
+
+    limit = RateLimitFilter()
+    prefixes = tuple(p for p in INTERNAL_LOGGERS if p != "obskit")
+    loggers = [
+        logger
+        for name, logger in list(logging.root.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and name.startswith(prefixes)
+    ]
+    for logger in loggers:
+        logger.addFilter(limit)
+
+    def remove(timeout: float) -> None:
+        for logger in loggers:
+            logger.removeFilter(limit)
+
+    _installed.append(remove)
 
 
 def span_processors(settings: Settings, redactor: Redactor) -> list[Any]:
