@@ -257,3 +257,11 @@ def test_exporting_library_warnings_are_rate_limited_while_configured(
     assert len(lines) == 1
     obskit.shutdown()
     assert not library.filters
+
+
+def test_an_app_logger_named_like_a_library_prefix_is_not_rate_limited() -> None:
+    limit = RateLimitFilter(interval=60)
+    record = logging.LogRecord("azure_app.jobs", logging.WARNING, "f", 1, "job %d failed", (1,), None)
+    assert limit.filter(record)
+    assert limit.filter(record)
+    assert ExcludeInternalFilter().filter(record)

@@ -148,7 +148,7 @@ class RateLimitFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """True unless the same library warning was let through less than a minute ago."""
-        if not record.name.startswith(self._prefixes):
+        if not is_library_logger(record.name, self._prefixes):
             return True
         key = (record.name, record.msg)
         now = time.monotonic()
@@ -162,13 +162,17 @@ class RateLimitFilter(logging.Filter):
         return True
 
 
+def is_library_logger(name: str, prefixes: tuple[str, ...] = INTERNAL_LOGGERS) -> bool:
+    """Whether ``name`` is one of ``prefixes`` or below one (``azure.core``, not ``azure_app``)."""
+    return any(name == p or name.startswith(f"{p}.") for p in prefixes)
+
+
 class ExcludeInternalFilter(logging.Filter):
     """Drops records of obskit's and the exporting libraries' own loggers (no feedback loops)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """False for obskit, opentelemetry, azure, urllib3, grpc, requests, prometheus_client."""
-        name = record.name
-        return not any(name == p or name.startswith(f"{p}.") for p in INTERNAL_LOGGERS)
+        return not is_library_logger(record.name)
 
 
 def run_with_deadline(what: str, func: Callable[[], object], timeout: float) -> bool:

@@ -225,14 +225,14 @@ def _quiet_exporting_libraries() -> None:
     the application has would get all of them. The filter sits on those libraries' loggers
     (created by now, since configure() imported the exporters), and shutdown() removes it.
     """
-    from obskit._pipeline import INTERNAL_LOGGERS, RateLimitFilter
+    from obskit._pipeline import INTERNAL_LOGGERS, RateLimitFilter, is_library_logger
 
     limit = RateLimitFilter()
     prefixes = tuple(p for p in INTERNAL_LOGGERS if p != "obskit")
     loggers = [
         logger
         for name, logger in list(logging.root.manager.loggerDict.items())
-        if isinstance(logger, logging.Logger) and name.startswith(prefixes)
+        if isinstance(logger, logging.Logger) and is_library_logger(name, prefixes)
     ]
     for logger in loggers:
         logger.addFilter(limit)
