@@ -73,6 +73,19 @@ PRECEDENCE = [
     ("azure_live_metrics", "OBSKIT_AZURE_LIVE_METRICS", "true", True, False, False),
     ("azure_offline_storage", "OBSKIT_AZURE_OFFLINE_STORAGE", "true", True, False, False),
     ("azure_statsbeat", "OBSKIT_AZURE_STATSBEAT", "true", True, False, False),
+    ("excluded_urls", "OTEL_PYTHON_EXCLUDED_URLS", "^/ping$,/static/", ("^/ping$", "/static/"), [], ()),
+    ("health_path", "OBSKIT_HEALTH_PATH", "/hc", "/hc", "/status", "/status"),
+    ("liveness_path", "OBSKIT_LIVENESS_PATH", "/live", "/live", "/alive", "/alive"),
+    ("readiness_path", "OBSKIT_READINESS_PATH", "/ready", "/ready", "/r", "/r"),
+    (
+        "request_id_header",
+        "OBSKIT_REQUEST_ID_HEADER",
+        "X-Correlation-ID",
+        "X-Correlation-ID",
+        "Req-Id",
+        "Req-Id",
+    ),
+    ("access_log", "OBSKIT_ACCESS_LOG", "false", False, True, True),
 ]
 _OTLP_ROWS = {
     "endpoint": ("http://env:4318", "http://env:4318", "kw:4317", "kw:4317"),
@@ -536,6 +549,12 @@ ENV_EFFECT: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "OBSKIT_AZURE_LIVE_METRICS": ({"OBSKIT_AZURE_LIVE_METRICS": "true"}, {}),
     "OBSKIT_AZURE_OFFLINE_STORAGE": ({"OBSKIT_AZURE_OFFLINE_STORAGE": "true"}, {}),
     "OBSKIT_AZURE_STATSBEAT": ({"OBSKIT_AZURE_STATSBEAT": "true"}, {}),
+    "OTEL_PYTHON_EXCLUDED_URLS": ({"OTEL_PYTHON_EXCLUDED_URLS": "/ping"}, {}),
+    "OBSKIT_HEALTH_PATH": ({"OBSKIT_HEALTH_PATH": "/hc"}, {}),
+    "OBSKIT_LIVENESS_PATH": ({"OBSKIT_LIVENESS_PATH": "/live"}, {}),
+    "OBSKIT_READINESS_PATH": ({"OBSKIT_READINESS_PATH": "/ready"}, {}),
+    "OBSKIT_REQUEST_ID_HEADER": ({"OBSKIT_REQUEST_ID_HEADER": "X-Correlation-ID"}, {}),
+    "OBSKIT_ACCESS_LOG": ({"OBSKIT_ACCESS_LOG": "off"}, {}),
 }
 _OTLP_EXAMPLES = {
     "ENDPOINT": "http://collector:4318",

@@ -87,7 +87,8 @@ def configure(app: object = None, **settings: Any) -> Settings:
             otlp_traces_certificate, otlp_metrics_endpoint, otlp_metrics_headers,
             otlp_metrics_timeout, otlp_metrics_certificate, otlp_metrics_insecure,
             otlp_logs_endpoint, otlp_logs_protocol, otlp_logs_timeout, otlp_logs_compression,
-            otlp_logs_insecure); jaeger_endpoint; Azure: azure_connection_string,
+            otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
+            liveness_path, readiness_path, request_id_header, access_log; Azure: azure_connection_string,
             azure_live_metrics, azure_offline_storage, azure_statsbeat. See
             :mod:`obskit.environment_variables` for what each does.
 

@@ -68,6 +68,12 @@ class Settings:
     azure_live_metrics: bool = False
     azure_offline_storage: bool = False
     azure_statsbeat: bool = False
+    excluded_urls: tuple[str, ...] | None = None
+    health_path: str = "/health"
+    liveness_path: str = "/health/live"
+    readiness_path: str = "/health/ready"
+    request_id_header: str = "X-Request-ID"
+    access_log: bool = True
     otlp_endpoint: str | None = None
     otlp_protocol: str = "http/protobuf"
     otlp_headers: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
@@ -96,6 +102,13 @@ class Settings:
     otlp_logs_compression: str | None = None
     otlp_logs_certificate: str | None = None
     otlp_logs_insecure: bool | None = None
+
+    def excluded_patterns(self) -> tuple[str, ...]:
+        """Regular expressions of the paths not instrumented: the setting, else scrape and health paths."""
+        if self.excluded_urls is not None:
+            return self.excluded_urls
+        paths = (self.prometheus_path, self.health_path, self.liveness_path, self.readiness_path)
+        return tuple(f"^{re.escape(p)}$" for p in paths)
 
     def otlp(self, signal: str, option: str) -> Any:
         """The OTLP ``option`` for ``signal`` (traces, metrics, logs): per-signal value, else generic."""
@@ -248,6 +261,26 @@ def _subset(setting: str, allowed: tuple[str, ...]) -> Callable[[object], tuple[
     return parse
 
 
+def _patterns(value: object) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        patterns = tuple(str(p).strip() for p in items if str(p).strip())  # type: ignore[attr-defined]
+        for pattern in patterns:
+            re.compile(pattern)
+    except (TypeError, re.error) as error:
+        raise ConfigError(
+            "excluded_urls", value, "comma-separated regular expressions", f"Not one: {error}"
+        ) from None
+    return patterns
+
+
+def _header_name(value: object) -> str:
+    text = str(value).strip()
+    if not re.match(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", text):
+        raise ConfigError("request_id_header", value, "an HTTP header name (letters, digits, - and _)")
+    return text
+
+
 def _connection_string(value: object) -> str:
     text = str(value).strip()
     keys = {part.partition("=")[0].strip().lower() for part in text.split(";") if "=" in part}
@@ -330,6 +363,12 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "azure_live_metrics": ((env.OBSKIT_AZURE_LIVE_METRICS,), _flag("azure_live_metrics")),
     "azure_offline_storage": ((env.OBSKIT_AZURE_OFFLINE_STORAGE,), _flag("azure_offline_storage")),
     "azure_statsbeat": ((env.OBSKIT_AZURE_STATSBEAT,), _flag("azure_statsbeat")),
+    "excluded_urls": ((env.OTEL_PYTHON_EXCLUDED_URLS,), _patterns),
+    "health_path": ((env.OBSKIT_HEALTH_PATH,), _path("health_path")),
+    "liveness_path": ((env.OBSKIT_LIVENESS_PATH,), _path("liveness_path")),
+    "readiness_path": ((env.OBSKIT_READINESS_PATH,), _path("readiness_path")),
+    "request_id_header": ((env.OBSKIT_REQUEST_ID_HEADER,), _header_name),
+    "access_log": ((env.OBSKIT_ACCESS_LOG,), _flag("access_log")),
     **_otlp_fields(),
 }
 

@@ -300,5 +300,37 @@ OTEL_EXPORTER_OTLP_METRICS_INSECURE: Final = "OTEL_EXPORTER_OTLP_METRICS_INSECUR
 OTEL_EXPORTER_OTLP_LOGS_INSECURE: Final = "OTEL_EXPORTER_OTLP_LOGS_INSECURE"
 """OTLP, logs only: overrides ``OTEL_EXPORTER_OTLP_INSECURE``. Keyword: ``otlp_logs_insecure``."""
 
+OTEL_PYTHON_EXCLUDED_URLS: Final = "OTEL_PYTHON_EXCLUDED_URLS"
+"""Comma-separated regular expressions; a request whose path matches one (``re.search``) gets no span,
+metrics or access log. Default: the scrape path and the three health paths. Keyword: ``excluded_urls``.
+"""
+
+OBSKIT_HEALTH_PATH: Final = "OBSKIT_HEALTH_PATH"
+"""Path of the full health report (JSON, every check) mounted by ``configure(app)``. Default: ``/health``.
+
+Keyword: ``health_path``.
+"""
+
+OBSKIT_LIVENESS_PATH: Final = "OBSKIT_LIVENESS_PATH"
+"""Path of the liveness probe (always cheap, runs no check). Default: ``/health/live``.
+
+Keyword: ``liveness_path``.
+"""
+
+OBSKIT_READINESS_PATH: Final = "OBSKIT_READINESS_PATH"
+"""Path of the readiness probe (503 when a critical check fails). Default: ``/health/ready``.
+
+Keyword: ``readiness_path``.
+"""
+
+OBSKIT_REQUEST_ID_HEADER: Final = "OBSKIT_REQUEST_ID_HEADER"
+"""Header carrying the request id, read from requests and echoed in responses. Default: ``X-Request-ID``.
+
+Keyword: ``request_id_header``.
+"""
+
+OBSKIT_ACCESS_LOG: Final = "OBSKIT_ACCESS_LOG"
+"""``false`` turns off the one-line access log per request. Default: ``true``. Keyword: ``access_log``."""
+
 ALL: Final = tuple(value for key, value in sorted(globals().items()) if key.isupper() and key not in {"ALL"})
 """Every variable name above, sorted."""
