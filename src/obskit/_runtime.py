@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from obskit import _state
-from obskit._errors import ConfigError, report_internal_error
+from obskit._errors import report_internal_error
 from obskit._redact import Redactor
 from obskit._settings import Settings, log_level_number, resolve_settings
 
@@ -71,8 +71,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
     registered once.
 
     Args:
-        app: a web application to instrument (FastAPI/Starlette or Flask support arrives in a
-            later version; until then passing one is an error).
+        app: a web application to instrument: FastAPI/Starlette (ASGI) or Flask (WSGI). Requests
+            get spans, RED metrics, a request id and an access log line; the scrape and health
+            endpoints are mounted. Instrumented once however often configure() runs.
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, log_level,
             log_format, metric_namespace, redact_keys, series_cap, runtime_metrics, host_metrics,
@@ -100,9 +101,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
 
     check(resolved)
     if app is not None:
-        raise ConfigError(
-            "app", type(app).__name__, "None (web framework instrumentation is not available yet)"
-        )
+        from obskit._web import check_app
+
+        check_app(app)
     if resolved.host_metrics:
         from obskit._sysmetrics import HostCollector
 
@@ -111,6 +112,10 @@ def configure(app: object = None, **settings: Any) -> Settings:
         _teardown(resolved.shutdown_timeout)
         try:
             _build(resolved)
+            if app is not None:
+                from obskit._web import instrument
+
+                _installed.append(instrument(app, resolved))
         except BaseException:
             _teardown(resolved.shutdown_timeout)
             _set_unconfigured()
