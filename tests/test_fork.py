@@ -48,3 +48,52 @@ def test_forked_child_exports_its_own_spans_and_metrics() -> None:
     ]
     assert lines, err
     assert all(line.endswith(" 1") for line in lines), lines
+
+
+SIGTERM_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, obskit
+    from obskit import trace_operation
+
+    obskit.configure(service_name="terminated", logs_exporter="none", metric_export_interval_ms=3_600_000)
+    with trace_operation("before_sigterm"):
+        pass
+    print("ready", flush=True)
+    time.sleep(30)
+    """
+)
+
+
+def test_sigterm_flushes_before_the_process_dies() -> None:
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM
+    assert "[obskit span] before_sigterm" in err
+
+
+def test_configure_leaves_an_existing_sigterm_handler_alone() -> None:
+    import signal
+
+    import obskit
+
+    def mine(signum: int, frame: object) -> None:
+        return None
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        obskit.configure(traces_exporter="none", metrics_exporter="none", logs_exporter="none")
+        assert signal.getsignal(signal.SIGTERM) is mine
+        obskit.shutdown()
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)

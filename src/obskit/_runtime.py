@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -89,7 +90,7 @@ def configure(app: object = None, **settings: Any) -> Settings:
             otlp_metrics_timeout, otlp_metrics_certificate, otlp_metrics_insecure,
             otlp_logs_endpoint, otlp_logs_protocol, otlp_logs_timeout, otlp_logs_compression,
             otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
-            liveness_path, readiness_path, request_id_header, access_log; Azure: azure_connection_string,
+            liveness_path, readiness_path, request_id_header, access_log; outgoing calls: instrument_http_clients; Azure: azure_connection_string,
             azure_live_metrics, azure_offline_storage, azure_statsbeat. See
             :mod:`obskit.environment_variables` for what each does.
 
@@ -121,7 +122,40 @@ def configure(app: object = None, **settings: Any) -> Settings:
             _set_unconfigured()
             raise
         _register_atexit()
+        _install_sigterm_flush()
     return resolved
+
+
+def _install_sigterm_flush() -> None:
+    """Flush on SIGTERM too, when nobody else handles it (containers stop processes with it).
+
+    Python's default SIGTERM action kills the process without running exit hooks. Only the
+    default action is replaced, only from the main thread; a server that installs its own
+    handler (uvicorn, gunicorn) keeps it and exits through the normal exit hook. The handler
+    flushes within the shutdown deadline, then dies by SIGTERM as the default action would.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, _flush_then_terminate)
+    except (ValueError, OSError, AttributeError):  # no SIGTERM here, or not allowed
+        return
+
+    def restore(timeout: float) -> None:
+        if signal.getsignal(signal.SIGTERM) is _flush_then_terminate:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    _installed.append(restore)
+
+
+def _flush_then_terminate(signum: int, frame: object) -> None:
+    try:
+        shutdown()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _register_atexit() -> None:
@@ -221,6 +255,9 @@ def _build(settings: Settings) -> None:
         from obskit._proxy import install_global_tracer_provider
 
         install_global_tracer_provider()
+        from obskit import _clients
+
+        _installed.append(_clients.instrument(settings))
     _quiet_exporting_libraries()
 
 
