@@ -3,6 +3,7 @@
     python benchmarks/run.py            # full run (a few minutes on a 2-core box)
     python benchmarks/run.py --quick    # smoke run: fewer, shorter rounds
     python benchmarks/run.py --only logging,metrics --json results.json
+    python benchmarks/run.py --only web # opt-in: uvicorn servers under wrk (about a minute)
 
 Exits 0 whatever the verdicts (benchmarks on shared machines are reports, not gates) unless
 ``--strict`` is given, then 1 if any target fails. See docs/performance.md for the method.
@@ -32,8 +33,11 @@ SUITES = {
     "logging": "bench_logging",  # 5
     "import": "bench_import",  # 6
     "memory": "bench_memory",  # M
+    "web": "bench_web",  # W
 }
-_ORDER = ["1", "2", "3", "4", "5", "6", "7", "M"]
+#: Suites run only when named in --only: real servers under load take a minute or more.
+OPT_IN = {"web"}
+_ORDER = ["1", "2", "3", "4", "5", "6", "7", "M", "W"]
 _PACKAGES = ["obskit", "opentelemetry-sdk", "prometheus-client", "python-json-logger", "structlog"]
 
 
@@ -52,11 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds (a smoke run)")
-    parser.add_argument("--only", default="", help=f"comma-separated suites among {', '.join(SUITES)}")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated suites among {', '.join(SUITES)} ({', '.join(OPT_IN)}: only when named)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target fails")
     args = parser.parse_args(argv)
-    chosen = [s.strip() for s in args.only.split(",") if s.strip()] or list(SUITES)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()] or [s for s in SUITES if s not in OPT_IN]
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:
         parser.error(f"unknown suite(s) {unknown}; choose among {list(SUITES)}")

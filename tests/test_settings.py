@@ -86,6 +86,7 @@ PRECEDENCE = [
         "Req-Id",
     ),
     ("access_log", "OBSKIT_ACCESS_LOG", "false", False, True, True),
+    ("instrument_http_clients", "OBSKIT_INSTRUMENT_HTTP_CLIENTS", "false", False, True, True),
 ]
 _OTLP_ROWS = {
     "endpoint": ("http://env:4318", "http://env:4318", "kw:4317", "kw:4317"),
@@ -555,6 +556,7 @@ ENV_EFFECT: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "OBSKIT_READINESS_PATH": ({"OBSKIT_READINESS_PATH": "/ready"}, {}),
     "OBSKIT_REQUEST_ID_HEADER": ({"OBSKIT_REQUEST_ID_HEADER": "X-Correlation-ID"}, {}),
     "OBSKIT_ACCESS_LOG": ({"OBSKIT_ACCESS_LOG": "off"}, {}),
+    "OBSKIT_INSTRUMENT_HTTP_CLIENTS": ({"OBSKIT_INSTRUMENT_HTTP_CLIENTS": "off"}, {}),
 }
 _OTLP_EXAMPLES = {
     "ENDPOINT": "http://collector:4318",

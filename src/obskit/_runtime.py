@@ -90,8 +90,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
             otlp_metrics_timeout, otlp_metrics_certificate, otlp_metrics_insecure,
             otlp_logs_endpoint, otlp_logs_protocol, otlp_logs_timeout, otlp_logs_compression,
             otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
-            liveness_path, readiness_path, request_id_header, access_log; outgoing calls: instrument_http_clients; Azure: azure_connection_string,
-            azure_live_metrics, azure_offline_storage, azure_statsbeat. See
+            liveness_path, readiness_path, request_id_header, access_log; outgoing calls:
+            instrument_http_clients; Azure: azure_connection_string, azure_live_metrics,
+            azure_offline_storage, azure_statsbeat. See
             :mod:`obskit.environment_variables` for what each does.
 
     Raises:

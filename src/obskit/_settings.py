@@ -74,6 +74,7 @@ class Settings:
     readiness_path: str = "/health/ready"
     request_id_header: str = "X-Request-ID"
     access_log: bool = True
+    instrument_http_clients: bool = True
     otlp_endpoint: str | None = None
     otlp_protocol: str = "http/protobuf"
     otlp_headers: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
@@ -369,6 +370,10 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "readiness_path": ((env.OBSKIT_READINESS_PATH,), _path("readiness_path")),
     "request_id_header": ((env.OBSKIT_REQUEST_ID_HEADER,), _header_name),
     "access_log": ((env.OBSKIT_ACCESS_LOG,), _flag("access_log")),
+    "instrument_http_clients": (
+        (env.OBSKIT_INSTRUMENT_HTTP_CLIENTS,),
+        _flag("instrument_http_clients"),
+    ),
     **_otlp_fields(),
 }
 

@@ -332,5 +332,12 @@ Keyword: ``request_id_header``.
 OBSKIT_ACCESS_LOG: Final = "OBSKIT_ACCESS_LOG"
 """``false`` turns off the one-line access log per request. Default: ``true``. Keyword: ``access_log``."""
 
+OBSKIT_INSTRUMENT_HTTP_CLIENTS: Final = "OBSKIT_INSTRUMENT_HTTP_CLIENTS"
+"""``false`` leaves outgoing ``httpx`` and ``requests`` calls alone. Default: ``true``.
+
+When true and the ``http-clients`` extra is installed, outgoing calls get a CLIENT span and a
+``traceparent`` header, so that services chain into one trace. Keyword: ``instrument_http_clients``.
+"""
+
 ALL: Final = tuple(value for key, value in sorted(globals().items()) if key.isupper() and key not in {"ALL"})
 """Every variable name above, sorted."""

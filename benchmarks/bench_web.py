@@ -1,0 +1,223 @@
+"""Benchmark W: requests/s of a FastAPI app: bare, with prometheus-fastapi-instrumentator, with obskit.
+
+Each variant of ``_web_app.py`` runs in its own real uvicorn process (one worker, a free
+loopback port, uvicorn's access log off, stdout and stderr to /dev/null). ``wrk`` (one thread,
+fixed connections, fixed duration, the two routes alternating) loads one server at a time; the
+variants take turns round after round, the order rotating, so that drift hits them alike. Each
+variant's figure is its median requests/s; a cost is ``1 - rps_variant / rps_bare`` within the
+round, median over the rounds. Judged: obskit's cost is no more than the instrumentator's.
+
+Needs ``wrk`` (Debian: ``apt-get install wrk``); without it the suite reports a skip. Opt-in
+(``run.py --only web``): it takes about two minutes (25 s with ``--quick``). With
+``OBSKIT_BENCH_WEB_DIAGNOSE=1`` it adds obskit variants with the access log and/or spans off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from _harness import Config, Row, info
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = ("bare", "instrumentator", "obskit")
+#: Set to 1 to add obskit variants with the access log and/or spans off (_web_app.DIAGNOSTIC).
+DIAGNOSE = "OBSKIT_BENCH_WEB_DIAGNOSE"
+CONNECTIONS = 32
+#: wrk takes one URL; this script alternates the two routes, with varying path parameters.
+_LUA = """
+local n = 0
+request = function()
+  n = n + 1
+  if n % 2 == 0 then
+    return wrk.format("GET", "/items/" .. (n % 1000))
+  end
+  return wrk.format("GET", "/users/u" .. (n % 100) .. "/orders")
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """One uvicorn process serving one variant; ``error`` says why it did not come up."""
+
+    def __init__(self, variant: str, log_dir: Path) -> None:
+        self.variant = variant
+        self.port = _free_port()
+        self.error = ""
+        self._stderr = log_dir / f"{variant}.stderr"
+        with self._stderr.open("w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, str(HERE / "_web_app.py"), variant, str(self.port)],
+                cwd=HERE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                lines = self._stderr.read_text(errors="replace").strip().splitlines()
+                self.error = lines[-1] if lines else f"exited with {self.process.returncode}"
+                return False
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/items/1", timeout=1) as response,
+            ):
+                if response.status == 200:
+                    return True
+            time.sleep(0.1)
+        self.error = f"not ready within {timeout:.0f} s"
+        return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextlib.contextmanager
+def servers(variants: tuple[str, ...]) -> Iterator[dict[str, Server]]:
+    log_dir = Path(tempfile.mkdtemp(prefix="obskit-bench-web-"))
+    started = {v: Server(v, log_dir) for v in variants}
+    try:
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def load(url: str, seconds: float, script: Path) -> float:
+    """Requests per second that ``wrk`` got from ``url`` in ``seconds`` (non-2xx is an error)."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "-s", str(script), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if match is None:
+        raise RuntimeError(f"no Requests/sec in wrk output:\n{out}")
+    return float(match.group(1))
+
+
+def _variants() -> tuple[str, ...]:
+    if os.environ.get(DIAGNOSE) == "1":
+        from _web_app import DIAGNOSTIC
+
+        return VARIANTS + tuple(DIAGNOSTIC)
+    return VARIANTS
+
+
+def _cost(rps: float, bare: float) -> float:
+    return 1 - rps / bare
+
+
+def run(config: Config) -> list[Row]:
+    if shutil.which("wrk") is None:
+        return [_skip("all variants", "skipped: wrk not installed (apt-get install wrk)")]
+    rounds, seconds = (3, 2.0) if config.quick else (7, 5.0)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(_LUA)
+    script = Path(lua.name)
+    try:
+        with servers(_variants()) as started:
+            ready = {v: s for v, s in started.items() if s.wait_ready()}
+            skipped = [_skip(v, f"skipped: {s.error}") for v, s in started.items() if v not in ready]
+            if "bare" not in ready:
+                return skipped
+            for server in ready.values():  # warm-up: first-request caches, lazily created series
+                load(server.url, 1.0, script)
+            rps: dict[str, list[float]] = {v: [] for v in ready}
+            order = list(ready)
+            for index in range(rounds):
+                turn = order[index % len(order) :] + order[: index % len(order)]
+                for variant in turn:
+                    rps[variant].append(load(ready[variant].url, seconds, script))
+            return _rows(rps, seconds) + skipped
+    finally:
+        script.unlink(missing_ok=True)
+
+
+def _skip(variant: str, note: str) -> Row:
+    return Row(
+        "W", f"web throughput, {variant}", "bare", 0.0, 0.0, note=note, candidate=variant, unit="req/s"
+    )
+
+
+def _rows(rps: dict[str, list[float]], seconds: float) -> list[Row]:
+    bare = rps["bare"]
+    medians = {v: statistics.median(values) for v, values in rps.items()}
+    costs = {v: statistics.median(map(_cost, values, bare)) for v, values in rps.items()}
+    rows = []
+    for variant in rps:
+        if variant == "bare":
+            continue
+        row = info(
+            "W",
+            f"web throughput, {variant}",
+            "bare",
+            medians["bare"],
+            medians[variant],
+            note=f"throughput cost {costs[variant]:.1%}; wrk -c{CONNECTIONS}, {len(bare)}x{seconds:g} s",
+            candidate=variant,
+            unit="req/s",
+        )
+        row.ratio = statistics.median(c / b for b, c in zip(bare, rps[variant], strict=True))
+        rows.append(row)
+    if "obskit" in rps and "instrumentator" in rps:
+        per_round = [
+            _cost(o, b) - _cost(i, b)
+            for b, i, o in zip(bare, rps["instrumentator"], rps["obskit"], strict=True)
+        ]
+        row = info(
+            "W",
+            "web throughput, obskit vs instrumentator",
+            "instrumentator",
+            medians["instrumentator"],
+            medians["obskit"],
+            note=f"cost {costs['obskit']:.1%} vs {costs['instrumentator']:.1%} (obskit also traces and logs)",
+            unit="req/s",
+        )
+        row.ratio = statistics.median(
+            o / i for i, o in zip(rps["instrumentator"], rps["obskit"], strict=True)
+        )
+        row.target = "cost <= instrumentator's"
+        row.passed = statistics.median(per_round) <= 0
+        rows.append(row)
+    return rows
+
+
+if __name__ == "__main__":
+    from _harness import table
+
+    print(table(run(Config.make("--quick" in sys.argv))))

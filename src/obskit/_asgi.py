@@ -1,0 +1,141 @@
+"""The ASGI middleware: a pure ASGI wrapper (no BaseHTTPMiddleware), outermost in Starlette apps."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from obskit._errors import report_internal_error
+from obskit._http import Config, Exchange, Hub, health_module, server_attributes
+
+__all__ = ["ObskitASGIMiddleware", "route_template"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_CONVERTOR = re.compile(r"\{([^{}:]+):[^{}]*\}")
+
+
+def route_template(scope: Scope, root_path: str = "") -> str | None:
+    """The template of the route that handled the request (``scope["route"]``, set by Starlette's router).
+
+    Inside a ``Mount`` the inner router leaves its own route there; the mount's prefix is what
+    the mount added to ``root_path`` (a concrete path: mounts are rarely parametrised).
+    """
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return None
+    if not _is_mount(route):
+        mounted = scope.get("root_path", "")
+        if isinstance(mounted, str) and mounted.startswith(root_path) and len(mounted) > len(root_path):
+            path = mounted[len(root_path) :] + path
+    return _CONVERTOR.sub(r"{\1}", path) if ":" in path else path
+
+
+def _is_mount(route: object) -> bool:
+    routing = sys.modules.get("starlette.routing")
+    return routing is not None and isinstance(route, routing.Mount)
+
+
+def _carrier(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or ()}
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+class ObskitASGIMiddleware:
+    """Spans, RED metrics, request ids and access logs for HTTP requests; the rest passes through.
+
+    Websocket and lifespan scopes, and everything while the hub is off, go to the app untouched.
+    Response bodies (streaming included) are passed on as they come; only the start message
+    gains the request-id header.
+    """
+
+    def __init__(self, app: ASGIApp, hub: Hub | None = None) -> None:
+        self.app = app
+        self.hub = hub if hub is not None else Hub()
+        self._metrics_app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        config = self.hub.config()
+        if config is None:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path == config.metrics_path:
+            await self._metrics()(scope, receive, send)
+            return
+        kind = config.health.get(path)
+        if kind is not None and await _serve_health(kind, send):
+            return
+        if config.excluded(path):
+            await self.app(scope, receive, send)
+            return
+        await self._instrumented(config, scope, receive, send)
+
+    async def _instrumented(self, config: Config, scope: Scope, receive: Receive, send: Send) -> None:
+        carrier = _carrier(scope)
+        root_path = scope.get("root_path", "")
+        method = scope.get("method", "GET")
+        path = scope.get("path", "")
+        exchange = Exchange(config, method, path, carrier.get(config.request_id_header))
+        server = scope.get("server")
+        user_agent = carrier.get("user-agent")
+        scheme = scope.get("scheme", "http")
+        attributes = server_attributes(method, path, scheme, server, _client(scope), user_agent)
+        exchange.start(carrier, attributes)
+        header = (config.request_id_header.encode("latin-1"), exchange.request_id.encode("latin-1"))
+
+        async def send_with_request_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                exchange.status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception as error:
+            exchange.finish(route_template(scope, root_path), error)
+            raise
+        except BaseException:  # cancelled (client gone, server stopping): not the app's error
+            exchange.status = exchange.status or 499  # nginx's "client closed request"
+            exchange.finish(route_template(scope, root_path), None)
+            raise
+        exchange.finish(route_template(scope, root_path), None)
+
+    def _metrics(self) -> ASGIApp:
+        if self._metrics_app is None:
+            from obskit._prometheus import make_asgi_app
+
+            self._metrics_app = make_asgi_app()
+        return self._metrics_app
+
+
+async def _serve_health(kind: str, send: Send) -> bool:
+    """Answer a health request with obskit.health; False when that module is not there."""
+    health = health_module()
+    if health is None:
+        return False
+    try:
+        status, payload = await health.ahandle(kind)
+        body = json.dumps(payload, default=str).encode()
+    except Exception as exc:
+        report_internal_error("health endpoint", exc)
+        status, body = 503, b'{"status": "error"}'
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return True

@@ -1,0 +1,259 @@
+"""Framework-neutral request telemetry: span, request id, RED metrics and the access-log line.
+
+The ASGI and WSGI middlewares translate their protocol into calls on :class:`Exchange`; what
+can be decided once per settings (excluded paths, mounted endpoints, header names) is decided
+in :class:`Config`, cached on the :class:`Hub` for as long as the settings object stays the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from obskit import _state
+from obskit._context import _FIELDS, new_request_id
+from obskit._errors import report_internal_error
+from obskit._metrics import MetricsCollector
+from obskit._settings import Settings
+
+__all__ = ["UNMATCHED_ROUTE", "Config", "Exchange", "Hub", "flask_route", "valid_request_id"]
+
+#: The one ``route`` label value (and span name suffix) of requests that matched no route.
+UNMATCHED_ROUTE = "__unmatched__"
+#: Methods kept as they are; any other becomes ``_OTHER`` (OpenTelemetry HTTP conventions).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+ACCESS_LOGGER = logging.getLogger("http.access")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_FLASK_PARAM = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
+
+
+def valid_request_id(value: str | None) -> str:
+    """``value`` if it is a usable request id (1-128 of ``[A-Za-z0-9._:-]``), else a new one."""
+    if value and _REQUEST_ID.fullmatch(value):
+        return value
+    return new_request_id()
+
+
+def flask_route(rule: str) -> str:
+    """A Flask/Werkzeug rule in OpenAPI template style: ``/items/<int:item_id>`` -> ``/items/{item_id}``."""
+    return _FLASK_PARAM.sub(r"{\1}", rule)
+
+
+class Config:
+    """What the settings decide about serving requests, computed once per settings object."""
+
+    __slots__ = ("_excluded", "access_log", "health", "metrics_path", "request_id_header", "settings")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        patterns = settings.excluded_patterns()
+        self._excluded = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        self.request_id_header = settings.request_id_header.lower()
+        self.access_log = settings.access_log
+        self.metrics_path = settings.prometheus_path if "prometheus" in settings.metrics_exporter else None
+        self.health = {
+            settings.health_path: "full",
+            settings.liveness_path: "live",
+            settings.readiness_path: "ready",
+        }
+
+    def excluded(self, path: str) -> bool:
+        """Whether requests to ``path`` get no telemetry."""
+        return self._excluded is not None and self._excluded.search(path) is not None
+
+
+class Hub:
+    """Shared by one middleware and configure(): on/off switch and the current :class:`Config`.
+
+    ``configure(app)`` turns it on and ``shutdown()`` off (the middleware then only passes
+    requests through); a middleware made with ``obskit.asgi.middleware`` stays on and follows
+    whatever obskit is configured with, including nothing.
+    """
+
+    __slots__ = ("_config", "enabled")
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._config: Config | None = None
+
+    def config(self) -> Config | None:
+        """The config for the active settings, or None when the middleware is switched off."""
+        if not self.enabled:
+            return None
+        settings = _state.STATE.settings
+        config = self._config
+        if config is None or config.settings is not settings:
+            config = self._config = Config(settings)
+        return config
+
+
+def _method(raw: str) -> str:
+    method = raw.upper()
+    return method if method in KNOWN_METHODS else "_OTHER"
+
+
+class Exchange:
+    """One request's telemetry, from :meth:`start` to :meth:`finish`. Never raises into the app."""
+
+    __slots__ = (
+        "_context_token",
+        "_fields_token",
+        "_in_progress",
+        "_started",
+        "client",
+        "config",
+        "method",
+        "path",
+        "request_id",
+        "span",
+        "status",
+        "user_agent",
+    )
+
+    def __init__(self, config: Config, method: str, path: str, request_id: str | None) -> None:
+        self.config = config
+        self.method = _method(method)
+        self.path = path
+        self.request_id = valid_request_id(request_id)
+        self.status = 0
+        self.span: Any = None
+        self.user_agent = ""
+        self.client = ""
+        self._context_token: object = None
+        self._fields_token: Any = None
+        self._in_progress: Any = None
+        self._started = time.perf_counter()
+
+    def start(self, carrier: Mapping[str, str], attributes: dict[str, Any]) -> None:
+        """Start the SERVER span (continuing an incoming ``traceparent``) and make it current."""
+        try:
+            self.user_agent = attributes.get("user_agent.original", "")
+            self.client = attributes.get("client.address", "")
+            tracer = _state.STATE.tracer
+            if tracer is not None:
+                parent = propagate.extract(carrier)
+                self.span = tracer.start_span(
+                    self.method, context=parent, kind=SpanKind.SERVER, attributes=attributes
+                )
+            self._in_progress = MetricsCollector._family("http_in_progress").labels(method=self.method)
+            self._in_progress.inc()
+        except Exception as exc:
+            report_internal_error("http request start", exc)
+        self.activate()
+
+    def activate(self) -> None:
+        """Make the span and the request id current (again, for a WSGI body's close)."""
+        if self.span is not None:
+            self._context_token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._fields_token = _FIELDS.set(MappingProxyType({**_FIELDS.get(), "request_id": self.request_id}))
+
+    def deactivate(self) -> None:
+        """Undo :meth:`activate`."""
+        if self._fields_token is not None:
+            _FIELDS.reset(self._fields_token)
+            self._fields_token = None
+        if self._context_token is not None:
+            otel_context.detach(self._context_token)  # type: ignore[arg-type]
+            self._context_token = None
+
+    def finish(self, route: str | None, error: BaseException | None, log_error: bool = True) -> None:
+        """Record metrics, write the access line inside the span, end the span, deactivate.
+
+        ``error`` is the exception that escaped the application; with ``log_error`` the access
+        line carries its stack (the one obskit log of it).
+        """
+        try:
+            duration = time.perf_counter() - self._started
+            status = 500 if error is not None and self.status == 0 else self.status
+            template = route or UNMATCHED_ROUTE
+            if self._in_progress is not None:
+                self._in_progress.dec()
+            MetricsCollector._family("http_requests").inc(
+                method=self.method, route=template, status_code=str(status)
+            )
+            MetricsCollector._family("http_duration").observe(duration, method=self.method, route=template)
+            if self.config.access_log or (error is not None and log_error):
+                self._access_line(template, status, duration, error if log_error else None)
+            if self.span is not None:
+                self._end_span(route, status, error)
+        except Exception as exc:
+            report_internal_error("http request finish", exc)
+        finally:
+            self.deactivate()
+
+    def _access_line(self, route: str, status: int, duration: float, error: BaseException | None) -> None:
+        level = logging.ERROR if status >= 500 else logging.INFO
+        if not ACCESS_LOGGER.isEnabledFor(level):
+            return
+        fields = {
+            "method": self.method,
+            "route": route,
+            "path": self.path,
+            "status": status,
+            "duration_ms": round(duration * 1000, 3),
+            "client": self.client,
+            "user_agent": self.user_agent,
+        }
+        message = f"{self.method} {self.path} {status}"
+        exc_info = (type(error), error, error.__traceback__) if error is not None else None
+        ACCESS_LOGGER.log(level, message, extra=fields, exc_info=exc_info)
+
+    def _end_span(self, route: str | None, status: int, error: BaseException | None) -> None:
+        span = self.span
+        if route is not None:
+            span.update_name(f"{self.method} {route}")
+            span.set_attribute("http.route", route)
+        if status:
+            span.set_attribute("http.response.status_code", status)
+        if error is not None:
+            span.record_exception(error, escaped=True)
+            span.set_attribute("error.type", type(error).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:256]))
+        elif status >= 500:
+            span.set_attribute("error.type", str(status))
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+
+def server_attributes(
+    method: str,
+    path: str,
+    scheme: str,
+    server: tuple[str, int | None] | None,
+    client: str | None,
+    user_agent: str | None,
+) -> dict[str, Any]:
+    """The span attributes known when the request arrives (OpenTelemetry HTTP server conventions)."""
+    attributes: dict[str, Any] = {
+        "http.request.method": _method(method),
+        "url.path": path,
+        "url.scheme": scheme,
+    }
+    if _method(method) == "_OTHER":
+        attributes["http.request.method_original"] = method
+    if server is not None:
+        attributes["server.address"] = server[0]
+        if server[1] is not None:
+            attributes["server.port"] = server[1]
+    if client:
+        attributes["client.address"] = client
+    if user_agent:
+        attributes["user_agent.original"] = user_agent
+    return attributes
+
+
+def health_module() -> Any:
+    """obskit.health, or None while it is not there (the request then goes to the app)."""
+    try:
+        from obskit import health
+    except ImportError:
+        return None
+    return health

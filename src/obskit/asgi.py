@@ -1,0 +1,24 @@
+"""ASGI middleware for applications ``configure(app)`` does not recognise.
+
+FastAPI and Starlette apps need nothing from here: ``obskit.configure(app)`` instruments them.
+Any other ASGI callable can be wrapped::
+
+    app = obskit.asgi.middleware(app)
+
+Each HTTP request then gets a SERVER span, RED metrics, a request id (echoed in the response
+header and bound to every log line) and an access-log line; the scrape and health endpoints are
+answered; websocket and lifespan traffic passes through. The middleware follows whatever obskit
+is configured with at request time (nothing before ``configure()``: then no spans are made).
+The route label is the ``route`` a router left in the scope, else ``__unmatched__``.
+"""
+
+from __future__ import annotations
+
+from obskit._asgi import ASGIApp, ObskitASGIMiddleware
+
+__all__ = ["middleware"]
+
+
+def middleware(app: ASGIApp) -> ObskitASGIMiddleware:
+    """Wrap the ASGI callable ``app`` in obskit's request telemetry; returns the new ASGI app."""
+    return ObskitASGIMiddleware(app)

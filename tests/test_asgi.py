@@ -1,0 +1,418 @@
+"""The ASGI middleware in process: FastAPI/Starlette apps through configure(app), plain ASGI apps."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+from opentelemetry.trace import SpanKind, StatusCode
+from starlette.websockets import WebSocket
+
+import obskit
+import obskit.asgi
+from obskit import health
+from obskit.testing import Capture, capture
+
+with warnings.catch_warnings():  # starlette asks for httpx2, not installed here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+log = logging.getLogger("app")
+
+
+class Boom(Exception):
+    """Raised by the failing route; the test checks the very same object comes out."""
+
+
+RAISED: list[Boom] = []
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    def item(item_id: int) -> dict[str, int]:  # sync: runs in Starlette's thread pool
+        log.info("looking up item")
+        return {"id": item_id}
+
+    @app.get("/async")
+    async def handler() -> dict[str, str]:
+        log.info("async handler")
+        return {"ok": "yes"}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        error = Boom("boom")
+        RAISED.append(error)
+        raise error
+
+    @app.get("/stream")
+    def stream() -> StreamingResponse:
+        return StreamingResponse(iter([b"one,", b"two,", b"three"]), media_type="text/plain")
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hello " + await websocket.receive_text())
+        await websocket.close()
+
+    return app
+
+
+@pytest.fixture
+def app() -> FastAPI:
+    return make_app()
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    """Capture is entered after configure(), which would otherwise replace what it installs."""
+    with ExitStack() as s:
+        yield s
+
+
+def server_spans(cap: Capture) -> list[Any]:
+    """obskit's server spans (FastAPI's own, when obskit is off, come from the "fastapi" tracer)."""
+    return [s for s in cap.spans() if s.kind == SpanKind.SERVER and s.instrumentation_scope.name == "obskit"]
+
+
+def test_request_gets_a_server_span_metrics_and_an_access_line(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app, service_name="api")
+    cap = stack.enter_context(capture())
+    response = TestClient(app).get("/items/7", headers={"user-agent": "probe/1"})
+    assert response.json() == {"id": 7}
+    span = cap.assert_span(
+        "GET /items/{item_id}",
+        **{
+            "http.request.method": "GET",
+            "http.route": "/items/{item_id}",
+            "url.path": "/items/7",
+            "url.scheme": "http",
+            "http.response.status_code": 200,
+            "server.address": "testserver",
+            "user_agent.original": "probe/1",
+        },
+    )
+    assert span.kind == SpanKind.SERVER
+    assert span.status.status_code == StatusCode.UNSET
+    cap.assert_counter(
+        "http_server_requests_total", 1, method="GET", route="/items/{item_id}", status_code="200"
+    )
+    assert (
+        cap.histogram_count("http_server_request_duration_seconds", method="GET", route="/items/{item_id}")
+        == 1
+    )
+    assert cap.gauge_value("http_server_requests_in_progress", method="GET") == 0
+    [line] = cap.logs(logger="http.access")
+    assert line["route"] == "/items/{item_id}"
+    assert line["status"] == 200
+    assert line["method"] == "GET"
+    assert line["user_agent"] == "probe/1"
+    assert line["duration_ms"] > 0
+    assert line["trace_id"] == format(span.context.trace_id, "032x")
+    assert line["request_id"] == response.headers["x-request-id"]
+
+
+def test_configure_twice_instruments_once(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app)
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    client = TestClient(app)
+    client.get("/async")
+    client.get("/async")
+    assert len(server_spans(cap)) == 2
+    assert len(cap.logs(logger="http.access")) == 2
+
+
+def test_incoming_traceparent_is_continued(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    TestClient(app).get("/async", headers={"traceparent": TRACEPARENT})
+    [span] = server_spans(cap)
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert {line["trace_id"] for line in cap.logs(logger="app")} == {TRACE_ID}
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [("abc-123.x:y_z", True), ("x" * 128, True), ("x" * 129, False), ("bad id", False), ("<script>", False)],
+)
+def test_request_id_is_echoed_when_valid_and_replaced_otherwise(
+    app: FastAPI, stack: ExitStack, sent: str, kept: bool
+) -> None:
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    echoed = TestClient(app).get("/async", headers={"X-Request-ID": sent}).headers["x-request-id"]
+    assert (echoed == sent) is kept
+    if not kept:
+        assert len(echoed) == 32
+    assert cap.logs(logger="app")[0]["request_id"] == echoed
+
+
+def test_request_id_is_generated_and_bound_in_a_thread_pool_handler(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    response = TestClient(app).get("/items/1")
+    [line] = cap.logs(logger="app")
+    assert line["request_id"] == response.headers["x-request-id"]
+    assert line["trace_id"] == format(server_spans(cap)[0].context.trace_id, "032x")
+
+
+def test_request_id_header_setting_is_honoured(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app, request_id_header="X-Correlation-ID")
+    stack.enter_context(capture())
+    response = TestClient(app).get("/async", headers={"X-Correlation-ID": "corr-1"})
+    assert response.headers["x-correlation-id"] == "corr-1"
+
+
+def test_handler_exception_propagates_unchanged_and_is_recorded_once(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    RAISED.clear()
+    with pytest.raises(Boom) as caught:
+        TestClient(app).get("/boom")
+    assert caught.value is RAISED[0]
+    [span] = server_spans(cap)
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["http.response.status_code"] == 500
+    assert [e.name for e in span.events] == ["exception"]
+    cap.assert_counter("http_server_requests_total", 1, route="/boom", status_code="500")
+    errors = [line for line in cap.logs(level="ERROR") if "exception" in line]
+    assert len(errors) == 1
+    assert errors[0]["logger"] == "http.access"
+    assert "Boom: boom" in errors[0]["exception"]["stack"]
+
+
+def test_handler_exception_gives_the_client_a_500(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app)
+    stack.enter_context(capture())
+    assert TestClient(app, raise_server_exceptions=False).get("/boom").status_code == 500
+
+
+def test_streaming_response_passes_through_chunk_by_chunk(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    with TestClient(app).stream("GET", "/stream") as response:
+        chunks = list(response.iter_bytes())
+    assert b"".join(chunks) == b"one,two,three"
+    cap.assert_span("GET /stream", **{"http.response.status_code": 200})
+
+
+def test_websocket_passes_through_untouched(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    with TestClient(app).websocket_connect("/ws") as ws:
+        ws.send_text("there")
+        assert ws.receive_text() == "hello there"
+    assert server_spans(cap) == []
+
+
+async def _get(app: Any, path: str) -> int:
+    """One GET straight through the ASGI interface (TestClient is too slow for 10,000 requests)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    return int(sent[0]["status"])
+
+
+async def test_ten_thousand_unmatched_paths_share_one_route_label(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app, access_log=False)
+    cap = stack.enter_context(capture())
+    statuses = {await _get(app, f"/scan/{i}/x.php") for i in range(10_000)}
+    assert statuses == {404}
+    spec = cap.store.live_spec(obskit.MetricsCollector._family("http_requests").spec)
+    assert cap.store.series_count(spec) == 1
+    cap.assert_counter("http_server_requests_total", 10_000, route="__unmatched__", status_code="404")
+    assert {s.name for s in server_spans(cap)} == {"GET"}
+
+
+def test_default_excluded_paths_and_otel_excluded_urls(
+    app: FastAPI, stack: ExitStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_EXCLUDED_URLS", "^/async$,items/9")
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    client = TestClient(app)
+    client.get("/async")
+    client.get("/items/9")
+    client.get("/items/8")
+    assert [s.name for s in server_spans(cap)] == ["GET /items/{item_id}"]
+    assert cap.counter_value("http_server_requests_total") == 1
+    assert len(cap.logs(logger="http.access")) == 1
+
+
+def test_access_log_can_be_turned_off(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app, access_log=False)
+    cap = stack.enter_context(capture())
+    TestClient(app).get("/async")
+    assert cap.logs(logger="http.access") == []
+    assert len(server_spans(cap)) == 1
+
+
+def test_scrape_endpoint_is_mounted_with_prometheus(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app, metrics_exporter="prometheus", prometheus_port=0)
+    cap = stack.enter_context(capture())
+    client = TestClient(app)
+    client.get("/async")
+    scrape = client.get("/metrics")
+    assert scrape.status_code == 200
+    assert 'http_server_requests_total{method="GET",route="/async",status_code="200"} 1.0' in scrape.text
+    assert cap.counter_value("http_server_requests_total", route="/metrics") == 0
+
+
+def test_scrape_path_is_the_apps_own_without_prometheus(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app)
+    stack.enter_context(capture())
+    assert TestClient(app).get("/metrics").status_code == 404
+
+
+def test_health_endpoints_are_mounted(app: FastAPI, stack: ExitStack) -> None:
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    health.clear()
+    try:
+        health.register("db", lambda: False, critical=True)
+        client = TestClient(app)
+        live = client.get("/health/live")
+        assert live.status_code == 200
+        assert live.json() == {"status": "alive"}
+        assert live.headers["content-type"] == "application/json"
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert "db" in ready.json()["checks"]
+        assert client.get("/health").status_code == 503
+    finally:
+        health.clear()
+    assert server_spans(cap) == []
+
+
+def test_after_shutdown_requests_pass_through(app: FastAPI) -> None:
+    obskit.configure(app)
+    client = TestClient(app)
+    obskit.shutdown()
+    with capture() as cap:
+        response = client.get("/async")
+    assert response.status_code == 200
+    assert "x-request-id" not in response.headers
+    assert server_spans(cap) == []
+    assert cap.counter_value("http_server_requests_total") == 0
+    obskit.configure(app)
+    with capture() as cap:
+        client.get("/async")
+    assert len(server_spans(cap)) == 1
+
+
+def test_other_objects_are_refused_with_a_hint() -> None:
+    with pytest.raises(obskit.ConfigError, match=r"obskit\.asgi\.middleware"):
+        obskit.configure(object())
+    assert not obskit.is_configured()
+
+
+async def plain_app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"made"})
+
+
+def test_plain_asgi_app_wrapped_with_the_public_middleware(stack: ExitStack) -> None:
+    obskit.configure()
+    cap = stack.enter_context(capture())
+    client = TestClient(obskit.asgi.middleware(plain_app))
+    response = client.post("/anything/42", headers={"X-Request-ID": "r-1"})
+    assert response.status_code == 201
+    assert response.headers["x-request-id"] == "r-1"
+    [span] = server_spans(cap)
+    assert span.name == "POST"
+    assert span.attributes["http.response.status_code"] == 201
+    cap.assert_counter(
+        "http_server_requests_total", 1, method="POST", route="__unmatched__", status_code="201"
+    )
+
+
+def test_unknown_methods_are_folded_into_other(stack: ExitStack) -> None:
+    obskit.configure()
+    cap = stack.enter_context(capture())
+    TestClient(obskit.asgi.middleware(plain_app)).request("FROB", "/")
+    [span] = server_spans(cap)
+    assert span.attributes["http.request.method"] == "_OTHER"
+    assert span.attributes["http.request.method_original"] == "FROB"
+
+
+def test_routes_inside_a_mount_carry_the_mount_prefix(stack: ExitStack) -> None:
+    inner = FastAPI()
+
+    @inner.get("/orders/{order_id:int}")
+    async def order(order_id: int) -> dict[str, int]:
+        return {"id": order_id}
+
+    app = FastAPI()
+    app.mount("/v2", inner)
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    assert TestClient(app).get("/v2/orders/3").json() == {"id": 3}
+    [span] = server_spans(cap)
+    assert span.name == "GET /v2/orders/{order_id}"
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+def test_broken_telemetry_never_reaches_the_request(
+    app: FastAPI, stack: ExitStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obskit.configure(app)
+    stack.enter_context(capture())
+
+    def broken(key: str) -> Any:
+        raise RuntimeError("metric store unavailable")
+
+    monkeypatch.setattr(obskit.MetricsCollector, "_family", staticmethod(broken))
+    response = TestClient(app).get("/items/2")
+    assert response.status_code == 200
+    assert response.json() == {"id": 2}
+
+
+async def test_cancelled_request_is_counted_as_499_and_the_cancellation_propagates(stack: ExitStack) -> None:
+    import asyncio
+
+    async def hanging(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(10)
+
+    obskit.configure()
+    cap = stack.enter_context(capture())
+    task = asyncio.ensure_future(_get(obskit.asgi.middleware(hanging), "/slow"))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    cap.assert_counter("http_server_requests_total", 1, status_code="499")
+    assert cap.gauge_value("http_server_requests_in_progress", method="GET") == 0
