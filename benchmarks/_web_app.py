@@ -67,16 +67,15 @@ def make_app(variant: str) -> FastAPI:
 
         # The console span exporter, swapped for one that discards (this process only).
         _backends.SPAN_EXPORTERS["console"] = ("_web_app", "discarding_span_exporter")
-        obskit.configure(
-            app,
-            service_name="bench-web",
-            traces_exporter="console",
-            metrics_exporter="prometheus",
-            prometheus_port=0,
-            logs_exporter="console",
-            log_format="json",
-            **DIAGNOSTIC.get(variant, {}),
-        )
+        settings: dict[str, Any] = {
+            "service_name": "bench-web",
+            "traces_exporter": "console",
+            "metrics_exporter": "prometheus",
+            "prometheus_port": 0,
+            "logs_exporter": "console",
+            "log_format": "json",
+        }
+        obskit.configure(app, **{**settings, **DIAGNOSTIC.get(variant, {})})
     elif variant != "bare":
         raise SystemExit(f"unknown variant {variant!r}; choose among {VARIANTS + tuple(DIAGNOSTIC)}")
     return app

@@ -335,8 +335,9 @@ OBSKIT_ACCESS_LOG: Final = "OBSKIT_ACCESS_LOG"
 OBSKIT_INSTRUMENT_HTTP_CLIENTS: Final = "OBSKIT_INSTRUMENT_HTTP_CLIENTS"
 """``false`` leaves outgoing ``httpx`` and ``requests`` calls alone. Default: ``true``.
 
-When true and the ``http-clients`` extra is installed, outgoing calls get a CLIENT span and a
-``traceparent`` header, so that services chain into one trace. Keyword: ``instrument_http_clients``.
+When true and the instrumentations are installed (``pip install "obskit[http-clients]"``), outgoing
+calls get a CLIENT span and a ``traceparent`` header, so that services chain into one trace; a
+client without its instrumentation is skipped silently. Keyword: ``instrument_http_clients``.
 """
 
 ALL: Final = tuple(value for key, value in sorted(globals().items()) if key.isupper() and key not in {"ALL"})
