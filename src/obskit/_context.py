@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-import uuid
+import random
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
@@ -15,6 +15,7 @@ __all__ = ["LoggingContext", "current_fields"]
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _FIELDS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("obskit_context", default=_EMPTY)
 _F = TypeVar("_F", bound=Callable[..., Any])
+_random_bits = random.getrandbits
 
 
 def current_fields() -> Mapping[str, Any]:
@@ -23,8 +24,12 @@ def current_fields() -> Mapping[str, Any]:
 
 
 def new_request_id() -> str:
-    """A fresh request id: 32 lowercase hex characters."""
-    return uuid.uuid4().hex
+    """A fresh request id: 32 lowercase hex characters.
+
+    An identifier to correlate log lines, not a secret: drawn from ``random`` (as OpenTelemetry
+    draws trace ids), about 30 times cheaper than ``uuid4``'s system call on every request.
+    """
+    return f"{_random_bits(128):032x}"
 
 
 class LoggingContext:
