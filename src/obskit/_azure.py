@@ -86,17 +86,9 @@ def log_exporter(settings: Settings) -> Any:
 
 
 def _check(settings: Settings, setting: str) -> None:
-    from obskit._backends import _AZURE, _require
-    from obskit._errors import ConfigError
+    from obskit._backends import require_azure
 
-    _require(setting, "azure", _AZURE, "azure")
-    if not settings.azure_connection_string:
-        raise ConfigError(
-            "azure_connection_string",
-            None,
-            "an Application Insights connection string",
-            f"{setting}=azure needs it (or APPLICATIONINSIGHTS_CONNECTION_STRING)",
-        )
+    require_azure(settings, setting)
 
 
 class _ResourceHolder:

@@ -83,11 +83,16 @@ def check(settings: Settings) -> None:
             elif name == "jaeger":
                 _require(setting, name, _GRPC, "otlp")
             elif name == "azure":
-                _require(setting, name, _AZURE, "azure")
-                if not settings.azure_connection_string:
-                    raise ConfigError(
-                        "azure_connection_string",
-                        None,
-                        "an Application Insights connection string",
-                        f"{setting}=azure needs it (or APPLICATIONINSIGHTS_CONNECTION_STRING)",
-                    )
+                require_azure(settings, setting)
+
+
+def require_azure(settings: Settings, setting: str) -> None:
+    """Raise ConfigError unless the Azure extra is installed and a connection string is set."""
+    _require(setting, "azure", _AZURE, "azure")
+    if not settings.azure_connection_string:
+        raise ConfigError(
+            "azure_connection_string",
+            None,
+            "an Application Insights connection string",
+            f"{setting}=azure needs it (or APPLICATIONINSIGHTS_CONNECTION_STRING)",
+        )
