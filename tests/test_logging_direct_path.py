@@ -60,3 +60,35 @@ def test_timestamp_never_shows_a_thousandth_millisecond() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
     record.created = 1_700_000_000.9999
     assert formatter.to_dict(record)["timestamp"].endswith(".999Z")
+
+
+EXTRAS: list[dict[str, Any]] = [
+    {
+        "method": "GET",
+        "route": "/items/{id}",
+        "status": 200,
+        "duration_ms": 1.25,
+        "client": "",
+        "user_agent": "wrk",
+    },
+    {"flag": True, "off": False, "nothing": None, "big": 10**30, "tiny": 1e-300, "neg": -0.0},
+    {"nan": float("nan"), "inf": float("inf")},
+    {"api_token": "secret", "n": 1},
+    {"request_id": "clash", "n": 2},
+    {"service": "clash"},
+    {"n": 1, "items": [1, 2], "mapping": {"password": "p"}, "tup": (1,)},
+    {"subclass": True.__class__(1), "intenum": logging.INFO, "obj": object.__new__(type("O", (), {}))},
+]
+
+
+@pytest.mark.parametrize(("spanned", "extra"), list(itertools.product((False, True), EXTRAS)))
+def test_direct_path_with_extra_fields_matches_general_path(spanned: bool, extra: dict[str, Any]) -> None:
+    formatter, logger = JsonFormatter(), logging.getLogger("obskit.test.direct")
+    with testing.capture():
+        for fields, context in itertools.product(SERVICE_FIELDS, CONTEXTS):
+            _state.set_state(dataclasses.replace(_state.STATE, log_fields=fields))
+            with LoggingContext(**context), trace_operation("check") if spanned else _nothing():
+                record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None, extra=extra)
+                twin = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None, extra=extra)
+                twin.created = record.created
+                assert formatter.format(record) == _encode(formatter.to_dict(twin))

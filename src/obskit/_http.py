@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -16,7 +17,10 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from obskit import _state
 from obskit._context import _FIELDS, new_request_id
@@ -139,7 +143,7 @@ class Exchange:
             self.client = attributes.get("client.address", "")
             tracer = _state.STATE.tracer
             if tracer is not None:
-                parent = propagate.extract(carrier)
+                parent = _extract(carrier)
                 self.span = tracer.start_span(
                     self.method, context=parent, kind=SpanKind.SERVER, attributes=attributes
                 )
@@ -204,23 +208,67 @@ class Exchange:
         }
         message = f"{self.method} {self.path} {status}"
         exc_info = (type(error), error, error.__traceback__) if error is not None else None
-        ACCESS_LOGGER.log(level, message, extra=fields, exc_info=exc_info)
+        # What ACCESS_LOGGER.log(level, message, extra=fields, exc_info=exc_info) does, without
+        # its stack walk (findCaller): the caller is always this frame, so it is given as such.
+        frame = sys._getframe()
+        record = ACCESS_LOGGER.makeRecord(
+            ACCESS_LOGGER.name,
+            level,
+            frame.f_code.co_filename,
+            frame.f_lineno,
+            message,
+            (),
+            exc_info,
+            "_access_line",
+            fields,
+        )
+        ACCESS_LOGGER.handle(record)
 
     def _end_span(self, route: str | None, status: int, error: BaseException | None) -> None:
         span = self.span
+        attributes: dict[str, Any] = {}
         if route is not None:
             span.update_name(f"{self.method} {route}")
-            span.set_attribute("http.route", route)
+            attributes["http.route"] = route
         if status:
-            span.set_attribute("http.response.status_code", status)
+            attributes["http.response.status_code"] = status
         if error is not None:
             span.record_exception(error, escaped=True)
-            span.set_attribute("error.type", type(error).__qualname__)
+            attributes["error.type"] = type(error).__qualname__
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:256]))
         elif status >= 500:
-            span.set_attribute("error.type", str(status))
+            attributes["error.type"] = str(status)
             span.set_status(Status(StatusCode.ERROR))
+        if attributes:
+            span.set_attributes(attributes)  # one call (one lock) instead of one per attribute
         span.end()
+
+
+#: The propagators whose extract() returns an empty context when none of their headers is there.
+_PLAIN_PROPAGATORS = (TraceContextTextMapPropagator, W3CBaggagePropagator)
+#: The last global propagator seen and the header names that make extracting worth it (None:
+#: always extract, the propagator is not one of the plain ones).
+_textmap: tuple[Any, frozenset[str] | None] = (None, None)
+
+
+def _extract(carrier: Mapping[str, str]) -> otel_context.Context:
+    """``propagate.extract(carrier)``, skipped when the request carries none of its headers."""
+    global _textmap
+    textmap = propagate.get_global_textmap()
+    cached = _textmap
+    if cached[0] is not textmap:
+        cached = _textmap = (textmap, _plain_fields(textmap))
+    fields = cached[1]
+    if fields is not None and fields.isdisjoint(carrier):
+        return otel_context.Context()
+    return propagate.extract(carrier)
+
+
+def _plain_fields(textmap: Any) -> frozenset[str] | None:
+    propagators = textmap._propagators if isinstance(textmap, CompositePropagator) else [textmap]
+    if not all(type(p) in _PLAIN_PROPAGATORS for p in propagators):
+        return None
+    return frozenset(field.lower() for p in propagators for field in p.fields)
 
 
 def server_attributes(

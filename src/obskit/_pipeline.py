@@ -145,10 +145,18 @@ class RateLimitFilter(logging.Filter):
         self._prefixes = prefixes
         self._last: dict[tuple[str, object], float] = {}
         self._lock = threading.Lock()
+        #: Logger name -> whether it is a library's: asked of every record, decided once per name.
+        self._library: dict[str, bool] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         """True unless the same library warning was let through less than a minute ago."""
-        if not is_library_logger(record.name, self._prefixes):
+        name = record.name
+        library = self._library.get(name)
+        if library is None:
+            library = is_library_logger(name, self._prefixes)
+            if len(self._library) < 1000:
+                self._library[name] = library
+        if not library:
             return True
         key = (record.name, record.msg)
         now = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -22,13 +23,18 @@ ERROR_KEY = "obskit.error"
 _STATUS_TEXT = {200: "200 OK", 503: "503 Service Unavailable"}
 
 
+@functools.lru_cache(maxsize=256)
 def _environ_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
 def _carrier(environ: dict[str, Any]) -> dict[str, str]:
-    fields = propagate.get_global_textmap().fields
-    return {f: environ[_environ_key(f)] for f in fields if _environ_key(f) in environ}
+    carrier = {}
+    for field in propagate.get_global_textmap().fields:
+        key = _environ_key(field)
+        if key in environ:
+            carrier[field] = environ[key]
+    return carrier
 
 
 def _server(environ: dict[str, Any]) -> tuple[str, int | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping
@@ -228,6 +229,22 @@ def _context_fragment(context: Mapping[str, Any], redactor: Any, fields: Mapping
     return "".join(f",{_encode_str(k)}:{_encode_str('[REDACTED]' if sensitive(k) else v)}" for k, v in items)
 
 
+def _scalar(value: Any) -> str | None:
+    """The JSON _ENCODER gives a str, int, finite float, bool or None; None for anything else."""
+    cls = value.__class__
+    if cls is str:
+        return _encode_str(value)
+    if cls is int:
+        return int.__repr__(value)
+    if cls is float:
+        return float.__repr__(value) if math.isfinite(value) else None
+    if value is None:
+        return "null"
+    if cls is bool:
+        return "true" if value else "false"
+    return None
+
+
 #: Keys the direct path writes itself; service fields named like them take the general path.
 _HEAD = frozenset({"timestamp", "level", "logger", "message", "trace_id", "span_id"})
 
@@ -250,13 +267,20 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record``; never raises (a broken field is rendered with ``repr``)."""
-        if self._direct and len(record.__dict__) == _BASE_KEYS:
-            line = self._direct_line(record)
+        if self._direct:
+            attrs = record.__dict__
+            if len(attrs) == _BASE_KEYS:
+                line = self._direct_line(record, None)
+            else:
+                # Extra fields (``extra=``, the access log's): direct only when nothing but them
+                # was added to the record (no structlog fields, no OpenTelemetry ids, no message).
+                extra = {k: v for k, v in attrs.items() if k not in _RESERVED}
+                line = self._direct_line(record, extra) if len(attrs) - len(extra) == _BASE_KEYS else None
             if line is not None:
                 return line
         return _encode(self.to_dict(record))
 
-    def _direct_line(self, record: logging.LogRecord) -> str | None:
+    def _direct_line(self, record: logging.LogRecord, extra: dict[str, Any] | None) -> str | None:
         """``_encode(self.to_dict(record))`` built without the dict, for the common record.
 
         The common record has no extra attributes, exception or stack, and string service and
@@ -298,6 +322,17 @@ class JsonFormatter(logging.Formatter):
                 if cached[3] is None:
                     return None
                 parts.append(cached[3])
+            if extra:
+                sensitive = state.redactor.is_sensitive
+                for key, value in extra.items():
+                    if key.__class__ is not str or key in _CORE or key in fields or sensitive(key):
+                        return None
+                    if context and key in context:
+                        return None
+                    encoded = _scalar(value)
+                    if encoded is None:
+                        return None
+                    parts.append(f",{_encode_str(key)}:{encoded}")
         except TypeError:
             return None
         parts.append("}")
