@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parent
 SPAN = re.compile(
-    r"^\[obskit span\] (?P<name>.+?) [\d.]+ms \S+ trace=(?P<trace>\w+) span=(?P<span>\w+) parent=(?P<parent>\S+)"
+    r"^\[obskit span\] (?P<name>.+?) [\d.]+ms \S+ "
+    r"trace=(?P<trace>\w+) span=(?P<span>\w+) parent=(?P<parent>\S+)"
 )
 
 
