@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-import json
 import logging
 import re
 import threading
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from logcapture import Lines, attach
 from obskit import LoggingContext
 from obskit.logging import JsonFormatter
 
@@ -26,35 +26,9 @@ def fields() -> dict[str, Any]:
     return dict(LoggingContext.current())
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.lines: list[str] = []
-        self._lock = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = self.format(record)
-        with self._lock:
-            self.lines.append(line)
-
-    def parsed(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines]
-
-
 @pytest.fixture
 def json_log() -> Iterator[tuple[logging.Logger, Lines]]:
-    logger = logging.getLogger(LOGGER)
-    handler = Lines()
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    try:
-        yield logger, handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
-        logger.propagate = True
+    yield from attach(JsonFormatter(), LOGGER)
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import obskit
 import obskit.logging
+from logcapture import Lines, attach, strict_loads
 from obskit import LoggingContext, _errors, testing, trace_operation
 from obskit._runtime import ObskitHandler
 from obskit.logging import ConsoleFormatter, JsonFormatter
@@ -32,68 +33,20 @@ LOGGER = "tests.logging"
 CORE_KEYS = {"timestamp", "level", "logger", "message", "service", "environment"}
 
 
-def strict_loads(line: str) -> dict[str, Any]:
-    """json.loads that also rejects NaN/Infinity, which are not JSON (RFC 8259)."""
-
-    def reject(constant: str) -> Any:
-        raise ValueError(f"not valid JSON: {constant}")
-
-    value = json.loads(line, parse_constant=reject)
-    assert isinstance(value, dict)
-    return value
-
-
 def span_ids(span: Any) -> tuple[str, str]:
     ctx = span.get_span_context()
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 
-class Lines(logging.Handler):
-    """Formats each record as it is emitted; a formatter error propagates to the test."""
-
-    def __init__(self, formatter: logging.Formatter) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(formatter)
-        self.records: list[logging.LogRecord] = []
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        self.lines.append(self.format(record))
-
-    def parsed(self) -> list[dict[str, Any]]:
-        for line in self.lines:
-            assert "\n" not in line, line
-            assert "\r" not in line, line
-        return [strict_loads(line) for line in self.lines]
-
-    def last(self) -> dict[str, Any]:
-        return self.parsed()[-1]
-
-
-def _attach(formatter: logging.Formatter, name: str = LOGGER) -> Iterator[tuple[logging.Logger, Lines]]:
-    logger = logging.getLogger(name)
-    handler = Lines(formatter)
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    try:
-        yield logger, handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
-        logger.propagate = True
-
-
 @pytest.fixture
 def json_log() -> Iterator[tuple[logging.Logger, Lines]]:
     """A logger of its own whose records are rendered by a JsonFormatter."""
-    yield from _attach(JsonFormatter())
+    yield from attach(JsonFormatter(), LOGGER)
 
 
 @pytest.fixture
 def console_log() -> Iterator[tuple[logging.Logger, Lines]]:
-    yield from _attach(ConsoleFormatter())
+    yield from attach(ConsoleFormatter(), LOGGER)
 
 
 @pytest.fixture

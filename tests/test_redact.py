@@ -14,6 +14,7 @@ from opentelemetry import trace
 
 import obskit
 import obskit.logging
+from logcapture import Lines, attach
 from obskit import LoggingContext, testing, trace_operation
 from obskit._proxy import ObskitTracerProvider
 from obskit._redact import REDACTED, Redactor
@@ -65,34 +66,9 @@ PLAIN_KEYS = [
 ]
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-    def last(self) -> dict[str, Any]:
-        value = json.loads(self.lines[-1])
-        assert isinstance(value, dict)
-        return value
-
-
 @pytest.fixture
 def json_log() -> Iterator[tuple[logging.Logger, Lines]]:
-    logger = logging.getLogger(LOGGER)
-    handler = Lines()
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    try:
-        yield logger, handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
-        logger.propagate = True
+    yield from attach(JsonFormatter(), LOGGER)
 
 
 @pytest.fixture
