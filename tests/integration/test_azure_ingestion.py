@@ -284,13 +284,16 @@ def test_failing_ingestion_costs_the_app_nothing_and_counts_drops(
     flushing.start()
     assert ingestion.wait_for(lambda: len(ingestion.requests) > 0, timeout=5)
 
-    slowest = 0.0
+    durations = []
     for i in range(50):
         start = time.perf_counter()
         with tracer.start_as_current_span(f"while-failing-{i}"):
             app.warning("while failing %d", i)
-        slowest = max(slowest, time.perf_counter() - start)
-    assert slowest < 0.05
+        durations.append(time.perf_counter() - start)
+    # Not a speed target: a call that waited for the failing peer would take the exporter's retry
+    # back-off (1 s and more). The bound is loose because the machine is shared with parallel tests.
+    assert sorted(durations)[len(durations) // 2] < 0.05
+    assert max(durations) < 0.5
     obskit.MetricsCollector().counter("azure_it_failing_events").inc()
 
     start = time.monotonic()
