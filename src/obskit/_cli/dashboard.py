@@ -1,0 +1,18 @@
+"""``obskit dashboard``: placeholder until its module lands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``dashboard`` subcommand."""
+    parser = subparsers.add_parser("dashboard", help="(not yet available)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Not yet available."""
+    print("obskit dashboard: not yet available", file=__import__("sys").stderr)
+    return 2
