@@ -10,206 +10,44 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import math
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from opentelemetry import trace
+from peers import (
+    EXAMPLES,
+    PROMTOOL,
+    QUIET,
+    Prometheus,
+    free_port,
+    gateway_value,
+    http_get,
+    needs_gunicorn,
+    needs_prometheus,
+    needs_promtool,
+    needs_pushgateway,
+    running,
+    sample,
+    wait_until,
+)
 
 import obskit
 import obskit.prometheus
 import obskit.testing
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-PROMETHEUS = shutil.which("prometheus")
-PROMTOOL = shutil.which("promtool")
-PUSHGATEWAY = shutil.which("prometheus-pushgateway")
-INSTALL_HINT = "(bash ../shared/ci/install-peers.sh installs it)"
-needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason=f"prometheus is not on PATH {INSTALL_HINT}")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason=f"promtool is not on PATH {INSTALL_HINT}")
-needs_pushgateway = pytest.mark.skipif(
-    PUSHGATEWAY is None, reason=f"prometheus-pushgateway is not on PATH {INSTALL_HINT}"
-)
-needs_gunicorn = pytest.mark.skipif(
-    importlib.util.find_spec("gunicorn") is None,
-    reason='gunicorn is not installed: pip install "obskit[test]"',
-)
-
-T = TypeVar("T")
-QUIET: dict[str, Any] = {"traces_exporter": "none", "logs_exporter": "none"}
-
-
-# -- helpers --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.read().decode()
-
-
-def wait_until(
-    probe: Callable[[], T | None],
-    what: str,
-    timeout: float = 30.0,
-    process: subprocess.Popen[bytes] | None = None,
-    log: Path | None = None,
-) -> T:
-    """Call ``probe`` until it returns something truthy, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = probe()
-        except OSError:  # the peer is not listening yet
-            result = None
-        if result:
-            return result
-        if process is not None and process.poll() is not None:
-            output = log.read_text() if log is not None else ""
-            pytest.fail(f"the process died (exit {process.returncode}) before {what}:\n{output[-3000:]}")
-        if time.monotonic() > deadline:
-            output = log.read_text() if log is not None else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{output[-3000:]}")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def running(args: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a peer process, logging to ``log``; terminate it (then kill it) whatever happens."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, **kwargs)
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    """The value of the sample ``name`` with exactly ``labels`` in a text exposition.
-
-    An empty label value counts as absent, as in Prometheus (a job label registered by another
-    test in this process shows as ``tenant=""``).
-    """
-    for line in text.splitlines():
-        match = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?", line)
-        if not match or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
-        if {k: v for k, v in found.items() if v} == {k: v for k, v in labels.items() if v}:
-            return float(match.group(3))
-    return None
-
-
-class Prometheus:
-    """A real Prometheus server scraping ``targets`` every second, queried over its HTTP API."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        status, body = http_get(f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}")
-        assert status == 200, body
-        answer = json.loads(body)
-        assert answer["status"] == "success", answer
-        return answer["data"]["result"]  # type: ignore[no-any-return]
-
-    def scalar(self, promql: str) -> float | None:
-        """The value of a query answering one series, or None while it answers none."""
-        result = self.query(promql)
-        assert len(result) <= 1, result
-        return float(result[0]["value"][1]) if result else None
-
-    def exemplars(self, promql: str) -> list[dict[str, Any]]:
-        now = time.time()
-        query = urllib.parse.urlencode({"query": promql, "start": now - 600, "end": now + 60})
-        status, body = http_get(f"{self.url}/api/v1/query_exemplars?{query}")
-        assert status == 200, body
-        return json.loads(body)["data"]  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[Callable[[str, str], Prometheus]]:
-    """Start Prometheus (exemplar storage on) scraping one target; stopped after the test."""
-    assert PROMETHEUS is not None
-    stack = contextlib.ExitStack()
-
-    def start(target: str, metrics_path: str = "/metrics") -> Prometheus:
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            textwrap.dedent(
-                f"""
-                global:
-                  scrape_interval: 1s
-                  scrape_timeout: 900ms
-                  evaluation_interval: 1s
-                scrape_configs:
-                  - job_name: obskit
-                    metrics_path: {metrics_path}
-                    static_configs:
-                      - targets: ["{target}"]
-                """
-            )
-        )
-        port = free_port()
-        log = tmp_path / "prometheus.log"
-        process = stack.enter_context(
-            running(
-                [
-                    PROMETHEUS,  # type: ignore[list-item]
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--enable-feature=exemplar-storage",
-                    "--log.level=warn",
-                ],
-                log,
-                cwd=tmp_path,
-            )
-        )
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_get(f"{url}/-/ready")[0] == 200, "Prometheus to be ready", 60, process, log)
-        server = Prometheus(url)
-        wait_until(
-            lambda: server.scalar('up{job="obskit"}') == 1, "the first successful scrape", 60, process, log
-        )
-        return server
-
-    with stack:
-        yield start
 
 
 # -- a real Prometheus scraping the standalone server ---------------------------------------------
@@ -366,22 +204,6 @@ def test_promtool_accepts_the_merged_multiprocess_exposition(tmp_path: Path) -> 
 
 
 # -- the push gateway -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def pushgateway(tmp_path: Path) -> Iterator[str]:
-    assert PUSHGATEWAY is not None
-    port = free_port()
-    log = tmp_path / "pushgateway.log"
-    args = [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file=", "--log.level=warn"]
-    with running(args, log, cwd=tmp_path) as process:
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_get(f"{url}/-/ready")[0] == 200, "the push gateway", 30, process, log)
-        yield url
-
-
-def gateway_value(url: str, name: str, **labels: str) -> float | None:
-    return sample(http_get(f"{url}/metrics")[1], name, **labels)
 
 
 @needs_pushgateway
