@@ -1,4 +1,4 @@
-"""Developer sessions: tests (against the installed package), lint, typecheck, bench, demo."""
+"""Developer sessions: tests (against the installed package), lint, typecheck, docs, bench, demo."""
 
 from __future__ import annotations
 
@@ -38,4 +38,19 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     session.install(".")
-    session.run("python", "examples/demo.py")
+    session.run("obskit", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    # The site (mkdocs.yml): any warning, a broken link or anchor included, fails the build.
+    session.install(".[docs]")
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        "site",
+        *session.posargs,
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )

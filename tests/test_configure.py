@@ -479,3 +479,28 @@ def _no_leftover_threads() -> Iterator[None]:
     for thread in leftover:
         thread.join(timeout=5)
     assert not [t for t in leftover if t.is_alive()]
+
+
+def test_pushgateway_without_prometheus_warns_once_at_configure(capfd: pytest.CaptureFixture[str]) -> None:
+    obskit.configure(**QUIET, pushgateway_url="http://127.0.0.1:1")
+    err = capfd.readouterr().err
+    assert err.count("pushgateway_url is set but metrics_exporter is 'none'") == 1, err
+    assert "obskit WARNING" in err
+
+
+def test_pushgateway_from_env_without_prometheus_warns(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OBSKIT_PUSHGATEWAY_URL", "http://127.0.0.1:1")
+    obskit.configure(traces_exporter="none", logs_exporter="none", metric_export_interval_ms=3_600_000)
+    assert "pushgateway_url is set but metrics_exporter is 'console'" in capfd.readouterr().err
+
+
+def test_pushgateway_with_prometheus_does_not_warn(capfd: pytest.CaptureFixture[str]) -> None:
+    obskit.configure(
+        **{**QUIET, "metrics_exporter": "prometheus"},
+        prometheus_port=0,
+        pushgateway_url="http://127.0.0.1:1",
+        push_on="job",
+    )
+    assert "pushgateway_url is set" not in capfd.readouterr().err

@@ -28,6 +28,6 @@ def test_configuration_reference_lists_every_variable() -> None:
 def test_readme_opens_with_the_demo_and_test_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     first_block = readme.split("```bash", 1)[1].split("```", 1)[0]
-    assert "python examples/demo.py" in first_block
+    assert "pip install -e . && obskit demo" in first_block
     assert "python -m pytest" in first_block
     assert "python -m pytest -n auto" in (ROOT / ".ci" / "run").read_text()

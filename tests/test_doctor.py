@@ -151,3 +151,46 @@ def test_unreachable_azure_ingestion_endpoint_is_reported() -> None:
         azure_connection_string=f"InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:{port}/",
     )
     assert any("IngestionEndpoint" in p and str(port) in p for p in problems), problems
+
+
+# -- settings no chosen backend uses ---------------------------------------------------------------
+
+
+def test_pushgateway_without_prometheus_is_reported_naming_both_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OBSKIT_PUSHGATEWAY_URL", "http://127.0.0.1:1")
+    (problem,) = obskit.check_backends()  # console metrics: nothing to connect to
+    assert problem.startswith("pushgateway_url is set but metrics_exporter is 'console':")
+    assert "only used with metrics_exporter including 'prometheus'" in problem
+    assert "metrics_exporter='prometheus' (OTEL_METRICS_EXPORTER=prometheus)" in problem
+    assert "'console,prometheus' to keep console" in problem
+
+
+@pytest.mark.parametrize(
+    ("metrics_exporter", "shown", "keep"),
+    [("none", "'none'", False), ("otlp,console", "'otlp,console'", True)],
+)
+def test_pushgateway_without_prometheus_names_the_exporters_chosen(
+    metrics_exporter: str, shown: str, keep: bool
+) -> None:
+    settings = resolve_settings({"metrics_exporter": metrics_exporter, "pushgateway_url": "http://gw:9091"})
+    (problem,) = _doctor.ignored_settings(settings)
+    assert f"metrics_exporter is {shown}" in problem
+    assert ("to keep" in problem) is keep
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"metrics_exporter": "prometheus", "pushgateway_url": "http://gw:9091"},
+        {"metrics_exporter": "console,prometheus", "pushgateway_url": "http://gw:9091"},
+    ],
+)
+def test_nothing_ignored_without_pushgateway_or_with_prometheus(settings: dict[str, Any]) -> None:
+    assert _doctor.ignored_settings(resolve_settings(settings)) == []
+
+
+def test_ignored_settings_is_one_of_the_checks() -> None:
+    assert _doctor.ignored_settings in _doctor.CHECKS

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -265,3 +267,44 @@ def test_an_app_logger_named_like_a_library_prefix_is_not_rate_limited() -> None
     assert limit.filter(record)
     assert limit.filter(record)
     assert ExcludeInternalFilter().filter(record)
+
+
+class _ClosedPipe:
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stdout_pipe_stops_the_log_lines_quietly_and_counts_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    obskit.configure(traces_exporter="none", metrics_exporter="none", logs_exporter="console")
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    for number in range(3):
+        logging.getLogger("app").info("line %d", number)
+    monkeypatch.undo()
+    assert "Logging error" not in capsys.readouterr().err
+    assert _dropped("logs", "export_failed") == 3
+
+
+def test_piping_a_configured_app_into_head_prints_no_logging_error() -> None:
+    code = (
+        "import logging, obskit\n"
+        "obskit.configure(traces_exporter='none', metrics_exporter='none')\n"
+        "for n in range(20000):\n"
+        "    logging.getLogger('app').info('line %d', n)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # what `| head -1` does
+        err = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 0, err
+    assert b'"message":"line 0"' in first
+    assert "Logging error" not in err, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]

@@ -7,6 +7,8 @@ import asyncio
 import gzip
 import http.server
 import inspect
+import logging
+import math
 import os
 import socket
 import subprocess
@@ -793,3 +795,63 @@ def test_exemplars_are_recorded_only_with_the_prometheus_backend() -> None:
     assert obskit._state.STATE.store.exemplars is True
     obskit.shutdown()
     assert obskit._state.STATE.store.exemplars is False
+
+
+# -- push() when there is nothing to push to ------------------------------------------------------
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def obskit_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """What obskit's own logger says (whether or not it propagates), with push()'s rate limit reset."""
+    monkeypatch.setattr(_prometheus, "_not_pushing_warned_at", -math.inf)
+    handler = _Records()
+    logger = logging.getLogger("obskit")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def _push_warnings(messages: list[str]) -> list[str]:
+    return [m for m in messages if "obskit.prometheus.push() pushed nothing" in m]
+
+
+def test_push_unconfigured_says_why_once(obskit_warnings: list[str]) -> None:
+    assert obskit.prometheus.push(timeout=1) is False
+    assert obskit.prometheus.push(timeout=1) is False
+    (warning,) = _push_warnings(obskit_warnings)
+    assert "obskit is not configured" in warning
+
+
+def test_push_with_pushgateway_but_not_prometheus_says_what_to_set(obskit_warnings: list[str]) -> None:
+    obskit.configure(**QUIET, metrics_exporter="console", pushgateway_url="http://127.0.0.1:1")
+    obskit_warnings.clear()  # configure()'s own warning
+    assert obskit.prometheus.push(timeout=1) is False
+    (warning,) = _push_warnings(obskit_warnings)
+    assert "pushgateway_url is set but metrics_exporter is 'console'" in warning
+    assert "metrics_exporter='prometheus'" in warning
+
+
+def test_push_with_prometheus_but_no_pushgateway_says_so(obskit_warnings: list[str]) -> None:
+    configure_prometheus()
+    assert obskit.prometheus.push(timeout=1) is False
+    (warning,) = _push_warnings(obskit_warnings)
+    assert "pushgateway_url is not set" in warning
+
+
+def test_push_without_a_pusher_otherwise_says_none_is_configured(obskit_warnings: list[str]) -> None:
+    configure_prometheus(pushgateway_url="http://127.0.0.1:1", push_on="job")
+    _prometheus._pusher = None  # as between shutdown() tearing it down and the state being reset
+    assert obskit.prometheus.push(timeout=1) is False
+    (warning,) = _push_warnings(obskit_warnings)
+    assert "no push gateway is configured" in warning

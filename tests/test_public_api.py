@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import subprocess
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -125,3 +127,21 @@ def test_decorators_keep_metadata() -> None:
         assert wrapped.__doc__ == "Doubles."
         assert wrapped.__name__ == "documented"
         assert inspect.signature(wrapped) == inspect.signature(documented)
+
+
+def test_submodules_are_reachable_after_a_plain_import_without_being_imported_by_it() -> None:
+    code = (
+        "import sys, obskit\n"
+        "lazy = ('asgi', 'health', 'prometheus', 'testing', 'wsgi')\n"
+        "assert not [m for m in lazy if f'obskit.{m}' in sys.modules], sys.modules.keys()\n"
+        "assert callable(obskit.testing.capture) and callable(obskit.health.register)\n"
+        "assert 'obskit.testing' in sys.modules\n"
+        "try:\n"
+        "    obskit.nope\n"
+        "except AttributeError as error:\n"
+        "    assert 'nope' in str(error)\n"
+        "else:\n"
+        "    raise SystemExit('obskit.nope did not raise')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import math
+import operator
 import os
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from opentelemetry.trace import StatusCode
 
 import obskit
 from obskit import MetricsCollector, _state
-from obskit.testing import Capture, capture
+from obskit.testing import Buckets, Capture, capture
 
 QUIET: dict[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}
 metrics = MetricsCollector()
@@ -152,8 +154,69 @@ def test_assert_counter_failure_message(obskit_capture: Capture) -> None:
     message = str(info.value)
     assert name in message
     assert "'k': 'v'" in message
-    assert "2" in message
-    assert "expected 3" in message
+    assert "rose by 2.0, expected 3.0" in message
+
+
+def test_assert_counter_failure_lists_the_series_that_exist(obskit_capture: Capture) -> None:
+    name = unique("listed")
+    handle = metrics.counter(name, labels=["route", "status"])
+    handle.inc(2, route="/a", status="200")
+    handle.inc(route="/b", status="500")
+    with pytest.raises(AssertionError) as info:
+        obskit_capture.assert_counter(name, 1, route="/c")
+    message = str(info.value)
+    assert "rose by 0.0, expected 1.0" in message  # a float whether or not a series matched
+    assert f"series of {name}_total: [" in message
+    assert "{'route': '/a', 'status': '200'} = 2.0" in message
+    assert "{'route': '/b', 'status': '500'} = 1.0" in message
+
+
+def test_assert_counter_failure_lists_at_most_ten_series(obskit_capture: Capture) -> None:
+    name = unique("many")
+    handle = metrics.counter(name, labels=["n"])
+    for n in range(25):
+        handle.inc(n=str(n))
+    with pytest.raises(AssertionError) as info:
+        obskit_capture.assert_counter(name, 1, n="absent")
+    message = str(info.value)
+    assert message.count(" = 1.0") == 10
+    assert "... and 15 more]" in message
+
+
+def test_assert_counter_on_a_counter_without_series_lists_the_counters(obskit_capture: Capture) -> None:
+    other = unique("other")
+    metrics.counter(other).inc()
+    missing = unique("typo")
+    with pytest.raises(AssertionError) as info:
+        obskit_capture.assert_counter(missing, 1)
+    message = str(info.value)
+    assert "rose by 0.0, expected 1.0" in message
+    assert f"no series of {missing}_total in this capture" in message
+    assert f"{other}_total" in message
+
+
+def test_assert_span_failure_lists_at_most_ten_spans(obskit_capture: Capture) -> None:
+    for n in range(12):
+        with obskit.trace_operation(f"span-{n}"):
+            pass
+    with pytest.raises(AssertionError) as info:
+        obskit_capture.assert_span("absent")
+    message = str(info.value)
+    assert "'span-9'" in message
+    assert "'span-10'" not in message
+    assert "... and 2 more]" in message
+
+
+def test_values_read_are_floats_even_when_nothing_matches(obskit_capture: Capture) -> None:
+    name = unique("empty")
+    for value in (
+        obskit_capture.counter_value(name),
+        obskit_capture.histogram_count(name),
+        obskit_capture.histogram_sum(name),
+        obskit_capture.gauge_value(name),
+    ):
+        assert value == 0.0
+        assert isinstance(value, float)
 
 
 def test_histogram_count_sum_and_buckets(obskit_capture: Capture) -> None:
@@ -168,7 +231,75 @@ def test_histogram_count_sum_and_buckets(obskit_capture: Capture) -> None:
     assert cap.histogram_count(name, db="a") == 2
     assert cap.histogram_count(name, op="nothing") == 0
     assert cap.histogram_sum(name, op="read") == 2.0
-    assert cap.histogram_buckets(name, op="read") == {"1.0": 1.0, "2.0": 2.0, "+Inf": 2.0}
+    assert cap.histogram_buckets(name, op="read") == {1: 1, 2: 2, math.inf: 2}
+    assert cap.histogram_buckets(name, op="read") == {"1.0": 1.0, "2.0": 2.0, "+Inf": 2.0}  # as before
+    assert cap.histogram_buckets(name, op="nothing") == {}
+
+
+def test_histogram_buckets_are_keyed_as_declared(obskit_capture: Capture) -> None:
+    name = unique("sizes")
+    handle = metrics.histogram(name, buckets=[0.5, 32, 64])
+    handle.observe(0.25)
+    handle.observe(40)
+    buckets = obskit_capture.histogram_buckets(name)
+    assert isinstance(buckets, Buckets)
+    assert list(buckets) == [0.5, 32.0, 64.0, math.inf]  # ascending, +Inf last
+    assert (buckets[0.5], buckets[32], buckets[64], buckets[math.inf]) == (1, 1, 2, 2)
+    assert buckets[float("inf")] == 2
+
+
+@pytest.mark.parametrize("key", [64, 64.0, "64", "64.0", "6.4e1"])
+def test_histogram_buckets_accept_a_bound_as_number_or_text(obskit_capture: Capture, key: object) -> None:
+    name = unique("bound")
+    metrics.histogram(name, buckets=[32, 64]).observe(40)
+    buckets = obskit_capture.histogram_buckets(name)
+    assert buckets[key] == 1
+    assert key in buckets
+    assert buckets.get(key) == 1
+    assert buckets["+Inf"] == buckets["inf"] == 1
+
+
+@pytest.mark.parametrize("key", [63, "sixty-four", None, True, (64,)])
+def test_histogram_buckets_miss_on_other_keys(obskit_capture: Capture, key: object) -> None:
+    name = unique("miss")
+    metrics.histogram(name, buckets=[32, 64]).observe(40)
+    buckets = obskit_capture.histogram_buckets(name)
+    with pytest.raises(KeyError):
+        buckets[key]
+    assert key not in buckets
+    assert buckets.get(key) is None
+    assert buckets.get(key, 0.0) == 0.0
+
+
+def test_histogram_buckets_compare_with_any_spelling_of_the_bounds(obskit_capture: Capture) -> None:
+    name = unique("compare")
+    metrics.histogram(name, buckets=[1]).observe(0.5)
+    buckets = obskit_capture.histogram_buckets(name)
+    assert buckets == {1.0: 1.0, math.inf: 1.0}
+    assert buckets == {"1": 1, "+Inf": 1}
+    assert dict.__eq__({"1": 1, "+Inf": 1}, buckets) is False  # a plain dict alone compares keys as they are
+    assert {"1": 1, "+Inf": 1}.__eq__(buckets) is False
+    assert operator.eq({"1": 1, "+Inf": 1}, buckets)  # but == asks Buckets first (a subclass)
+    assert buckets != {"1": 1}
+    assert buckets != {"one": 1, "+Inf": 1}
+    assert buckets != [(1.0, 1.0)]
+    assert operator.ne(buckets, {1: 1, "+Inf": 1}) is False
+    with pytest.raises(TypeError):
+        hash(buckets)
+
+
+def test_default_job_buckets_are_floats(obskit_capture: Capture) -> None:
+    job = unique("job")
+
+    @obskit.track_job(job)
+    def work() -> None:
+        return None
+
+    work()
+    buckets = obskit_capture.histogram_buckets("obskit_job_duration_seconds", job=job)
+    assert buckets[math.inf] == 1
+    assert all(isinstance(bound, float) for bound in buckets)
+    assert buckets[1] == buckets["1.0"]
 
 
 def test_gauge_value(obskit_capture: Capture) -> None:

@@ -17,6 +17,19 @@ from obskit.logging import get_logger
 
 __version__ = "0.1.0"
 
+#: Submodules reachable as attributes after a plain ``import obskit`` (``obskit.testing.capture()``),
+#: imported on first use so that ``import obskit`` stays cheap.
+_LAZY_SUBMODULES = frozenset({"asgi", "health", "prometheus", "testing", "wsgi"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"obskit.{name}")
+    raise AttributeError(f"module 'obskit' has no attribute {name!r}")
+
+
 __all__ = [
     "ConfigError",
     "Counter",

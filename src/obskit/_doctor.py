@@ -22,6 +22,7 @@ __all__ = [
     "azure_ingestion_reachable",
     "check_backends",
     "extras_installed",
+    "ignored_settings",
     "otlp_endpoints_reachable",
     "prometheus_port_free",
     "pushgateway_reachable",
@@ -47,6 +48,28 @@ def extras_installed(settings: Settings) -> list[str]:
                 check(alone)
             except ConfigError as error:
                 problems.append(str(error))
+    return problems
+
+
+def _exporters(names: tuple[str, ...]) -> str:
+    return ",".join(names) or "none"
+
+
+def ignored_settings(settings: Settings) -> list[str]:
+    """Settings given for a backend that is not chosen, so silently unused; one line each, no network.
+
+    Only settings whose default is "unset" are looked at: a value there was set on purpose.
+    ``configure()`` logs these as warnings too.
+    """
+    problems = []
+    if settings.pushgateway_url and "prometheus" not in settings.metrics_exporter:
+        chosen = _exporters(settings.metrics_exporter)
+        keep = f", or '{chosen},prometheus' to keep {chosen}" if settings.metrics_exporter else ""
+        problems.append(
+            f"pushgateway_url is set but metrics_exporter is {chosen!r}: the push gateway is only used"
+            " with metrics_exporter including 'prometheus', so nothing is pushed; set"
+            f" metrics_exporter='prometheus' (OTEL_METRICS_EXPORTER=prometheus){keep}"
+        )
     return problems
 
 
@@ -142,9 +165,11 @@ def azure_ingestion_reachable(settings: Settings) -> list[str]:
 
 
 #: The checks :func:`check_backends` runs, in order. Each takes the resolved settings and returns
-#: its problems (empty when all is well); it looks only at the backends the settings choose.
+#: its problems (empty when all is well); it looks only at the backends the settings choose
+#: (:func:`ignored_settings` at the settings given for backends they do not).
 CHECKS: list[Check] = [
     extras_installed,
+    ignored_settings,
     otlp_endpoints_reachable,
     pushgateway_reachable,
     prometheus_port_free,
@@ -154,6 +179,9 @@ CHECKS: list[Check] = [
 
 def check_backends(settings: Settings | None = None, /, **overrides: Any) -> list[str]:
     """Check that the chosen backends can work: extras installed, endpoints reachable.
+
+    Settings that only a backend which is not chosen would use (``pushgateway_url`` without
+    ``metrics_exporter=prometheus``, say) are reported too, since they are silently ignored.
 
     Settings are resolved as :func:`obskit.configure` resolves them (keyword > environment
     variable > default), or taken from the :class:`obskit.Settings` that ``configure()``

@@ -87,6 +87,8 @@ _active_dir: str | None = None
 _value_classes: dict[str, Any] = {}
 _endpoint: _Endpoint | None = None
 _pusher: _Pusher | None = None
+#: When push() last warned that no push gateway is configured.
+_not_pushing_warned_at = -math.inf
 _fork_hook_registered = False
 
 
@@ -583,6 +585,30 @@ class _Pusher:
             self._stop.set()
 
 
+def _no_pusher_reason() -> str:
+    state = _state.STATE
+    if not state.configured:
+        return "obskit is not configured"
+    if not state.settings.pushgateway_url:
+        return "pushgateway_url is not set"
+    from obskit._doctor import ignored_settings
+
+    reasons = ignored_settings(state.settings)
+    return reasons[0] if reasons else "no push gateway is configured"
+
+
+def _warn_not_pushing() -> None:
+    global _not_pushing_warned_at
+    now = time.monotonic()
+    if now - _not_pushing_warned_at < _WARN_INTERVAL:
+        return
+    _not_pushing_warned_at = now
+    _log.warning(
+        "obskit: obskit.prometheus.push() pushed nothing: %s (next warning in a minute at the earliest)",
+        _no_pusher_reason(),
+    )
+
+
 def push(timeout: float = PUSH_TIMEOUT_SECONDS) -> bool:
     """Push the metrics to the push gateway now and wait at most ``timeout`` seconds for it.
 
@@ -591,10 +617,12 @@ def push(timeout: float = PUSH_TIMEOUT_SECONDS) -> bool:
 
     Returns:
         True when the gateway accepted them; False on failure, on timeout, or when no push
-        gateway is configured (``metrics_exporter=prometheus`` with ``pushgateway_url``).
+        gateway is configured (``metrics_exporter=prometheus`` with ``pushgateway_url``). Why
+        nothing was pushed is logged as a warning, at most once a minute.
     """
     pusher = _pusher
     if pusher is None:
+        _warn_not_pushing()
         return False
     done: list[bool] = []
     thread = threading.Thread(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
 import json
 import logging
@@ -32,12 +31,45 @@ _installed: list[Callable[[float], None]] = []
 
 
 class ObskitHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The root-logger handler obskit installs; recognised (and replaced) by type."""
+    """The root-logger handler obskit installs; recognised (and replaced) by type.
+
+    When the reader of its stream goes away (``app | head``), it stops writing instead of
+    printing a "Logging error" traceback per record; what it no longer writes is counted in
+    ``obskit_telemetry_dropped_total{signal="logs",reason="export_failed"}``.
+    """
+
+    #: True once a write or flush met a broken pipe.
+    broken = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the record, unless the pipe is broken."""
+        if self.broken:
+            _count_dropped_log()
+            return
+        super().emit(record)
 
     def flush(self) -> None:
         """Flush, ignoring a stream that is already closed at interpreter exit."""
-        with contextlib.suppress(ValueError):
+        try:
             super().flush()
+        except ValueError:
+            pass
+        except BrokenPipeError:
+            self.broken = True
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A broken pipe ends the writing quietly; any other error is reported as logging does."""
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            self.broken = True
+            _count_dropped_log()
+            return
+        super().handleError(record)
+
+
+def _count_dropped_log() -> None:
+    from obskit._pipeline import count_dropped
+
+    count_dropped("logs", "export_failed")
 
 
 class _StdoutProxy:
@@ -69,7 +101,8 @@ def configure(app: object = None, **settings: Any) -> Settings:
     :mod:`obskit.environment_variables` for every variable). All values are validated first: a
     bad one raises :class:`obskit.ConfigError` before anything is installed. Calling it again
     replaces the previous set-up cleanly (one log handler, one span pipeline). A flush on exit is
-    registered once.
+    registered once. A setting that no chosen backend uses (``pushgateway_url`` without
+    ``metrics_exporter=prometheus``) is logged as a warning on the ``obskit`` logger.
 
     Args:
         app: a web application to instrument: FastAPI/Starlette (ASGI) or Flask (WSGI). Requests
@@ -341,8 +374,11 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
     from obskit import _sysmetrics
     from obskit._backends import METRIC_EXPORTERS, METRIC_INSTALLERS, factory
     from obskit._bridge import make_reader
+    from obskit._doctor import ignored_settings
     from obskit._pipeline import counting_metric_exporter
 
+    for problem in ignored_settings(settings):  # after _internal_logging(): reaches stderr
+        _log.warning("obskit: %s", problem)
     collectors = _sysmetrics.register(store.registry, settings.runtime_metrics, settings.host_metrics)
     if collectors:
 

@@ -25,7 +25,10 @@ from obskit._runtime import log_fields, resource_for
 from obskit._store import Store
 from obskit.logging import JsonFormatter
 
-__all__ = ["Capture", "capture"]
+__all__ = ["Buckets", "Capture", "capture"]
+
+#: How many series (or spans) an assertion's failure message lists at most.
+_SHOWN = 10
 
 
 class _ListHandler(logging.Handler):
@@ -42,6 +45,66 @@ class _ListHandler(logging.Handler):
 
 def _matches(labels: Mapping[str, str], wanted: Mapping[str, Any]) -> bool:
     return all(labels.get(k) == str(v) for k, v in wanted.items())
+
+
+def _listed(items: list[str]) -> str:
+    """At most :data:`_SHOWN` items, then how many more there are."""
+    shown = ", ".join(items[:_SHOWN])
+    more = len(items) - _SHOWN
+    return f"[{shown}, ... and {more} more]" if more > 0 else f"[{shown}]"
+
+
+def _bound(key: object) -> float:
+    """A bucket bound as a float, from a number or from its text (``"64"``, ``"64.0"``, ``"+Inf"``)."""
+    if isinstance(key, bool) or not isinstance(key, (int, float, str)):
+        raise KeyError(key)
+    try:
+        return float(key)
+    except ValueError:
+        raise KeyError(key) from None
+
+
+class Buckets(dict[float, float]):
+    """Cumulative bucket counts keyed by upper bound as a float: ``buckets[64]``, ``buckets[float("inf")]``.
+
+    A bound may also be looked up (and compared) by its text as the Prometheus exposition or
+    prometheus_client writes it: ``buckets["64"]``, ``buckets["64.0"]``, ``buckets["+Inf"]``.
+    Keys are in ascending order, ``inf`` last.
+    """
+
+    def __getitem__(self, key: object) -> float:
+        return super().__getitem__(_bound(key))
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return super().__contains__(_bound(key))
+        except KeyError:
+            return False
+
+    def get(self, key: object, default: Any = None) -> Any:
+        """The count for bound ``key`` (a number or its text), else ``default``."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        try:
+            return dict(self) == {_bound(k): v for k, v in other.items()}
+        except KeyError:
+            return False
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None
+
+
+def _counter_base(name: str) -> str:
+    return name[: -len("_total")] if name.endswith("_total") else name
 
 
 class Capture:
@@ -71,18 +134,36 @@ class Capture:
                 continue
             if all(attrs.get(k) == v for k, v in attributes.items()):
                 return span
-        seen = [(s.name, s.status.status_code.name, dict(s.attributes or {})) for s in self.spans()]
-        raise AssertionError(f"no span {name!r} with status={status} and {attributes}; spans: {seen}")
+        seen = [repr((s.name, s.status.status_code.name, dict(s.attributes or {}))) for s in self.spans()]
+        raise AssertionError(
+            f"no span {name!r} with status={status} and {attributes}; spans: {_listed(seen)}"
+        )
 
     # -- metrics ---------------------------------------------------------------------------------
 
-    def _samples(self, sample_name: str, labels: Mapping[str, Any]) -> list[float]:
+    def _series(self, sample_name: str) -> list[tuple[dict[str, str], float]]:
         return [
-            sample.value
+            (dict(sample.labels), float(sample.value))
             for family in self.store.registry.collect()
             for sample in family.samples
-            if sample.name == sample_name and _matches(sample.labels, labels)
+            if sample.name == sample_name
         ]
+
+    def _samples(self, sample_name: str, labels: Mapping[str, Any]) -> list[float]:
+        return [value for found, value in self._series(sample_name) if _matches(found, labels)]
+
+    def _sum(self, sample_name: str, labels: Mapping[str, Any]) -> float:
+        return sum(self._samples(sample_name, labels), 0.0)
+
+    def _seen(self, sample_name: str) -> str:
+        """What a failure message says exists: the series of ``sample_name``, else the counters'."""
+        series = self._series(sample_name)
+        if series:
+            return f"series of {sample_name}: " + _listed([f"{labels} = {value}" for labels, value in series])
+        names = sorted(
+            f"{f.name}_total" for f in self.store.registry.collect() if f.samples and f.type == "counter"
+        )
+        return f"no series of {sample_name} in this capture; counters: {_listed(names)}"
 
     def metric_names(self) -> set[str]:
         """Names of the metric families that have at least one sample (counters with ``_total``)."""
@@ -94,35 +175,43 @@ class Capture:
 
     def counter_value(self, name: str, **labels: Any) -> float:
         """Sum of the counter's series whose labels include ``labels`` (``name`` may omit ``_total``)."""
-        base = name[: -len("_total")] if name.endswith("_total") else name
-        return sum(self._samples(f"{base}_total", labels))
+        return self._sum(f"{_counter_base(name)}_total", labels)
 
     def assert_counter(self, name: str, value: float, **labels: Any) -> None:
-        """Assert the counter rose by ``value`` during the capture, summed over matching series."""
+        """Assert the counter rose by ``value`` during the capture, summed over matching series.
+
+        The failure message lists the counter's series (labels and values, the first ten), or,
+        when it has none, the counters that do have some.
+        """
         actual = self.counter_value(name, **labels)
         if actual != value:
-            raise AssertionError(f"counter {name}{labels} rose by {actual}, expected {value}")
+            seen = self._seen(f"{_counter_base(name)}_total")
+            raise AssertionError(f"counter {name}{labels} rose by {actual}, expected {float(value)}; {seen}")
 
     def histogram_count(self, name: str, **labels: Any) -> float:
         """How many observations the histogram got (matching series summed)."""
-        return sum(self._samples(f"{name}_count", labels))
+        return self._sum(f"{name}_count", labels)
 
     def histogram_sum(self, name: str, **labels: Any) -> float:
         """Sum of the histogram's observations (matching series summed)."""
-        return sum(self._samples(f"{name}_sum", labels))
+        return self._sum(f"{name}_sum", labels)
 
-    def histogram_buckets(self, name: str, **labels: Any) -> dict[str, float]:
-        """Cumulative bucket counts by ``le`` bound (matching series summed)."""
-        result: dict[str, float] = {}
-        for family in self.store.registry.collect():
-            for sample in family.samples:
-                if sample.name == f"{name}_bucket" and _matches(sample.labels, labels):
-                    result[sample.labels["le"]] = result.get(sample.labels["le"], 0.0) + sample.value
-        return result
+    def histogram_buckets(self, name: str, **labels: Any) -> Buckets:
+        """Cumulative bucket counts by upper bound (matching series summed); empty when none.
+
+        Keyed by float, as the buckets were declared: ``buckets[0.5]``, ``buckets[64]``,
+        ``buckets[float("inf")]``; the bound's text (``"64"``, ``"64.0"``, ``"+Inf"``) works too.
+        """
+        counts: dict[float, float] = {}
+        for labels_found, value in self._series(f"{name}_bucket"):
+            if _matches(labels_found, labels):
+                bound = float(labels_found["le"])
+                counts[bound] = counts.get(bound, 0.0) + value
+        return Buckets(sorted(counts.items()))
 
     def gauge_value(self, name: str, **labels: Any) -> float:
         """The gauge's value (matching series summed; 0 when none)."""
-        return sum(self._samples(name, labels))
+        return self._sum(name, labels)
 
     # -- logs ------------------------------------------------------------------------------------
 

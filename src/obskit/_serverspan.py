@@ -1,0 +1,290 @@
+"""A lighter recording span for the HTTP server path, exported as the SDK's own ``ReadableSpan``.
+
+The SDK's ``Span`` pays, per request, for a lock, a ``BoundedAttributes`` that cleans every
+attribute as it is set, bounded event and link lists, and the processors' ``on_start`` fan-out
+built for arbitrary use. A server span is started and ended by obskit's middleware, once per
+request, and mostly receives a handful of attributes at its end. :class:`ServerSpan` records into
+plain containers and applies the SDK's limits and attribute cleaning once, at :meth:`end`, where
+it hands an ordinary :class:`~opentelemetry.sdk.trace.ReadableSpan` to the tracer's span
+processor, so exporters, the batch processor and the test capture see exactly what an SDK span
+would give them. The sampler, id generator, resource, limits and instrumentation scope are the
+tracer's own; a tracer that is not the SDK's (or a newer SDK that moved these) gets the plain
+``tracer.start_span`` instead. ``tests/test_serverspan.py`` proves both spans export the same data.
+
+User code sees an ordinary recording span: ``trace.get_current_span()`` inside a handler returns
+it, and ``set_attribute``, ``add_event``, ``add_link``, ``set_status``, ``record_exception`` and
+``update_name`` behave as the SDK's do (calls after ``end()`` are ignored).
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Mapping
+from time import time_ns
+from types import MappingProxyType
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util.types import Attributes
+
+__all__ = ["ServerSpan", "start_server_span"]
+
+_UNSET = Status(StatusCode.UNSET)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_NO_EVENTS: tuple[Event, ...] = ()
+_NO_LINKS: tuple[Link, ...] = ()
+_RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+#: What a tracer must have for the light path; checked once per tracer object.
+_TRACER_PARTS = (
+    "sampler",
+    "id_generator",
+    "span_processor",
+    "resource",
+    "_span_limits",
+    "_instrumentation_scope",
+)
+_light_tracers: dict[int, tuple[Any, bool]] = {}
+_light_lock = threading.Lock()
+
+
+def _supports_light_path(tracer: Any) -> bool:
+    key = id(tracer)
+    cached = _light_tracers.get(key)
+    if cached is not None and cached[0] is tracer:
+        return cached[1]
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
+
+    ok = type(tracer) is SdkTracer and all(hasattr(tracer, part) for part in _TRACER_PARTS)
+    with _light_lock:
+        if len(_light_tracers) > 64:  # tracers come and go with configure()/capture(): stay small
+            _light_tracers.clear()
+        _light_tracers[key] = (tracer, ok)
+    return ok
+
+
+def start_server_span(
+    tracer: Any, name: str, parent: Context | None, attributes: dict[str, Any]
+) -> trace.Span:
+    """Start a SERVER span under ``parent`` (an extracted context), as ``tracer.start_span`` would.
+
+    ``attributes`` is taken over by the span (not copied): the caller builds it for this span.
+    """
+    if not _supports_light_path(tracer):
+        return tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)  # type: ignore[no-any-return]
+    enabled = getattr(tracer, "_is_enabled", None)
+    if enabled is not None and not enabled():
+        return trace.NonRecordingSpan(trace.get_current_span(parent).get_span_context())
+    parent_context: SpanContext | None = trace.get_current_span(parent).get_span_context()
+    if parent_context is None or not parent_context.is_valid:
+        parent_context = None
+        trace_id = tracer.id_generator.generate_trace_id()
+        random_id = _RANDOM and tracer.id_generator.is_trace_id_random()
+    else:
+        trace_id = parent_context.trace_id
+        random_id = _RANDOM and parent_context.trace_flags & _RANDOM
+    result = tracer.sampler.should_sample(parent, trace_id, name, SpanKind.SERVER, attributes, ())
+    flags = _SAMPLED if result.decision.is_sampled() else _NOT_SAMPLED
+    if random_id:
+        flags = TraceFlags(flags | _RANDOM)
+    context = SpanContext(
+        trace_id,
+        tracer.id_generator.generate_span_id(),
+        is_remote=False,
+        trace_flags=flags,
+        trace_state=result.trace_state,
+    )
+    if not result.decision.is_recording():
+        return trace.NonRecordingSpan(context)
+    if result.attributes:
+        attributes.update(result.attributes)
+    span = ServerSpan(tracer, name, context, parent_context, attributes)
+    span._checked = all(
+        key.__class__ is str and key and (value.__class__ is str or value.__class__ is int)
+        for key, value in attributes.items()
+    )
+    tracer.span_processor.on_start(span, parent_context=parent)
+    return span
+
+
+class ServerSpan(trace.Span):
+    """A recording SERVER span that becomes a ``ReadableSpan`` at :meth:`end` (see the module doc)."""
+
+    __slots__ = (
+        "_attributes",
+        "_checked",
+        "_context",
+        "_end_time",
+        "_events",
+        "_links",
+        "_name",
+        "_parent",
+        "_start_time",
+        "_status",
+        "_tracer",
+    )
+
+    def __init__(
+        self,
+        tracer: Any,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        attributes: dict[str, Any],
+    ) -> None:
+        self._tracer = tracer
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._attributes = attributes
+        #: Whether every attribute so far is one obskit set with a valid value (see :meth:`_readable`).
+        self._checked = False
+        self._events: BoundedList[Event] | None = None
+        self._links: BoundedList[Link] | None = None
+        self._status = _UNSET
+        self._start_time = time_ns()
+        self._end_time: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The span's name (as on the SDK's span)."""
+        return self._name
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        """The attributes set so far (as on the SDK's span)."""
+        return dict(self._attributes)
+
+    def get_span_context(self) -> SpanContext:
+        """The span's context: trace id, span id, flags."""
+        return self._context
+
+    def is_recording(self) -> bool:
+        """True until :meth:`end`."""
+        return self._end_time is None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Set one attribute (cleaned, as the SDK cleans it, when the span ends)."""
+        if self._end_time is None:
+            self._attributes[key] = value
+            self._checked = False
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Set several attributes."""
+        if self._end_time is None:
+            self._attributes.update(attributes)
+            self._checked = False
+
+    def set_checked_attributes(self, attributes: Mapping[str, str | int]) -> None:
+        """Set attributes whose keys are valid and whose values are a ``str`` or an ``int``.
+
+        For obskit's own attributes: when all of a span's attributes came this way (and through
+        :func:`start_server_span` with such values) the SDK's per-value cleaning at the end,
+        which could change nothing, is skipped.
+        """
+        if self._end_time is None:
+            self._attributes.update(attributes)
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
+        """Add an event (limits applied at the end)."""
+        if self._end_time is None:
+            if self._events is None:
+                self._events = BoundedList(self._tracer._span_limits.max_events)
+            self._events.append(Event(name, self._bounded("max_event_attributes", attributes), timestamp))
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        """Add a link to another span; an invalid context without attributes is ignored, as in the SDK."""
+        if self._end_time is None and (context.is_valid or attributes or context.trace_state):
+            if self._links is None:
+                self._links = BoundedList(self._tracer._span_limits.max_links)
+            self._links.append(Link(context, self._bounded("max_link_attributes", attributes)))
+
+    def update_name(self, name: str) -> None:
+        """Rename the span (the middleware names it after the route once it is known)."""
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """Set the status: UNSET is ignored and OK is final, as in the SDK."""
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            if status.status_code is not StatusCode.UNSET:
+                self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """Record an exception as an ``exception`` event, with the SDK's attributes."""
+        module = type(exception).__module__
+        qualname = type(exception).__qualname__
+        fields: dict[str, Any] = {
+            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            fields.update(attributes)
+        self.add_event("exception", fields, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the span and hand it, as a ``ReadableSpan`` within the SDK's limits, to the processors."""
+        if self._end_time is not None:
+            return
+        self._end_time = end_time if end_time is not None else time_ns()
+        self._tracer.span_processor.on_end(self._readable())
+
+    def _readable(self) -> ReadableSpan:
+        from opentelemetry.attributes import BoundedAttributes
+
+        limits = self._tracer._span_limits
+        attributes: Mapping[str, Any]
+        if (
+            self._checked
+            and limits.max_span_attribute_length is None
+            and len(self._attributes) <= (limits.max_span_attributes or 0)
+        ):
+            # Nothing to clean, truncate or drop: the cleaned copy would equal the dict.
+            attributes = MappingProxyType(self._attributes)
+        else:
+            attributes = BoundedAttributes(
+                limits.max_span_attributes,
+                self._attributes,
+                immutable=True,
+                max_value_len=limits.max_span_attribute_length,
+            )
+        return ReadableSpan(
+            name=self._name,
+            context=self._context,
+            parent=self._parent,
+            resource=self._tracer.resource,
+            attributes=attributes,
+            events=self._events if self._events is not None else _NO_EVENTS,
+            links=self._links if self._links is not None else _NO_LINKS,
+            kind=SpanKind.SERVER,
+            status=self._status,
+            start_time=self._start_time,
+            end_time=self._end_time,
+            instrumentation_scope=self._tracer._instrumentation_scope,
+        )
+
+    def _bounded(self, limit_name: str, attributes: Attributes) -> Any:
+        from opentelemetry.attributes import BoundedAttributes
+
+        limits = self._tracer._span_limits
+        return BoundedAttributes(
+            getattr(limits, limit_name), attributes, max_value_len=limits.max_attribute_length, immutable=True
+        )
