@@ -29,6 +29,7 @@ from obskit._pipeline import (
     run_with_deadline,
 )
 from obskit._redact import Redactor
+from obskit._runtime import ObskitHandler
 from obskit._settings import resolve_settings
 from obskit.testing import capture
 
@@ -281,12 +282,15 @@ def test_a_closed_stdout_pipe_stops_the_log_lines_quietly_and_counts_them(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     obskit.configure(traces_exporter="none", metrics_exporter="none", logs_exporter="console")
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, ObskitHandler))
     monkeypatch.setattr("sys.stdout", _ClosedPipe())
     for number in range(3):
         logging.getLogger("app").info("line %d", number)
     monkeypatch.undo()
+    assert handler.broken
     assert "Logging error" not in capsys.readouterr().err
-    assert _dropped("logs", "export_failed") == 3
+    # At least these three (a thread left by another test in this worker may log too).
+    assert _dropped("logs", "export_failed") >= 3
 
 
 def test_piping_a_configured_app_into_head_prints_no_logging_error() -> None:

@@ -348,7 +348,7 @@ def test_shutdown_abandons_an_export_stuck_on_a_black_hole_at_the_deadline(proto
 
 EXIT_SCRIPT = textwrap.dedent(
     """
-    import logging, sys, obskit
+    import logging, sys, time, obskit
     from obskit import trace_operation
 
     obskit.configure(
@@ -357,6 +357,7 @@ EXIT_SCRIPT = textwrap.dedent(
     )
     with trace_operation("before-exit"):
         logging.getLogger("app").warning("exiting without calling shutdown")
+    print(time.monotonic(), file=sys.stderr, flush=True)  # the end of the program; the exit flush follows
     """
 )
 
@@ -367,7 +368,6 @@ def test_process_exit_against_a_black_hole_is_bounded_by_the_shutdown_deadline(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_"))}
     with rx.BlackHole() as hole:
-        started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-c", EXIT_SCRIPT, protocol, hole.endpoint],
             capture_output=True,
@@ -376,9 +376,12 @@ def test_process_exit_against_a_black_hole_is_bounded_by_the_shutdown_deadline(
             env=env,
             cwd=tmp_path,
         )
-        elapsed = time.monotonic() - started
+        exited = time.monotonic()  # CLOCK_MONOTONIC: the same clock in both processes
     assert result.returncode == 0, result.stderr
-    assert elapsed < 1.0 + 4.0  # the deadline, plus starting an interpreter and importing obskit
+    program_end = next(float(line) for line in result.stderr.splitlines() if line.replace(".", "").isdigit())
+    # From the end of the program to the end of the process: the 1 s deadline plus interpreter
+    # teardown, with a wide margin for a loaded machine (the export timeout, 30 s, is what fails).
+    assert exited - program_end < 1.0 + 3.0
 
 
 # -- fork ----------------------------------------------------------------------------------
