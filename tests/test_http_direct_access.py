@@ -27,10 +27,10 @@ from werkzeug.test import Client
 import obskit
 import obskit.asgi
 import obskit.wsgi
+from logcapture import Lines, strict_loads
 from obskit import LoggingContext, _http, _state
 from obskit._logexport import ObskitLoggingHandler
 from obskit._runtime import ObskitHandler
-from tests.logcapture import Lines, strict_loads
 
 TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')
 ACCESS = logging.getLogger("http.access")

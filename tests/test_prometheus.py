@@ -79,6 +79,16 @@ def exemplars(text: str, sample_name: str) -> list[dict[str, str]]:
     ]
 
 
+def exemplar_buckets(text: str, sample_name: str) -> list[tuple[str, str]]:
+    """(le, exemplar trace_id) of each bucket line of ``sample_name`` that has an exemplar."""
+    return [
+        (sample.labels["le"], sample.exemplar.labels["trace_id"])
+        for family in openmetrics_families(text)
+        for sample in family.samples
+        if sample.name == sample_name and sample.exemplar is not None
+    ]
+
+
 def configure_prometheus(**settings: Any) -> tuple[str, int]:
     obskit.configure(**{**QUIET, "metrics_exporter": "prometheus", "prometheus_port": 0, **settings})
     address = obskit.prometheus.server_address()
@@ -257,6 +267,32 @@ def test_http_helper_records_an_exemplar(obskit_capture: Capture) -> None:
     with obskit.trace_operation("request"):
         obskit.MetricsCollector().http_request("GET", "/items/{id}", 200, 0.03)
     assert len(exemplars(openmetrics_text(), "http_server_request_duration_seconds_bucket")) == 1
+
+
+def test_a_bucket_takes_at_most_one_exemplar_per_interval(
+    obskit_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obskit_capture.store.exemplars = True  # as the prometheus backend sets it
+    clock = [1000.0]
+    monkeypatch.setattr("obskit._exemplars.monotonic", lambda: clock[0])
+    name = unique("sampled_seconds")
+    histogram = obskit.MetricsCollector().histogram(name, buckets=[0.1, 1])
+
+    def traced(value: float) -> str:
+        with obskit.trace_operation("request"):
+            histogram.observe(value)
+            return format(trace.get_current_span().get_span_context().trace_id, "032x")
+
+    first_fast, second_fast, slow = traced(0.05), traced(0.06), traced(0.5)
+    by_bucket = dict(exemplar_buckets(openmetrics_text(), f"{name}_bucket"))
+    # The second fast one came within the interval: the bucket keeps the first; the slow bucket
+    # is its own and takes its first exemplar at once.
+    assert by_bucket == {"0.1": first_fast, "1.0": slow}
+    assert second_fast not in by_bucket.values()
+    clock[0] += 1.0  # EXEMPLAR_INTERVAL later
+    third_fast = traced(0.07)
+    assert dict(exemplar_buckets(openmetrics_text(), f"{name}_bucket"))["0.1"] == third_fast
+    assert obskit_capture.histogram_count(name) == 4
 
 
 def test_no_exemplar_outside_a_span_or_for_an_unsampled_one(obskit_capture: Capture) -> None:

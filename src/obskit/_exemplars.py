@@ -5,20 +5,30 @@ which is how a dashboard jumps from a slow bucket to the trace behind it. The lo
 on the recording path, so they are as cheap as OpenTelemetry allows: the current span is read
 straight from the context variable behind OpenTelemetry's default runtime context (about 50 ns
 against 250 ns for ``trace.get_current_span()`` on the benchmark machine), and the ids of the
-last span seen are formatted once. Inside a sampled span an observation with its exemplar costs
-about 1.5 µs more than one without (prometheus_client validates the exemplar and timestamps it),
-a tenth of what the span itself costs.
+last span seen are formatted once.
+
+A histogram bucket holds one exemplar, the last one set, and a scrape shows that one; setting it
+on every observation (prometheus_client validates, wraps and timestamps each) would cost every
+traced request a few microseconds for nothing a scrape could show. So a bucket of a series takes
+a new exemplar at most once per :data:`EXEMPLAR_INTERVAL` seconds (:func:`exemplar_due`): every
+bucket that sees traced observations still shows a recent trace, the slow buckets included.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from contextvars import ContextVar
+from time import monotonic
 from typing import Any
 
 from opentelemetry import trace
 
-__all__ = ["current_exemplar", "span_exemplar"]
+__all__ = ["EXEMPLAR_INTERVAL", "current_exemplar", "exemplar_due", "span_exemplar"]
+
+#: Seconds between two exemplars set on the same bucket of the same series. Well under any
+#: scrape interval, so each scrape sees a fresh one wherever traced observations keep coming.
+EXEMPLAR_INTERVAL = 1.0
 
 #: The ids of the last span context :func:`span_exemplar` saw, and its exemplar (None when the
 #: span is invalid or not sampled). One tuple, read and replaced whole, so threads never see a
@@ -78,3 +88,26 @@ def current_exemplar() -> dict[str, str] | None:
     """The exemplar of the current span (see :func:`span_exemplar`), or None outside any span."""
     span = _current_span()
     return None if span is None else span_exemplar(span)
+
+
+def exemplar_due(child: Any, value: float, exemplar: Callable[[], dict[str, str] | None]) -> Any:
+    """The exemplar to attach to observing ``value`` in the prometheus_client histogram ``child``.
+
+    ``exemplar()`` is asked only when the bucket ``value`` falls in has had none for
+    :data:`EXEMPLAR_INTERVAL` seconds; None otherwise (or when there is no sampled span).
+    """
+    bounds = child._upper_bounds
+    index = bisect_left(bounds, value)  # the first bound >= value: prometheus_client's bucket
+    try:
+        stamps = child._obskit_exemplar_at
+    except AttributeError:
+        stamps = child._obskit_exemplar_at = [-EXEMPLAR_INTERVAL] * len(bounds)
+    if index >= len(stamps):  # NaN
+        return None
+    now = monotonic()
+    if now - stamps[index] < EXEMPLAR_INTERVAL:
+        return None
+    found = exemplar()
+    if found is not None:
+        stamps[index] = now
+    return found

@@ -10,7 +10,7 @@ from opentelemetry.trace import Span
 
 from obskit import _state
 from obskit._errors import report_internal_error
-from obskit._exemplars import span_exemplar
+from obskit._exemplars import exemplar_due, span_exemplar
 from obskit._families import job_specs, register_job_labels
 from obskit._store import MetricSpec, Store, value_adder
 from obskit._tracing import activate_span, clean_attributes, deactivate_span, end_span
@@ -162,7 +162,8 @@ class _JobHooks:
             elapsed = _perf_counter() - started
             (bound.add_success if error is None else bound.add_error)(1)
             if span is not None and bound.store.exemplars:  # the run's span ids as exemplar
-                bound.duration.observe(elapsed, span_exemplar(span))
+                duration = bound.duration
+                duration.observe(elapsed, exemplar_due(duration, elapsed, lambda: span_exemplar(span)))
             else:
                 bound.duration.observe(elapsed)
             if error is None and self._results is not None:

@@ -22,7 +22,7 @@ import threading
 import traceback
 from collections.abc import Mapping
 from time import time_ns
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from opentelemetry import trace
@@ -102,15 +102,25 @@ def start_server_span(
     )
     if not result.decision.is_recording():
         return trace.NonRecordingSpan(context)
-    if result.attributes:
-        attributes.update(result.attributes)
+    if result.attributes != attributes:  # the SDK's span takes the sampler's attributes as they are
+        attributes = dict(result.attributes)
     span = ServerSpan(tracer, name, context, parent_context, attributes)
-    span._checked = all(
-        key.__class__ is str and key and (value.__class__ is str or value.__class__ is int)
-        for key, value in attributes.items()
-    )
+    span._checked = _all_str_or_int(attributes)
     tracer.span_processor.on_start(span, parent_context=parent)
     return span
+
+
+def _all_str_or_int(attributes: Mapping[str, Any]) -> bool:
+    for key, value in attributes.items():
+        cls = value.__class__
+        if (cls is not str and cls is not int) or key.__class__ is not str or not key:
+            return False
+    return True
+
+
+def _kept(value: Any) -> Any:
+    """``value`` as it must be kept until the end: a list copied, as the SDK's cleaning copies it."""
+    return tuple(value) if value.__class__ is list else value
 
 
 class ServerSpan(trace.Span):
@@ -158,8 +168,58 @@ class ServerSpan(trace.Span):
 
     @property
     def attributes(self) -> Mapping[str, Any]:
-        """The attributes set so far (as on the SDK's span)."""
-        return dict(self._attributes)
+        """The attributes set so far, cleaned and limited as the SDK's span shows them."""
+        return self._final_attributes()
+
+    @property
+    def context(self) -> SpanContext:
+        """The span's context (as on the SDK's span, for processors reading it in ``on_start``)."""
+        return self._context
+
+    @property
+    def kind(self) -> SpanKind:
+        """Always SERVER."""
+        return SpanKind.SERVER
+
+    @property
+    def parent(self) -> SpanContext | None:
+        """The parent's context, None for a root span."""
+        return self._parent
+
+    @property
+    def resource(self) -> Any:
+        """The tracer's resource."""
+        return self._tracer.resource
+
+    @property
+    def instrumentation_scope(self) -> Any:
+        """The tracer's instrumentation scope."""
+        return self._tracer._instrumentation_scope
+
+    @property
+    def status(self) -> Status:
+        """The status so far."""
+        return self._status
+
+    @property
+    def start_time(self) -> int:
+        """Start, in nanoseconds since the epoch."""
+        return self._start_time
+
+    @property
+    def end_time(self) -> int | None:
+        """End, in nanoseconds since the epoch; None while running."""
+        return self._end_time
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The events so far."""
+        return tuple(self._events) if self._events is not None else _NO_EVENTS
+
+    @property
+    def links(self) -> tuple[Link, ...]:
+        """The links so far."""
+        return tuple(self._links) if self._links is not None else _NO_LINKS
 
     def get_span_context(self) -> SpanContext:
         """The span's context: trace id, span id, flags."""
@@ -172,13 +232,18 @@ class ServerSpan(trace.Span):
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute (cleaned, as the SDK cleans it, when the span ends)."""
         if self._end_time is None:
-            self._attributes[key] = value
+            attributes = self._attributes
+            attributes.pop(key, None)  # a key set again is the newest, as in the SDK's attributes
+            attributes[key] = _kept(value)
             self._checked = False
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         """Set several attributes."""
         if self._end_time is None:
-            self._attributes.update(attributes)
+            mine = self._attributes
+            for key, value in attributes.items():
+                mine.pop(key, None)
+                mine[key] = _kept(value)
             self._checked = False
 
     def set_checked_attributes(self, attributes: Mapping[str, str | int]) -> None:
@@ -189,7 +254,10 @@ class ServerSpan(trace.Span):
         which could change nothing, is skipped.
         """
         if self._end_time is None:
-            self._attributes.update(attributes)
+            mine = self._attributes
+            for key, value in attributes.items():
+                mine.pop(key, None)
+                mine[key] = value
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         """Add an event (limits applied at the end)."""
@@ -200,6 +268,8 @@ class ServerSpan(trace.Span):
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         """Add a link to another span; an invalid context without attributes is ignored, as in the SDK."""
+        if context is None:
+            return
         if self._end_time is None and (context.is_valid or attributes or context.trace_state):
             if self._links is None:
                 self._links = BoundedList(self._tracer._span_limits.max_links)
@@ -245,33 +315,49 @@ class ServerSpan(trace.Span):
         if self._end_time is not None:
             return
         self._end_time = end_time if end_time is not None else time_ns()
-        self._tracer.span_processor.on_end(self._readable())
+        processor = self._tracer.span_processor
+        on_ending = getattr(processor, "_on_ending", None)  # the SDK's (experimental) hook
+        if on_ending is not None:
+            on_ending(self)
+        processor.on_end(self._readable())
 
-    def _readable(self) -> ReadableSpan:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """End the span; an exception escaping the block is recorded and sets ERROR, as in the SDK."""
+        if exc_val is not None and self.is_recording():
+            self.record_exception(exc_val, escaped=True)
+            self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+    def _final_attributes(self) -> Mapping[str, Any]:
         from opentelemetry.attributes import BoundedAttributes
 
         limits = self._tracer._span_limits
-        attributes: Mapping[str, Any]
         if (
             self._checked
             and limits.max_span_attribute_length is None
             and len(self._attributes) <= (limits.max_span_attributes or 0)
         ):
             # Nothing to clean, truncate or drop: the cleaned copy would equal the dict.
-            attributes = MappingProxyType(self._attributes)
-        else:
-            attributes = BoundedAttributes(
-                limits.max_span_attributes,
-                self._attributes,
-                immutable=True,
-                max_value_len=limits.max_span_attribute_length,
-            )
+            return MappingProxyType(self._attributes)
+        return BoundedAttributes(
+            limits.max_span_attributes,
+            self._attributes,
+            immutable=True,
+            max_value_len=limits.max_span_attribute_length,
+        )
+
+    def _readable(self) -> ReadableSpan:
         return ReadableSpan(
             name=self._name,
             context=self._context,
             parent=self._parent,
             resource=self._tracer.resource,
-            attributes=attributes,
+            attributes=self._final_attributes(),
             events=self._events if self._events is not None else _NO_EVENTS,
             links=self._links if self._links is not None else _NO_LINKS,
             kind=SpanKind.SERVER,

@@ -26,7 +26,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from obskit import _state
 from obskit._errors import MetricDeclarationError, report_internal_error
-from obskit._exemplars import current_exemplar
+from obskit._exemplars import current_exemplar, exemplar_due
 
 __all__ = [
     "OVERFLOW_LABEL_VALUE",
@@ -393,10 +393,11 @@ class BoundHistogram(_Bound):
             state = _state.STATE
             if self._store is not state.store:
                 self._current()
+            child = self._child
             if state.tracer is not None and state.store.exemplars:
-                self._child.observe(value, current_exemplar())
+                child.observe(value, exemplar_due(child, value, current_exemplar))
             else:
-                self._child.observe(value)
+                child.observe(value)
         except Exception as exc:
             report_internal_error(f"metric {self._handle.name}", exc)
 
@@ -464,10 +465,11 @@ class Histogram(_Handle):
         """
         try:
             state = _state.STATE
+            child = self._child(labels)
             if state.tracer is not None and state.store.exemplars:
-                self._child(labels).observe(value, current_exemplar())
+                child.observe(value, exemplar_due(child, value, current_exemplar))
             else:
-                self._child(labels).observe(value)
+                child.observe(value)
         except Exception as exc:
             report_internal_error(f"metric {self.name}", exc)
 
