@@ -540,6 +540,24 @@ SAMPLING: dict[str, dict[str, Any]] = {
     "parent-based-local-sampled": {"sampler": ParentBased(ALWAYS_OFF), "parent": local_parent(1)},
     "parent-based-local-unsampled": {"sampler": ParentBased(ALWAYS_ON), "parent": local_parent(0)},
     "parent-based-root": {"sampler": ParentBased(ALWAYS_ON)},
+    # obskit's own sampler at the default ratio (the light path answers roots without asking it)
+    "obskit-sampler-root": {"sampler": ParentBased(TraceIdRatioBased(1.0))},
+    "obskit-sampler-root-random-ids": {
+        "sampler": ParentBased(TraceIdRatioBased(1.0)),
+        "ids": lambda: Ids(random=True),
+    },
+    "obskit-sampler-remote-unsampled": {
+        "sampler": ParentBased(TraceIdRatioBased(1.0)),
+        "parent": remote_parent(0),
+    },
+    "obskit-sampler-remote-state": {
+        "sampler": ParentBased(TraceIdRatioBased(1.0)),
+        "parent": remote_parent(1, STATE),
+    },
+    "obskit-sampler-half-root-dropped": {
+        "sampler": ParentBased(TraceIdRatioBased(0.5)),
+        "ids": lambda: Ids(HIGH_TRACE_ID),
+    },
     "parent-based-root-off": {"sampler": ParentBased(ALWAYS_OFF)},
     "invalid-parent-is-root": {"parent": trace.set_span_in_context(trace.INVALID_SPAN)},
     "adding-sampler-root": {"sampler": AddingSampler()},
@@ -806,3 +824,13 @@ def test_handler_calls_on_the_current_span_reach_the_exported_server_span() -> N
     assert child.parent is not None
     assert child.parent.span_id == server.context.span_id
     assert child.context.trace_id == server.context.trace_id
+
+
+def test_only_a_sampler_that_takes_every_root_skips_the_sampling_call() -> None:
+    from obskit._serverspan import _samples_every_root
+
+    assert _samples_every_root(ParentBased(TraceIdRatioBased(1.0)))
+    assert not _samples_every_root(ParentBased(TraceIdRatioBased(0.999999)))
+    assert not _samples_every_root(ParentBased(ALWAYS_ON))  # another root sampler: asked each time
+    assert not _samples_every_root(TraceIdRatioBased(1.0))
+    assert not _samples_every_root(AddingSampler())

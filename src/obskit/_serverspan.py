@@ -28,6 +28,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, SamplingResult, TraceIdRatioBased
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
@@ -89,7 +90,12 @@ def start_server_span(
     else:
         trace_id = parent_context.trace_id
         random_id = _RANDOM and parent_context.trace_flags & _RANDOM
-    result = tracer.sampler.should_sample(parent, trace_id, name, SpanKind.SERVER, attributes, ())
+    sampler = tracer.sampler
+    result: Any
+    if parent_context is None and _samples_every_root(sampler):
+        result = _SAMPLE_ROOT  # what it would answer, without building the answer each request
+    else:
+        result = sampler.should_sample(parent, trace_id, name, SpanKind.SERVER, attributes, ())
     flags = _SAMPLED if result.decision.is_sampled() else _NOT_SAMPLED
     if random_id:
         flags = TraceFlags(flags | _RANDOM)
@@ -102,12 +108,33 @@ def start_server_span(
     )
     if not result.decision.is_recording():
         return trace.NonRecordingSpan(context)
-    if result.attributes != attributes:  # the SDK's span takes the sampler's attributes as they are
+    if result is not _SAMPLE_ROOT and result.attributes != attributes:  # the SDK's span takes them as is
         attributes = dict(result.attributes)
     span = ServerSpan(tracer, name, context, parent_context, attributes)
     span._checked = _all_str_or_int(attributes)
     tracer.span_processor.on_start(span, parent_context=parent)
     return span
+
+
+#: ParentBased(TraceIdRatioBased(1.0)), obskit's sampler at the default sampling ratio, answers this
+#: for every root span: sample, the span's own attributes, no trace state.
+_SAMPLE_ROOT = SamplingResult(Decision.RECORD_AND_SAMPLE, None, None)
+_every_root: tuple[Any, bool] = (None, False)
+
+
+def _samples_every_root(sampler: Any) -> bool:
+    """Whether ``sampler`` is ``ParentBased(TraceIdRatioBased(rate >= 1))`` (decided once per sampler)."""
+    global _every_root
+    cached = _every_root
+    if cached[0] is not sampler:
+        root = getattr(sampler, "_root", None)
+        every = (
+            type(sampler) is ParentBased
+            and type(root) is TraceIdRatioBased
+            and root.bound > TraceIdRatioBased.TRACE_ID_LIMIT
+        )
+        cached = _every_root = (sampler, every)
+    return cached[1]
 
 
 def _all_str_or_int(attributes: Mapping[str, Any]) -> bool:
