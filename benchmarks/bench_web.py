@@ -92,6 +92,13 @@ class Server:
         self.error = f"not ready within {timeout:.0f} s"
         return False
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the server process has used so far."""
+        import psutil
+
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -114,8 +121,9 @@ def servers(variants: tuple[str, ...]) -> Iterator[dict[str, Server]]:
         shutil.rmtree(log_dir, ignore_errors=True)
 
 
-def load(url: str, seconds: float, script: Path) -> float:
-    """Requests per second that ``wrk`` got from ``url`` in ``seconds`` (non-2xx is an error)."""
+def load(url: str, seconds: float, script: Path) -> tuple[float, int]:
+    """Requests per second that ``wrk`` got from ``url`` in ``seconds``, and how many requests it
+    sent (non-2xx is an error)."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "-s", str(script), url],
         check=True,
@@ -125,9 +133,10 @@ def load(url: str, seconds: float, script: Path) -> float:
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if match is None:
+    total = re.search(r"(\d+) requests in", out)
+    if match is None or total is None:
         raise RuntimeError(f"no Requests/sec in wrk output:\n{out}")
-    return float(match.group(1))
+    return float(match.group(1)), int(total.group(1))
 
 
 def _variants() -> tuple[str, ...]:
@@ -158,12 +167,16 @@ def run(config: Config) -> list[Row]:
             for server in ready.values():  # warm-up: first-request caches, lazily created series
                 load(server.url, 1.0, script)
             rps: dict[str, list[float]] = {v: [] for v in ready}
+            cpu: dict[str, list[float]] = {v: [] for v in ready}  # server CPU seconds per request
             order = list(ready)
             for index in range(rounds):
                 turn = order[index % len(order) :] + order[: index % len(order)]
                 for variant in turn:
-                    rps[variant].append(load(ready[variant].url, seconds, script))
-            return _rows(rps, seconds) + skipped
+                    before = ready[variant].cpu_seconds()
+                    rate, requests = load(ready[variant].url, seconds, script)
+                    rps[variant].append(rate)
+                    cpu[variant].append((ready[variant].cpu_seconds() - before) / max(requests, 1))
+            return _rows(rps, seconds, cpu) + skipped
     finally:
         script.unlink(missing_ok=True)
 
@@ -174,9 +187,19 @@ def _skip(variant: str, note: str) -> Row:
     )
 
 
-def _rows(rps: dict[str, list[float]], seconds: float) -> list[Row]:
+def _rows(rps: dict[str, list[float]], seconds: float, cpu: dict[str, list[float]]) -> list[Row]:
+    """One row per variant against bare, and the judged obskit-vs-instrumentator row.
+
+    Besides throughput, each note gives the server's CPU time per request over bare's (median of
+    the rounds): less sensitive to the other processes on a shared machine than requests/s,
+    though it does not see time the server spends waiting (for the GIL, say).
+    """
     bare = rps["bare"]
     medians = {v: statistics.median(values) for v, values in rps.items()}
+    extra_cpu = {
+        v: statistics.median(c - b for c, b in zip(values, cpu["bare"], strict=True)) * 1e6
+        for v, values in cpu.items()
+    }
     costs = {v: statistics.median(map(_cost, values, bare)) for v, values in rps.items()}
     rows = []
     for variant in rps:
@@ -188,7 +211,8 @@ def _rows(rps: dict[str, list[float]], seconds: float) -> list[Row]:
             "bare",
             medians["bare"],
             medians[variant],
-            note=f"throughput cost {costs[variant]:.1%}; wrk -c{CONNECTIONS}, {len(bare)}x{seconds:g} s",
+            note=f"throughput cost {costs[variant]:.1%}; server CPU +{extra_cpu[variant]:.0f} us/req; "
+            f"wrk -c{CONNECTIONS}, {len(bare)}x{seconds:g} s",
             candidate=variant,
             unit="req/s",
         )
@@ -205,7 +229,9 @@ def _rows(rps: dict[str, list[float]], seconds: float) -> list[Row]:
             "instrumentator",
             medians["instrumentator"],
             medians["obskit"],
-            note=f"cost {costs['obskit']:.1%} vs {costs['instrumentator']:.1%} (obskit also traces and logs)",
+            note=f"cost {costs['obskit']:.1%} vs {costs['instrumentator']:.1%}, "
+            f"CPU +{extra_cpu['obskit']:.0f} vs +{extra_cpu['instrumentator']:.0f} us/req "
+            "(obskit also traces and logs)",
             unit="req/s",
         )
         row.ratio = statistics.median(
