@@ -58,7 +58,15 @@ def flask_route(rule: str) -> str:
 class Config:
     """What the settings decide about serving requests, computed once per settings object."""
 
-    __slots__ = ("_excluded", "access_log", "health", "metrics_path", "request_id_header", "settings")
+    __slots__ = (
+        "_bound",
+        "_excluded",
+        "access_log",
+        "health",
+        "metrics_path",
+        "request_id_header",
+        "settings",
+    )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -72,10 +80,32 @@ class Config:
             settings.liveness_path: "live",
             settings.readiness_path: "ready",
         }
+        #: (family key, label values) -> a bound child of the RED families, for the hot path. A
+        #: bound child follows store swaps (test capture) itself; the cache is capped.
+        self._bound: dict[tuple[str, ...], Any] = {}
+
+    def bound(self, family: str, *values: str) -> Any:
+        """The bound child of RED family ``family`` for these label values (in its label order).
+
+        ``family`` is ``http_requests``, ``http_duration`` or ``http_in_progress``.
+        """
+        key = (family, *values)
+        child = self._bound.get(key)
+        if child is None:
+            handle = MetricsCollector._family(family)
+            child = handle.labels(**dict(zip(handle.label_names, values, strict=True)))
+            if len(self._bound) < _BOUND_CAP:
+                self._bound[key] = child
+        return child
 
     def excluded(self, path: str) -> bool:
         """Whether requests to ``path`` get no telemetry."""
         return self._excluded is not None and self._excluded.search(path) is not None
+
+
+#: Bound RED children kept per config: methods x routes x statuses, bounded by the routes an app
+#: has (unmatched paths share one label); past this the handles' own label caches serve.
+_BOUND_CAP = 4096
 
 
 class Hub:
@@ -148,7 +178,7 @@ class Exchange:
             tracer = _state.STATE.tracer
             if tracer is not None:
                 self.span = start_server_span(tracer, self.method, _extract(carrier), attributes)
-            self._in_progress = MetricsCollector._family("http_in_progress").labels(method=self.method)
+            self._in_progress = self.config.bound("http_in_progress", self.method)
             self._in_progress.inc()
         except Exception as exc:
             report_internal_error("http request start", exc)
@@ -181,10 +211,9 @@ class Exchange:
             template = route or UNMATCHED_ROUTE
             if self._in_progress is not None:
                 self._in_progress.dec()
-            MetricsCollector._family("http_requests").inc(
-                method=self.method, route=template, status_code=str(status)
-            )
-            MetricsCollector._family("http_duration").observe(duration, method=self.method, route=template)
+            config = self.config
+            config.bound("http_requests", self.method, template, str(status)).inc()
+            config.bound("http_duration", self.method, template).observe(duration)
             if self.config.access_log or (error is not None and log_error):
                 self._access_line(template, status, duration, error if log_error else None)
             if self.span is not None:

@@ -150,22 +150,12 @@ def _kept(value: Any) -> Any:
     return tuple(value) if value.__class__ is list else value
 
 
-class ServerSpan(trace.Span):
-    """A recording SERVER span that becomes a ``ReadableSpan`` at :meth:`end` (see the module doc)."""
+class ServerSpan(trace.Span, ReadableSpan):
+    """A recording SERVER span that is its own ``ReadableSpan`` once ended (see the module doc).
 
-    __slots__ = (
-        "_attributes",
-        "_checked",
-        "_context",
-        "_end_time",
-        "_events",
-        "_links",
-        "_name",
-        "_parent",
-        "_start_time",
-        "_status",
-        "_tracer",
-    )
+    It keeps the fields under the names ``ReadableSpan`` reads, so the processors get the span
+    itself at :meth:`end` (attributes cleaned then, later changes ignored) rather than a copy.
+    """
 
     def __init__(
         self,
@@ -175,82 +165,34 @@ class ServerSpan(trace.Span):
         parent: SpanContext | None,
         attributes: dict[str, Any],
     ) -> None:
-        self._tracer = tracer
+        # ReadableSpan's fields, set directly (its __init__ would build what is already here).
         self._name = name
         self._context = context
+        self._kind = SpanKind.SERVER
         self._parent = parent
-        self._attributes = attributes
-        #: Whether every attribute so far is one obskit set with a valid value (see :meth:`_readable`).
-        self._checked = False
-        self._events: BoundedList[Event] | None = None
-        self._links: BoundedList[Link] | None = None
+        self._attributes: Any = attributes
+        self._events: Any = _NO_EVENTS
+        self._links: Any = _NO_LINKS
         self._status = _UNSET
         self._start_time = time_ns()
         self._end_time: int | None = None
-
-    @property
-    def name(self) -> str:
-        """The span's name (as on the SDK's span)."""
-        return self._name
+        self._resource = tracer.resource
+        self._instrumentation_scope = tracer._instrumentation_scope
+        self._instrumentation_info = getattr(tracer, "instrumentation_info", None)
+        self._tracer = tracer
+        #: Whether every attribute so far is one obskit set with a valid value (see :meth:`end`).
+        self._checked = False
 
     @property
     def attributes(self) -> Mapping[str, Any]:
-        """The attributes set so far, cleaned and limited as the SDK's span shows them."""
-        return self._final_attributes()
-
-    @property
-    def context(self) -> SpanContext:
-        """The span's context (as on the SDK's span, for processors reading it in ``on_start``)."""
-        return self._context
-
-    @property
-    def kind(self) -> SpanKind:
-        """Always SERVER."""
-        return SpanKind.SERVER
-
-    @property
-    def parent(self) -> SpanContext | None:
-        """The parent's context, None for a root span."""
-        return self._parent
-
-    @property
-    def resource(self) -> Any:
-        """The tracer's resource."""
-        return self._tracer.resource
-
-    @property
-    def instrumentation_scope(self) -> Any:
-        """The tracer's instrumentation scope."""
-        return self._tracer._instrumentation_scope
-
-    @property
-    def status(self) -> Status:
-        """The status so far."""
-        return self._status
-
-    @property
-    def start_time(self) -> int:
-        """Start, in nanoseconds since the epoch."""
-        return self._start_time
-
-    @property
-    def end_time(self) -> int | None:
-        """End, in nanoseconds since the epoch; None while running."""
-        return self._end_time
-
-    @property
-    def events(self) -> tuple[Event, ...]:
-        """The events so far."""
-        return tuple(self._events) if self._events is not None else _NO_EVENTS
-
-    @property
-    def links(self) -> tuple[Link, ...]:
-        """The links so far."""
-        return tuple(self._links) if self._links is not None else _NO_LINKS
+        """The attributes, cleaned and limited as the SDK's span shows them (running or ended)."""
+        if self._end_time is None:
+            return self._final_attributes()
+        return MappingProxyType(self._attributes)
 
     def get_span_context(self) -> SpanContext:
         """The span's context: trace id, span id, flags."""
-        return self._context
+        return self._context  # type: ignore[return-value]  # always set, for this span
 
     def is_recording(self) -> bool:
         """True until :meth:`end`."""
@@ -289,7 +231,7 @@ class ServerSpan(trace.Span):
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         """Add an event (limits applied at the end)."""
         if self._end_time is None:
-            if self._events is None:
+            if self._events is _NO_EVENTS:
                 self._events = BoundedList(self._tracer._span_limits.max_events)
             self._events.append(Event(name, self._bounded("max_event_attributes", attributes), timestamp))
 
@@ -298,7 +240,7 @@ class ServerSpan(trace.Span):
         if context is None:
             return
         if self._end_time is None and (context.is_valid or attributes or context.trace_state):
-            if self._links is None:
+            if self._links is _NO_LINKS:
                 self._links = BoundedList(self._tracer._span_limits.max_links)
             self._links.append(Link(context, self._bounded("max_link_attributes", attributes)))
 
@@ -346,7 +288,8 @@ class ServerSpan(trace.Span):
         on_ending = getattr(processor, "_on_ending", None)  # the SDK's (experimental) hook
         if on_ending is not None:
             on_ending(self)
-        processor.on_end(self._readable())
+        self._attributes = self._final_attributes()  # what exporters read; the dict is done with
+        processor.on_end(self)
 
     def __exit__(
         self,
@@ -376,22 +319,6 @@ class ServerSpan(trace.Span):
             self._attributes,
             immutable=True,
             max_value_len=limits.max_span_attribute_length,
-        )
-
-    def _readable(self) -> ReadableSpan:
-        return ReadableSpan(
-            name=self._name,
-            context=self._context,
-            parent=self._parent,
-            resource=self._tracer.resource,
-            attributes=self._final_attributes(),
-            events=self._events if self._events is not None else _NO_EVENTS,
-            links=self._links if self._links is not None else _NO_LINKS,
-            kind=SpanKind.SERVER,
-            status=self._status,
-            start_time=self._start_time,
-            end_time=self._end_time,
-            instrumentation_scope=self._tracer._instrumentation_scope,
         )
 
     def _bounded(self, limit_name: str, attributes: Attributes) -> Any:
