@@ -10,6 +10,10 @@ round, median over the rounds. Judged: obskit's cost is no more than the instrum
 Needs ``wrk`` (Debian: ``apt-get install wrk``); without it the suite reports a skip. Opt-in
 (``run.py --only web``): it takes about two minutes (25 s with ``--quick``). With
 ``OBSKIT_BENCH_WEB_DIAGNOSE=1`` it adds obskit variants with the access log and/or spans off.
+Each note also gives the server's CPU time per request over bare's. With
+``OBSKIT_BENCH_WEB_INSTRUCTIONS=1`` (needs Debian ``valgrind``; about two more minutes) it
+counts each variant's server instructions per request under callgrind, which the machine's load
+does not move.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ HERE = Path(__file__).resolve().parent
 VARIANTS = ("bare", "instrumentator", "obskit")
 #: Set to 1 to add obskit variants with the access log and/or spans off (_web_app.DIAGNOSTIC).
 DIAGNOSE = "OBSKIT_BENCH_WEB_DIAGNOSE"
+#: Set to 1 to also count each variant's server instructions per request under callgrind
+#: (Debian valgrind): a figure the machine's load does not move, unlike requests/s.
+INSTRUCTIONS = "OBSKIT_BENCH_WEB_INSTRUCTIONS"
 CONNECTIONS = 32
 #: wrk takes one URL; this script alternates the two routes, with varying path parameters.
 _LUA = """
@@ -139,6 +146,88 @@ def load(url: str, seconds: float, script: Path) -> tuple[float, int]:
     return float(match.group(1)), int(total.group(1))
 
 
+def server_instructions(variant: str, script: Path, seconds: float = 20.0) -> float | None:
+    """Instructions per request of ``variant``'s whole server process (all threads) under ``wrk``.
+
+    The server runs under ``valgrind --tool=callgrind``; after its start-up and a warm-up the
+    counters are zeroed (``callgrind_control -z``), ``wrk`` loads it for ``seconds``, and the
+    counters are dumped: start-up, imports and warm-up are left out. None when it did not run.
+    """
+    port = _free_port()
+    work = Path(tempfile.mkdtemp(prefix="obskit-bench-ir-"))
+    out = work / "callgrind.out"
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        str(HERE / "_web_app.py"),
+        variant,
+        str(port),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with (work / "stderr").open("w") as err:
+        process = subprocess.Popen(command, cwd=HERE, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/items/1", timeout=5):
+                break
+            time.sleep(1)
+        else:
+            return None
+        load(url, 8.0, script)  # warm-up
+        subprocess.run(["callgrind_control", "-z", str(process.pid)], check=True, capture_output=True)
+        _, requests = load(url, seconds, script)
+        subprocess.run(["callgrind_control", "-d", str(process.pid)], check=True, capture_output=True)
+        total = 0
+        for dump in work.glob("callgrind.out*"):
+            for line in dump.read_text(errors="replace").splitlines():
+                if line.startswith("summary:"):
+                    total += int(line.split()[1])
+        return total / requests if requests and total else None
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _instruction_rows(variants: tuple[str, ...], script: Path) -> list[Row]:
+    """One row per variant: server instructions per request against bare's, counted in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return [_skip("instructions", "skipped: valgrind not installed (apt-get install valgrind)")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counted = dict(
+            zip(variants, pool.map(lambda v: server_instructions(v, script), variants), strict=True)
+        )
+    bare = counted.get("bare")
+    if not bare:
+        return [_skip("instructions", "skipped: the bare server did not run under callgrind")]
+    rows = []
+    for variant, count in counted.items():
+        if variant == "bare" or count is None:
+            continue
+        row = info(
+            "W",
+            f"web instructions, {variant}",
+            "bare",
+            bare,
+            count,
+            note=f"+{count - bare:,.0f} instructions/request over bare (callgrind, whole server)",
+            candidate=variant,
+            unit="instr/req",
+        )
+        rows.append(row)
+    return rows
+
+
 def _variants() -> tuple[str, ...]:
     if os.environ.get(DIAGNOSE) == "1":
         from _web_app import DIAGNOSTIC
@@ -176,7 +265,10 @@ def run(config: Config) -> list[Row]:
                     rate, requests = load(ready[variant].url, seconds, script)
                     rps[variant].append(rate)
                     cpu[variant].append((ready[variant].cpu_seconds() - before) / max(requests, 1))
-            return _rows(rps, seconds, cpu) + skipped
+            rows = _rows(rps, seconds, cpu) + skipped
+        if os.environ.get(INSTRUCTIONS) == "1":
+            rows += _instruction_rows(tuple(ready), script)
+        return rows
     finally:
         script.unlink(missing_ok=True)
 
