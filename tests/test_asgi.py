@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import StreamingResponse
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.websockets import WebSocket
@@ -416,3 +416,20 @@ async def test_cancelled_request_is_counted_as_499_and_the_cancellation_propagat
         await task
     cap.assert_counter("http_server_requests_total", 1, status_code="499")
     assert cap.gauge_value("http_server_requests_in_progress", method="GET") == 0
+
+
+def test_a_request_id_header_the_handler_sets_is_kept_and_not_doubled(stack: ExitStack) -> None:
+    app = FastAPI()
+
+    @app.get("/own")
+    async def own(response: Response) -> dict[str, str]:
+        response.headers["X-Request-ID"] = "set-by-the-app"
+        return {"ok": "yes"}
+
+    obskit.configure(app)
+    stack.enter_context(capture())
+    response = TestClient(app).get("/own", headers={"X-Request-ID": "from-the-client"})
+    assert response.status_code == 200
+    assert response.headers.get_list("x-request-id") == ["set-by-the-app"]
+    plain = TestClient(app).get("/docs")  # a response without the header still gets it
+    assert len(plain.headers.get_list("x-request-id")) == 1

@@ -230,3 +230,19 @@ def test_flask_rules_become_templates(rule: str, template: str) -> None:
     from obskit._http import flask_route
 
     assert flask_route(rule) == template
+
+
+def test_a_request_id_header_the_handler_sets_is_kept_and_not_doubled(stack: ExitStack) -> None:
+    app = Flask("own_request_id")
+
+    @app.get("/own")
+    def own() -> Response:
+        return Response("ok", headers={"x-request-id": "set-by-the-app"})
+
+    obskit.configure(app)
+    stack.enter_context(capture())
+    client = app.test_client()
+    response = client.get("/own", headers={"X-Request-ID": "from-the-client"}, buffered=True)
+    assert response.headers.getlist("X-Request-ID") == ["set-by-the-app"]
+    plain = client.get("/missing", buffered=True)  # a response without the header still gets it
+    assert len(plain.headers.getlist("X-Request-ID")) == 1

@@ -102,7 +102,10 @@ class ObskitASGIMiddleware:
         async def send_with_request_id(message: Any) -> None:
             if message["type"] == "http.response.start":
                 exchange.status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), header]}
+                headers = message.get("headers", ())
+                # A response that already carries the header (set by the app) keeps its own.
+                if not any(name.lower() == header[0] for name, _ in headers):
+                    message = {**message, "headers": [*headers, header]}
             await send(message)
 
         try:
