@@ -834,3 +834,14 @@ def test_only_a_sampler_that_takes_every_root_skips_the_sampling_call() -> None:
     assert not _samples_every_root(ParentBased(ALWAYS_ON))  # another root sampler: asked each time
     assert not _samples_every_root(TraceIdRatioBased(1.0))
     assert not _samples_every_root(AddingSampler())
+
+
+def test_add_link_with_no_context_is_ignored_as_by_the_sdk() -> None:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = start_server_span(provider.get_tracer("t"), "GET", None, {})
+    span.add_link(None)  # type: ignore[arg-type]
+    span.end()
+    [exported] = exporter.get_finished_spans()
+    assert exported.links == ()
