@@ -97,3 +97,48 @@ def test_configure_leaves_an_existing_sigterm_handler_alone() -> None:
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+PID_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, obskit
+    from opentelemetry import trace
+    from obskit import _runtime, _state
+
+    obskit.configure(
+        service_name="forky", logs_exporter="otlp", otlp_endpoint="http://127.0.0.1:9",
+        metrics_exporter="none", metric_export_interval_ms=3_600_000,
+    )
+    user_tracer = trace.get_tracer("user.code")  # made before the fork, used after it
+
+    def pids():
+        span = user_tracer.start_span("after")
+        span.end()
+        providers = [type(p).__name__ + "=" + str(p.resource.attributes["process.pid"])
+                     for p in _runtime._pid_providers]
+        return [str(_state.STATE.tracer.resource.attributes["process.pid"]),
+                str(span.resource.attributes["process.pid"]), *providers]
+
+    print("parent", os.getpid(), *pids(), flush=True)
+    pid = os.fork()
+    if pid == 0:
+        print("child", os.getpid(), *pids(), flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    obskit.shutdown(timeout=1)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(sys.modules["os"], "fork"), reason="needs os.fork")
+def test_a_forked_childs_spans_and_logs_carry_its_own_pid() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", PID_SCRIPT], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    for who in ("parent", "child"):
+        own, *seen = lines[who]
+        assert seen[0] == seen[1] == own, (who, lines)  # obskit's tracer, a user tracer's span
+        assert sorted(p.split("=")[0] for p in seen[2:]) == ["LoggerProvider", "TracerProvider"]
+        assert all(p.endswith(f"={own}") for p in seen[2:]), (who, lines)
+    assert lines["parent"][0] != lines["child"][0]

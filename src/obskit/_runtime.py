@@ -28,6 +28,8 @@ _lock = threading.RLock()
 _atexit_registered = False
 #: What the current configure() installed and shutdown() must undo.
 _installed: list[Callable[[float], None]] = []
+#: The providers whose resource carries ``process.pid``: a forked child updates them to its own.
+_pid_providers: list[Any] = []
 
 
 class ObskitHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -210,8 +212,10 @@ def _after_fork_in_child() -> None:
 
     Without this its cumulative values would start from the parent's and be exported a second
     time. The SDK's batch processors and metric reader restart their threads by themselves. In
-    Prometheus multi-process mode prometheus_client keeps per-process files, so nothing is done.
+    Prometheus multi-process mode prometheus_client keeps per-process files, so no new store is
+    made. In every mode the child's spans and exported logs carry its own ``process.pid``.
     """
+    _own_pid_in_child()
     try:
         state = _state.STATE
         if not state.configured or state.settings.multiprocess_dir:
@@ -224,6 +228,26 @@ def _after_fork_in_child() -> None:
         _state.set_state(dataclasses.replace(state, store=store))
     except Exception as exc:
         report_internal_error("after fork", exc)
+
+
+def _own_pid_in_child() -> None:
+    """Spans and exported logs of a forked child name the child's ``process.pid``, not the parent's.
+
+    The same update the SDK's providers make at a fork for their process-dependent resource
+    detectors (``_update_resource``: the provider's resource and every tracer or logger it made).
+    """
+    try:
+        if not _pid_providers:
+            return
+        from opentelemetry.sdk.resources import Resource
+
+        own = Resource({"process.pid": os.getpid()})
+        for provider in _pid_providers:
+            update = getattr(provider, "_update_resource", None)
+            if update is not None:
+                update(own)
+    except Exception as exc:
+        report_internal_error("after fork (process.pid)", exc)
 
 
 def _shutdown_at_exit() -> None:
@@ -353,10 +377,17 @@ def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor) -> A
         sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
         shutdown_on_exit=False,
     )
+    _track_pid(provider)
     for processor in span_processors(settings, redactor):
         provider.add_span_processor(processor)
     _installed.append(partial(_shutdown_provider, "span pipeline", provider))
     return provider
+
+
+def _track_pid(provider: Any) -> None:
+    """Have a forked child update ``provider``'s ``process.pid`` (until shutdown removes it)."""
+    _pid_providers.append(provider)
+    _installed.append(lambda timeout: _pid_providers.remove(provider) if provider in _pid_providers else None)
 
 
 def _shutdown_provider(what: str, provider: Any, timeout: float) -> None:
@@ -458,6 +489,7 @@ def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names:
     from obskit._logexport import CountingLogExporter, ObskitLoggingHandler
 
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    _track_pid(provider)
     for name in names:
         exporter = CountingLogExporter(factory(LOG_EXPORTERS, name)(settings))
         provider.add_log_record_processor(
