@@ -13,7 +13,7 @@ import pytest
 import obskit
 from obskit import ConfigError, environment_variables
 from obskit._errors import ObskitError
-from obskit._settings import EXPORTERS, LOG_LEVELS, Settings, resolve_settings
+from obskit._settings import EXPORTERS, LOG_LEVELS, SECRET_SETTINGS, Settings, resolve_settings
 
 ENV_SOURCE = Path(inspect.getfile(environment_variables)).read_text()
 SETTINGS_SOURCE = Path(inspect.getfile(resolve_settings)).read_text()
@@ -582,3 +582,31 @@ def test_every_env_var_changes_the_resolved_settings(var: str) -> None:
 
 def test_env_effect_examples_name_only_known_variables() -> None:
     assert set(ENV_EFFECT) == set(environment_variables.ALL)
+
+
+@pytest.mark.parametrize(
+    ("setting", "variable", "secret_value"),
+    [
+        ("otlp_headers", "OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer sk-live-123,broken"),
+        ("otlp_traces_headers", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-api-key=sk-live-123,broken"),
+        ("pushgateway_url", "OBSKIT_PUSHGATEWAY_URL", "ftp://user:sk-live-123@gateway"),
+    ],
+)
+def test_an_invalid_secret_setting_is_named_but_its_value_is_not_quoted(
+    setting: str, variable: str, secret_value: str
+) -> None:
+    for overrides, environ in (({setting: secret_value}, {}), ({}, {variable: secret_value})):
+        with pytest.raises(ConfigError) as caught:
+            resolve_settings(overrides, environ)
+        message = str(caught.value)
+        assert setting in message
+        assert "sk-live-123" not in message
+        assert "<hidden>" in message
+        assert caught.value.value == "<hidden>"
+    assert "pushgateway_url" in SECRET_SETTINGS
+    assert "azure_connection_string" in SECRET_SETTINGS
+
+
+def test_an_invalid_ordinary_setting_still_quotes_its_value() -> None:
+    with pytest.raises(ConfigError, match="'sometimes'"):
+        resolve_settings({}, {"OBSKIT_ACCESS_LOG": "sometimes"})

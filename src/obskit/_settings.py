@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 from obskit import environment_variables as env
 from obskit._errors import ConfigError
 
-__all__ = ["EXPORTERS", "Settings", "resolve_settings"]
+__all__ = ["EXPORTERS", "SECRET_SETTINGS", "Settings", "resolve_settings"]
 
 #: Exporter names each signal accepts in this version.
 EXPORTERS: Mapping[str, tuple[str, ...]] = {
@@ -385,6 +385,18 @@ def _sampler_ratio(environ: Mapping[str, str]) -> str | None:
     return None
 
 
+#: Settings whose values may hold a secret (keys, tokens, passwords): an error about one of them
+#: does not quote the value (it would end up in logs and crash reports).
+SECRET_SETTINGS = frozenset(
+    {field.name for field in dataclasses.fields(Settings) if not field.repr} | {"pushgateway_url"}
+)
+
+
+def _hidden(error: ConfigError, name: str) -> ConfigError:
+    hint = f"{error.hint} (The value is not shown: {name} may hold a secret.)".strip()
+    return ConfigError(error.setting, "<hidden>", error.allowed, hint)
+
+
 def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve every setting: keyword > environment variable > default, validating each value.
 
@@ -398,7 +410,10 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
     values: dict[str, Any] = {}
     for name, (variables, parse) in _FIELDS.items():
         if name in overrides and overrides[name] is not None:
-            values[name] = parse(overrides[name])
+            try:
+                values[name] = parse(overrides[name])
+            except ConfigError as error:
+                raise _hidden(error, name) if name in SECRET_SETTINGS else error from None
             continue
         for variable in variables:
             raw = environ.get(variable)
@@ -406,7 +421,8 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
                 try:
                     values[name] = parse(raw)
                 except ConfigError as error:
-                    raise ConfigError(f"{name} (from ${variable})", raw, error.allowed, error.hint) from None
+                    shown = ConfigError(f"{name} (from ${variable})", raw, error.allowed, error.hint)
+                    raise _hidden(shown, name) if name in SECRET_SETTINGS else shown from None
                 break
     if "sampling_ratio" not in values and (raw_ratio := _sampler_ratio(environ)):
         try:
