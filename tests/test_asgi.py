@@ -433,3 +433,35 @@ def test_a_request_id_header_the_handler_sets_is_kept_and_not_doubled(stack: Exi
     assert response.headers.get_list("x-request-id") == ["set-by-the-app"]
     plain = TestClient(app).get("/docs")  # a response without the header still gets it
     assert len(plain.headers.get_list("x-request-id")) == 1
+
+
+def test_a_servers_own_log_of_an_error_obskit_logged_is_dropped_until_shutdown(
+    app: FastAPI, stack: ExitStack
+) -> None:
+    from obskit._http import AlreadyLoggedFilter
+
+    server_log = logging.getLogger("uvicorn.error")
+    obskit.configure(app)
+    stack.enter_context(capture())
+    [already] = [f for f in server_log.filters if isinstance(f, AlreadyLoggedFilter)]
+    RAISED.clear()
+    with pytest.raises(Boom):
+        TestClient(app).get("/boom")
+    logged, unrelated = RAISED[0], ValueError("not through obskit")
+
+    def record(error: BaseException) -> logging.LogRecord:
+        return server_log.makeRecord(
+            server_log.name,
+            logging.ERROR,
+            __file__,
+            1,
+            "Exception in ASGI application",
+            (),
+            (type(error), error, error.__traceback__),
+        )
+
+    assert not already.filter(record(logged))  # obskit's access line has it, with its stack
+    assert already.filter(record(unrelated))
+    assert already.filter(server_log.makeRecord(server_log.name, logging.INFO, __file__, 1, "up", (), None))
+    obskit.shutdown()
+    assert not [f for f in server_log.filters if isinstance(f, AlreadyLoggedFilter)]

@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -101,6 +102,29 @@ class Config:
     def excluded(self, path: str) -> bool:
         """Whether requests to ``path`` get no telemetry."""
         return self._excluded is not None and self._excluded.search(path) is not None
+
+
+#: ids of the exceptions obskit's access line logged with their stack, newest last. The server
+#: that catches the same exception next logs it again; :class:`AlreadyLoggedFilter` drops that
+#: copy. Ids, not the exceptions: they cannot be weakly referenced, and holding them would keep
+#: their frames alive. The server logs within microseconds of obskit, so an id is not reused.
+LOGGED_ERRORS: deque[int] = deque(maxlen=64)
+#: The loggers on which servers report an exception that escaped the application.
+SERVER_ERROR_LOGGERS = ("uvicorn.error", "gunicorn.error")
+
+
+class AlreadyLoggedFilter(logging.Filter):
+    """Drops a server's record of an exception that obskit's access line already logged.
+
+    uvicorn logs "Exception in ASGI application" and gunicorn "Error handling request" with the
+    stack of the exception the application raised; obskit's ERROR access line has logged it, with
+    the trace and request ids. One error, one log line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a record whose exception obskit has logged."""
+        info = record.exc_info
+        return not (info and info[1] is not None and id(info[1]) in LOGGED_ERRORS)
 
 
 #: Bound RED children kept per config: methods x routes x statuses, bounded by the routes an app
@@ -258,6 +282,8 @@ class Exchange:
             fields,
         )
         ACCESS_LOGGER.handle(record)
+        if error is not None:
+            LOGGED_ERRORS.append(id(error))
 
     def _end_span(self, route: str | None, status: int, error: BaseException | None) -> None:
         span = self.span

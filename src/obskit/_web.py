@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from obskit._errors import ConfigError
-from obskit._http import Hub, flask_route
+from obskit._http import SERVER_ERROR_LOGGERS, AlreadyLoggedFilter, Hub, flask_route
 from obskit._settings import Settings
 
 __all__ = ["check_app", "instrument"]
@@ -55,12 +56,29 @@ def instrument(app: object, settings: Settings) -> Callable[[float], None]:
         setattr(app, MARK, hub)
     hub.enabled = True
     restore_native = _quiet_fastapi_native_telemetry(app)
+    unfilter = _drop_servers_copies_of_logged_errors()
 
     def undo(timeout: float) -> None:
         hub.enabled = False
         restore_native()
+        unfilter()
 
     return undo
+
+
+def _drop_servers_copies_of_logged_errors() -> Callable[[], None]:
+    """Uvicorn's and gunicorn's own log of an exception obskit logged is dropped (see _http)."""
+    loggers = [logging.getLogger(name) for name in SERVER_ERROR_LOGGERS]
+    already = AlreadyLoggedFilter()
+    for logger in loggers:
+        if not any(isinstance(f, AlreadyLoggedFilter) for f in logger.filters):
+            logger.addFilter(already)
+
+    def remove() -> None:
+        for logger in loggers:
+            logger.removeFilter(already)
+
+    return remove
 
 
 def _wrap_starlette(app: Any, hub: Hub) -> None:

@@ -176,6 +176,12 @@ def test_fastapi_example_under_uvicorn(tmp_path: Path) -> None:
     check_responses(seen, scan)
     check_logs_and_spans(files, scan)
     assert seen["report"].status_code == 200
+    # The escaped exception is logged once: obskit's ERROR access line, with its stack; uvicorn's
+    # own plain-text "Exception in ASGI application" copy is dropped.
+    output = files["stdout"].read_text() + files["stderr"].read_text()
+    assert "Exception in ASGI application" not in output
+    [failure] = [line for line in access_lines(files["stdout"]) if line["route"] == "/fail"]
+    assert "Traceback" in failure["exception"]["stack"]
     lines = [json.loads(line) for line in files["stdout"].read_text().splitlines() if line.startswith("{")]
     [report] = [line for line in lines if line["message"] == "report built"]  # sync handler, worker thread
     assert report["request_id"] == "report-1"
