@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 
 import obskit
 import obskit.asgi
+from asgicall import asgi_get
 from obskit import health
 from obskit.testing import Capture, capture
 
@@ -219,30 +220,7 @@ def test_websocket_passes_through_untouched(app: FastAPI, stack: ExitStack) -> N
 
 async def _get(app: Any, path: str) -> int:
     """One GET straight through the ASGI interface (TestClient is too slow for 10,000 requests)."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-    await app(scope, receive, send)
-    return int(sent[0]["status"])
+    return int((await asgi_get(app, path))[0]["status"])
 
 
 async def test_ten_thousand_unmatched_paths_share_one_route_label(app: FastAPI, stack: ExitStack) -> None:

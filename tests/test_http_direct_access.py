@@ -27,6 +27,7 @@ from werkzeug.test import Client
 import obskit
 import obskit.asgi
 import obskit.wsgi
+from asgicall import asgi_get
 from logcapture import Lines, strict_loads
 from obskit import LoggingContext, _http, _state
 from obskit._logexport import ObskitLoggingHandler
@@ -77,28 +78,7 @@ HEADERS = {"user-agent": "direct-test/1.0", "x-request-id": "req-1", "x-forwarde
 
 
 def asgi_request(app: Any, path: str = "/items/1?q=x") -> None:
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        return None
-
-    raw, _, query = path.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": raw,
-        "raw_path": raw.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"testserver")] + [(k.encode(), v.encode()) for k, v in HEADERS.items()],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-    asyncio.run(app(scope, receive, send))
+    asyncio.run(asgi_get(app, path, HEADERS))
 
 
 def wsgi_request(app: Any, path: str = "/items/1?q=x") -> None:

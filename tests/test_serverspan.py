@@ -30,6 +30,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 from opentelemetry.trace.status import Status, StatusCode
 
 import obskit.asgi
+from asgicall import asgi_get
 from obskit import trace_operation
 from obskit._serverspan import ServerSpan, start_server_span
 from obskit.testing import capture
@@ -773,32 +774,9 @@ async def failing_app(scope: Any, receive: Any, send: Any) -> None:
     raise HandlerError("handler failed")
 
 
-async def drive(app: Any, path: str) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"user-agent", b"e2e")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+async def drive(app: Any, path: str) -> None:
     with pytest.raises(HandlerError):
-        await app(scope, receive, send)
-    return sent
+        await asgi_get(app, path, {"user-agent": "e2e"})
 
 
 def test_handler_calls_on_the_current_span_reach_the_exported_server_span() -> None:

@@ -610,3 +610,15 @@ def test_an_invalid_secret_setting_is_named_but_its_value_is_not_quoted(
 def test_an_invalid_ordinary_setting_still_quotes_its_value() -> None:
     with pytest.raises(ConfigError, match="'sometimes'"):
         resolve_settings({}, {"OBSKIT_ACCESS_LOG": "sometimes"})
+
+
+def test_an_invalid_url_setting_shows_its_value_without_the_password() -> None:
+    for overrides, environ in (
+        ({"otlp_endpoint": "ftp://ci:pw-5ecret@collector:4318"}, {}),
+        ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://ci:pw-5ecret@collector:4318"}),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            resolve_settings(overrides, environ)
+        message = str(caught.value)
+        assert "pw-5ecret" not in message
+        assert "ftp://ci:<hidden>@collector:4318" in message  # the rest stays, to fix the value

@@ -386,15 +386,28 @@ def _sampler_ratio(environ: Mapping[str, str]) -> str | None:
 
 
 #: Settings whose values may hold a secret (keys, tokens, passwords): an error about one of them
-#: does not quote the value (it would end up in logs and crash reports).
+#: does not quote the value (it would end up in logs and crash reports); in any other setting's
+#: value a URL's password is hidden.
 SECRET_SETTINGS = frozenset(
     {field.name for field in dataclasses.fields(Settings) if not field.repr} | {"pushgateway_url"}
 )
 
 
-def _hidden(error: ConfigError, name: str) -> ConfigError:
-    hint = f"{error.hint} (The value is not shown: {name} may hold a secret.)".strip()
-    return ConfigError(error.setting, "<hidden>", error.allowed, hint)
+def _shown(error: ConfigError, name: str) -> ConfigError:
+    """``error`` as it may be shown: no secret setting's value, no password in a URL."""
+    if name in SECRET_SETTINGS:
+        hint = f"{error.hint} (The value is not shown: {name} may hold a secret.)".strip()
+        return ConfigError(error.setting, "<hidden>", error.allowed, hint)
+    value = error.value
+    if isinstance(value, str) and "@" in value:
+        masked = _URL_PASSWORD.sub(r"\1<hidden>@", value)
+        if masked != value:
+            return ConfigError(error.setting, masked, error.allowed, error.hint)
+    return error
+
+
+#: ``scheme://user:password@``: the password part of a URL's user information.
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 
 def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
@@ -413,7 +426,7 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
             try:
                 values[name] = parse(overrides[name])
             except ConfigError as error:
-                raise _hidden(error, name) if name in SECRET_SETTINGS else error from None
+                raise _shown(error, name) from None
             continue
         for variable in variables:
             raw = environ.get(variable)
@@ -422,7 +435,7 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
                     values[name] = parse(raw)
                 except ConfigError as error:
                     shown = ConfigError(f"{name} (from ${variable})", raw, error.allowed, error.hint)
-                    raise _hidden(shown, name) if name in SECRET_SETTINGS else shown from None
+                    raise _shown(shown, name) from None
                 break
     if "sampling_ratio" not in values and (raw_ratio := _sampler_ratio(environ)):
         try:

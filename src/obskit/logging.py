@@ -298,10 +298,13 @@ class JsonFormatter(logging.Formatter):
                 return line
         return _encode(self.to_dict(record))
 
-    def _head(self, created: float, level: str, logger: str, message: str, state: Any) -> str | None:
+    def _head(
+        self, created: float, level: str, logger: str, message: str, state: Any, context: Mapping[str, Any]
+    ) -> str | None:
         """The line up to its extra fields: core keys, service fields, span ids, context fields.
 
-        None when the service or context fields need the general path.
+        ``context`` is the current LoggingContext mapping (read once by the caller). None when the
+        service or context fields need the general path.
         """
         fields = state.log_fields
         static = self._static
@@ -309,7 +312,6 @@ class JsonFormatter(logging.Formatter):
             static = self._static = (fields, _static_fragment(fields))
         if static[1] is None:
             return None
-        context = current_fields()
         if context:
             cached = self._context
             if cached[0] is not context or cached[1] is not state.redactor or cached[2] is not fields:
@@ -371,7 +373,7 @@ class JsonFormatter(logging.Formatter):
         context = current_fields()
         if context and not context.keys().isdisjoint(_ACCESS_KEYS):
             return None
-        head = self._head(created, level, "http.access", message, state)
+        head = self._head(created, level, "http.access", message, state, context)
         if head is None:
             return None
         k = fragments
@@ -393,11 +395,12 @@ class JsonFormatter(logging.Formatter):
         state = _state.STATE
         fields = state.log_fields
         try:
-            head = self._head(record.created, record.levelname, record.name, record.getMessage(), state)
+            context = current_fields()
+            message = record.getMessage()
+            head = self._head(record.created, record.levelname, record.name, message, state, context)
             if head is None:
                 return None
             parts = [head]
-            context = current_fields()
             if extra:
                 if context and not context.keys().isdisjoint(extra):
                     return None

@@ -259,3 +259,18 @@ def write_output(command: str, text: str, path: str | None) -> int:
         print(f"obskit {command}: cannot write --output {path!r}: {error.strerror or error}", file=sys.stderr)
         return 2
     return 0
+
+
+def generate(command: str, args: argparse.Namespace, render: Callable[[argparse.Namespace, str], str]) -> int:
+    """Resolve the namespace, render, write to ``--output``: the run of ``rules`` and ``dashboard``.
+
+    Returns the exit status: 2 (with the message on stderr) on a bad namespace or output path.
+    """
+    from obskit._errors import ConfigError
+
+    try:
+        namespace = resolve_namespace(args.namespace)
+    except ConfigError as error:
+        print(f"obskit {command}: {error}", file=sys.stderr)
+        return 2
+    return write_output(command, render(args, namespace), args.output)

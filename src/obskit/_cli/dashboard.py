@@ -71,17 +71,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print (or write to ``--output``) the dashboard; 2 on a bad namespace or unwritable output."""
-    import sys
+    return q.generate("dashboard", args, render)
 
-    from obskit._errors import ConfigError
 
-    try:
-        namespace = q.resolve_namespace(args.namespace)
-    except ConfigError as error:
-        print(f"obskit dashboard: {error}", file=sys.stderr)
-        return 2
-    text = json.dumps(build(args, namespace), indent=2) + "\n"
-    return q.write_output("dashboard", text, args.output)
+def render(args: argparse.Namespace, namespace: str) -> str:
+    """The dashboard as indented JSON text."""
+    return json.dumps(build(args, namespace), indent=2) + "\n"
 
 
 def build(args: argparse.Namespace, namespace: str) -> dict[str, Any]:

@@ -81,20 +81,6 @@ def sources(overrides: Mapping[str, object], environ: Mapping[str, str]) -> dict
     return found
 
 
-def _hidden_error(error: Any, redactor: Any) -> Any:
-    """The ConfigError again, its value hidden when it belongs to a setting that holds secrets."""
-    from obskit import ConfigError
-    from obskit._cli import _mask
-
-    base = error.setting.split(" ")[0]
-    value = error.value
-    if base.endswith("headers") or redactor.is_sensitive(base):
-        value = "<hidden>"
-    elif isinstance(value, str):
-        value = _mask.url(value, redactor, set())
-    return ConfigError(error.setting, value, error.allowed, error.hint)
-
-
 def _text_value(value: Any) -> str:
     if value is None:
         return "(unset)"
@@ -117,9 +103,8 @@ def _report(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     overrides = dict(args.overrides)
     try:
         settings = resolve_settings(overrides)
-    except obskit.ConfigError as error:
-        hidden = _hidden_error(error, Redactor())
-        return 2, {"ok": False, "error": str(hidden), "setting": hidden.setting}
+    except obskit.ConfigError as error:  # secret values are already hidden in it (_settings)
+        return 2, {"ok": False, "error": str(error), "setting": error.setting}
     redactor = Redactor(settings.redact_keys)
     secrets: set[str] = set()
     origin = sources(overrides, os.environ)

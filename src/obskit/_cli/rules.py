@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -72,14 +71,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print (or write to ``--output``) the rules file; 2 on a bad namespace or unwritable output."""
-    from obskit._errors import ConfigError
-
-    try:
-        namespace = q.resolve_namespace(args.namespace)
-    except ConfigError as error:
-        print(f"obskit rules: {error}", file=sys.stderr)
-        return 2
-    return q.write_output("rules", render(args, namespace), args.output)
+    return q.generate("rules", args, render)
 
 
 def document(args: argparse.Namespace, namespace: str) -> dict[str, Any]:
