@@ -48,6 +48,28 @@ class Lines(logging.Handler):
         return self.parsed()[-1]
 
 
+class Messages(logging.Handler):
+    """Keeps each record's message (no formatting), e.g. what obskit's own logger says."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def messages_of(name: str) -> Iterator[list[str]]:
+    """The messages logger ``name`` handles (whether or not it propagates) until closed."""
+    handler = Messages()
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
 def attach(formatter: logging.Formatter | None, name: str) -> Iterator[tuple[logging.Logger, Lines]]:
     """Give logger ``name`` a :class:`Lines` handler of its own (no propagation) until closed."""
     logger = logging.getLogger(name)

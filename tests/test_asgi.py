@@ -443,3 +443,56 @@ def test_a_servers_own_log_of_an_error_obskit_logged_is_dropped_until_shutdown(
     assert already.filter(server_log.makeRecord(server_log.name, logging.INFO, __file__, 1, "up", (), None))
     obskit.shutdown()
     assert not [f for f in server_log.filters if isinstance(f, AlreadyLoggedFilter)]
+
+
+def test_fastapis_own_span_metrics_and_error_logs_are_off_while_obskit_serves() -> None:
+    """One server span per request and one log line per error, even with FastAPI's own providers."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans, logs, reader = InMemorySpanExporter(), InMemoryLogRecordExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    logger_provider = LoggerProvider(shutdown_on_exit=False)
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    app = FastAPI(
+        telemetry={
+            "tracer_provider": tracer_provider,
+            "meter_provider": meter_provider,
+            "logger_provider": logger_provider,
+        }
+    )
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise Boom("boom")
+
+    def served_by_fastapi() -> tuple[int, int, bool]:
+        with pytest.raises(Boom):
+            TestClient(app).get("/boom")
+        metrics = reader.get_metrics_data()
+        measured = bool(metrics and metrics.resource_metrics)
+        made = (len(spans.get_finished_spans()), len(logs.get_finished_logs()), measured)
+        spans.clear()
+        logs.clear()
+        return made
+
+    assert app._native_telemetry.enabled()  # the premise: FastAPI records by itself
+    obskit.configure(app, traces_exporter="none", metrics_exporter="none")
+    try:
+        assert not app._native_telemetry.enabled()
+        assert served_by_fastapi() == (0, 0, False)
+    finally:
+        obskit.shutdown()
+    spans_made, logs_made, measured = served_by_fastapi()
+    assert spans_made >= 1  # FastAPI's own again after shutdown
+    assert logs_made >= 1
+    assert measured
+    for provider in (tracer_provider, logger_provider, meter_provider):
+        provider.shutdown()

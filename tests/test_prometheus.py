@@ -7,7 +7,6 @@ import asyncio
 import gzip
 import http.server
 import inspect
-import logging
 import math
 import os
 import socket
@@ -34,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import obskit
 import obskit.prometheus
 import obskit.testing
+from logcapture import messages_of
 from obskit import MetricDeclarationError, _prometheus, _state
 from obskit.testing import Capture
 
@@ -836,26 +836,11 @@ def test_exemplars_are_recorded_only_with_the_prometheus_backend() -> None:
 # -- push() when there is nothing to push to ------------------------------------------------------
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.fixture
 def obskit_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """What obskit's own logger says (whether or not it propagates), with push()'s rate limit reset."""
     monkeypatch.setattr(_prometheus, "_not_pushing_warned_at", -math.inf)
-    handler = _Records()
-    logger = logging.getLogger("obskit")
-    logger.addHandler(handler)
-    try:
-        yield handler.messages
-    finally:
-        logger.removeHandler(handler)
+    yield from messages_of("obskit")
 
 
 def _push_warnings(messages: list[str]) -> list[str]:

@@ -24,6 +24,7 @@ __all__ = [
     "CountingSpanProcessor",
     "RateLimitFilter",
     "count_dropped",
+    "counting_log_processor",
     "run_with_deadline",
 ]
 
@@ -131,6 +132,36 @@ class CountingSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Flush the batch processor."""
         return bool(self.inner.force_flush(timeout_millis))
+
+
+def counting_log_processor(inner: Any, max_queue_size: int) -> Any:
+    """Wrap a batch log record processor so that its full-queue drops are counted.
+
+    The SDK's processor pushes the oldest record out of a full queue with no more than a
+    (rate-limited) warning; this counts each as ``obskit_telemetry_dropped_total{signal="logs",
+    reason="queue_full"}``, as :class:`CountingSpanProcessor` does for spans.
+    """
+    from opentelemetry.sdk._logs import LogRecordProcessor
+
+    # The SDK's bounded deque; read only to count what the processor is about to drop.
+    queue = getattr(getattr(inner, "_batch_processor", None), "_queue", None)
+
+    class CountingLogRecordProcessor(LogRecordProcessor):
+        def __init__(self) -> None:
+            self.inner = inner
+
+        def on_emit(self, log_record: Any) -> None:
+            if queue is not None and len(queue) >= max_queue_size:
+                count_dropped("logs", "queue_full")
+            inner.on_emit(log_record)
+
+        def shutdown(self) -> None:
+            inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return bool(inner.force_flush(timeout_millis))
+
+    return CountingLogRecordProcessor()
 
 
 class RateLimitFilter(logging.Filter):

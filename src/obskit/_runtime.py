@@ -283,6 +283,7 @@ def log_fields(settings: Settings) -> dict[str, str]:
 
 
 def _build(settings: Settings) -> None:
+    first_undo = len(_installed)
     redactor = Redactor(settings.redact_keys)
     resource = resource_for(settings)
     store = _state.STATE.store
@@ -316,15 +317,17 @@ def _build(settings: Settings) -> None:
         from obskit import _clients
 
         _installed.append(_clients.instrument(settings))
-    _quiet_exporting_libraries()
+    _quiet_exporting_libraries(first_undo)
 
 
-def _quiet_exporting_libraries() -> None:
+def _quiet_exporting_libraries(undo_at: int) -> None:
     """Rate-limit the exporting libraries' own warnings: once a minute per logger and message.
 
     A peer that is down makes the SDK and exporter modules log on every batch; whatever handler
     the application has would get all of them. The filter sits on those libraries' loggers
-    (created by now, since configure() imported the exporters), and shutdown() removes it.
+    (created by now, since configure() imported the exporters), and shutdown() removes it
+    after every pipeline has flushed: its undo goes in at ``undo_at``, before theirs, so that the
+    last flush's retries and the exports it abandons stay rate-limited too.
     """
     from obskit._pipeline import INTERNAL_LOGGERS, RateLimitFilter, is_library_logger
 
@@ -342,7 +345,7 @@ def _quiet_exporting_libraries() -> None:
         for logger in loggers:
             logger.removeFilter(limit)
 
-    _installed.append(remove)
+    _installed.insert(undo_at, remove)
 
 
 def span_processors(settings: Settings, redactor: Redactor) -> list[Any]:
@@ -487,18 +490,18 @@ def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names:
 
     from obskit._backends import LOG_EXPORTERS, factory
     from obskit._logexport import CountingLogExporter, ObskitLoggingHandler
+    from obskit._pipeline import counting_log_processor
 
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     _track_pid(provider)
     for name in names:
         exporter = CountingLogExporter(factory(LOG_EXPORTERS, name)(settings))
-        provider.add_log_record_processor(
-            BatchLogRecordProcessor(
-                exporter,
-                max_queue_size=settings.export_queue_size,
-                max_export_batch_size=min(512, settings.export_queue_size),
-            )
+        batch = BatchLogRecordProcessor(
+            exporter,
+            max_queue_size=settings.export_queue_size,
+            max_export_batch_size=min(512, settings.export_queue_size),
         )
+        provider.add_log_record_processor(counting_log_processor(batch, settings.export_queue_size))
     handler = ObskitLoggingHandler(log_level_number(settings), provider, redactor)
     root = logging.getLogger()
     root.addHandler(handler)

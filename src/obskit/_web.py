@@ -95,16 +95,19 @@ def _wrap_starlette(app: Any, hub: Hub) -> None:
 
 
 def _quiet_fastapi_native_telemetry(app: Any) -> Callable[[], None]:
-    """Turn off FastAPI's own server span and HTTP metrics (FastAPI >= 0.165) while obskit serves.
+    """Turn off FastAPI's own server span, HTTP metrics and error logs (FastAPI >= 0.165) while obskit serves.
 
     FastAPI.__call__ wraps its whole stack, obskit's middleware included, in a second SERVER span
-    once a global tracer provider exists; one server span per request is obskit's promise.
+    once a global tracer provider exists, and logs validation failures and unhandled exceptions
+    through an OpenTelemetry logger provider when one exists: one server span per request, and
+    one log line per error, are obskit's promises. With all three off FastAPI also skips its
+    per-request telemetry bookkeeping.
     """
     config = getattr(app, "_telemetry", None)
     if not isinstance(config, dict):
         return lambda: None
-    previous = {key: config.get(key) for key in ("tracing", "metrics")}
-    config.update(tracing=False, metrics=False)
+    previous = {key: config.get(key) for key in ("tracing", "metrics", "logs")}
+    config.update(tracing=False, metrics=False, logs=False)
     return lambda: config.update(previous)
 
 
