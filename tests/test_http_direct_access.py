@@ -152,7 +152,11 @@ def obskit_handler() -> ObskitHandler:
     return handler
 
 
-def access_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+def access_lines(capsys: pytest.CaptureFixture[str], flush: bool = True) -> list[str]:
+    """The access lines on stdout since the last read; ``flush`` first writes those kept back."""
+    if flush:
+        for handler in logging.getLogger().handlers:
+            handler.flush()
     out = capsys.readouterr().out
     # split("\n"), not splitlines(): a JSON line may hold U+2028, which splitlines() splits on
     return [line for line in out.split("\n") if "http.access" in line]
@@ -168,14 +172,24 @@ def force_record_path(record: logging.LogRecord) -> bool:
 
 
 def direct_and_record_lines(
-    capsys: pytest.CaptureFixture[str], paths: Paths, protocol: str, status: int = 200, direct: bool = True
+    capsys: pytest.CaptureFixture[str],
+    paths: Paths,
+    protocol: str,
+    status: int = 200,
+    direct: bool = True,
+    kept: bool = False,
 ) -> tuple[str, str]:
-    """The same request's access line, once through the direct path and once through a LogRecord."""
+    """The same request's access line, once through the direct path and once through a LogRecord.
+
+    ``kept``: the direct line is expected to wait for the next run (written by the flush).
+    """
     make_app, request = PROTOCOLS[protocol]
     app = make_app(status)
     capsys.readouterr()
     request(app)
-    first = access_lines(capsys)
+    unflushed = access_lines(capsys, flush=False)
+    assert len(unflushed) == (0 if kept else 1)
+    first = unflushed + access_lines(capsys)
     made = 0 if direct else 1  # direct=False: the formatter itself declines the direct line
     assert paths.records == made
     ACCESS.addFilter(force_record_path)
@@ -213,6 +227,11 @@ CONTEXTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: access_log_flush_interval: each line written at once, or kept and written in a run.
+WRITES = {"at-once": 0.0, "in-runs": 30.0}
+
+
+@pytest.mark.parametrize("interval", list(WRITES.values()), ids=list(WRITES))
 @pytest.mark.parametrize("context", list(CONTEXTS.values()), ids=list(CONTEXTS))
 @pytest.mark.parametrize("settings", list(VARIANTS.values()), ids=list(VARIANTS))
 @pytest.mark.parametrize("spans", [False, True], ids=["spans-off", "spans-on"])
@@ -225,12 +244,15 @@ def test_direct_line_equals_the_logrecord_line(
     spans: bool,
     settings: dict[str, Any],
     context: dict[str, Any],
+    interval: float,
 ) -> None:
-    configure(spans=spans, **settings)
+    configure(spans=spans, access_log_flush_interval=interval, **settings)
     assert _http._direct_handler(logging.INFO) is obskit_handler()
     declines = settings is VARIANTS["redacted-access-fields"] or context is CONTEXTS["int-context"]
     with LoggingContext(**context):
-        direct, recorded = direct_and_record_lines(capsys, paths, protocol, direct=not declines)
+        direct, recorded = direct_and_record_lines(
+            capsys, paths, protocol, direct=not declines, kept=interval > 0 and not declines
+        )
     assert masked(direct) == masked(recorded)
     parsed = strict_loads(direct)
     assert parsed["logger"] == "http.access"
@@ -448,17 +470,21 @@ class BrokenPipe:
         raise BrokenPipeError(32, "Broken pipe")
 
 
+@pytest.mark.parametrize("interval", list(WRITES.values()), ids=list(WRITES))
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
 def test_broken_pipe_on_the_direct_path_stops_writing_quietly(
-    monkeypatch: pytest.MonkeyPatch, paths: Paths, protocol: str
+    monkeypatch: pytest.MonkeyPatch, paths: Paths, protocol: str, interval: float
 ) -> None:
-    configure()
+    configure(access_log_flush_interval=interval)
     handler = obskit_handler()
     make_app, request = PROTOCOLS[protocol]
     app = make_app()
     pipe = BrokenPipe()
     monkeypatch.setattr(sys, "stdout", pipe)
     request(app)  # the direct write meets the broken pipe: no error reaches the request
+    if interval:
+        assert pipe.writes == 0  # kept for the run, whose write meets it
+        handler.flush()
     assert handler.broken
     assert pipe.writes == 1
     before = _state.STATE.store.dropped.labels("logs", "export_failed")._value.get()

@@ -86,6 +86,7 @@ PRECEDENCE = [
         "Req-Id",
     ),
     ("access_log", "OBSKIT_ACCESS_LOG", "false", False, True, True),
+    ("access_log_flush_interval", "OBSKIT_ACCESS_LOG_FLUSH_INTERVAL", "0", 0.0, 0.25, 0.25),
     ("instrument_http_clients", "OBSKIT_INSTRUMENT_HTTP_CLIENTS", "false", False, True, True),
 ]
 _OTLP_ROWS = {
@@ -344,6 +345,8 @@ BAD_KEYWORDS = [
     ("metric_export_interval_ms", 0, ["positive"]),
     ("shutdown_timeout", 0, ["positive"]),
     ("shutdown_timeout", 7200, ["at most 3600"]),
+    ("access_log_flush_interval", -1, ["from 0 to 60", "0: write each access line at once"]),
+    ("access_log_flush_interval", "soon", ["from 0 to 60"]),
     ("service_name", "  ", ["non-empty"]),
     ("service_name", 42, ["non-empty"]),
     ("service_version", "", ["non-empty"]),
@@ -556,6 +559,7 @@ ENV_EFFECT: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "OBSKIT_READINESS_PATH": ({"OBSKIT_READINESS_PATH": "/ready"}, {}),
     "OBSKIT_REQUEST_ID_HEADER": ({"OBSKIT_REQUEST_ID_HEADER": "X-Correlation-ID"}, {}),
     "OBSKIT_ACCESS_LOG": ({"OBSKIT_ACCESS_LOG": "off"}, {}),
+    "OBSKIT_ACCESS_LOG_FLUSH_INTERVAL": ({"OBSKIT_ACCESS_LOG_FLUSH_INTERVAL": "0.2"}, {}),
     "OBSKIT_INSTRUMENT_HTTP_CLIENTS": ({"OBSKIT_INSTRUMENT_HTTP_CLIENTS": "off"}, {}),
 }
 _OTLP_EXAMPLES = {

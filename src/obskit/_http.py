@@ -342,7 +342,8 @@ def _write_direct(level: int, message: str, values: tuple[Any, ...]) -> bool:
 
     ``values`` are the access fields in ``JsonFormatter._access_json``'s order. The line is the
     one the LogRecord path would write (``tests/test_http_direct_access.py``), for a fraction of
-    the cost: no LogRecord, no logger and handler dispatch, no generic extra-field loop.
+    the cost: no LogRecord, no logger and handler dispatch, no generic extra-field loop. Below
+    ERROR, when the handler writes access lines in runs, the line is kept for the next run.
     """
     handler = _direct_handler(level)
     if handler is None:
@@ -350,8 +351,13 @@ def _write_direct(level: int, message: str, values: tuple[Any, ...]) -> bool:
     line = handler.formatter._access_json(time.time(), logging.getLevelName(level), message, *values)
     if line is None:
         return False
+    if level < logging.ERROR and handler.defers():
+        handler.deferred.add(line)  # written with others (obskit._accessbuffer)
+        return True
     handler.acquire()
     try:
+        if handler.deferred is not None and len(handler.deferred):
+            handler.deferred.write_locked()  # the lines kept back come first
         handler.stream.write(line + handler.terminator)
         handler.flush()
     except Exception:

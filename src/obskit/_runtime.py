@@ -14,12 +14,15 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from obskit import _state
 from obskit._errors import report_internal_error
 from obskit._redact import Redactor
 from obskit._settings import Settings, log_level_number, resolve_settings
+
+if TYPE_CHECKING:
+    from obskit._accessbuffer import DeferredLines
 
 __all__ = ["configure", "is_configured", "shutdown"]
 
@@ -42,22 +45,64 @@ class ObskitHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     #: True once a write or flush met a broken pipe.
     broken = False
+    #: Access lines waiting to be written together (obskit._accessbuffer), or None when each
+    #: line is written at once.
+    deferred: DeferredLines | None = None
+
+    def defer_access_lines(self, interval: float) -> None:
+        """Write access lines in runs, each waiting at most ``interval`` seconds (0: at once)."""
+        if interval > 0:
+            from obskit._accessbuffer import DeferredLines
+
+            self.deferred = DeferredLines(self.lock, interval, self._write_lines)
+
+    def defers(self) -> bool:
+        """Whether an access line may wait now: runs are on and the stream is not a terminal."""
+        stream = self.stream
+        return self.deferred is not None and not (isinstance(stream, _StdoutProxy) and stream.interactive())
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Write the record, unless the pipe is broken."""
+        """Write the record (after the access lines waiting), unless the pipe is broken."""
+        if self.deferred is not None and len(self.deferred):
+            self.deferred.write_locked()  # handle() holds the lock
         if self.broken:
             _count_dropped_log()
             return
         super().emit(record)
 
+    def _write_lines(self, lines: list[str]) -> None:
+        """Write lines in one go (lock held); a broken pipe drops them, counted."""
+        if self.broken:
+            _count_dropped_log(len(lines))
+            return
+        try:
+            self.stream.write(self.terminator.join(lines) + self.terminator)
+            self._flush_stream()
+        except BrokenPipeError:
+            self.broken = True
+            _count_dropped_log(len(lines))
+        except Exception:
+            self.handleError(logging.makeLogRecord({"name": "http.access", "msg": lines[0]}))
+
     def flush(self) -> None:
-        """Flush, ignoring a stream that is already closed at interpreter exit."""
+        """Write the access lines waiting, then flush (a stream closed at interpreter exit is ignored)."""
+        if self.deferred is not None and len(self.deferred):
+            self.deferred.write()
+        self._flush_stream()
+
+    def _flush_stream(self) -> None:
         try:
             super().flush()
         except ValueError:
             pass
         except BrokenPipeError:
             self.broken = True
+
+    def close(self) -> None:
+        """Write the access lines waiting and stop their thread."""
+        if self.deferred is not None:
+            self.deferred.close()
+        super().close()
 
     def handleError(self, record: logging.LogRecord) -> None:
         """A broken pipe ends the writing quietly; any other error is reported as logging does."""
@@ -68,14 +113,17 @@ class ObskitHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().handleError(record)
 
 
-def _count_dropped_log() -> None:
+def _count_dropped_log(count: int = 1) -> None:
     from obskit._pipeline import count_dropped
 
-    count_dropped("logs", "export_failed")
+    count_dropped("logs", "export_failed", count)
 
 
 class _StdoutProxy:
     """Writes to whatever ``sys.stdout`` is at write time (pytest's capture swaps it)."""
+
+    _seen: object = None
+    _tty = False
 
     def write(self, text: str) -> int:
         try:
@@ -87,6 +135,17 @@ class _StdoutProxy:
 
     def flush(self) -> None:
         sys.stdout.flush()
+
+    def interactive(self) -> bool:
+        """Whether ``sys.stdout`` is a terminal (asked once per stream object)."""
+        stream = sys.stdout
+        if stream is not self._seen:
+            try:
+                tty = bool(stream.isatty())
+            except Exception:  # closed, or a replacement without isatty
+                tty = False
+            self._seen, self._tty = stream, tty
+        return self._tty
 
 
 def _ascii_json(text: str) -> str:
@@ -125,7 +184,8 @@ def configure(app: object = None, **settings: Any) -> Settings:
             otlp_metrics_timeout, otlp_metrics_certificate, otlp_metrics_insecure,
             otlp_logs_endpoint, otlp_logs_protocol, otlp_logs_timeout, otlp_logs_compression,
             otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
-            liveness_path, readiness_path, request_id_header, access_log; outgoing calls:
+            liveness_path, readiness_path, request_id_header, access_log,
+            access_log_flush_interval; outgoing calls:
             instrument_http_clients; Azure: azure_connection_string, azure_live_metrics,
             azure_offline_storage, azure_statsbeat. See
             :mod:`obskit.environment_variables` for what each does.
@@ -474,11 +534,14 @@ def _console_logs(settings: Settings) -> None:
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else ConsoleFormatter())
     handler.setLevel(log_level_number(settings))
     handler.addFilter(RateLimitFilter())
+    if settings.log_format == "json":  # the only format access lines are written direct in
+        handler.defer_access_lines(settings.access_log_flush_interval)
     root.addHandler(handler)
 
     def remove(timeout: float) -> None:
         root.removeHandler(handler)
         handler.flush()
+        handler.close()
 
     _installed.append(remove)
 

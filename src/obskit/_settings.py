@@ -74,6 +74,7 @@ class Settings:
     readiness_path: str = "/health/ready"
     request_id_header: str = "X-Request-ID"
     access_log: bool = True
+    access_log_flush_interval: float = 1.0
     instrument_http_clients: bool = True
     otlp_endpoint: str | None = None
     otlp_protocol: str = "http/protobuf"
@@ -370,6 +371,16 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "readiness_path": ((env.OBSKIT_READINESS_PATH,), _path("readiness_path")),
     "request_id_header": ((env.OBSKIT_REQUEST_ID_HEADER,), _header_name),
     "access_log": ((env.OBSKIT_ACCESS_LOG,), _flag("access_log")),
+    "access_log_flush_interval": (
+        (env.OBSKIT_ACCESS_LOG_FLUSH_INTERVAL,),
+        _number(
+            "access_log_flush_interval",
+            float,
+            0.0,
+            60.0,
+            "a number of seconds from 0 to 60 (0: write each access line at once)",
+        ),
+    ),
     "instrument_http_clients": (
         (env.OBSKIT_INSTRUMENT_HTTP_CLIENTS,),
         _flag("instrument_http_clients"),

@@ -332,6 +332,18 @@ Keyword: ``request_id_header``.
 OBSKIT_ACCESS_LOG: Final = "OBSKIT_ACCESS_LOG"
 """``false`` turns off the one-line access log per request. Default: ``true``. Keyword: ``access_log``."""
 
+OBSKIT_ACCESS_LOG_FLUSH_INTERVAL: Final = "OBSKIT_ACCESS_LOG_FLUSH_INTERVAL"
+"""Seconds an access line may wait to be written with others, from 0 to 60. Default: ``1``.
+
+When the console log is JSON and stdout is not a terminal, access lines are written in runs, one
+write for up to 64 lines, as nginx's ``access_log buffer=`` does: each line is rendered when its
+request ends (its time and ids are the request's), then kept until 64 wait, the oldest has waited
+this long, or anything else is logged (an ERROR access line, any other record, a flush, shutdown,
+exit or fork writes them first, so the order of lines is kept). ``0`` writes every line at once,
+as on a terminal. A hard kill loses at most the last interval's lines. Keyword:
+``access_log_flush_interval``.
+"""
+
 OBSKIT_INSTRUMENT_HTTP_CLIENTS: Final = "OBSKIT_INSTRUMENT_HTTP_CLIENTS"
 """``false`` leaves outgoing ``httpx`` and ``requests`` calls alone. Default: ``true``.
 
