@@ -340,7 +340,7 @@ def test_a_server_configuring_logging_afterwards_keeps_the_runs(stdout: Stdout, 
     """uvicorn and gunicorn run dictConfig after the app is built: it closes every handler."""
     import logging.config
 
-    handler = configure(stdout, access_log_flush_interval=0.05)
+    handler = configure(stdout, access_log_flush_interval=2)
     logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
     assert logging.getLogger().handlers == [handler]  # closed, but still the root's handler
     logging.getLogger("shop").disabled = True  # dictConfig enabled every existing logger again
