@@ -47,10 +47,17 @@ class DeferredLines:
     :meth:`write_locked`.
     """
 
-    def __init__(self, lock: Any, interval: float, write: Callable[[list[str]], None]) -> None:
+    def __init__(
+        self,
+        lock: Any,
+        interval: float,
+        write: Callable[[list[str]], None],
+        render: Callable[[Any], str] | None = None,
+    ) -> None:
         self.interval = interval
         self._lock = lock
         self._write = write
+        self._render = render
         self._pending: deque[str] = deque()
         self._start_lock = threading.Lock()
         self._new_thread_state()
@@ -64,8 +71,8 @@ class DeferredLines:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, line: str) -> None:
-        """Keep one line; write the run when it is full."""
+    def add(self, line: Any) -> None:
+        """Keep one line (a ``str``, or what ``render`` turns into one); write the run when it is full."""
         pending = self._pending
         pending.append(line)
         waiting = len(pending)
@@ -88,14 +95,23 @@ class DeferredLines:
         if not pending:
             return
         lines = []
+        render = self._render
         # Lines other threads add meanwhile are taken too; one writer at a time (the lock) keeps
         # them in the order they were added.
         while pending:
             try:
-                lines.append(pending.popleft())
+                line = pending.popleft()
             except IndexError:  # pragma: no cover - emptied by a fork hook in between
                 break
-        self._write(lines)
+            if line.__class__ is not str and render is not None:
+                try:
+                    line = render(line)
+                except Exception as exc:  # a line that cannot be rendered is lost, not the run
+                    report_internal_error("access log rendering", exc)
+                    continue
+            lines.append(line)
+        if lines:
+            self._write(lines)
 
     def close(self) -> None:
         """Write what waits and stop the thread (it ends by itself; nothing waits for it).

@@ -7,6 +7,7 @@ in :class:`Config`, cached on the :class:`Hub` for as long as the settings objec
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import sys
@@ -18,9 +19,11 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.context import get_current as _otel_current
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from obskit import _state
@@ -211,7 +214,12 @@ class Exchange:
     def activate(self) -> None:
         """Make the span and the request id current (again, for a WSGI body's close)."""
         if self.span is not None:
-            self._context_token = otel_context.attach(trace.set_span_in_context(self.span))
+            if _OTEL_VAR is not None:  # what attach(set_span_in_context(span)) does, directly
+                self._context_token = _OTEL_VAR.set(
+                    otel_context.Context({**_OTEL_VAR.get(), _SPAN_KEY: self.span})
+                )
+            else:  # pragma: no cover - another runtime context (OTEL_PYTHON_CONTEXT)
+                self._context_token = otel_context.attach(trace.set_span_in_context(self.span))
         self._fields_token = _FIELDS.set(MappingProxyType({**_FIELDS.get(), "request_id": self.request_id}))
 
     def deactivate(self) -> None:
@@ -219,9 +227,16 @@ class Exchange:
         if self._fields_token is not None:
             _FIELDS.reset(self._fields_token)
             self._fields_token = None
-        if self._context_token is not None:
-            otel_context.detach(self._context_token)  # type: ignore[arg-type]
+        token: Any = self._context_token
+        if token is not None:
             self._context_token = None
+            if _OTEL_VAR is not None and token.var is _OTEL_VAR:
+                try:
+                    _OTEL_VAR.reset(token)
+                except ValueError:  # made in another context (a WSGI body closed elsewhere)
+                    otel_context.detach(token)  # logs it, as OpenTelemetry does
+            else:  # pragma: no cover - another runtime context
+                otel_context.detach(token)
 
     def finish(self, route: str | None, error: BaseException | None, log_error: bool = True) -> None:
         """Record metrics, write the access line inside the span, end the span, deactivate.
@@ -257,31 +272,15 @@ class Exchange:
             level, message, (self.method, route, self.path, status, duration_ms, self.client, self.user_agent)
         ):
             return
-        fields = {
-            "method": self.method,
-            "route": route,
-            "path": self.path,
-            "status": status,
-            "duration_ms": duration_ms,
-            "client": self.client,
-            "user_agent": self.user_agent,
-        }
-        exc_info = (type(error), error, error.__traceback__) if error is not None else None
-        # What ACCESS_LOGGER.log(level, message, extra=fields, exc_info=exc_info) does, without
-        # its stack walk (findCaller): the caller is always this frame, so it is given as such.
-        frame = sys._getframe()
-        record = ACCESS_LOGGER.makeRecord(
-            ACCESS_LOGGER.name,
-            level,
-            frame.f_code.co_filename,
-            frame.f_lineno,
-            message,
-            (),
-            exc_info,
-            "_access_line",
-            fields,
+        fields = dict(
+            zip(
+                _ACCESS_FIELDS,
+                (self.method, route, self.path, status, duration_ms, self.client, self.user_agent),
+                strict=True,
+            )
         )
-        ACCESS_LOGGER.handle(record)
+        exc_info = (type(error), error, error.__traceback__) if error is not None else None
+        ACCESS_LOGGER.handle(_access_record(level, message, fields, exc_info))
         if error is not None:
             LOGGED_ERRORS.append(id(error))
 
@@ -306,6 +305,56 @@ class Exchange:
             else:
                 span.set_attributes(attributes)  # one call (one lock) instead of one per attribute
         span.end()
+
+
+#: The fields of an access line, in the order of its values (JsonFormatter._access_json's).
+_ACCESS_FIELDS = ("method", "route", "path", "status", "duration_ms", "client", "user_agent")
+
+
+def _access_record(level: int, message: str, fields: dict[str, Any], exc_info: Any) -> logging.LogRecord:
+    """The record ``ACCESS_LOGGER.log(level, message, extra=fields, exc_info=exc_info)`` would make.
+
+    Without its stack walk (findCaller): the caller is always obskit, so this frame is given.
+    """
+    frame = sys._getframe()
+    return ACCESS_LOGGER.makeRecord(
+        ACCESS_LOGGER.name,
+        level,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        message,
+        (),
+        exc_info,
+        "_access_line",
+        fields,
+    )
+
+
+def render_kept_line(kept: tuple[Any, ...]) -> str:
+    """The line of an access record kept by :func:`_write_direct`, rendered when its run is written.
+
+    ``kept`` holds what the line is made of, the LoggingContext mapping and the OpenTelemetry
+    context it was logged in included (both immutable), so the line is the one that would have
+    been rendered at once. Lines the direct rendering cannot make go through the formatter's
+    general path, inside a context that holds the line's own.
+    """
+    formatter, created, level, message, values, fields, otel = kept
+    line: str | None = formatter._access_json(
+        created, logging.getLevelName(level), message, *values, context=fields, otel=otel
+    )
+    if line is None:
+        line = contextvars.copy_context().run(_general_line, kept)
+    return line
+
+
+def _general_line(kept: tuple[Any, ...]) -> str:
+    formatter, created, level, message, values, fields, otel = kept
+    _FIELDS.set(fields)
+    otel_context.attach(otel)
+    record = _access_record(level, message, dict(zip(_ACCESS_FIELDS, values, strict=True)), None)
+    record.created = created
+    record.msecs = int((created - int(created)) * 1000) + 0.0
+    return str(formatter.format(record))
 
 
 def _direct_handler(level: int) -> Any:
@@ -348,12 +397,16 @@ def _write_direct(level: int, message: str, values: tuple[Any, ...]) -> bool:
     handler = _direct_handler(level)
     if handler is None:
         return False
+    if level < logging.ERROR and handler.defers():
+        # Kept, with its contexts, and rendered when its run is written (render_kept_line): the
+        # rendering code then runs once per run, not once per request (docs/performance.md).
+        handler.deferred.add(
+            (handler.formatter, time.time(), level, message, values, _FIELDS.get(), _otel_current())
+        )
+        return True
     line = handler.formatter._access_json(time.time(), logging.getLevelName(level), message, *values)
     if line is None:
         return False
-    if level < logging.ERROR and handler.defers():
-        handler.deferred.add(line)  # written with others (obskit._accessbuffer)
-        return True
     handler.acquire()
     try:
         if handler.deferred is not None and len(handler.deferred):
@@ -365,6 +418,30 @@ def _write_direct(level: int, message: str, values: tuple[Any, ...]) -> bool:
     finally:
         handler.release()
     return True
+
+
+def _runtime_variable() -> Any:
+    """The ``ContextVar`` behind OpenTelemetry's default runtime context, or None.
+
+    ``attach``/``detach`` through the public API cost five calls per request; with the default
+    runtime context they come down to setting and resetting this variable. Its name is private:
+    when it is not what is expected (``OTEL_PYTHON_CONTEXT`` chose another runtime, a changed
+    release), the public API is used.
+    """
+    try:
+        from contextvars import ContextVar
+
+        from opentelemetry.context import _RUNTIME_CONTEXT
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    except ImportError:  # pragma: no cover - a release without these names
+        return None
+    variable = getattr(_RUNTIME_CONTEXT, "_current_context", None)
+    if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
+        return variable
+    return None  # pragma: no cover - same
+
+
+_OTEL_VAR = _runtime_variable()
 
 
 #: The propagators whose extract() returns an empty context when none of their headers is there.

@@ -18,8 +18,8 @@ it, and ``set_attribute``, ``add_event``, ``add_link``, ``set_status``, ``record
 
 from __future__ import annotations
 
-import threading
 import traceback
+from random import getrandbits
 from collections.abc import Mapping
 from time import time_ns
 from types import MappingProxyType, TracebackType
@@ -30,7 +30,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, SamplingResult, TraceIdRatioBased
 from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import Attributes
 
@@ -42,6 +44,8 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _NO_EVENTS: tuple[Event, ...] = ()
 _NO_LINKS: tuple[Link, ...] = ()
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+_SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | _RANDOM)
+_NO_TRACE_STATE = DEFAULT_TRACE_STATE
 #: What a tracer must have for the light path; checked once per tracer object.
 _TRACER_PARTS = (
     "sampler",
@@ -51,23 +55,82 @@ _TRACER_PARTS = (
     "_span_limits",
     "_instrumentation_scope",
 )
-_light_tracers: dict[int, tuple[Any, bool]] = {}
-_light_lock = threading.Lock()
 
 
-def _supports_light_path(tracer: Any) -> bool:
-    key = id(tracer)
-    cached = _light_tracers.get(key)
-    if cached is not None and cached[0] is tracer:
-        return cached[1]
-    from opentelemetry.sdk.trace import Tracer as SdkTracer
+class _Plan:
+    """What :func:`start_server_span` does for one tracer, decided once for it (see :func:`_plan`).
 
-    ok = type(tracer) is SdkTracer and all(hasattr(tracer, part) for part in _TRACER_PARTS)
-    with _light_lock:
-        if len(_light_tracers) > 64:  # tracers come and go with configure()/capture(): stay small
-            _light_tracers.clear()
-        _light_tracers[key] = (tracer, ok)
-    return ok
+    ``light``: the tracer is the SDK's, with every part the light path reads. ``every_root``: its
+    sampler samples every root span (``ParentBased(TraceIdRatioBased(rate >= 1))``).
+    ``random_ids``: its id generator is the SDK's random one, whose ids are drawn here directly.
+    ``starts``/``endings``: some span processor does something in ``on_start``/``_on_ending``
+    (obskit's batch processors do nothing there, so the fan-out is skipped).
+    """
+
+    __slots__ = (
+        "endings",
+        "every_root",
+        "ids",
+        "light",
+        "processors",
+        "random_ids",
+        "sampler",
+        "starts",
+        "tracer",
+    )
+
+    def __init__(self, tracer: Any) -> None:
+        from opentelemetry.sdk.trace import Tracer as SdkTracer
+
+        self.tracer = tracer
+        self.sampler = getattr(tracer, "sampler", None)
+        self.ids = getattr(tracer, "id_generator", None)
+        processor = getattr(tracer, "span_processor", None)
+        self.processors = getattr(processor, "_span_processors", None)
+        self.light = type(tracer) is SdkTracer and all(hasattr(tracer, part) for part in _TRACER_PARTS)
+        self.every_root = _samples_every_root(self.sampler)
+        self.random_ids = type(self.ids) is RandomIdGenerator
+        self.starts, self.endings = _hooks(processor)
+
+    def current(self, tracer: Any) -> bool:
+        """Whether this plan still holds for ``tracer`` (same sampler, ids and processors)."""
+        return (
+            self.tracer is tracer
+            and self.sampler is tracer.sampler
+            and self.ids is tracer.id_generator
+            and self.processors is getattr(tracer.span_processor, "_span_processors", None)
+        )
+
+
+def _hooks(processor: Any) -> tuple[bool, bool]:
+    """Whether ``processor`` does anything in ``on_start`` and in ``_on_ending``."""
+    from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from obskit._pipeline import CountingSpanProcessor
+
+    if type(processor) is not SynchronousMultiSpanProcessor:
+        return True, True
+    quiet_start = {SpanProcessor.on_start, BatchSpanProcessor.on_start}
+    quiet_ending = {SpanProcessor._on_ending, BatchSpanProcessor._on_ending}
+    starts = endings = False
+    for one in processor._span_processors:
+        inner = one.inner if type(one) is CountingSpanProcessor else one  # it hands on on_start only
+        starts = starts or type(inner).on_start not in quiet_start
+        endings = endings or getattr(type(one), "_on_ending", None) not in quiet_ending
+    return starts, endings
+
+
+_last_plan: _Plan | None = None
+
+
+def _plan(tracer: Any) -> _Plan:
+    """The plan for ``tracer``: the last one made, while it holds, else a new one."""
+    global _last_plan
+    plan = _last_plan
+    if plan is None or plan.tracer is not tracer or (plan.light and not plan.current(tracer)):
+        plan = _last_plan = _Plan(tracer)
+    return plan
 
 
 def start_server_span(
@@ -76,26 +139,49 @@ def start_server_span(
     """Start a SERVER span under ``parent`` (an extracted context), as ``tracer.start_span`` would.
 
     ``attributes`` is taken over by the span (not copied): the caller builds it for this span.
+    An empty ``parent`` means no parent (a request without trace headers).
     """
-    if not _supports_light_path(tracer):
+    plan = _plan(tracer)
+    if not plan.light:
         return tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)  # type: ignore[no-any-return]
     enabled = getattr(tracer, "_is_enabled", None)
     if enabled is not None and not enabled():
         return trace.NonRecordingSpan(trace.get_current_span(parent).get_span_context())
-    parent_context: SpanContext | None = trace.get_current_span(parent).get_span_context()
-    if parent_context is None or not parent_context.is_valid:
+    parent_context: SpanContext | None
+    if parent is not None and not parent:
         parent_context = None
-        trace_id = tracer.id_generator.generate_trace_id()
-        random_id = _RANDOM and tracer.id_generator.is_trace_id_random()
+    else:
+        parent_context = trace.get_current_span(parent).get_span_context()
+        if parent_context is None or not parent_context.is_valid:
+            parent_context = None
+    result: Any
+    if parent_context is None:
+        if plan.random_ids:
+            trace_id = getrandbits(128)
+            while not trace_id:  # pragma: no cover - one chance in 2**128
+                trace_id = getrandbits(128)
+            random_id = _RANDOM
+        else:
+            trace_id = tracer.id_generator.generate_trace_id()
+            random_id = _RANDOM and tracer.id_generator.is_trace_id_random()
+        if plan.every_root:
+            # What the sampler would answer (sample, the span's own attributes, no trace state),
+            # without asking; and the context SpanContext() would build for these valid ids.
+            span_id = getrandbits(64) if plan.random_ids else tracer.id_generator.generate_span_id()
+            while not span_id:  # pragma: no cover - one chance in 2**64
+                span_id = getrandbits(64)
+            flags = _SAMPLED_RANDOM if random_id else _SAMPLED
+            context = tuple.__new__(SpanContext, (trace_id, span_id, False, flags, _NO_TRACE_STATE, True))
+            span = ServerSpan(tracer, name, context, None, attributes)
+            span._checked = _all_str_or_int(attributes)
+            span._endings = plan.endings
+            if plan.starts:
+                tracer.span_processor.on_start(span, parent_context=parent)
+            return span
     else:
         trace_id = parent_context.trace_id
         random_id = _RANDOM and parent_context.trace_flags & _RANDOM
-    sampler = tracer.sampler
-    result: Any
-    if parent_context is None and _samples_every_root(sampler):
-        result = _SAMPLE_ROOT  # what it would answer, without building the answer each request
-    else:
-        result = sampler.should_sample(parent, trace_id, name, SpanKind.SERVER, attributes, ())
+    result = tracer.sampler.should_sample(parent, trace_id, name, SpanKind.SERVER, attributes, ())
     flags = _SAMPLED if result.decision.is_sampled() else _NOT_SAMPLED
     if random_id:
         flags = TraceFlags(flags | _RANDOM)
@@ -108,33 +194,24 @@ def start_server_span(
     )
     if not result.decision.is_recording():
         return trace.NonRecordingSpan(context)
-    if result is not _SAMPLE_ROOT and result.attributes != attributes:  # the SDK's span takes them as is
+    if result.attributes != attributes:  # the SDK's span takes them as is
         attributes = dict(result.attributes)
     span = ServerSpan(tracer, name, context, parent_context, attributes)
     span._checked = _all_str_or_int(attributes)
-    tracer.span_processor.on_start(span, parent_context=parent)
+    span._endings = plan.endings
+    if plan.starts:
+        tracer.span_processor.on_start(span, parent_context=parent)
     return span
 
 
-#: ParentBased(TraceIdRatioBased(1.0)), obskit's sampler at the default sampling ratio, answers this
-#: for every root span: sample, the span's own attributes, no trace state.
-_SAMPLE_ROOT = SamplingResult(Decision.RECORD_AND_SAMPLE, None, None)
-_every_root: tuple[Any, bool] = (None, False)
-
-
 def _samples_every_root(sampler: Any) -> bool:
-    """Whether ``sampler`` is ``ParentBased(TraceIdRatioBased(rate >= 1))`` (decided once per sampler)."""
-    global _every_root
-    cached = _every_root
-    if cached[0] is not sampler:
-        root = getattr(sampler, "_root", None)
-        every = (
-            type(sampler) is ParentBased
-            and type(root) is TraceIdRatioBased
-            and root.bound > TraceIdRatioBased.TRACE_ID_LIMIT
-        )
-        cached = _every_root = (sampler, every)
-    return cached[1]
+    """Whether ``sampler`` is ``ParentBased(TraceIdRatioBased(rate >= 1))``."""
+    root = getattr(sampler, "_root", None)
+    return (
+        type(sampler) is ParentBased
+        and type(root) is TraceIdRatioBased
+        and root.bound > TraceIdRatioBased.TRACE_ID_LIMIT
+    )
 
 
 def _all_str_or_int(attributes: Mapping[str, Any]) -> bool:
@@ -182,6 +259,8 @@ class ServerSpan(trace.Span, ReadableSpan):
         self._tracer = tracer
         #: Whether every attribute so far is one obskit set with a valid value (see :meth:`end`).
         self._checked = False
+        #: Whether a span processor does anything in ``_on_ending`` (see :class:`_Plan`).
+        self._endings = True
 
     @property
     def attributes(self) -> Mapping[str, Any]:
@@ -285,9 +364,10 @@ class ServerSpan(trace.Span, ReadableSpan):
             return
         self._end_time = end_time if end_time is not None else time_ns()
         processor = self._tracer.span_processor
-        on_ending = getattr(processor, "_on_ending", None)  # the SDK's (experimental) hook
-        if on_ending is not None:
-            on_ending(self)
+        if self._endings:
+            on_ending = getattr(processor, "_on_ending", None)  # the SDK's (experimental) hook
+            if on_ending is not None:
+                on_ending(self)
         self._attributes = self._final_attributes()  # what exporters read; the dict is done with
         processor.on_end(self)
 

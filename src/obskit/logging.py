@@ -129,9 +129,11 @@ _MILLIS = tuple(f".{min(ms, 999):03d}Z" for ms in range(1001))
 _last_ids: tuple[Any, str, str, str] = (None, "", "", "")
 
 
-def _current_ids() -> tuple[Any, str, str, str]:
+def _current_ids(current: Any = None) -> tuple[Any, str, str, str]:
+    """The span ids of ``current`` (an OpenTelemetry context; by default the current one)."""
     global _last_ids
-    current = _current_context()
+    if current is None:
+        current = _current_context()
     cached = _last_ids
     if cached[0] is not current:
         ctx = get_current_span(current).get_span_context()
@@ -299,12 +301,20 @@ class JsonFormatter(logging.Formatter):
         return _encode(self.to_dict(record))
 
     def _head(
-        self, created: float, level: str, logger: str, message: str, state: Any, context: Mapping[str, Any]
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        state: Any,
+        context: Mapping[str, Any],
+        otel: Any = None,
     ) -> str | None:
         """The line up to its extra fields: core keys, service fields, span ids, context fields.
 
-        ``context`` is the current LoggingContext mapping (read once by the caller). None when the
-        service or context fields need the general path.
+        ``context`` is the LoggingContext mapping of the line (read once by the caller) and
+        ``otel`` its OpenTelemetry context (None: the current one). None when the service or
+        context fields need the general path.
         """
         fields = state.log_fields
         static = self._static
@@ -329,7 +339,7 @@ class JsonFormatter(logging.Formatter):
         return (
             f'{{"timestamp":"{self._clock.format(created)}","level":{_encode_str(level)}'
             f',"logger":{_encode_str(logger)},"message":{_encode_str(message)}'
-            f"{static[1]}{_current_ids()[3]}{context_fragment}"
+            f"{static[1]}{_current_ids(otel)[3]}{context_fragment}"
         )
 
     def _access_json(
@@ -344,12 +354,16 @@ class JsonFormatter(logging.Formatter):
         duration_ms: float,
         client: str,
         user_agent: str,
+        context: Mapping[str, Any] | None = None,
+        otel: Any = None,
     ) -> str | None:
         """The ``http.access`` line for these values; None when it needs the general path.
 
         Exactly what :meth:`format` renders for the record the LogRecord path builds (``extra``
         = the access fields, in this order), made with one f-string instead of the generic
-        extra-field loop.
+        extra-field loop. ``context`` and ``otel`` are the LoggingContext mapping and the
+        OpenTelemetry context the line was logged in (None: the current ones), for a line kept
+        to be rendered later (obskit._accessbuffer).
         """
         state = _state.STATE
         fields = state.log_fields
@@ -370,10 +384,11 @@ class JsonFormatter(logging.Formatter):
             or user_agent.__class__ is not str
         ):
             return None
-        context = current_fields()
+        if context is None:
+            context = current_fields()
         if context and not context.keys().isdisjoint(_ACCESS_KEYS):
             return None
-        head = self._head(created, level, "http.access", message, state, context)
+        head = self._head(created, level, "http.access", message, state, context, otel)
         if head is None:
             return None
         k = fragments
