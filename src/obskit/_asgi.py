@@ -43,15 +43,6 @@ def _is_mount(route: object) -> bool:
     return routing is not None and isinstance(route, routing.Mount)
 
 
-def _carrier(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or ()}
-
-
-def _client(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None
-
-
 class ObskitASGIMiddleware:
     """Spans, RED metrics, request ids and access logs for HTTP requests; the rest passes through.
 
@@ -87,15 +78,22 @@ class ObskitASGIMiddleware:
         await self._instrumented(config, scope, receive, send)
 
     async def _instrumented(self, config: Config, scope: Scope, receive: Receive, send: Send) -> None:
-        carrier = _carrier(scope)
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or ()
+        }
         root_path = scope.get("root_path", "")
         method = scope.get("method", "GET")
         path = scope.get("path", "")
         exchange = Exchange(config, method, path, carrier.get(config.request_id_header))
-        server = scope.get("server")
-        user_agent = carrier.get("user-agent")
-        scheme = scope.get("scheme", "http")
-        attributes = server_attributes(method, path, scheme, server, _client(scope), user_agent)
+        client = scope.get("client")
+        attributes = server_attributes(
+            method,
+            path,
+            scope.get("scheme", "http"),
+            scope.get("server"),
+            str(client[0]) if client else None,
+            carrier.get("user-agent"),
+        )
         exchange.start(carrier, attributes)
         header = (config.request_id_header.encode("latin-1"), exchange.request_id.encode("latin-1"))
 

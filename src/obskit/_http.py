@@ -19,8 +19,8 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.context import get_current as _otel_current
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import get_current as _otel_current
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
@@ -29,11 +29,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from obskit import _state
 from obskit._context import _FIELDS, new_request_id
 from obskit._errors import report_internal_error
+from obskit._exemplars import current_exemplar, exemplar_due
 from obskit._metrics import MetricsCollector
 from obskit._pipeline import RateLimitFilter
 from obskit._runtime import ObskitHandler
 from obskit._serverspan import ServerSpan, start_server_span
 from obskit._settings import Settings
+from obskit._store import value_adder
 from obskit.logging import JsonFormatter
 
 __all__ = ["UNMATCHED_ROUTE", "Config", "Exchange", "Hub", "flask_route", "valid_request_id"]
@@ -65,6 +67,8 @@ class Config:
     __slots__ = (
         "_bound",
         "_excluded",
+        "_gauges",
+        "_red",
         "access_log",
         "health",
         "metrics_path",
@@ -87,6 +91,49 @@ class Config:
         #: (family key, label values) -> a bound child of the RED families, for the hot path. A
         #: bound child follows store swaps (test capture) itself; the cache is capped.
         self._bound: dict[tuple[str, ...], Any] = {}
+        #: (method, route, status) -> (store, add to the requests counter, duration histogram
+        #: child) and method -> (store, add to the in-progress gauge): prometheus_client's own
+        #: children, for as long as the store is the current one (see :meth:`record`).
+        self._red: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+        self._gauges: dict[str, tuple[Any, Any]] = {}
+
+    def in_progress(self, method: str) -> Any:
+        """A function adding to the in-progress gauge of ``method`` (+1 at the start, -1 at the end)."""
+        entry = self._gauges.get(method)
+        if entry is None or entry[0] is not _state.STATE.store:
+            bound = self.bound("http_in_progress", method)
+            child = bound._current()
+            if bound._store is not _state.STATE.store:  # an overflow child: counted each time
+                return bound.inc
+            entry = self._gauges[method] = (bound._store, value_adder(child))
+        return entry[1]
+
+    def record(self, method: str, route: str, status: str, duration: float) -> None:
+        """Count a request and observe its duration (with an exemplar, as the histogram handle does)."""
+        state = _state.STATE
+        store = state.store
+        entry = self._red.get((method, route, status))
+        if entry is None or entry[0] is not store:
+            entry = self._red_entry(method, route, status)
+        entry[1](1.0)
+        if entry[0] is None:  # not cached (an overflow child): the bound histogram records
+            entry[2].observe(duration)
+        elif state.tracer is not None and store.exemplars:
+            entry[2].observe(duration, exemplar_due(entry[2], duration, current_exemplar))
+        else:
+            entry[2].observe(duration)
+
+    def _red_entry(self, method: str, route: str, status: str) -> tuple[Any, Any, Any]:
+        store = _state.STATE.store
+        counter = self.bound("http_requests", method, route, status)
+        histogram = self.bound("http_duration", method, route)
+        counter_child, histogram_child = counter._current(), histogram._current()
+        if counter._store is not store or histogram._store is not store:
+            return (None, counter.inc, histogram)
+        entry = (store, value_adder(counter_child), histogram_child)
+        if len(self._red) < _BOUND_CAP:
+            self._red[(method, route, status)] = entry
+        return entry
 
     def bound(self, family: str, *values: str) -> Any:
         """The bound child of RED family ``family`` for these label values (in its label order).
@@ -185,9 +232,9 @@ class Exchange:
 
     def __init__(self, config: Config, method: str, path: str, request_id: str | None) -> None:
         self.config = config
-        self.method = _method(method)
+        self.method = method if method in KNOWN_METHODS else _method(method)
         self.path = path
-        self.request_id = valid_request_id(request_id)
+        self.request_id = request_id if request_id and _REQUEST_ID.fullmatch(request_id) else new_request_id()
         self.status = 0
         self.span: Any = None
         self.user_agent = ""
@@ -205,8 +252,8 @@ class Exchange:
             tracer = _state.STATE.tracer
             if tracer is not None:
                 self.span = start_server_span(tracer, self.method, _extract(carrier), attributes)
-            self._in_progress = self.config.bound("http_in_progress", self.method)
-            self._in_progress.inc()
+            self._in_progress = self.config.in_progress(self.method)
+            self._in_progress(1.0)
         except Exception as exc:
             report_internal_error("http request start", exc)
         self.activate()
@@ -249,10 +296,8 @@ class Exchange:
             status = 500 if error is not None and self.status == 0 else self.status
             template = route or UNMATCHED_ROUTE
             if self._in_progress is not None:
-                self._in_progress.dec()
-            config = self.config
-            config.bound("http_requests", self.method, template, str(status)).inc()
-            config.bound("http_duration", self.method, template).observe(duration)
+                self._in_progress(-1.0)
+            self.config.record(self.method, template, str(status), duration)
             if self.config.access_log or (error is not None and log_error):
                 self._access_line(template, status, duration, error if log_error else None)
             if self.span is not None:
@@ -480,12 +525,13 @@ def server_attributes(
     user_agent: str | None,
 ) -> dict[str, Any]:
     """The span attributes known when the request arrives (OpenTelemetry HTTP server conventions)."""
+    known = method if method in KNOWN_METHODS else _method(method)
     attributes: dict[str, Any] = {
-        "http.request.method": _method(method),
+        "http.request.method": known,
         "url.path": path,
         "url.scheme": scheme,
     }
-    if _method(method) == "_OTHER":
+    if known == "_OTHER":
         attributes["http.request.method_original"] = method
     if server is not None:
         attributes["server.address"] = server[0]

@@ -19,8 +19,8 @@ it, and ``set_attribute``, ``add_event``, ``add_link``, ``set_status``, ``record
 from __future__ import annotations
 
 import traceback
-from random import getrandbits
 from collections.abc import Mapping
+from random import getrandbits
 from time import time_ns
 from types import MappingProxyType, TracebackType
 from typing import Any
@@ -28,9 +28,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.sampling import Decision, ParentBased, SamplingResult, TraceIdRatioBased
-from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.trace.status import Status, StatusCode
@@ -68,6 +68,7 @@ class _Plan:
     """
 
     __slots__ = (
+        "enabled",
         "endings",
         "every_root",
         "ids",
@@ -89,11 +90,15 @@ class _Plan:
         self.processors = getattr(processor, "_span_processors", None)
         self.light = type(tracer) is SdkTracer and all(hasattr(tracer, part) for part in _TRACER_PARTS)
         self.every_root = _samples_every_root(self.sampler)
-        self.random_ids = type(self.ids) is RandomIdGenerator
+        #: The tracer's ``_is_enabled`` (the SDK's tracer configurator), asked for every span.
+        self.enabled = getattr(tracer, "_is_enabled", None)
+        self.random_ids = self.light and type(self.ids) is RandomIdGenerator
         self.starts, self.endings = _hooks(processor)
 
     def current(self, tracer: Any) -> bool:
         """Whether this plan still holds for ``tracer`` (same sampler, ids and processors)."""
+        if not self.light:  # the SDK's own start_span, whatever the tracer holds
+            return self.tracer is tracer
         return (
             self.tracer is tracer
             and self.sampler is tracer.sampler
@@ -125,11 +130,9 @@ _last_plan: _Plan | None = None
 
 
 def _plan(tracer: Any) -> _Plan:
-    """The plan for ``tracer``: the last one made, while it holds, else a new one."""
+    """A new plan for ``tracer``, kept as the last one (checked with :meth:`_Plan.current`)."""
     global _last_plan
-    plan = _last_plan
-    if plan is None or plan.tracer is not tracer or (plan.light and not plan.current(tracer)):
-        plan = _last_plan = _Plan(tracer)
+    plan = _last_plan = _Plan(tracer)
     return plan
 
 
@@ -141,11 +144,41 @@ def start_server_span(
     ``attributes`` is taken over by the span (not copied): the caller builds it for this span.
     An empty ``parent`` means no parent (a request without trace headers).
     """
-    plan = _plan(tracer)
+    plan = _last_plan
+    if plan is None or not plan.current(tracer):
+        plan = _plan(tracer)
+    if (
+        plan.random_ids
+        and plan.every_root
+        and parent is not None
+        and not parent
+        and (plan.enabled is None or plan.enabled())
+    ):
+        # A root span (no trace headers) from the SDK's random ids and a sampler that samples
+        # every root: what the sampler would answer (sample, the span's own attributes, no trace
+        # state) without asking, and the context SpanContext() would build for these valid ids.
+        trace_id = getrandbits(128)
+        span_id = getrandbits(64)
+        if trace_id and span_id:
+            context = tuple.__new__(
+                SpanContext, (trace_id, span_id, False, _SAMPLED_RANDOM, _NO_TRACE_STATE, True)
+            )
+            span = ServerSpan(tracer, name, context, None, attributes)
+            span._checked = _all_str_or_int(attributes)
+            span._endings = plan.endings
+            if plan.starts:
+                tracer.span_processor.on_start(span, parent_context=parent)
+            return span
+    return _start_span(plan, tracer, name, parent, attributes)
+
+
+def _start_span(
+    plan: _Plan, tracer: Any, name: str, parent: Context | None, attributes: dict[str, Any]
+) -> trace.Span:
+    """:func:`start_server_span` for every other case: a parent, a sampler to ask, another tracer."""
     if not plan.light:
         return tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)  # type: ignore[no-any-return]
-    enabled = getattr(tracer, "_is_enabled", None)
-    if enabled is not None and not enabled():
+    if plan.enabled is not None and not plan.enabled():
         return trace.NonRecordingSpan(trace.get_current_span(parent).get_span_context())
     parent_context: SpanContext | None
     if parent is not None and not parent:
@@ -156,28 +189,8 @@ def start_server_span(
             parent_context = None
     result: Any
     if parent_context is None:
-        if plan.random_ids:
-            trace_id = getrandbits(128)
-            while not trace_id:  # pragma: no cover - one chance in 2**128
-                trace_id = getrandbits(128)
-            random_id = _RANDOM
-        else:
-            trace_id = tracer.id_generator.generate_trace_id()
-            random_id = _RANDOM and tracer.id_generator.is_trace_id_random()
-        if plan.every_root:
-            # What the sampler would answer (sample, the span's own attributes, no trace state),
-            # without asking; and the context SpanContext() would build for these valid ids.
-            span_id = getrandbits(64) if plan.random_ids else tracer.id_generator.generate_span_id()
-            while not span_id:  # pragma: no cover - one chance in 2**64
-                span_id = getrandbits(64)
-            flags = _SAMPLED_RANDOM if random_id else _SAMPLED
-            context = tuple.__new__(SpanContext, (trace_id, span_id, False, flags, _NO_TRACE_STATE, True))
-            span = ServerSpan(tracer, name, context, None, attributes)
-            span._checked = _all_str_or_int(attributes)
-            span._endings = plan.endings
-            if plan.starts:
-                tracer.span_processor.on_start(span, parent_context=parent)
-            return span
+        trace_id = tracer.id_generator.generate_trace_id()
+        random_id = _RANDOM and tracer.id_generator.is_trace_id_random()
     else:
         trace_id = parent_context.trace_id
         random_id = _RANDOM and parent_context.trace_flags & _RANDOM
