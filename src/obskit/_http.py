@@ -22,7 +22,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import get_current as _otel_current
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanContext, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -36,7 +36,7 @@ from obskit._runtime import ObskitHandler
 from obskit._serverspan import ServerSpan, start_server_span
 from obskit._settings import Settings
 from obskit._store import value_adder
-from obskit.logging import JsonFormatter
+from obskit.logging import JsonFormatter, _current_ids
 
 __all__ = ["UNMATCHED_ROUTE", "Config", "Exchange", "Hub", "flask_route", "valid_request_id"]
 
@@ -218,7 +218,9 @@ class Exchange:
     __slots__ = (
         "_context_token",
         "_fields_token",
+        "_fields_value",
         "_in_progress",
+        "_own_fields",
         "_started",
         "client",
         "config",
@@ -241,6 +243,9 @@ class Exchange:
         self.client = ""
         self._context_token: object = None
         self._fields_token: Any = None
+        #: The LoggingContext mapping activate() bound, and whether it holds the request id alone.
+        self._fields_value: Any = None
+        self._own_fields = False
         self._in_progress: Any = None
         self._started = time.perf_counter()
 
@@ -267,7 +272,10 @@ class Exchange:
                 )
             else:  # pragma: no cover - another runtime context (OTEL_PYTHON_CONTEXT)
                 self._context_token = otel_context.attach(trace.set_span_in_context(self.span))
-        self._fields_token = _FIELDS.set(MappingProxyType({**_FIELDS.get(), "request_id": self.request_id}))
+        outer = _FIELDS.get()
+        self._own_fields = not outer
+        self._fields_value = MappingProxyType({**outer, "request_id": self.request_id})
+        self._fields_token = _FIELDS.set(self._fields_value)
 
     def deactivate(self) -> None:
         """Undo :meth:`activate`."""
@@ -314,7 +322,10 @@ class Exchange:
         duration_ms = round(duration * 1000, 3)
         message = f"{self.method} {self.path} {status}"
         if error is None and _write_direct(
-            level, message, (self.method, route, self.path, status, duration_ms, self.client, self.user_agent)
+            level,
+            message,
+            (self.method, route, self.path, status, duration_ms, self.client, self.user_agent),
+            self,
         ):
             return
         fields = dict(
@@ -375,31 +386,96 @@ def _access_record(level: int, message: str, fields: dict[str, Any], exc_info: A
     )
 
 
-def render_kept_line(kept: tuple[Any, ...]) -> str:
+def _kept_line(
+    created: float, level: int, message: str, values: tuple[Any, ...], exchange: Any
+) -> tuple[Any, ...]:
+    """What an access line is made of, kept to be rendered with its run (:func:`render_kept_line`).
+
+    One flat tuple: the time, level, message and access values, then the line's LoggingContext
+    fields and its span. Both are what the line would read now, in a form that holds no object
+    made for this request when they are the request's own: the request id (the fields the
+    middleware bound, around no outer context) and the span's immutable context. Kept lines then
+    add nothing for the garbage collector to track while they wait (docs/performance.md).
+    Otherwise the mapping and the OpenTelemetry context themselves are kept (both immutable).
+    """
+    fields: Any = _FIELDS.get()
+    if exchange is not None and fields is exchange._fields_value and exchange._own_fields:
+        fields = exchange.request_id
+    otel = _otel_current()
+    span = otel.get(_SPAN_KEY)
+    if span is None:
+        ids: Any = None
+    elif exchange is not None and span is exchange.span:
+        ids = span.get_span_context()
+    else:
+        ids = otel
+    return (created, level, message, *values, fields, ids)
+
+
+def render_kept_line(handler: logging.Handler, kept: tuple[Any, ...]) -> str:
     """The line of an access record kept by :func:`_write_direct`, rendered when its run is written.
 
-    ``kept`` holds what the line is made of, the LoggingContext mapping and the OpenTelemetry
-    context it was logged in included (both immutable), so the line is the one that would have
-    been rendered at once. Lines the direct rendering cannot make go through the formatter's
-    general path, inside a context that holds the line's own.
+    ``kept`` (see :func:`_kept_line`) holds what the line is made of and the contexts it was
+    logged in, so the line is the one that would have been rendered at once. A line the direct
+    rendering cannot make goes through the formatter's general path, inside a context that holds
+    the line's own.
     """
-    formatter, created, level, message, values, fields, otel = kept
-    line: str | None = formatter._access_json(
-        created, logging.getLevelName(level), message, *values, context=fields, otel=otel
-    )
+    created, level, message = kept[0], kept[1], kept[2]
+    values, fields, ids = kept[3:-2], kept[-2], kept[-1]
+    if fields.__class__ is str:
+        fields = MappingProxyType({"request_id": fields})
+    if ids is None:
+        fragment = ""
+    elif isinstance(ids, SpanContext):
+        fragment = _ids_fragment(ids)
+    else:
+        fragment = _current_ids(ids)[3]
+    formatter = handler.formatter
+    line: str | None = None
+    if type(formatter) is JsonFormatter:
+        method, route, path, status, duration_ms, client, user_agent = values
+        line = formatter._access_json(
+            created,
+            logging.getLevelName(level),
+            message,
+            method,
+            route,
+            path,
+            status,
+            duration_ms,
+            client,
+            user_agent,
+            context=fields,
+            ids=fragment,
+        )
     if line is None:
-        line = contextvars.copy_context().run(_general_line, kept)
+        line = contextvars.copy_context().run(
+            _general_line, formatter, created, level, message, values, fields, ids
+        )
     return line
 
 
-def _general_line(kept: tuple[Any, ...]) -> str:
-    formatter, created, level, message, values, fields, otel = kept
+def _ids_fragment(context: SpanContext) -> str:
+    if not context.is_valid:
+        return ""
+    trace_id, span_id = context.trace_id.to_bytes(16, "big").hex(), context.span_id.to_bytes(8, "big").hex()
+    return f',"trace_id":"{trace_id}","span_id":"{span_id}"'
+
+
+def _general_line(
+    formatter: Any, created: float, level: int, message: str, values: tuple[Any, ...], fields: Any, ids: Any
+) -> str:
     _FIELDS.set(fields)
-    otel_context.attach(otel)
+    if ids is None:
+        otel_context.attach(otel_context.Context())
+    elif isinstance(ids, SpanContext):
+        otel_context.attach(trace.set_span_in_context(trace.NonRecordingSpan(ids), otel_context.Context()))
+    else:
+        otel_context.attach(ids)
     record = _access_record(level, message, dict(zip(_ACCESS_FIELDS, values, strict=True)), None)
     record.created = created
     record.msecs = int((created - int(created)) * 1000) + 0.0
-    return str(formatter.format(record))
+    return str(formatter.format(record) if formatter is not None else record.getMessage())
 
 
 def _direct_handler(level: int) -> Any:
@@ -431,7 +507,7 @@ def _direct_handler(level: int) -> Any:
     return handler
 
 
-def _write_direct(level: int, message: str, values: tuple[Any, ...]) -> bool:
+def _write_direct(level: int, message: str, values: tuple[Any, ...], exchange: Any = None) -> bool:
     """Write an access line straight through obskit's handler; False when the LogRecord path must run.
 
     ``values`` are the access fields in ``JsonFormatter._access_json``'s order. The line is the
@@ -445,9 +521,7 @@ def _write_direct(level: int, message: str, values: tuple[Any, ...]) -> bool:
     if level < logging.ERROR and handler.defers():
         # Kept, with its contexts, and rendered when its run is written (render_kept_line): the
         # rendering code then runs once per run, not once per request (docs/performance.md).
-        handler.deferred.add(
-            (handler.formatter, time.time(), level, message, values, _FIELDS.get(), _otel_current())
-        )
+        handler.deferred.add(_kept_line(time.time(), level, message, values, exchange))
         return True
     line = handler.formatter._access_json(time.time(), logging.getLevelName(level), message, *values)
     if line is None:

@@ -52,10 +52,14 @@ class ObskitHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def defer_access_lines(self, interval: float) -> None:
         """Write access lines in runs, each waiting at most ``interval`` seconds (0: at once)."""
         if interval > 0:
+            from functools import partial
+
             from obskit._accessbuffer import DeferredLines
             from obskit._http import render_kept_line
 
-            self.deferred = DeferredLines(self.lock, interval, self._write_lines, render_kept_line)
+            self.deferred = DeferredLines(
+                self.lock, interval, self._write_lines, partial(render_kept_line, self)
+            )
 
     def defers(self) -> bool:
         """Whether an access line may wait now: runs are on and the stream is not a terminal."""

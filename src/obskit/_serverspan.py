@@ -279,7 +279,8 @@ class ServerSpan(trace.Span, ReadableSpan):
     def attributes(self) -> Mapping[str, Any]:
         """The attributes, cleaned and limited as the SDK's span shows them (running or ended)."""
         if self._end_time is None:
-            return self._final_attributes()
+            final = self._final_attributes()
+            return MappingProxyType(final) if final is self._attributes else final
         return MappingProxyType(self._attributes)
 
     def get_span_context(self) -> SpanContext:
@@ -405,8 +406,10 @@ class ServerSpan(trace.Span, ReadableSpan):
             and limits.max_span_attribute_length is None
             and len(self._attributes) <= (limits.max_span_attributes or 0)
         ):
-            # Nothing to clean, truncate or drop: the cleaned copy would equal the dict.
-            return MappingProxyType(self._attributes)
+            # Nothing to clean, truncate or drop: the cleaned copy would equal the dict. Kept as
+            # is (``attributes`` shows it read-only): no object made for a span waiting in the
+            # export queue, where the garbage collector would track it (docs/performance.md).
+            return self._attributes  # type: ignore[no-any-return]
         return BoundedAttributes(
             limits.max_span_attributes,
             self._attributes,

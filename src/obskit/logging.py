@@ -308,12 +308,12 @@ class JsonFormatter(logging.Formatter):
         message: str,
         state: Any,
         context: Mapping[str, Any],
-        otel: Any = None,
+        ids: str | None = None,
     ) -> str | None:
         """The line up to its extra fields: core keys, service fields, span ids, context fields.
 
         ``context`` is the LoggingContext mapping of the line (read once by the caller) and
-        ``otel`` its OpenTelemetry context (None: the current one). None when the service or
+        ``ids`` its span ids fragment (None: the current span's). None when the service or
         context fields need the general path.
         """
         fields = state.log_fields
@@ -339,7 +339,7 @@ class JsonFormatter(logging.Formatter):
         return (
             f'{{"timestamp":"{self._clock.format(created)}","level":{_encode_str(level)}'
             f',"logger":{_encode_str(logger)},"message":{_encode_str(message)}'
-            f"{static[1]}{_current_ids(otel)[3]}{context_fragment}"
+            f"{static[1]}{_current_ids()[3] if ids is None else ids}{context_fragment}"
         )
 
     def _access_json(
@@ -355,15 +355,15 @@ class JsonFormatter(logging.Formatter):
         client: str,
         user_agent: str,
         context: Mapping[str, Any] | None = None,
-        otel: Any = None,
+        ids: str | None = None,
     ) -> str | None:
         """The ``http.access`` line for these values; None when it needs the general path.
 
         Exactly what :meth:`format` renders for the record the LogRecord path builds (``extra``
         = the access fields, in this order), made with one f-string instead of the generic
-        extra-field loop. ``context`` and ``otel`` are the LoggingContext mapping and the
-        OpenTelemetry context the line was logged in (None: the current ones), for a line kept
-        to be rendered later (obskit._accessbuffer).
+        extra-field loop. ``context`` and ``ids`` are the LoggingContext mapping and the span ids
+        fragment of the line (None: the current ones), for a line kept to be rendered later
+        (obskit._accessbuffer).
         """
         state = _state.STATE
         fields = state.log_fields
@@ -388,7 +388,7 @@ class JsonFormatter(logging.Formatter):
             context = current_fields()
         if context and not context.keys().isdisjoint(_ACCESS_KEYS):
             return None
-        head = self._head(created, level, "http.access", message, state, context, otel)
+        head = self._head(created, level, "http.access", message, state, context, ids)
         if head is None:
             return None
         k = fragments
