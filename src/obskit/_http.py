@@ -570,6 +570,10 @@ _PLAIN_PROPAGATORS = (TraceContextTextMapPropagator, W3CBaggagePropagator)
 _textmap: tuple[Any, frozenset[str] | None] = (None, None)
 
 
+#: The context of a request that carries no trace headers (immutable, so one serves them all).
+_NO_PARENT = otel_context.Context()
+
+
 def _extract(carrier: Mapping[str, str]) -> otel_context.Context:
     """``propagate.extract(carrier)``, skipped when the request carries none of its headers."""
     global _textmap
@@ -579,7 +583,7 @@ def _extract(carrier: Mapping[str, str]) -> otel_context.Context:
         cached = _textmap = (textmap, _plain_fields(textmap))
     fields = cached[1]
     if fields is not None and fields.isdisjoint(carrier):
-        return otel_context.Context()
+        return _NO_PARENT
     return propagate.extract(carrier)
 
 
