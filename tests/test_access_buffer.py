@@ -350,3 +350,41 @@ def test_a_server_configuring_logging_afterwards_keeps_the_runs(stdout: Stdout, 
     assert stdout.writes == []  # still kept for a run
     assert wait_until(lambda: len(stdout.access()) == 2), "the thread did not start again"
     assert len(stdout.writes) == 1
+
+
+# -- what a kept line holds ---------------------------------------------------------------------------
+
+
+def test_a_kept_line_holds_only_plain_values_and_the_spans_context(stdout: Stdout, quiet_shop: None) -> None:
+    """No object made for the request waits with the line (the garbage collector would track it):
+    the request id stands for the fields the middleware bound, the span's context for its ids."""
+    from opentelemetry.trace import SpanContext
+
+    handler = configure(stdout, access_log_flush_interval=30, traces_exporter="console")
+    get(asgi_app(), request_id="req-1")
+    assert handler.deferred is not None
+    (kept,) = list(handler.deferred._pending)
+    *values, fields, ids = kept
+    assert fields == "req-1"
+    assert isinstance(ids, SpanContext)
+    assert ids.is_valid
+    assert all(type(value) in (str, int, float) for value in values)
+    obskit.shutdown()
+    (line,) = stdout.access()
+    assert line["request_id"] == "req-1"
+    assert line["trace_id"] == f"{ids.trace_id:032x}"
+    assert line["span_id"] == f"{ids.span_id:016x}"
+
+
+def test_a_line_inside_an_outer_context_keeps_that_context(stdout: Stdout, quiet_shop: None) -> None:
+    handler = configure(stdout, access_log_flush_interval=30)
+    with obskit.LoggingContext(tenant="t7"):
+        get(asgi_app(), request_id="req-2")
+    assert handler.deferred is not None
+    (kept,) = list(handler.deferred._pending)
+    assert dict(kept[-2]) == {"tenant": "t7", "request_id": "req-2"}  # the mapping itself
+    assert kept[-1] is None  # no span: no ids
+    obskit.shutdown()
+    (line,) = stdout.access()
+    assert (line["tenant"], line["request_id"]) == ("t7", "req-2")
+    assert "trace_id" not in line

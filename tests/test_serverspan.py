@@ -822,3 +822,30 @@ def test_add_link_with_no_context_is_ignored_as_by_the_sdk() -> None:
     span.end()
     [exported] = exporter.get_finished_spans()
     assert exported.links == ()
+
+
+def test_a_processor_added_later_is_told_of_the_spans_that_start_after() -> None:
+    """The light path skips on_start while every processor ignores it, and notices a new one."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from obskit._pipeline import CountingSpanProcessor
+
+    class Starts(SpanProcessor):
+        def __init__(self) -> None:
+            self.started: list[str] = []
+
+        def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+            self.started.append(span.name)
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(CountingSpanProcessor(BatchSpanProcessor(exporter), 2048))
+    tracer = provider.get_tracer("t")
+    start_server_span(tracer, "GET /a", Context(), {}).end()
+    starts = Starts()
+    provider.add_span_processor(starts)
+    start_server_span(tracer, "GET /b", Context(), {}).end()
+    assert starts.started == ["GET /b"]
+    provider.force_flush()
+    assert [span.name for span in exporter.get_finished_spans()] == ["GET /a", "GET /b"]
+    provider.shutdown()
