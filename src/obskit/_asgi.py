@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from obskit._errors import report_internal_error
-from obskit._http import Config, Exchange, Hub, health_module, server_attributes
+from obskit._http import (
+    NO_HEADERS,
+    Config,
+    Exchange,
+    Hub,
+    health_module,
+    propagation_headers,
+    server_attributes,
+)
 
 __all__ = ["ObskitASGIMiddleware", "route_template"]
 
@@ -75,29 +83,37 @@ class ObskitASGIMiddleware:
         if config.excluded(path):
             await self.app(scope, receive, send)
             return
-        await self._instrumented(config, scope, receive, send)
-
-    async def _instrumented(self, config: Config, scope: Scope, receive: Receive, send: Send) -> None:
-        carrier = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or ()
-        }
+        # Instrumented, in this coroutine (not one more per request). The headers are read once:
+        # the request id and user agent, and whether any header matters to the propagators (the
+        # carrier is built only then).
+        request_id = user_agent = None
+        wanted = propagation_headers()
+        carrier: Mapping[str, str] = NO_HEADERS
+        headers = scope.get("headers") or ()
+        for name, value in headers:
+            if name == config.request_id_name:
+                request_id = value.decode("latin-1")
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+            if carrier is NO_HEADERS and (wanted is None or name in wanted):
+                carrier = {key.decode("latin-1"): item.decode("latin-1") for key, item in headers}
         root_path = scope.get("root_path", "")
         method = scope.get("method", "GET")
-        path = scope.get("path", "")
-        exchange = Exchange(config, method, path, carrier.get(config.request_id_header))
         client = scope.get("client")
-        attributes = server_attributes(
-            method,
-            path,
-            scope.get("scheme", "http"),
-            scope.get("server"),
-            str(client[0]) if client else None,
-            carrier.get("user-agent"),
+        exchange = _ASGIExchange(config, method, path, request_id, send)
+        exchange.start(
+            carrier,
+            server_attributes(
+                method,
+                path,
+                scope.get("scheme", "http"),
+                scope.get("server"),
+                str(client[0]) if client else None,
+                user_agent,
+            ),
         )
-        exchange.start(carrier, attributes)
-        header = (config.request_id_header.encode("latin-1"), exchange.request_id.encode("latin-1"))
         try:
-            await self.app(scope, receive, _RequestIdSender(exchange, send, header))
+            await self.app(scope, receive, exchange)
         except Exception as error:
             exchange.finish(route_template(scope, root_path), error)
             raise
@@ -115,31 +131,31 @@ class ObskitASGIMiddleware:
         return self._metrics_app
 
 
-class _RequestIdSender:
-    """The ``send`` the app is given: notes the status and adds the request-id header.
+class _ASGIExchange(Exchange):
+    """A request's :class:`Exchange` that is also the ``send`` the app is given.
 
-    An object rather than a closure: one allocation per request instead of a function and its
-    cells, which the garbage collector would track (docs/performance.md).
+    It notes the response status and adds the request-id header to the response. One object per
+    request rather than an exchange, a closure and its cells: fewer objects alive while the
+    request runs, for the garbage collector to count (docs/performance.md).
     """
 
-    __slots__ = ("exchange", "header", "send")
+    __slots__ = ("_send",)
 
-    def __init__(self, exchange: Exchange, send: Send, header: tuple[bytes, bytes]) -> None:
-        self.exchange = exchange
-        self.send = send
-        self.header = header
+    def __init__(self, config: Config, method: str, path: str, request_id: str | None, send: Send) -> None:
+        super().__init__(config, method, path, request_id)
+        self._send = send
 
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":
-            self.exchange.status = message["status"]
+            self.status = message["status"]
             headers = message.get("headers", ())
-            name = self.header[0]
+            name = self.config.request_id_name
             for key, _ in headers:
                 if key.lower() == name:
                     break  # a response that already carries the header (set by the app) keeps its own
             else:
-                message = {**message, "headers": [*headers, self.header]}
-        await self.send(message)
+                message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
+        await self._send(message)
 
 
 async def _serve_health(kind: str, send: Send) -> bool:

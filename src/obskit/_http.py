@@ -73,6 +73,7 @@ class Config:
         "health",
         "metrics_path",
         "request_id_header",
+        "request_id_name",
         "settings",
     )
 
@@ -81,6 +82,8 @@ class Config:
         patterns = settings.excluded_patterns()
         self._excluded = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self.request_id_header = settings.request_id_header.lower()
+        #: The same, as ASGI spells header names (lowercase bytes).
+        self.request_id_name = self.request_id_header.encode("latin-1")
         self.access_log = settings.access_log
         self.metrics_path = settings.prometheus_path if "prometheus" in settings.metrics_exporter else None
         self.health = {
@@ -567,24 +570,41 @@ _OTEL_VAR = _runtime_variable()
 _PLAIN_PROPAGATORS = (TraceContextTextMapPropagator, W3CBaggagePropagator)
 #: The last global propagator seen and the header names that make extracting worth it (None:
 #: always extract, the propagator is not one of the plain ones).
-_textmap: tuple[Any, frozenset[str] | None] = (None, None)
+_textmap: tuple[Any, frozenset[str] | None, frozenset[bytes] | None] = (None, None, None)
 
 
 #: The context of a request that carries no trace headers (immutable, so one serves them all).
 _NO_PARENT = otel_context.Context()
 
 
+#: The carrier of a request none of whose headers matters to the propagators.
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
 def _extract(carrier: Mapping[str, str]) -> otel_context.Context:
     """``propagate.extract(carrier)``, skipped when the request carries none of its headers."""
+    if carrier is NO_HEADERS:
+        return _NO_PARENT
+    fields = _propagation_fields()[0]
+    if fields is not None and fields.isdisjoint(carrier):
+        return _NO_PARENT
+    return propagate.extract(carrier)
+
+
+def propagation_headers() -> frozenset[bytes] | None:
+    """The header names (ASGI's lowercase bytes) that matter to the global propagators; None: any."""
+    return _propagation_fields()[1]
+
+
+def _propagation_fields() -> tuple[frozenset[str] | None, frozenset[bytes] | None]:
     global _textmap
     textmap = propagate.get_global_textmap()
     cached = _textmap
     if cached[0] is not textmap:
-        cached = _textmap = (textmap, _plain_fields(textmap))
-    fields = cached[1]
-    if fields is not None and fields.isdisjoint(carrier):
-        return _NO_PARENT
-    return propagate.extract(carrier)
+        fields = _plain_fields(textmap)
+        names = None if fields is None else frozenset(field.encode("latin-1") for field in fields)
+        cached = _textmap = (textmap, fields, names)
+    return cached[1], cached[2]
 
 
 def _plain_fields(textmap: Any) -> frozenset[str] | None:
