@@ -496,3 +496,55 @@ def test_fastapis_own_span_metrics_and_error_logs_are_off_while_obskit_serves() 
     assert measured
     for provider in (tracer_provider, logger_provider, meter_provider):
         provider.shutdown()
+
+
+def test_the_last_body_goes_out_from_the_context_before_the_request() -> None:
+    """What the server schedules while it sends the last body (uvicorn's keep-alive timer copies
+    the context, and a cancelled timer lingers for seconds) does not hold the request's span and
+    fields; the app's own code after the response (background work) still has them."""
+    import asyncio
+
+    from opentelemetry import trace
+
+    from obskit._context import current_fields
+
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b"})
+        seen["after"] = (current_fields().get("request_id"), trace.get_current_span().get_span_context())
+
+    async def send(message: dict[str, Any]) -> None:
+        kind = "start" if message["type"] == "http.response.start" else message.get("more_body", False)
+        seen[kind] = (
+            current_fields().get("request_id"),
+            trace.get_current_span().get_span_context(),
+        )
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/x",
+        "root_path": "",
+        "headers": [(b"x-request-id", b"req-7")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    with capture() as cap:
+        asyncio.run(obskit.asgi.middleware(app)(scope, receive, send))
+    (span,) = cap.spans()
+    request = ("req-7", span.context)
+    assert seen["start"] == request
+    assert seen[True] == request  # a body with more to come: inside the request's context
+    assert seen[False][0] is None  # the last body: the context from before the request
+    assert not seen[False][1].is_valid
+    assert seen["after"] == request  # back for the app's code after the response
+    (access,) = [line for line in cap.logs() if line["logger"] == "http.access"]
+    assert access["request_id"] == "req-7"
+    assert access["span_id"] == f"{span.context.span_id:016x}"

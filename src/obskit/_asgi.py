@@ -155,6 +155,22 @@ class _ASGIExchange(Exchange):
                     break  # a response that already carries the header (set by the app) keeps its own
             else:
                 message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
+        elif (
+            message["type"] == "http.response.body" and not message.get("more_body", False) and self.suspend()
+        ):
+            # The last message: the server may now schedule work of its own that copies the
+            # current context (uvicorn's keep-alive timer, which stays in the event loop's heap
+            # for seconds once cancelled). Sent from the context the request started in, so such
+            # copies do not keep this request's span and fields alive: the garbage collector
+            # would then see them survive into its older generations (docs/performance.md).
+            # The request's context is back for whatever the app does after the response
+            # (background tasks) and for obskit's access line. (From a task of the app's, which
+            # runs in a copy of the request's context, suspend() changes nothing.)
+            try:
+                await self._send(message)
+            finally:
+                self.activate()
+            return
         await self._send(message)
 
 

@@ -280,6 +280,22 @@ class Exchange:
         self._fields_value = MappingProxyType({**outer, "request_id": self.request_id})
         self._fields_token = _FIELDS.set(self._fields_value)
 
+    def suspend(self) -> bool:
+        """Undo :meth:`activate` for a while, when called from the context it ran in.
+
+        False, with nothing changed, from any other context (a task the app started, which got
+        a copy of the request's context): :meth:`activate` is then not to be called.
+        """
+        if self._fields_token is None:
+            return False
+        try:
+            _FIELDS.reset(self._fields_token)
+        except (ValueError, RuntimeError):  # another context (or a token already used)
+            return False
+        self._fields_token = None
+        self.deactivate()
+        return True
+
     def deactivate(self) -> None:
         """Undo :meth:`activate`."""
         if self._fields_token is not None:
