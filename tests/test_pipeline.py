@@ -312,3 +312,27 @@ def test_piping_a_configured_app_into_head_prints_no_logging_error() -> None:
     assert b'"message":"line 0"' in first
     assert "Logging error" not in err, err[-2000:]
     assert "Traceback" not in err, err[-2000:]
+
+
+def test_full_queue_drops_of_server_spans_are_counted() -> None:
+    """Server spans go straight into the batch processor's queue (its only processor's
+    end_sampled): full-queue drops are counted there too."""
+    from opentelemetry.context import Context
+
+    from obskit._serverspan import start_server_span
+
+    blocking = _Blocking()
+    batch = BatchSpanProcessor(
+        blocking, max_queue_size=2, max_export_batch_size=1, schedule_delay_millis=60_000
+    )
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(CountingSpanProcessor(batch, 2))
+    tracer = provider.get_tracer("t")
+    with capture():
+        for number in range(10):
+            span = start_server_span(tracer, f"GET /{number}", Context(), {})
+            assert span._ender is not None  # type: ignore[attr-defined]  # the direct way in
+            span.end()
+        assert _dropped("traces", "queue_full") >= 7
+    blocking.release.set()
+    provider.shutdown()

@@ -834,8 +834,13 @@ def test_a_processor_added_later_is_told_of_the_spans_that_start_after() -> None
         def __init__(self) -> None:
             self.started: list[str] = []
 
+            self.ended: list[str] = []
+
         def on_start(self, span: Any, parent_context: Context | None = None) -> None:
             self.started.append(span.name)
+
+        def on_end(self, span: Any) -> None:
+            self.ended.append(span.name)
 
     provider = TracerProvider(shutdown_on_exit=False)
     exporter = InMemorySpanExporter()
@@ -846,6 +851,7 @@ def test_a_processor_added_later_is_told_of_the_spans_that_start_after() -> None
     provider.add_span_processor(starts)
     start_server_span(tracer, "GET /b", Context(), {}).end()
     assert starts.started == ["GET /b"]
+    assert starts.ended == ["GET /b"]  # the batch processor alone took the first straight to its queue
     provider.force_flush()
     assert [span.name for span in exporter.get_finished_spans()] == ["GET /a", "GET /b"]
     provider.shutdown()

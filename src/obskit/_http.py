@@ -362,8 +362,9 @@ class Exchange:
     def _end_span(self, route: str | None, status: int, error: BaseException | None) -> None:
         span = self.span
         attributes: dict[str, Any] = {}
+        name = None
         if route is not None:
-            span.update_name(f"{self.method} {route}")
+            name = f"{self.method} {route}"
             attributes["http.route"] = route
         if status:
             attributes["http.response.status_code"] = status
@@ -374,11 +375,13 @@ class Exchange:
         elif status >= 500:
             attributes["error.type"] = str(status)
             span.set_status(Status(StatusCode.ERROR))
+        if span.__class__ is ServerSpan and status.__class__ is int:
+            span.end_request(name, attributes)  # str and int values: no cleaning needed
+            return
+        if name is not None:
+            span.update_name(name)
         if attributes:
-            if isinstance(span, ServerSpan) and status.__class__ is int:
-                span.set_checked_attributes(attributes)  # str and int values: no cleaning needed
-            else:
-                span.set_attributes(attributes)  # one call (one lock) instead of one per attribute
+            span.set_attributes(attributes)  # one call (one lock) instead of one per attribute
         span.end()
 
 

@@ -109,10 +109,23 @@ class CountingSpanProcessor(SpanProcessor):
     """A batch span processor whose full-queue drops are counted (``reason="queue_full"``)."""
 
     def __init__(self, inner: Any, max_queue_size: int) -> None:
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         self.inner = inner
         self._max = max_queue_size
         # The SDK's bounded deque; read only to count what the processor is about to drop.
         self._queue = getattr(getattr(inner, "_batch_processor", None), "_queue", None)
+        #: The SDK batch processor's own way into its queue (what its on_end calls for a sampled
+        #: span), or None when the inner processor is another one.
+        emit = getattr(getattr(inner, "_batch_processor", None), "emit", None)
+        self.emit = emit if type(inner) is BatchSpanProcessor and callable(emit) else None
+
+    def end_sampled(self, span: ReadableSpan) -> None:
+        """:meth:`on_end` for a span known to be sampled: counted, then into the export queue."""
+        queue = self._queue
+        if queue is not None and len(queue) >= self._max:
+            count_dropped("traces", "queue_full")
+        self.emit(span)  # type: ignore[misc]  # set: the plan hands this method on only then
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Hand on to the batch processor."""

@@ -26,6 +26,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -69,6 +70,7 @@ class _Plan:
 
     __slots__ = (
         "enabled",
+        "ender",
         "endings",
         "every_root",
         "ids",
@@ -94,6 +96,9 @@ class _Plan:
         self.enabled = getattr(tracer, "_is_enabled", None)
         self.random_ids = self.light and type(self.ids) is RandomIdGenerator
         self.starts, self.endings = _hooks(processor)
+        #: The one obskit batch processor's direct way into its export queue, for sampled spans
+        #: (the processors' ``on_end`` fan-out otherwise).
+        self.ender = _direct_ender(processor)
 
     def current(self, tracer: Any) -> bool:
         """Whether this plan still holds for ``tracer`` (same sampler, ids and processors)."""
@@ -124,6 +129,20 @@ def _hooks(processor: Any) -> tuple[bool, bool]:
         starts = starts or type(inner).on_start not in quiet_start
         endings = endings or getattr(type(one), "_on_ending", None) not in quiet_ending
     return starts, endings
+
+
+def _direct_ender(processor: Any) -> Any:
+    """``CountingSpanProcessor.end_sampled`` when it is the provider's only span processor."""
+    from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+
+    from obskit._pipeline import CountingSpanProcessor
+
+    if type(processor) is not SynchronousMultiSpanProcessor or len(processor._span_processors) != 1:
+        return None
+    (only,) = processor._span_processors
+    if type(only) is not CountingSpanProcessor or only.emit is None:
+        return None
+    return only.end_sampled
 
 
 _last_plan: _Plan | None = None
@@ -166,6 +185,7 @@ def start_server_span(
             span = ServerSpan(tracer, name, context, None, attributes)
             span._checked = _all_str_or_int(attributes)
             span._endings = plan.endings
+            span._ender = plan.ender  # sampled: the export queue takes it as is
             if plan.starts:
                 tracer.span_processor.on_start(span, parent_context=parent)
             return span
@@ -274,6 +294,9 @@ class ServerSpan(trace.Span, ReadableSpan):
         self._checked = False
         #: Whether a span processor does anything in ``_on_ending`` (see :class:`_Plan`).
         self._endings = True
+        #: What hands this (sampled) span to the export queue instead of the processors' on_end
+        #: fan-out, when the plan found a single batch processor (see :class:`_Plan`).
+        self._ender: Any = None
 
     @property
     def attributes(self) -> Mapping[str, Any]:
@@ -383,7 +406,25 @@ class ServerSpan(trace.Span, ReadableSpan):
             if on_ending is not None:
                 on_ending(self)
         self._attributes = self._final_attributes()  # what exporters read; the dict is done with
-        processor.on_end(self)
+        if self._ender is not None:
+            self._ender(self)
+        else:
+            processor.on_end(self)
+
+    def end_request(self, name: str | None, attributes: dict[str, str | int]) -> None:
+        """Rename (unless ``name`` is None), set obskit's closing attributes and end.
+
+        The server middleware's usual ending, in one call. The attributes are str and int values
+        with valid keys, as for :meth:`set_checked_attributes`.
+        """
+        if self._end_time is None:
+            if name is not None:
+                self._name = name
+            mine = self._attributes
+            for key, value in attributes.items():
+                mine.pop(key, None)
+                mine[key] = value
+            self.end()
 
     def __exit__(
         self,
@@ -398,8 +439,6 @@ class ServerSpan(trace.Span, ReadableSpan):
         super().__exit__(exc_type, exc_val, exc_tb)
 
     def _final_attributes(self) -> Mapping[str, Any]:
-        from opentelemetry.attributes import BoundedAttributes
-
         limits = self._tracer._span_limits
         if (
             self._checked
