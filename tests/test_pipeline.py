@@ -318,6 +318,7 @@ def test_full_queue_drops_of_server_spans_are_counted() -> None:
     """Server spans go straight into the batch processor's queue (its only processor's
     end_sampled): full-queue drops are counted there too."""
     from opentelemetry.context import Context
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     from obskit._serverspan import start_server_span
 
@@ -325,7 +326,8 @@ def test_full_queue_drops_of_server_spans_are_counted() -> None:
     batch = BatchSpanProcessor(
         blocking, max_queue_size=2, max_export_batch_size=1, schedule_delay_millis=60_000
     )
-    provider = TracerProvider(shutdown_on_exit=False)
+    # obskit's sampler at the default ratio: every root span takes the light path
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(1.0)), shutdown_on_exit=False)
     provider.add_span_processor(CountingSpanProcessor(batch, 2))
     tracer = provider.get_tracer("t")
     with capture():
