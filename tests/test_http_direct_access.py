@@ -214,6 +214,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "resource_attributes": {"team": "core", "region": "eu"},
     },
     "redacted-context-keys": {"redact_keys": ["api_token", "password"]},
+    # the request id's own key redacted: both paths write [REDACTED] for it
+    "redacted-request-id": {"redact_keys": ["request_id"]},
     # a sensitive access field: JsonFormatter's direct line declines, the LogRecord path redacts
     "redacted-access-fields": {"redact_keys": ["user_agent", "api_token", "client"]},
 }
@@ -264,12 +266,13 @@ def test_direct_line_equals_the_logrecord_line(
     assert parsed["logger"] == "http.access"
     assert parsed["level"] == "INFO"
     assert parsed["message"] == "GET /items/1 200"
-    assert parsed["request_id"] == "req-1"
+    redacts_request_id = settings is VARIANTS["redacted-request-id"]
+    assert parsed["request_id"] == ("[REDACTED]" if redacts_request_id else "req-1")
     assert parsed["duration_ms"] == 0.0
     assert ("trace_id" in parsed) is spans
     if settings is VARIANTS["redacted-access-fields"]:
         assert parsed["user_agent"] != "direct-test/1.0"
-    if settings is not VARIANTS["plain"] and settings is not VARIANTS["service-fields"]:
+    if settings in (VARIANTS["redacted-context-keys"], VARIANTS["redacted-access-fields"]):
         assert "secret" not in direct
         assert "hunter2" not in direct
     if settings is VARIANTS["service-fields"]:

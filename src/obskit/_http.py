@@ -444,8 +444,6 @@ def render_kept_line(handler: logging.Handler, kept: tuple[Any, ...]) -> str:
     """
     created, level, message = kept[0], kept[1], kept[2]
     values, fields, ids = kept[3:-2], kept[-2], kept[-1]
-    if fields.__class__ is str:
-        fields = MappingProxyType({"request_id": fields})
     if ids is None:
         fragment = ""
     elif isinstance(ids, SpanContext):
@@ -487,7 +485,7 @@ def _ids_fragment(context: SpanContext) -> str:
 def _general_line(
     formatter: Any, created: float, level: int, message: str, values: tuple[Any, ...], fields: Any, ids: Any
 ) -> str:
-    _FIELDS.set(fields)
+    _FIELDS.set(MappingProxyType({"request_id": fields}) if fields.__class__ is str else fields)
     if ids is None:
         otel_context.attach(otel_context.Context())
     elif isinstance(ids, SpanContext):

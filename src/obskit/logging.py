@@ -284,6 +284,8 @@ class JsonFormatter(logging.Formatter):
         self._keys: tuple[Any, Any, dict[Any, str | None]] = (None, None, {})
         # The access-line keys' fragments for the service fields and redactor they were made with.
         self._access_keys: tuple[Any, Any, tuple[str | None, ...] | None] = (None, None, None)
+        #: (service fields, redactor, whether "request_id" can be written as is, whether redacted)
+        self._request_id_key: tuple[Any, Any, bool, bool] = (None, None, False, False)
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record``; never raises (a broken field is rendered with ``repr``)."""
@@ -307,14 +309,14 @@ class JsonFormatter(logging.Formatter):
         logger: str,
         message: str,
         state: Any,
-        context: Mapping[str, Any],
+        context: Mapping[str, Any] | str,
         ids: str | None = None,
     ) -> str | None:
         """The line up to its extra fields: core keys, service fields, span ids, context fields.
 
-        ``context`` is the LoggingContext mapping of the line (read once by the caller) and
-        ``ids`` its span ids fragment (None: the current span's). None when the service or
-        context fields need the general path.
+        ``context`` is the LoggingContext mapping of the line (read once by the caller), or the
+        request id alone, and ``ids`` its span ids fragment (None: the current span's). None
+        when the service or context fields need the general path.
         """
         fields = state.log_fields
         static = self._static
@@ -322,7 +324,11 @@ class JsonFormatter(logging.Formatter):
             static = self._static = (fields, _static_fragment(fields))
         if static[1] is None:
             return None
-        if context:
+        if isinstance(context, str):  # the request id alone (a kept access line)
+            context_fragment = self._request_id_fragment(context, state)
+            if context_fragment is None:
+                return None
+        elif context:
             cached = self._context
             if cached[0] is not context or cached[1] is not state.redactor or cached[2] is not fields:
                 cached = self._context = (
@@ -342,6 +348,17 @@ class JsonFormatter(logging.Formatter):
             f"{static[1]}{_current_ids()[3] if ids is None else ids}{context_fragment}"
         )
 
+    def _request_id_fragment(self, request_id: str, state: Any) -> str | None:
+        """``_context_fragment({"request_id": request_id}, ...)``, with the key's checks done once."""
+        fields, redactor = state.log_fields, state.redactor
+        cached = self._request_id_key
+        if cached[0] is not fields or cached[1] is not redactor:
+            usable = "request_id" not in _CORE and "request_id" not in fields
+            cached = self._request_id_key = (fields, redactor, usable, redactor.is_sensitive("request_id"))
+        if not cached[2]:
+            return None
+        return ',"request_id":' + _encode_str("[REDACTED]" if cached[3] else request_id)
+
     def _access_json(
         self,
         created: float,
@@ -354,7 +371,7 @@ class JsonFormatter(logging.Formatter):
         duration_ms: float,
         client: str,
         user_agent: str,
-        context: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | str | None = None,
         ids: str | None = None,
     ) -> str | None:
         """The ``http.access`` line for these values; None when it needs the general path.
@@ -386,7 +403,7 @@ class JsonFormatter(logging.Formatter):
             return None
         if context is None:
             context = current_fields()
-        if context and not context.keys().isdisjoint(_ACCESS_KEYS):
+        if context and not isinstance(context, str) and not context.keys().isdisjoint(_ACCESS_KEYS):
             return None
         head = self._head(created, level, "http.access", message, state, context, ids)
         if head is None:
