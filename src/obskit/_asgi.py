@@ -11,11 +11,10 @@ from typing import Any
 from obskit._errors import report_internal_error
 from obskit._http import (
     NO_HEADERS,
-    Config,
     Exchange,
     Hub,
+    _propagation_fields,
     health_module,
-    propagation_headers,
     server_attributes,
 )
 
@@ -80,14 +79,15 @@ class ObskitASGIMiddleware:
         kind = config.health.get(path)
         if kind is not None and await _serve_health(kind, send):
             return
-        if config.excluded(path):
+        excluded = config._excluded
+        if excluded is not None and excluded.search(path) is not None:
             await self.app(scope, receive, send)
             return
         # Instrumented, in this coroutine (not one more per request). The headers are read once:
         # the request id and user agent, and whether any header matters to the propagators (the
         # carrier is built only then).
         request_id = user_agent = None
-        wanted = propagation_headers()
+        wanted = _propagation_fields()[1]
         carrier: Mapping[str, str] = NO_HEADERS
         headers = scope.get("headers") or ()
         for name, value in headers:
@@ -100,7 +100,8 @@ class ObskitASGIMiddleware:
         root_path = scope.get("root_path", "")
         method = scope.get("method", "GET")
         client = scope.get("client")
-        exchange = _ASGIExchange(config, method, path, request_id, send)
+        exchange = _ASGIExchange(config, method, path, request_id)
+        exchange._send = send
         exchange.start(
             carrier,
             server_attributes(
@@ -140,10 +141,7 @@ class _ASGIExchange(Exchange):
     """
 
     __slots__ = ("_send",)
-
-    def __init__(self, config: Config, method: str, path: str, request_id: str | None, send: Send) -> None:
-        super().__init__(config, method, path, request_id)
-        self._send = send
+    _send: Send  # set by the middleware right after it makes the exchange
 
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":

@@ -259,7 +259,8 @@ class Exchange:
             self.client = attributes.get("client.address", "")
             tracer = _state.STATE.tracer
             if tracer is not None:
-                self.span = start_server_span(tracer, self.method, _extract(carrier), attributes)
+                parent = _NO_PARENT if carrier is NO_HEADERS else _extract(carrier)
+                self.span = start_server_span(tracer, self.method, parent, attributes)
             self._in_progress = self.config.in_progress(self.method)
             self._in_progress(1.0)
         except Exception as exc:
@@ -608,12 +609,11 @@ def _extract(carrier: Mapping[str, str]) -> otel_context.Context:
     return propagate.extract(carrier)
 
 
-def propagation_headers() -> frozenset[bytes] | None:
-    """The header names (ASGI's lowercase bytes) that matter to the global propagators; None: any."""
-    return _propagation_fields()[1]
-
-
 def _propagation_fields() -> tuple[frozenset[str] | None, frozenset[bytes] | None]:
+    """The header names that matter to the global propagators (None: any), as str and as bytes.
+
+    The bytes are ASGI's spelling (lowercase). Decided once per global propagator.
+    """
     global _textmap
     textmap = propagate.get_global_textmap()
     cached = _textmap

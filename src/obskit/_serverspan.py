@@ -100,17 +100,6 @@ class _Plan:
         #: (the processors' ``on_end`` fan-out otherwise).
         self.ender = _direct_ender(processor)
 
-    def current(self, tracer: Any) -> bool:
-        """Whether this plan still holds for ``tracer`` (same sampler, ids and processors)."""
-        if not self.light:  # the SDK's own start_span, whatever the tracer holds
-            return self.tracer is tracer
-        return (
-            self.tracer is tracer
-            and self.sampler is tracer.sampler
-            and self.ids is tracer.id_generator
-            and self.processors is getattr(tracer.span_processor, "_span_processors", None)
-        )
-
 
 def _hooks(processor: Any) -> tuple[bool, bool]:
     """Whether ``processor`` does anything in ``on_start`` and in ``_on_ending``."""
@@ -149,7 +138,7 @@ _last_plan: _Plan | None = None
 
 
 def _plan(tracer: Any) -> _Plan:
-    """A new plan for ``tracer``, kept as the last one (checked with :meth:`_Plan.current`)."""
+    """A new plan for ``tracer``, kept as the last one (checked in :func:`start_server_span`)."""
     global _last_plan
     plan = _last_plan = _Plan(tracer)
     return plan
@@ -164,7 +153,18 @@ def start_server_span(
     An empty ``parent`` means no parent (a request without trace headers).
     """
     plan = _last_plan
-    if plan is None or not plan.current(tracer):
+    if (  # the plan holds while the tracer, its sampler, ids and processors are the same
+        plan is None
+        or plan.tracer is not tracer
+        or (
+            plan.light
+            and (
+                plan.sampler is not tracer.sampler
+                or plan.ids is not tracer.id_generator
+                or plan.processors is not getattr(tracer.span_processor, "_span_processors", None)
+            )
+        )
+    ):
         plan = _plan(tracer)
     if (
         plan.random_ids
