@@ -338,3 +338,22 @@ def test_full_queue_drops_of_server_spans_are_counted() -> None:
         assert _dropped("traces", "queue_full") >= 7
     blocking.release.set()
     provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("settings", "batch"),
+    [
+        ({}, 128),  # obskit's default (docs/performance.md: fewer spans waiting for the collector)
+        ({"export_batch_size": 512}, 512),  # OpenTelemetry's
+        ({"export_batch_size": 512, "export_queue_size": 100}, 100),  # never more than the queue
+    ],
+)
+def test_span_batches_follow_export_batch_size(settings: dict[str, Any], batch: int) -> None:
+    from obskit._runtime import span_processors
+
+    resolved = resolve_settings({"traces_exporter": "console", **settings}, {})
+    (processor,) = span_processors(resolved, Redactor())
+    try:
+        assert processor.inner._batch_processor._max_export_batch_size == batch
+    finally:
+        processor.shutdown()

@@ -177,8 +177,8 @@ def configure(app: object = None, **settings: Any) -> Settings:
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, log_level,
             log_format, metric_namespace, redact_keys, series_cap, runtime_metrics, host_metrics,
-            metric_export_interval_ms, shutdown_timeout, export_queue_size; Prometheus:
-            prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
+            metric_export_interval_ms, shutdown_timeout, export_queue_size, export_batch_size;
+            Prometheus: prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
             pushgateway_job, pushgateway_grouping, push_on; OTLP: otlp_endpoint, otlp_protocol,
             otlp_headers, otlp_timeout (ms), otlp_compression, otlp_certificate, otlp_insecure,
             each also per signal as otlp_traces_*, otlp_metrics_*, otlp_logs_* (e.g.
@@ -427,7 +427,7 @@ def span_processors(settings: Settings, redactor: Redactor) -> list[Any]:
         batch = BatchSpanProcessor(
             RedactingSpanExporter(CountingSpanExporter(exporter), redactor),
             max_queue_size=settings.export_queue_size,
-            max_export_batch_size=min(512, settings.export_queue_size),
+            max_export_batch_size=min(settings.export_batch_size, settings.export_queue_size),
         )
         processors.append(CountingSpanProcessor(batch, settings.export_queue_size))
     return processors

@@ -55,6 +55,7 @@ class Settings:
     metric_export_interval_ms: float = 60_000.0
     shutdown_timeout: float = 5.0
     export_queue_size: int = 2048
+    export_batch_size: int = 128
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 9464
     prometheus_path: str = "/metrics"
@@ -345,6 +346,10 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "export_queue_size": (
         (env.OBSKIT_EXPORT_QUEUE_SIZE,),
         _number("export_queue_size", int, 1, 10**7, "a whole number >= 1"),
+    ),
+    "export_batch_size": (
+        (env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE,),
+        _number("export_batch_size", int, 1, 10**6, "a whole number >= 1"),
     ),
     "prometheus_host": ((env.OTEL_EXPORTER_PROMETHEUS_HOST,), _text("prometheus_host")),
     "prometheus_port": (

@@ -200,6 +200,17 @@ counted in ``obskit_telemetry_dropped_total{signal,reason="queue_full"}``. Defau
 Keyword: ``export_queue_size``.
 """
 
+OTEL_BSP_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+"""Most spans in one export; the batch span processor also wakes to export as soon as this many
+wait. Default: ``128`` (OpenTelemetry's is 512), at most ``export_queue_size``. Keyword:
+``export_batch_size``.
+
+Smaller than the SDK's default because in Python a span waiting for its batch is an object the
+garbage collector tracks: under a steady load, 512 waiting spans (and their contexts and
+attributes) survive into the collector's older generations and make it run full collections,
+which 128 rarely do (docs/performance.md). Exporters send more, smaller requests.
+"""
+
 OTEL_EXPORTER_OTLP_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
 """OTLP, every signal: Endpoint URL. Default: the exporter's default (``http://localhost:4317`` for gRPC,
 ``http://localhost:4318`` for HTTP, with ``/v1/<signal>`` appended to a generic HTTP endpoint as the
@@ -336,11 +347,11 @@ OBSKIT_ACCESS_LOG_FLUSH_INTERVAL: Final = "OBSKIT_ACCESS_LOG_FLUSH_INTERVAL"
 """Seconds an access line may wait to be written with others, from 0 to 60. Default: ``1``.
 
 When the console log is JSON and stdout is not a terminal, access lines are written in runs, one
-write for up to 64 lines, as nginx's ``access_log buffer=`` does: each line is rendered when its
-request ends (its time and ids are the request's), then kept until 64 wait, the oldest has waited
-this long, or anything else is logged (an ERROR access line, any other record, a flush, shutdown,
-exit or fork writes them first, so the order of lines is kept). ``0`` writes every line at once,
-as on a terminal. A hard kill loses at most the last interval's lines. Keyword:
+write for up to 64 lines, as nginx's ``access_log buffer=`` does: each line keeps its request's
+time, ids and fields when the request ends and is rendered with its run, written when 64 wait,
+the oldest has waited this long, or anything else is logged (an ERROR access line, any other
+record, a flush, shutdown, exit or fork writes them first, so the order of lines is kept). ``0``
+writes every line at once, as on a terminal. A hard kill loses at most the last interval's lines. Keyword:
 ``access_log_flush_interval``.
 """
 
