@@ -388,3 +388,25 @@ def test_a_line_inside_an_outer_context_keeps_that_context(stdout: Stdout, quiet
     (line,) = stdout.access()
     assert (line["tenant"], line["request_id"]) == ("t7", "req-2")
     assert "trace_id" not in line
+
+
+def test_a_line_that_cannot_be_rendered_is_lost_alone_and_reported(
+    swallow_internal_errors: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rendering happens on whichever thread writes the run: a failure there costs that one
+    line, never the others, and never reaches the request that logged it."""
+    written: list[list[str]] = []
+
+    def render(kept: Any) -> str:  # kept lines are tuples (a str is a line already rendered)
+        if kept == ("bad",):
+            raise ValueError("unrenderable")
+        return f"line {kept[0]}"
+
+    lines = _accessbuffer.DeferredLines(threading.RLock(), 30.0, written.append, render)
+    for kept in ((1,), ("bad",), (2,)):
+        lines.add(kept)
+    with caplog.at_level(logging.WARNING, logger="obskit"):
+        lines.write()
+    lines.close()
+    assert written == [["line 1", "line 2"]]
+    assert any("access log rendering" in record.getMessage() for record in caplog.records)

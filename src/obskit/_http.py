@@ -29,6 +29,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from obskit import _state
 from obskit._context import _FIELDS, new_request_id
 from obskit._errors import report_internal_error
+from obskit._exemplars import OTEL_CONTEXT_VAR as _OTEL_VAR
 from obskit._exemplars import current_exemplar, exemplar_due
 from obskit._metrics import MetricsCollector
 from obskit._pipeline import RateLimitFilter
@@ -36,7 +37,7 @@ from obskit._runtime import ObskitHandler
 from obskit._serverspan import ServerSpan, start_server_span
 from obskit._settings import Settings
 from obskit._store import value_adder
-from obskit.logging import JsonFormatter, _current_ids
+from obskit.logging import JsonFormatter, _current_ids, _span_ids
 
 __all__ = ["UNMATCHED_ROUTE", "Config", "Exchange", "Hub", "flask_route", "valid_request_id"]
 
@@ -104,11 +105,10 @@ class Config:
         """A function adding to the in-progress gauge of ``method`` (+1 at the start, -1 at the end)."""
         entry = self._gauges.get(method)
         if entry is None or entry[0] is not _state.STATE.store:
-            bound = self.bound("http_in_progress", method)
-            child = bound._current()
-            if bound._store is not _state.STATE.store:  # an overflow child: counted each time
+            bound, child = self._child("http_in_progress", method)
+            if child is None:
                 return bound.inc
-            entry = self._gauges[method] = (bound._store, value_adder(child))
+            entry = self._gauges[method] = (_state.STATE.store, value_adder(child))
         return entry[1]
 
     def record(self, method: str, route: str, status: str, duration: float) -> None:
@@ -127,16 +127,23 @@ class Config:
             entry[2].observe(duration)
 
     def _red_entry(self, method: str, route: str, status: str) -> tuple[Any, Any, Any]:
-        store = _state.STATE.store
-        counter = self.bound("http_requests", method, route, status)
-        histogram = self.bound("http_duration", method, route)
-        counter_child, histogram_child = counter._current(), histogram._current()
-        if counter._store is not store or histogram._store is not store:
+        counter, counter_child = self._child("http_requests", method, route, status)
+        histogram, histogram_child = self._child("http_duration", method, route)
+        if counter_child is None or histogram_child is None:
             return (None, counter.inc, histogram)
-        entry = (store, value_adder(counter_child), histogram_child)
+        entry = (_state.STATE.store, value_adder(counter_child), histogram_child)
         if len(self._red) < _BOUND_CAP:
             self._red[(method, route, status)] = entry
         return entry
+
+    def _child(self, family: str, *values: str) -> tuple[Any, Any]:
+        """A RED family's bound child, and its prometheus_client child in the current store.
+
+        The latter is None when it must not be cached (an overflow child, counted at each use).
+        """
+        bound = self.bound(family, *values)
+        child = bound._current()
+        return bound, (child if bound._store is _state.STATE.store else None)
 
     def bound(self, family: str, *values: str) -> Any:
         """The bound child of RED family ``family`` for these label values (in its label order).
@@ -239,7 +246,7 @@ class Exchange:
         self.config = config
         self.method = method if method in KNOWN_METHODS else _method(method)
         self.path = path
-        self.request_id = request_id if request_id and _REQUEST_ID.fullmatch(request_id) else new_request_id()
+        self.request_id = valid_request_id(request_id)
         self.status = 0
         self.span: Any = None
         self.user_agent = ""
@@ -339,22 +346,19 @@ class Exchange:
         level = logging.ERROR if status >= 500 else logging.INFO
         if not ACCESS_LOGGER.isEnabledFor(level):
             return
-        duration_ms = round(duration * 1000, 3)
         message = f"{self.method} {self.path} {status}"
-        if error is None and _write_direct(
-            level,
-            message,
-            (self.method, route, self.path, status, duration_ms, self.client, self.user_agent),
-            self,
-        ):
-            return
-        fields = dict(
-            zip(
-                _ACCESS_FIELDS,
-                (self.method, route, self.path, status, duration_ms, self.client, self.user_agent),
-                strict=True,
-            )
+        values = (
+            self.method,
+            route,
+            self.path,
+            status,
+            round(duration * 1000, 3),
+            self.client,
+            self.user_agent,
         )
+        if error is None and _write_direct(level, message, values, self):
+            return
+        fields = dict(zip(_ACCESS_FIELDS, values, strict=True))
         exc_info = (type(error), error, error.__traceback__) if error is not None else None
         ACCESS_LOGGER.handle(_access_record(level, message, fields, exc_info))
         if error is not None:
@@ -410,7 +414,7 @@ def _access_record(level: int, message: str, fields: dict[str, Any], exc_info: A
 
 
 def _kept_line(
-    created: float, level: int, message: str, values: tuple[Any, ...], exchange: Any
+    created: float, level: int, message: str, values: tuple[Any, ...], exchange: Exchange
 ) -> tuple[Any, ...]:
     """What an access line is made of, kept to be rendered with its run (:func:`render_kept_line`).
 
@@ -422,13 +426,13 @@ def _kept_line(
     Otherwise the mapping and the OpenTelemetry context themselves are kept (both immutable).
     """
     fields: Any = _FIELDS.get()
-    if exchange is not None and fields is exchange._fields_value and exchange._own_fields:
+    if fields is exchange._fields_value and exchange._own_fields:
         fields = exchange.request_id
     otel = _otel_current()
     span = otel.get(_SPAN_KEY)
     if span is None:
         ids: Any = None
-    elif exchange is not None and span is exchange.span:
+    elif span is exchange.span:
         ids = span.get_span_context()
     else:
         ids = otel
@@ -448,7 +452,7 @@ def render_kept_line(handler: logging.Handler, kept: tuple[Any, ...]) -> str:
     if ids is None:
         fragment = ""
     elif isinstance(ids, SpanContext):
-        fragment = _ids_fragment(ids)
+        fragment = _span_ids(ids)[2]
     else:
         fragment = _current_ids(ids)[3]
     formatter = handler.formatter
@@ -474,13 +478,6 @@ def render_kept_line(handler: logging.Handler, kept: tuple[Any, ...]) -> str:
             _general_line, formatter, created, level, message, values, fields, ids
         )
     return line
-
-
-def _ids_fragment(context: SpanContext) -> str:
-    if not context.is_valid:
-        return ""
-    trace_id, span_id = context.trace_id.to_bytes(16, "big").hex(), context.span_id.to_bytes(8, "big").hex()
-    return f',"trace_id":"{trace_id}","span_id":"{span_id}"'
 
 
 def _general_line(
@@ -528,7 +525,7 @@ def _direct_handler(level: int) -> Any:
     return handler
 
 
-def _write_direct(level: int, message: str, values: tuple[Any, ...], exchange: Any = None) -> bool:
+def _write_direct(level: int, message: str, values: tuple[Any, ...], exchange: Exchange) -> bool:
     """Write an access line straight through obskit's handler; False when the LogRecord path must run.
 
     ``values`` are the access fields in ``JsonFormatter._access_json``'s order. The line is the
@@ -558,30 +555,6 @@ def _write_direct(level: int, message: str, values: tuple[Any, ...], exchange: A
     finally:
         handler.release()
     return True
-
-
-def _runtime_variable() -> Any:
-    """The ``ContextVar`` behind OpenTelemetry's default runtime context, or None.
-
-    ``attach``/``detach`` through the public API cost five calls per request; with the default
-    runtime context they come down to setting and resetting this variable. Its name is private:
-    when it is not what is expected (``OTEL_PYTHON_CONTEXT`` chose another runtime, a changed
-    release), the public API is used.
-    """
-    try:
-        from contextvars import ContextVar
-
-        from opentelemetry.context import _RUNTIME_CONTEXT
-        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-    except ImportError:  # pragma: no cover - a release without these names
-        return None
-    variable = getattr(_RUNTIME_CONTEXT, "_current_context", None)
-    if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
-        return variable
-    return None  # pragma: no cover - same
-
-
-_OTEL_VAR = _runtime_variable()
 
 
 #: The propagators whose extract() returns an empty context when none of their headers is there.

@@ -420,10 +420,7 @@ class ServerSpan(trace.Span, ReadableSpan):
         if self._end_time is None:
             if name is not None:
                 self._name = name
-            mine = self._attributes
-            for key, value in attributes.items():
-                mine.pop(key, None)
-                mine[key] = value
+            self.set_checked_attributes(attributes)
             self.end()
 
     def __exit__(

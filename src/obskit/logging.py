@@ -136,15 +136,17 @@ def _current_ids(current: Any = None) -> tuple[Any, str, str, str]:
         current = _current_context()
     cached = _last_ids
     if cached[0] is not current:
-        ctx = get_current_span(current).get_span_context()
-        if ctx.is_valid:
-            # to_bytes().hex(): W3C hex ids in a third of the time format(id, "032x") takes.
-            trace_id, span_id = ctx.trace_id.to_bytes(16, "big").hex(), ctx.span_id.to_bytes(8, "big").hex()
-            cached = (current, trace_id, span_id, f',"trace_id":"{trace_id}","span_id":"{span_id}"')
-        else:
-            cached = (current, "", "", "")
-        _last_ids = cached
+        cached = _last_ids = (current, *_span_ids(get_current_span(current).get_span_context()))
     return cached
+
+
+def _span_ids(context: Any) -> tuple[str, str, str]:
+    """A span context's W3C hex trace and span ids and their JSON fragment; empty when invalid."""
+    if not context.is_valid:
+        return "", "", ""
+    # to_bytes().hex(): W3C hex ids in a third of the time format(id, "032x") takes.
+    trace_id, span_id = context.trace_id.to_bytes(16, "big").hex(), context.span_id.to_bytes(8, "big").hex()
+    return trace_id, span_id, f',"trace_id":"{trace_id}","span_id":"{span_id}"'
 
 
 def _trace_ids(out: dict[str, Any]) -> None:
