@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from obskit import _state
 from obskit._errors import report_internal_error
-from obskit._redact import Redactor
+from obskit._redact import Redactor, redactor_for
 from obskit._settings import Settings, log_level_number, resolve_settings
 
 if TYPE_CHECKING:
@@ -349,7 +349,7 @@ def log_fields(settings: Settings) -> dict[str, str]:
 
 def _build(settings: Settings) -> None:
     first_undo = len(_installed)
-    redactor = Redactor(settings.redact_keys)
+    redactor = redactor_for(settings)
     resource = resource_for(settings)
     store = _state.STATE.store
     if settings.multiprocess_dir:  # a store whose values live in prometheus_client's per-process files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -49,6 +50,8 @@ class Settings:
     log_format: str = "json"
     metric_namespace: str = "obskit"
     redact_keys: tuple[str, ...] = ()
+    redact_text: bool = True
+    redact_patterns: tuple[str, ...] = ()
     series_cap: int = 2000
     runtime_metrics: bool = False
     host_metrics: bool = False
@@ -264,17 +267,31 @@ def _subset(setting: str, allowed: tuple[str, ...]) -> Callable[[object], tuple[
     return parse
 
 
-def _patterns(value: object) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    try:
-        patterns = tuple(str(p).strip() for p in items if str(p).strip())  # type: ignore[attr-defined]
-        for pattern in patterns:
-            re.compile(pattern)
-    except (TypeError, re.error) as error:
-        raise ConfigError(
-            "excluded_urls", value, "comma-separated regular expressions", f"Not one: {error}"
-        ) from None
-    return patterns
+def _regexes(setting: str) -> Callable[[object], tuple[str, ...]]:
+    def parse(value: object) -> tuple[str, ...]:
+        try:
+            if isinstance(value, str):
+                text = value.strip()
+                # Regular expressions often hold commas: a JSON list keeps them whole.
+                items: object = json.loads(text) if text.startswith("[") else text.split(",")
+            else:
+                items = value
+            patterns = tuple(str(p).strip() for p in items if str(p).strip())  # type: ignore[attr-defined]
+            for pattern in patterns:
+                re.compile(pattern)
+        except (TypeError, ValueError, re.error) as error:
+            raise ConfigError(
+                setting,
+                value,
+                "comma-separated regular expressions (or a JSON list of them)",
+                f"Not one: {error}",
+            ) from None
+        return patterns
+
+    return parse
+
+
+_patterns = _regexes("excluded_urls")
 
 
 def _header_name(value: object) -> str:
@@ -332,6 +349,8 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "log_format": ((env.OBSKIT_LOG_FORMAT,), _choice("log_format", LOG_FORMATS, upper=False)),
     "metric_namespace": ((env.OBSKIT_METRIC_NAMESPACE,), _namespace),
     "redact_keys": ((env.OBSKIT_REDACT_KEYS,), _key_list),
+    "redact_text": ((env.OBSKIT_REDACT_TEXT,), _flag("redact_text")),
+    "redact_patterns": ((env.OBSKIT_REDACT_PATTERNS,), _regexes("redact_patterns")),
     "series_cap": ((env.OBSKIT_SERIES_CAP,), _number("series_cap", int, 1, 10**7, "a whole number >= 1")),
     "runtime_metrics": ((env.OBSKIT_RUNTIME_METRICS,), _flag("runtime_metrics")),
     "host_metrics": ((env.OBSKIT_HOST_METRICS,), _flag("host_metrics")),

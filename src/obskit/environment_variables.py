@@ -92,6 +92,24 @@ password, passwd, secret, token, api_key, apikey, authorization, cookie, connect
 private_key, credential. Default: none extra. Keyword: ``redact_keys``.
 """
 
+OBSKIT_REDACT_TEXT: Final = "OBSKIT_REDACT_TEXT"
+"""Whether credentials in free text are hidden too: ``true`` (the default) or ``false``.
+
+Log messages, exception messages and stacks, string fields, span attributes and events are searched
+for URL userinfo (``https://user:pw@host``), the credential after an authorization scheme
+(``Bearer eyJ...``, ``Basic ...``) and the value after a sensitive key written in text
+(``password=...``, ``"api_key": "..."``, ``?token=...``, ``AccountKey=...``, ``sig=...``); each is
+replaced by ``[REDACTED]``. The keys are the ``OBSKIT_REDACT_KEYS`` patterns. Costs about 0.2-0.6 us
+per message (see docs/performance.md). Keyword: ``redact_text``.
+"""
+
+OBSKIT_REDACT_PATTERNS: Final = "OBSKIT_REDACT_PATTERNS"
+"""Extra regular expressions whose every match is replaced by ``[REDACTED]`` in exported text.
+
+Comma-separated, or a JSON list when a pattern holds a comma. Applied wherever ``OBSKIT_REDACT_TEXT``
+applies, and even when it is ``false``. Default: none. Keyword: ``redact_patterns``.
+"""
+
 OBSKIT_SERIES_CAP: Final = "OBSKIT_SERIES_CAP"
 """Most label combinations (series) one metric may create; beyond it values go to one overflow series.
 

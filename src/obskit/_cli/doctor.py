@@ -97,7 +97,7 @@ def _report(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     """Resolve, mask and check; (exit status, the report as a JSON-able dict)."""
     import obskit
     from obskit._cli import _mask
-    from obskit._redact import Redactor
+    from obskit._redact import redactor_for
     from obskit._settings import resolve_settings
 
     overrides = dict(args.overrides)
@@ -105,7 +105,7 @@ def _report(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         settings = resolve_settings(overrides)
     except obskit.ConfigError as error:  # secret values are already hidden in it (_settings)
         return 2, {"ok": False, "error": str(error), "setting": error.setting}
-    redactor = Redactor(settings.redact_keys)
+    redactor = redactor_for(settings)
     secrets: set[str] = set()
     origin = sources(overrides, os.environ)
     shown = {

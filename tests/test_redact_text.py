@@ -1,0 +1,127 @@
+"""Credentials in free text (value patterns) and values no exporter can take: the shared core."""
+
+from __future__ import annotations
+
+import pytest
+
+from obskit import ConfigError
+from obskit._redact import REDACTED, Redactor, redactor_for, safe_text, safe_value
+from obskit._settings import resolve_settings
+
+SCRUBBED = [
+    (
+        "GET http://user:pw@example.com/x?api_key=abc123&token=def&page=2",
+        f"GET http://{REDACTED}@example.com/x?api_key={REDACTED}&token={REDACTED}&page=2",
+    ),
+    (
+        'HTTP Request: GET http://u:p@host:8080/p?api_key=K1 "HTTP/1.1 200 OK"',
+        f'HTTP Request: GET http://{REDACTED}@host:8080/p?api_key={REDACTED} "HTTP/1.1 200 OK"',
+    ),
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc.def", f"Authorization: {REDACTED}"),
+    ("headers {'Authorization': 'Basic dXNlcjpwYXNz'}", f"headers {{'Authorization': '{REDACTED}'}}"),
+    ("sent with bearer abcdefghij", f"sent with bearer {REDACTED}"),
+    ("login failed password=hunter2 for bob", f"login failed password={REDACTED} for bob"),
+    ('{"password": "hunter2", "user": "bob"}', f'{{"password": "{REDACTED}", "user": "bob"}}'),
+    (
+        "AccountKey=abc/d+e==;SharedAccessSignature=sv=2020&sig=xyz",
+        f"AccountKey={REDACTED};SharedAccessSignature={REDACTED}&sig={REDACTED}",
+    ),
+    ("connection_string: Server=db;Password=p4ss;", f"connection_string: {REDACTED};Password={REDACTED};"),
+    ("postgres://admin:s3cr3t@db:5432/app", f"postgres://{REDACTED}@db:5432/app"),
+    ("X-Api-Key: abcdef", f"X-Api-Key: {REDACTED}"),
+    ("client_secret=abc&grant_type=x", f"client_secret={REDACTED}&grant_type=x"),
+    ("set-cookie: a=b", f"set-cookie: {REDACTED}"),
+]
+KEPT = [
+    "job done in 3 ms",
+    "prompt_tokens=35 took: 3ms",
+    "token count: 5",
+    "basic auth is off",
+    "secretary=bob",
+    "see https://example.com/docs?page=2",
+    "cache key: user:42",
+    "",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SCRUBBED)
+def test_credentials_in_free_text_are_hidden_keys_kept(text: str, expected: str) -> None:
+    assert Redactor().scrub(text) == expected
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_text_without_credentials_is_the_same_object(text: str) -> None:
+    assert Redactor().scrub(text) is text
+
+
+def test_extra_key_patterns_count_in_text_too() -> None:
+    assert Redactor(["session_id"]).scrub("session-id=abc ok") == f"session-id={REDACTED} ok"
+
+
+def test_user_patterns_replace_their_whole_match_even_with_text_off() -> None:
+    redactor = Redactor(text=False, value_patterns=[r"\b\d{4}-\d{4}-\d{4}-\d{4}\b"])
+    assert redactor.scrub("card 1234-5678-1234-5678 password=x") == f"card {REDACTED} password=x"
+
+
+def test_text_off_and_no_patterns_costs_nothing() -> None:
+    text = "password=x"
+    assert Redactor(text=False).scrub(text) is text
+
+
+def test_settings_build_the_redactor() -> None:
+    settings = resolve_settings({"redact_text": False, "redact_patterns": ["ab+c"], "redact_keys": "pin"})
+    redactor = redactor_for(settings)
+    assert redactor.scrub("abbbc password=1 pin=2") == f"{REDACTED} password=1 pin=2"
+    assert redactor_for(resolve_settings({"redact_keys": "pin"})).scrub("pin: 1234") == f"pin: {REDACTED}"
+
+
+def test_redact_patterns_env_takes_a_json_list_for_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBSKIT_REDACT_PATTERNS", '["x{1,3}", "y"]')
+    assert resolve_settings({}).redact_patterns == ("x{1,3}", "y")
+
+
+@pytest.mark.parametrize("bad", ["(", '["("]', "[not json"])
+def test_a_bad_pattern_names_the_setting(bad: str) -> None:
+    with pytest.raises(ConfigError, match="redact_patterns"):
+        resolve_settings({"redact_patterns": bad})
+
+
+def test_safe_text_escapes_lone_surrogates_only() -> None:
+    assert safe_text("bad \ud800 é") == "bad \\ud800 é"
+    text = "fine é ☃"
+    assert safe_text(text) is text
+    safe_text("\udc80\udcff").encode("utf-8")
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (2**63 - 1, 2**63 - 1),
+        (-(2**63), -(2**63)),
+        (2**63, str(2**63)),
+        (10**5000, "[unrenderable int]"),
+        (_Unprintable(), "[unrenderable _Unprintable]"),
+        ("a\ud800", "a\\ud800"),
+        (1.5, 1.5),
+        (True, True),
+        (None, None),
+    ],
+    ids=[
+        "int64_max",
+        "int64_min",
+        "past_int64",
+        "too_long_to_print",
+        "str_raises",
+        "surrogate",
+        "float",
+        "bool",
+        "none",
+    ],
+)
+def test_safe_value_keeps_what_exporters_take_and_marks_the_rest(value: object, expected: object) -> None:
+    assert safe_value(value) == expected
