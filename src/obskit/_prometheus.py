@@ -79,6 +79,8 @@ PUSH_TIMEOUT_SECONDS = 10.0
 MIN_PUSH_INTERVAL_SECONDS = 1.0
 #: Seconds between two warnings about failing pushes.
 _WARN_INTERVAL = 60.0
+#: The push gateway's name in obskit's backend health (the line when pushes work again).
+PUSH_GATEWAY = "the Prometheus push gateway"
 
 #: The multi-process directory in force (set by :func:`multiprocess_store`), or None.
 _active_dir: str | None = None
@@ -539,15 +541,21 @@ class _Pusher:
                     grouping_key=self.grouping,
                     timeout=max(timeout, 0.001),
                 )
+                if self._warned_at != -math.inf:
+                    self._warned_at = -math.inf  # the next failure, if any, is a new outage: said at once
+                from obskit._pipeline import record_export
+
+                record_export(PUSH_GATEWAY, "metrics", True)
                 return True
             except Exception as exc:
                 close = getattr(exc, "close", None)  # an HTTPError holds the gateway's response open
                 if callable(close):
                     with contextlib.suppress(Exception):
                         close()
-                from obskit._pipeline import count_dropped
+                from obskit._pipeline import count_dropped, record_export
 
                 count_dropped("metrics", "export_failed", max(1, _series(families)))
+                record_export(PUSH_GATEWAY, "metrics", False)
                 self._warn(exc)
                 return False
 
