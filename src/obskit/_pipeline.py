@@ -214,6 +214,8 @@ def message_class(name: str) -> str:
 def backend_of(exporter: object) -> str:
     """The backend an exporter delivers to, as :data:`MESSAGE_CLASSES` names it (``otlp``, ``azure``)."""
     module = type(exporter).__module__
+    if module.startswith(("obskit._console", "opentelemetry.sdk.")):  # the SDK's own: console, memory
+        return "console"
     if module.startswith("obskit."):
         return module.removeprefix("obskit.").lstrip("_")
     return message_class(module) or module.partition(".")[0]
