@@ -170,7 +170,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
     bad one raises :class:`obskit.ConfigError` before anything is installed. Calling it again
     replaces the previous set-up cleanly (one log handler, one span pipeline). A flush on exit is
     registered once. A setting that no chosen backend uses (``pushgateway_url`` without
-    ``metrics_exporter=prometheus``) is logged as a warning on the ``obskit`` logger.
+    ``metrics_exporter=prometheus``, an ``OTEL_EXPORTER_OTLP_*`` variable without an otlp
+    exporter) is logged as a warning on the ``obskit`` logger, naming it but not its value, and
+    is ignored: even an invalid value there is not an error until its backend is chosen.
 
     Args:
         app: a web application to instrument: FastAPI/Starlette (ASGI) or Flask (WSGI). Requests
@@ -178,8 +180,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
             endpoints are mounted. Instrumented once however often configure() runs.
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, log_level,
-            log_format, metric_namespace, redact_keys, series_cap, runtime_metrics, host_metrics,
-            metric_export_interval_ms, shutdown_timeout, export_queue_size, export_batch_size;
+            log_format, metric_namespace, redact_keys, redact_text, redact_patterns, series_cap,
+            runtime_metrics, host_metrics, metric_export_interval_ms, shutdown_timeout,
+            export_queue_size, export_batch_size;
             Prometheus: prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
             pushgateway_job, pushgateway_grouping, push_on; OTLP: otlp_endpoint, otlp_protocol,
             otlp_headers, otlp_timeout (ms), otlp_compression, otlp_certificate, otlp_insecure,
