@@ -20,7 +20,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from obskit._context import current_fields
 from obskit._errors import report_internal_error
-from obskit._pipeline import ExcludeInternalFilter, count_dropped
+from obskit._pipeline import ExcludeInternalFilter, backend_of, count_dropped, record_export
 from obskit._redact import Redactor
 from obskit._tracing import clean_attributes
 
@@ -117,8 +117,10 @@ class CountingLogExporter(LogRecordExporter):
         except Exception as exc:
             report_internal_error(f"log export ({type(self.inner).__name__})", exc)
             result = LogRecordExportResult.FAILURE
-        if result is not LogRecordExportResult.SUCCESS and getattr(result, "name", "") != "SUCCESS":
+        ok = result is LogRecordExportResult.SUCCESS or getattr(result, "name", "") == "SUCCESS"
+        if not ok:
             count_dropped("logs", "export_failed", len(batch))
+        record_export(backend_of(self.inner), "logs", ok)
         return result
 
     def shutdown(self) -> None:
