@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from obskit import ConfigError
@@ -125,3 +127,46 @@ class _Unprintable:
 )
 def test_safe_value_keeps_what_exporters_take_and_marks_the_rest(value: object, expected: object) -> None:
     assert safe_value(value) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password=[REDACTED]",
+        '{"password": "[REDACTED]"}',
+        "token: [REDACTED] ok",
+        "Authorization: [REDACTED]",
+    ],
+)
+def test_scrubbing_scrubbed_text_changes_nothing(text: str) -> None:
+    assert Redactor().scrub(text) is text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mysig=abc sig=def", f"mysig=abc sig={REDACTED}"),
+        ("X-Api-Key: abc", f"X-Api-Key: {REDACTED}"),
+        ("db_password=p1 tokenizer=gpt", f"db_password={REDACTED} tokenizer=gpt"),
+    ],
+)
+def test_keys_are_judged_whole_wherever_the_match_starts(text: str, expected: str) -> None:
+    assert Redactor().scrub(text) == expected
+
+
+def test_scrubbing_long_text_takes_linear_time() -> None:
+    # The key pattern once began with a lazy run of word characters: quadratic in a long word
+    # (4 KB took half a second, 40 KB would take a minute).
+    text = "x" * 20_000 + " token=abc " + "word " * 4_000
+    started = time.perf_counter()
+    scrubbed = Redactor().scrub(text)
+    assert time.perf_counter() - started < 1.0
+    assert f"token={REDACTED}" in scrubbed
+
+
+def test_walk_redacts_nested_keys_and_maps_every_leaf() -> None:
+    redactor = Redactor()
+    value = {"headers": {"Authorization": "Bearer abcdefgh"}, "notes": ["password=x", 3]}
+    walked = redactor.walk("outer", value, redactor.text_value)
+    assert walked == {"headers": {"Authorization": REDACTED}, "notes": [f"password={REDACTED}", 3]}
+    assert redactor.walk("client_secret", {"a": 1}, str) == REDACTED
