@@ -20,6 +20,7 @@ __all__ = [
     "REDACTED",
     "Redactor",
     "redactor_for",
+    "safe_json",
     "safe_text",
     "safe_value",
     "unrenderable",
@@ -257,6 +258,29 @@ def safe_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe_json(text: str) -> str:
+    r"""JSON ``text`` as valid UTF-8: a lone surrogate becomes its ``\udXXX`` escape, as text.
+
+    The escape's backslash is itself escaped, so the JSON parses to what :func:`safe_text` gives
+    for the string it was in, never to a surrogate again. All-ASCII text (nearly all) is
+    answered by one ``isascii()``.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(_json_escape, text)
+    return text
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\\\u{ord(match.group()):04x}"
 
 
 def safe_value(value: Any) -> Any:

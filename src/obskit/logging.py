@@ -22,6 +22,7 @@ from opentelemetry.trace import get_current_span
 
 from obskit import _state
 from obskit._context import current_fields
+from obskit._redact import REDACTED, safe_json, safe_text, unrenderable
 
 __all__ = [
     "ConsoleFormatter",
@@ -63,20 +64,35 @@ _CORE = frozenset(
 )
 
 
-def _safe_repr(value: Any) -> str:
+def _text_of(value: Any) -> str:
+    """A value JSON has no type for, as exported logs have it: ``str()``, credentials hidden.
+
+    The marker when ``str()`` raises: a broken value must not cost the log line.
+    """
     try:
-        return repr(value)
-    except Exception:  # a broken __repr__ must not cost the log line
-        return f"<{type(value).__name__} object (repr failed)>"
+        text = str(value)
+    except Exception:
+        return unrenderable(value)
+    return str(_state.STATE.redactor.scrub(text))
 
 
 # NaN and infinities are not JSON: encoding fails on them and _encode renders them as strings.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_safe_repr, allow_nan=False)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_text_of, allow_nan=False)
 
 
 def _finite(value: Any) -> Any:
+    """``value`` with what JSON cannot hold replaced, as exported logs have it.
+
+    NaN and infinities become their text, an int too long to print the marker.
+    """
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return str(value)
+    if value.__class__ is int:
+        try:
+            int.__repr__(value)
+        except ValueError:  # past sys.get_int_max_str_digits()
+            return unrenderable(value)
+        return value
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -157,17 +173,21 @@ def _trace_ids(out: dict[str, Any]) -> None:
 
 
 def _add_fields(out: dict[str, Any], fields: Mapping[str, Any], redactor: Any) -> None:
-    sensitive = redactor.is_sensitive
+    sensitive, scrub = redactor.is_sensitive, redactor.scrub
     for key, value in fields.items():
         if key in _CORE:
             key = f"field_{key}"
         out[key] = (
-            "[REDACTED]"
+            REDACTED
             if sensitive(key)
             else (
-                value
-                if value.__class__ is str or not isinstance(value, Mapping | list | tuple)
-                else redactor.value(key, value)
+                scrub(value)
+                if value.__class__ is str
+                else (
+                    value
+                    if not isinstance(value, Mapping | list | tuple)
+                    else redactor.walk(key, value, redactor.text_value)
+                )
             )
         )
 
@@ -179,11 +199,12 @@ def _exception(exc_info: Any, formatter: logging.Formatter | None = None) -> dic
         if formatter is not None
         else "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n")
     )
-    try:
-        message = str(exc)
-    except Exception:  # an exception whose __str__ fails is still logged
-        message = _safe_repr(exc)
-    return {"type": getattr(exc_type, "__name__", str(exc_type)), "message": message, "stack": stack}
+    scrub = _state.STATE.redactor.scrub
+    return {
+        "type": getattr(exc_type, "__name__", str(exc_type)),
+        "message": _text_of(exc),  # an exception whose __str__ fails is still logged
+        "stack": scrub(stack),
+    }
 
 
 def render_record(
@@ -201,7 +222,7 @@ def render_record(
         "timestamp": (clock or _CLOCK).format(created),
         "level": level,
         "logger": logger,
-        "message": message,
+        "message": state.redactor.scrub(message),
         **state.log_fields,
     }
     _trace_ids(out)
@@ -230,8 +251,10 @@ def _context_fragment(context: Mapping[str, Any], redactor: Any, fields: Mapping
     items = context.items()
     if any(k.__class__ is not str or v.__class__ is not str or k in _CORE or k in fields for k, v in items):
         return None
-    sensitive = redactor.is_sensitive
-    return "".join(f",{_encode_str(k)}:{_encode_str('[REDACTED]' if sensitive(k) else v)}" for k, v in items)
+    sensitive, scrub = redactor.is_sensitive, redactor.scrub
+    return "".join(
+        f",{_encode_str(k)}:{_encode_str(REDACTED if sensitive(k) else scrub(v))}" for k, v in items
+    )
 
 
 def _scalar(value: Any) -> str | None:
@@ -288,9 +311,17 @@ class JsonFormatter(logging.Formatter):
         self._access_keys: tuple[Any, Any, tuple[str | None, ...] | None] = (None, None, None)
         #: (service fields, redactor, whether "request_id" can be written as is, whether redacted)
         self._request_id_key: tuple[Any, Any, bool, bool] = (None, None, False, False)
+        #: Text that repeats (a message without arguments, a route, a user agent) and what the
+        #: redactor's scrub() made of it, for the redactor it was scrubbed with.
+        self._scrubbed: tuple[Any, dict[str, str]] = (None, {})
 
     def format(self, record: logging.LogRecord) -> str:
-        """Render ``record``; never raises (a broken field is rendered with ``repr``)."""
+        """Render ``record`` as one line of valid UTF-8 JSON; never raises.
+
+        A value JSON has no type for is written as its ``str()``, one that cannot be rendered
+        (``str()`` raises, an int too long to print) as ``"[unrenderable <type>]"``, a lone
+        surrogate as the text of its escape: each costs its own field only.
+        """
         if self._direct:
             attrs = record.__dict__
             if len(attrs) == _BASE_KEYS:
@@ -301,8 +332,22 @@ class JsonFormatter(logging.Formatter):
                 extra = {k: v for k, v in attrs.items() if k not in _RESERVED}
                 line = self._direct_line(record, extra) if len(attrs) - len(extra) == _BASE_KEYS else None
             if line is not None:
-                return line
-        return _encode(self.to_dict(record))
+                return safe_json(line)
+        return safe_json(_encode(self.to_dict(record)))
+
+    def _scrub_same(self, text: str, redactor: Any) -> str:
+        """``redactor.scrub(text)`` for text that repeats, remembered (a dict lookup when it does)."""
+        cached = self._scrubbed
+        if cached[0] is not redactor:
+            cached = self._scrubbed = (redactor, {})
+        done: dict[str, str] = cached[1]
+        try:
+            return done[text]
+        except KeyError:
+            scrubbed: str = redactor.scrub(text)
+            if len(done) < 1024:
+                done[text] = scrubbed
+            return scrubbed
 
     def _head(
         self,
@@ -359,7 +404,7 @@ class JsonFormatter(logging.Formatter):
             cached = self._request_id_key = (fields, redactor, usable, redactor.is_sensitive("request_id"))
         if not cached[2]:
             return None
-        return ',"request_id":' + _encode_str("[REDACTED]" if cached[3] else request_id)
+        return ',"request_id":' + _encode_str(REDACTED if cached[3] else redactor.scrub(request_id))
 
     def _access_json(
         self,
@@ -407,11 +452,17 @@ class JsonFormatter(logging.Formatter):
             context = current_fields()
         if context and not isinstance(context, str) and not context.keys().isdisjoint(_ACCESS_KEYS):
             return None
+        redactor = state.redactor
+        if redactor.scrubs_text:  # the path and user agent are the client's text
+            scrub, same = redactor.scrub, self._scrub_same
+            message, path = scrub(message), scrub(path)
+            method, route, client = same(method, redactor), same(route, redactor), same(client, redactor)
+            user_agent = same(user_agent, redactor)
         head = self._head(created, level, "http.access", message, state, context, ids)
         if head is None:
             return None
         k = fragments
-        return (
+        return safe_json(
             f"{head}{k[0]}{_encode_str(method)}{k[1]}{_encode_str(route)}{k[2]}{_encode_str(path)}"
             f"{k[3]}{int.__repr__(status)}{k[4]}{float.__repr__(duration_ms)}{k[5]}{_encode_str(client)}"
             f"{k[6]}{_encode_str(user_agent)}}}"
@@ -428,9 +479,13 @@ class JsonFormatter(logging.Formatter):
             return None
         state = _state.STATE
         fields = state.log_fields
+        redactor = state.redactor
+        scrub = redactor.scrub
         try:
             context = current_fields()
             message = record.getMessage()
+            if redactor.scrubs_text:
+                message = scrub(message) if record.args else self._scrub_same(message, redactor)
             head = self._head(record.created, record.levelname, record.name, message, state, context)
             if head is None:
                 return None
@@ -452,13 +507,13 @@ class JsonFormatter(logging.Formatter):
                         return None
                     cls = value.__class__
                     if cls is str:
-                        parts.append(fragment + _encode_str(value))
+                        parts.append(fragment + _encode_str(scrub(value)))
                         continue
                     encoded = _scalar(value)
                     if encoded is None:
                         return None
                     parts.append(fragment + encoded)
-        except TypeError:
+        except (TypeError, ValueError):  # ValueError: an int too long to print
             return None
         parts.append("}")
         return "".join(parts)
@@ -470,7 +525,7 @@ class JsonFormatter(logging.Formatter):
             "timestamp": self._clock.format(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": state.redactor.scrub(record.getMessage()),
             **state.log_fields,
         }
         trace_id = getattr(record, "otelTraceID", None)
@@ -492,9 +547,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exception"] = _exception(record.exc_info, self)
         elif record.exc_text:
-            out["exception"] = {"type": "", "message": "", "stack": record.exc_text}
+            out["exception"] = {"type": "", "message": "", "stack": state.redactor.scrub(record.exc_text)}
         if record.stack_info:
-            out["stack_info"] = self.formatStack(record.stack_info)
+            out["stack_info"] = state.redactor.scrub(self.formatStack(record.stack_info))
         return out
 
 
@@ -507,13 +562,23 @@ class ConsoleFormatter(JsonFormatter):
         head = f"{data.pop('timestamp')} {data.pop('level'):<8} {data.pop('logger')}: {data.pop('message')}"
         exception = data.pop("exception", None)
         stack_info = data.pop("stack_info", None)
-        tail = " ".join(f"{k}={v}" for k, v in data.items())
+        tail = " ".join(f"{k}={_console_value(v)}" for k, v in data.items())
         text = f"{head}  {tail}" if tail else head
         if exception:
             text = f"{text}\n{exception['stack']}"
         if stack_info:
             text = f"{text}\n{stack_info}"
-        return text
+        return safe_text(text)
+
+
+def _console_value(value: Any) -> str:
+    """A field's value for a console line: its ``str()``."""
+    if value.__class__ is str:
+        return value
+    try:
+        return str(value)
+    except Exception:  # an int too long to print, a broken __str__: the field alone is lost
+        return unrenderable(value)
 
 
 # -- structlog -------------------------------------------------------------------------------------
@@ -565,7 +630,7 @@ def _render_structlog(logger: Any, method_name: str, event_dict: MutableMapping[
     elif isinstance(exc_info, BaseException):
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     out = render_record(time.time(), level, str(name), message, event_dict, exc_info or None)
-    return _encode(out)
+    return safe_json(_encode(out))
 
 
 def structlog_processors() -> list[Callable[..., Any]]:
