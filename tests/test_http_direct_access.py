@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -287,6 +288,30 @@ def test_5xx_without_exception_is_written_direct_as_the_logrecord_line(
     direct, recorded = direct_and_record_lines(capsys, paths, protocol, status=503)
     assert masked(direct) == masked(recorded)
     assert strict_loads(direct)["level"] == "ERROR"
+
+
+@pytest.mark.parametrize("interval", list(WRITES.values()), ids=list(WRITES))
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+def test_credentials_in_the_path_and_user_agent_are_scrubbed_alike_on_both_paths(
+    capsys: pytest.CaptureFixture[str],
+    paths: Paths,
+    logger_state: None,
+    monkeypatch: pytest.MonkeyPatch,
+    protocol: str,
+    interval: float,
+) -> None:
+    make_app, request = PROTOCOLS[protocol]
+    monkeypatch.setitem(PROTOCOLS, protocol, (make_app, partial(request, path="/reset/token=abc123/x")))
+    monkeypatch.setitem(HEADERS, "user-agent", "probe Authorization: Bearer eyJsecretvalue")
+    configure(access_log_flush_interval=interval)
+    direct, recorded = direct_and_record_lines(capsys, paths, protocol, kept=interval > 0)
+    assert masked(direct) == masked(recorded)
+    parsed = strict_loads(direct)
+    assert parsed["message"] == "GET /reset/token=[REDACTED] 200"
+    assert parsed["path"] == "/reset/token=[REDACTED]"
+    assert parsed["user_agent"] == "probe Authorization: [REDACTED]"
+    assert "abc123" not in direct
+    assert "eyJsecretvalue" not in direct
 
 
 # -- (2) each condition falls back to the LogRecord path -------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from obskit import ConfigError
-from obskit._redact import REDACTED, Redactor, redactor_for, safe_text, safe_value
+from obskit._redact import REDACTED, Redactor, redactor_for, safe_json, safe_text, safe_value
 from obskit._settings import resolve_settings
 
 SCRUBBED = [
@@ -93,6 +94,15 @@ def test_safe_text_escapes_lone_surrogates_only() -> None:
     text = "fine é ☃"
     assert safe_text(text) is text
     safe_text("\udc80\udcff").encode("utf-8")
+
+
+def test_safe_json_escapes_lone_surrogates_as_text_the_json_keeps() -> None:
+    text = json.dumps({"k\udc80": "bad \ud800 é"}, ensure_ascii=False)
+    safe = safe_json(text)
+    safe.encode("utf-8")
+    assert json.loads(safe) == {"k\\udc80": safe_text("bad \ud800 é")}
+    fine = '{"a":"é ☃"}'
+    assert safe_json(fine) is fine
 
 
 class _Unprintable:
