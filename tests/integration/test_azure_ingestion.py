@@ -308,3 +308,52 @@ def test_failing_ingestion_costs_the_app_nothing_and_counts_drops(
     assert ingestion.envelopes == []
     if status >= 500:  # azure-core retried each batch RETRIES times; a 429 is never waited for here
         assert len(ingestion.requests) % (_azure.RETRIES + 1) == 0
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_one_bad_log_record_costs_no_other_record(ingestion: Ingestion) -> None:
+    from obskit._logexport import ObskitLoggingHandler
+
+    _configure(ingestion)
+    # obskit's exporting handler alone: pytest's capture handlers would keep the bad values raw
+    # for its report, which pytest-xdist cannot send.
+    logger = logging.getLogger("azure_it.bad_values")
+    logger.handlers[:] = [h for h in logging.getLogger().handlers if isinstance(h, ObskitLoggingHandler)]
+    logger.propagate = False
+    try:
+        before = _dropped("logs")
+        for i in range(50):
+            logger.warning("good %d", i)
+        logger.warning(
+            "bad \ud800 password=hunter2",
+            extra={
+                "wide": 2**70,
+                "huge": 10**5000,
+                "broken": _Unprintable(),
+                "key\udc80": "value \udcff",
+                "nested": {"client_secret": "s3cr3t-nested", "headers": {"Authorization": "Basic dXNlcjpw"}},
+            },
+        )
+        for i in range(50, 100):
+            logger.warning("good %d", i)
+        obskit.shutdown(timeout=5)
+    finally:
+        logger.handlers.clear()
+        logger.propagate = True
+    messages = {e["data"]["baseData"]["message"]: e for e in ingestion.named("Message")}
+    assert set(messages) == {f"good {i}" for i in range(100)} | {"bad \\ud800 password=[REDACTED]"}
+    assert _dropped("logs") == before
+    properties = messages["bad \\ud800 password=[REDACTED]"]["data"]["baseData"]["properties"]
+    assert properties["wide"] == str(2**70)
+    assert properties["huge"] == "[unrenderable int]"
+    assert properties["broken"] == "[unrenderable _Unprintable]"
+    assert properties["key\\udc80"] == "value \\udcff"
+    assert json.loads(properties["nested"]) == {
+        "client_secret": "[REDACTED]",
+        "headers": {"Authorization": "[REDACTED]"},
+    }
+    assert "s3cr3t-nested" not in json.dumps(ingestion.envelopes)
