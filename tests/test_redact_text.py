@@ -180,3 +180,8 @@ def test_walk_redacts_nested_keys_and_maps_every_leaf() -> None:
     walked = redactor.walk("outer", value, redactor.text_value)
     assert walked == {"headers": {"Authorization": REDACTED}, "notes": [f"password={REDACTED}", 3]}
     assert redactor.walk("client_secret", {"a": 1}, str) == REDACTED
+
+
+def test_text_whose_lower_case_is_longer_is_scrubbed_in_place() -> None:
+    # "İ".lower() is two characters: positions found in the lower-cased text must still fit.
+    assert Redactor().scrub("İİ password=x İ token=y") == f"İİ password={REDACTED} İ token={REDACTED}"
