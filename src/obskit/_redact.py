@@ -197,24 +197,25 @@ class Redactor:
             if found is None:
                 position += 1
                 continue
-            replaced = self._replace(found)
-            if replaced != found.group(0):
-                parts += (text[done:position], replaced)
-                done = found.end()
             position = found.end()
+            replaced = self._replace(found)
+            if replaced is not None:
+                parts += (text[done : found.start()], replaced)
+                done = position
         if not parts:  # keys that are not sensitive leave the same object
             return text
         parts.append(text[done:])
         return "".join(parts)
 
-    def _replace(self, match: re.Match[str]) -> str:
-        if match.group("userinfo") is not None:
-            return f"://{REDACTED}@"
-        if match.group("cred") is not None:
+    def _replace(self, match: re.Match[str]) -> str | None:
+        """What replaces a match of the free-text pattern; None when it is to stay as it is."""
+        last = match.lastgroup
+        if last == "value":
+            key, sep = match.group("key", "sep")
+            return f"{key}{sep}{REDACTED}" if self._text_key(key) else None
+        if last == "cred":
             return f"{match.group('auth')} {REDACTED}"
-        if self._text_key(match.group("key")):
-            return f"{match.group('key')}{match.group('sep')}{REDACTED}"
-        return match.group(0)
+        return f"://{REDACTED}@"
 
     def text_value(self, value: Any) -> Any:
         """A field's value with credentials in its text hidden (strings only; others as they are)."""
