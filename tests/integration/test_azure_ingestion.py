@@ -357,3 +357,20 @@ def test_one_bad_log_record_costs_no_other_record(ingestion: Ingestion) -> None:
         "headers": {"Authorization": "[REDACTED]"},
     }
     assert "s3cr3t-nested" not in json.dumps(ingestion.envelopes)
+
+
+def test_an_http_client_s_request_line_is_exported_redacted(ingestion: Ingestion) -> None:
+    httpx = pytest.importorskip("httpx")
+    _configure(ingestion)
+    port = ingestion.server.server_address[1]
+    with httpx.Client() as client:
+        client.get(f"http://user:pw-in-url@127.0.0.1:{port}/x?api_key=K9-query-key")
+    obskit.shutdown(timeout=5)
+    (message,) = [
+        e["data"]["baseData"]["message"]
+        for e in ingestion.named("Message")
+        if e["data"]["baseData"]["message"].startswith("HTTP Request:")
+    ]
+    assert "api_key=[REDACTED]" in message
+    assert "pw-in-url" not in message
+    assert "K9-query-key" not in json.dumps(ingestion.named("Message"))

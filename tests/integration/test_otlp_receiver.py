@@ -621,3 +621,23 @@ def test_one_bad_log_record_costs_no_other_record(protocol: str) -> None:
         assert json.loads(fields["nested"]) == {"client_secret": "[REDACTED]", "note": "bad \\ud800"}
         assert fields["exception.message"] == "exception \\udc80 token=[REDACTED]"
         assert "abc123" not in fields["exception.stacktrace"]
+
+
+def test_an_http_client_s_request_line_is_exported_redacted() -> None:
+    httpx = pytest.importorskip("httpx")
+    with rx.HttpReceiver() as receiver:
+        _configure("http/protobuf", receiver.endpoint, traces_exporter="none", metrics_exporter="none")
+        port = receiver.endpoint.rsplit(":", 1)[1].strip("/")
+        with httpx.Client() as client:
+            client.get(f"http://user:pw-in-url@127.0.0.1:{port}/x?api_key=K9-query-key")
+        obskit.shutdown()
+        (record,) = [
+            r
+            for r in receiver.store.log_records()
+            if rx.attributes(r.attributes).get("logger.name") == "httpx"
+        ]
+    message = record.body.string_value
+    assert message.startswith("HTTP Request: GET http://")
+    assert "api_key=[REDACTED]" in message
+    assert "pw-in-url" not in message
+    assert "K9-query-key" not in message
