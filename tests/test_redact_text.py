@@ -185,3 +185,13 @@ def test_walk_redacts_nested_keys_and_maps_every_leaf() -> None:
 def test_text_whose_lower_case_is_longer_is_scrubbed_in_place() -> None:
     # "İ".lower() is two characters: positions found in the lower-cased text must still fit.
     assert Redactor().scrub("İİ password=x İ token=y") == f"İİ password={REDACTED} İ token={REDACTED}"
+
+
+@pytest.mark.parametrize("text", ["req-1f2e", "10.0.0.9", "Mozilla/5.0 (X11; Linux x86_64)", "a basic test"])
+def test_text_that_cannot_hold_a_credential_is_answered_without_a_search(text: str) -> None:
+    assert Redactor().scrub(text) is text
+
+
+def test_a_word_alone_is_left_but_a_scheme_and_its_credential_are_not() -> None:
+    assert Redactor().scrub("bearer") == "bearer"
+    assert Redactor().scrub("Bearer\tabcdefgh") == f"Bearer {REDACTED}"

@@ -285,6 +285,9 @@ def _key_fragment(key: Any, fields: Mapping[str, Any], redactor: Any) -> str | N
     return f",{_encode_str(key)}:"
 
 
+#: How a path can end for its message's status to become a key's value (``/token: 200``); the
+#: empty string too, so that an empty path gets the whole message scrubbed.
+_OPEN_ENDS = "=:\"' \t"
 #: Keys the direct path writes itself; service fields named like them take the general path.
 _HEAD = frozenset({"timestamp", "level", "logger", "message", "trace_id", "span_id"})
 
@@ -454,10 +457,11 @@ class JsonFormatter(logging.Formatter):
             return None
         redactor = state.redactor
         if redactor.scrubs_text:  # the path and user agent are the client's text
-            scrub, same = redactor.scrub, self._scrub_same
-            message, path = scrub(message), scrub(path)
-            method, route, client = same(method, redactor), same(route, redactor), same(client, redactor)
-            user_agent = same(user_agent, redactor)
+            message, path, route, client, user_agent = self._scrub_access(
+                redactor, message, path, route, client, user_agent
+            )
+            if redactor.user_patterns:
+                method = redactor.scrub(method)
         head = self._head(created, level, "http.access", message, state, context, ids)
         if head is None:
             return None
@@ -467,6 +471,22 @@ class JsonFormatter(logging.Formatter):
             f"{k[3]}{int.__repr__(status)}{k[4]}{float.__repr__(duration_ms)}{k[5]}{_encode_str(client)}"
             f"{k[6]}{_encode_str(user_agent)}}}"
         )
+
+    def _scrub_access(
+        self, redactor: Any, message: str, path: str, route: str, client: str, user_agent: str
+    ) -> tuple[str, str, str, str, str]:
+        """The access line's text values scrubbed as the general path scrubs each of them.
+
+        The message is ``"{method} {path} {status}"``: the method (a known one, or ``_OTHER``)
+        and the status hold no credential, so the message changes only if the path does or the
+        path ends where a key's value would begin (``/token:``, then `` 200``), unless the user's
+        own patterns apply. Values that repeat (route, client, user agent) are remembered.
+        """
+        scrub, same = redactor.scrub, self._scrub_same
+        scrubbed = scrub(path)
+        if scrubbed is not path or path[-1:] in _OPEN_ENDS or redactor.user_patterns:
+            message = scrub(message)
+        return message, scrubbed, same(route, redactor), same(client, redactor), same(user_agent, redactor)
 
     def _direct_line(self, record: logging.LogRecord, extra: dict[str, Any] | None) -> str | None:
         """``_encode(self.to_dict(record))`` built without the dict, for the common record.
