@@ -361,3 +361,12 @@ def test_each_stdout_line_is_utf8_json(env: dict[str, str]) -> None:
     assert (lines[2]["v"], lines[2]["n"]) == ({"k": "\\ud800"}, "[unrenderable int]")
     assert lines[3]["v"] == "\\udcff"
     assert lines[4]["exception"]["message"] == "exc \\udc80"
+
+
+def test_a_message_that_cannot_be_made_keeps_its_record(json_out: Output) -> None:
+    log = json_out.log()
+    log.info("%d items", "not a number")
+    log.info(Unprintable())
+    lines = json_out.lines()
+    assert [line["message"] for line in lines] == ["%d items", "[unrenderable Unprintable]"]
+    assert [body for body, _ in json_out.exported()] == ["%d items", "[unrenderable Unprintable]"]

@@ -533,7 +533,7 @@ class JsonFormatter(logging.Formatter):
                     if encoded is None:
                         return None
                     parts.append(fragment + encoded)
-        except (TypeError, ValueError):  # ValueError: an int too long to print
+        except Exception:  # an int too long to print, a message that cannot be made: general path
             return None
         parts.append("}")
         return "".join(parts)
@@ -545,7 +545,7 @@ class JsonFormatter(logging.Formatter):
             "timestamp": self._clock.format(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": state.redactor.scrub(record.getMessage()),
+            "message": state.redactor.scrub(_message(record)),
             **state.log_fields,
         }
         trace_id = getattr(record, "otelTraceID", None)
@@ -589,6 +589,17 @@ class ConsoleFormatter(JsonFormatter):
         if stack_info:
             text = f"{text}\n{stack_info}"
         return safe_text(text)
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, or its format when the arguments do not fit (or ``str()`` raises).
+
+    The line is kept, as exported records keep it.
+    """
+    try:
+        return record.getMessage()
+    except Exception:
+        return record.msg if record.msg.__class__ is str else _text_of(record.msg)
 
 
 def _console_value(value: Any) -> str:
