@@ -370,3 +370,11 @@ def test_a_message_that_cannot_be_made_keeps_its_record(json_out: Output) -> Non
     lines = json_out.lines()
     assert [line["message"] for line in lines] == ["%d items", "[unrenderable Unprintable]"]
     assert [body for body, _ in json_out.exported()] == ["%d items", "[unrenderable Unprintable]"]
+
+
+def test_a_structlog_event_whose_str_raises_keeps_its_line(json_out: Output) -> None:
+    json_out.log()
+    obskit.get_logger(LOGGER).info(Unprintable(), n=1)
+    (line,) = json_out.lines()
+    assert (line["message"], line["n"]) == ("[unrenderable Unprintable]", 1)
+    assert structlog_line(Unprintable(), n=1)["message"] == "[unrenderable Unprintable]"  # type: ignore[arg-type]

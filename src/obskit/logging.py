@@ -4,7 +4,10 @@ Every line is one JSON object: ``timestamp`` (UTC, RFC 3339), ``level``, ``logge
 ``service``, ``environment``, ``trace_id``/``span_id`` (W3C hex, only inside a span), the fields
 of the active :class:`~obskit.LoggingContext` (``request_id``, ``user_id``, ...), ``extra`` fields,
 and ``exception`` (type, message, stack). Sensitive keys are redacted with the same list as span
-attributes. Messages with newlines, quotes or non-ASCII stay one valid JSON line.
+attributes, at any depth, and credentials in the message, exception and string fields are hidden
+(:meth:`obskit._redact.Redactor.scrub`). Messages with newlines, quotes or non-ASCII stay one
+valid JSON line, of valid UTF-8 whatever they hold; a value that cannot be rendered costs its own
+field only (see docs/logging.md).
 """
 
 from __future__ import annotations
@@ -582,7 +585,7 @@ class ConsoleFormatter(JsonFormatter):
         head = f"{data.pop('timestamp')} {data.pop('level'):<8} {data.pop('logger')}: {data.pop('message')}"
         exception = data.pop("exception", None)
         stack_info = data.pop("stack_info", None)
-        tail = " ".join(f"{k}={_console_value(v)}" for k, v in data.items())
+        tail = " ".join(f"{k}={_str_or_marker(v)}" for k, v in data.items())
         text = f"{head}  {tail}" if tail else head
         if exception:
             text = f"{text}\n{exception['stack']}"
@@ -602,8 +605,8 @@ def _message(record: logging.LogRecord) -> str:
         return record.msg if record.msg.__class__ is str else _text_of(record.msg)
 
 
-def _console_value(value: Any) -> str:
-    """A field's value for a console line: its ``str()``."""
+def _str_or_marker(value: Any) -> str:
+    """``str(value)``, or the marker when that raises (an int too long to print, say)."""
     if value.__class__ is str:
         return value
     try:
@@ -627,7 +630,7 @@ def _forward_to_stdlib(logger: Any, method_name: str, event_dict: MutableMapping
         kwargs["exc_info"] = exc_info
     if stack_info:
         kwargs["stack_info"] = True
-    return (str(event),), kwargs
+    return (_str_or_marker(event),), kwargs
 
 
 def get_logger(name: str | None = None, **initial: Any) -> Any:
@@ -649,7 +652,7 @@ def get_logger(name: str | None = None, **initial: Any) -> Any:
 
 def _render_structlog(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
     event_dict.pop("timestamp", None)
-    message = str(event_dict.pop("event", ""))
+    message = _str_or_marker(event_dict.pop("event", ""))
     level = str(event_dict.pop("level", method_name)).upper()
     level = "WARNING" if level == "WARN" else level
     name = event_dict.pop("logger", None) or getattr(logger, "name", "") or ""
