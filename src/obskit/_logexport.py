@@ -1,8 +1,11 @@
 """Stdlib log records to OpenTelemetry log records, for the exported log backends (OTLP, Azure).
 
 obskit's own handler rather than the SDK's deprecated ``LoggingHandler``: it adds the
-LoggingContext fields, redacts with the shared list, and never exports obskit's or the
-exporting libraries' own records (no feedback loops).
+LoggingContext fields, redacts with the shared list (keys at any depth, credentials in the
+body, exception and string fields), and never exports obskit's or the exporting libraries' own
+records (no feedback loops). Every value is made safe where the record is made: a value the
+exporters cannot encode (a lone surrogate, an int past 64 bits, an object whose ``str()``
+raises) would otherwise fail the whole batch it is exported in, losing every record with it.
 """
 
 from __future__ import annotations
