@@ -378,3 +378,19 @@ def test_a_structlog_event_whose_str_raises_keeps_its_line(json_out: Output) -> 
     (line,) = json_out.lines()
     assert (line["message"], line["n"]) == ("[unrenderable Unprintable]", 1)
     assert structlog_line(Unprintable(), n=1)["message"] == "[unrenderable Unprintable]"  # type: ignore[arg-type]
+
+
+def test_each_console_format_line_is_utf8() -> None:
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "LC_ALL", "LANG")}
+    environ.update(
+        PYTHONPATH=os.pathsep.join(sys.path),
+        PYTHONIOENCODING="utf-8:surrogateescape",
+        OBSKIT_LOG_FORMAT="console",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], env=environ, capture_output=True, timeout=60, check=True
+    )
+    text = done.stdout.decode("utf-8")
+    assert "bad \\udc80\\udcff" in text
+    assert "n=[unrenderable int]" in text
+    assert "é ☃ fine" in text
