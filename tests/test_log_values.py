@@ -394,3 +394,11 @@ def test_each_console_format_line_is_utf8() -> None:
     assert "bad \\udc80\\udcff" in text
     assert "n=[unrenderable int]" in text
     assert "é ☃ fine" in text
+
+
+def test_a_nested_key_whose_str_raises_costs_its_key_only(json_out: Output) -> None:
+    json_out.log().info("kept", extra={"nested": {Unprintable(): 1, "ok": 2}})
+    (line,) = json_out.lines()
+    assert line["nested"] == {"[unrenderable Unprintable]": 1, "ok": 2}
+    ((_, attributes),) = json_out.exported()
+    assert json.loads(attributes["nested"]) == {"[unrenderable Unprintable]": 1, "ok": 2}

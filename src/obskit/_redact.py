@@ -144,7 +144,8 @@ class Redactor:
         if self.is_sensitive(key) or _depth > _MAX_DEPTH:
             return REDACTED
         if isinstance(value, Mapping):
-            return {str(k): self.walk(str(k), v, leaf, _depth + 1) for k, v in value.items()}
+            items = ((_key_text(k), v) for k, v in value.items())
+            return {k: self.walk(k, v, leaf, _depth + 1) for k, v in items}
         if isinstance(value, list | tuple):
             return [self.walk(key, v, leaf, _depth + 1) for v in value]
         return leaf(value)
@@ -297,6 +298,16 @@ def _trigger(patterns: Iterable[str]) -> Callable[[str], re.Match[str] | None]:
 UNRENDERABLE = "[unrenderable {}]"
 #: ints beyond this many digits cannot be printed (sys.set_int_max_str_digits).
 _INT_MAX_DIGITS = sys.get_int_max_str_digits() or 4300
+
+
+def _key_text(key: object) -> str:
+    """A mapping key as text: ``str(key)``, or the marker when that raises."""
+    if key.__class__ is str:
+        return key
+    try:
+        return str(key)
+    except Exception:
+        return unrenderable(key)
 
 
 def unrenderable(value: object) -> str:
