@@ -370,3 +370,69 @@ def test_azure_request_lines_come_back_when_the_app_asks_for_them(
         if line.startswith("{") and "http_logging_policy" in line
     ]
     assert any(line["level"] == "INFO" and "Request URL" in line["message"] for line in policy), policy
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_one_bad_log_record_costs_no_other_record(ingestion: Ingestion) -> None:
+    from obskit._logexport import ObskitLoggingHandler
+
+    _configure(ingestion)
+    # obskit's exporting handler alone: pytest's capture handlers would keep the bad values raw
+    # for its report, which pytest-xdist cannot send.
+    logger = logging.getLogger("azure_it.bad_values")
+    logger.handlers[:] = [h for h in logging.getLogger().handlers if isinstance(h, ObskitLoggingHandler)]
+    logger.propagate = False
+    try:
+        before = _dropped("logs")
+        for i in range(50):
+            logger.warning("good %d", i)
+        logger.warning(
+            "bad \ud800 password=hunter2",
+            extra={
+                "wide": 2**70,
+                "huge": 10**5000,
+                "broken": _Unprintable(),
+                "key\udc80": "value \udcff",
+                "nested": {"client_secret": "s3cr3t-nested", "headers": {"Authorization": "Basic dXNlcjpw"}},
+            },
+        )
+        for i in range(50, 100):
+            logger.warning("good %d", i)
+        obskit.shutdown(timeout=5)
+    finally:
+        logger.handlers.clear()
+        logger.propagate = True
+    messages = {e["data"]["baseData"]["message"]: e for e in ingestion.named("Message")}
+    assert set(messages) == {f"good {i}" for i in range(100)} | {"bad \\ud800 password=[REDACTED]"}
+    assert _dropped("logs") == before
+    properties = messages["bad \\ud800 password=[REDACTED]"]["data"]["baseData"]["properties"]
+    assert properties["wide"] == str(2**70)
+    assert properties["huge"] == "[unrenderable int]"
+    assert properties["broken"] == "[unrenderable _Unprintable]"
+    assert properties["key\\udc80"] == "value \\udcff"
+    assert json.loads(properties["nested"]) == {
+        "client_secret": "[REDACTED]",
+        "headers": {"Authorization": "[REDACTED]"},
+    }
+    assert "s3cr3t-nested" not in json.dumps(ingestion.envelopes)
+
+
+def test_an_http_client_s_request_line_is_exported_redacted(ingestion: Ingestion) -> None:
+    httpx = pytest.importorskip("httpx")
+    _configure(ingestion)
+    port = ingestion.server.server_address[1]
+    with httpx.Client() as client:
+        client.get(f"http://user:pw-in-url@127.0.0.1:{port}/x?api_key=K9-query-key")
+    obskit.shutdown(timeout=5)
+    (message,) = [
+        e["data"]["baseData"]["message"]
+        for e in ingestion.named("Message")
+        if e["data"]["baseData"]["message"].startswith("HTTP Request:")
+    ]
+    assert "api_key=[REDACTED]" in message
+    assert "pw-in-url" not in message
+    assert "K9-query-key" not in json.dumps(ingestion.named("Message"))
