@@ -198,7 +198,7 @@ def _exit_aware(receive: Receive, send: Send) -> tuple[Receive, Send]:
     async def send_flushing(message: Any) -> None:
         kind = message.get("type")
         if kind == "lifespan.startup.complete":
-            _guarded(_exit.watch_signals)
+            _guarded(_exit.lifespan_started)
         elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
             await _flush_before_exit()
         await send(message)

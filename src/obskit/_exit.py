@@ -8,12 +8,16 @@ gets what is left of it (:func:`remaining`), never a fresh one.
 
 A server that restores the default SIGTERM action and raises the signal again once it has shut
 down (uvicorn >= 0.29, also under gunicorn's ``UvicornWorker``) would kill the process before the
-exit hook flushes. When obskit's chained handler sees SIGTERM it therefore blocks SIGTERM in the
-main thread: the server's re-raised signal stays pending, the process ends normally, the exit
-hook flushes, and :func:`end_exit` unblocks the signal, which then kills the process as it would
-have without obskit (exit status -15). A watchdog thread (started before the block, so SIGTERM
-can reach it) sends SIGTERM again if the process is still alive past the deadline with the
-signal pending, so the block never makes an exit hang.
+exit hook flushes. Where obskit's ASGI middleware saw the app start, it flushes at the lifespan
+shutdown, before that. Otherwise (``configure()`` inside the lifespan, or without an app), when
+obskit's chained handler sees SIGTERM it blocks SIGTERM in the main thread: the server's
+re-raised signal stays pending, the process ends normally, the exit hook flushes, and
+:func:`end_exit` unblocks the signal, which then kills the process as it would have without
+obskit (exit status -15). The price: code after the server's return (and gunicorn's
+``worker_exit`` hook) now runs, and threads and child processes started after the signal
+inherit the block. A watchdog thread (started before the block, so SIGTERM can reach it) sends
+SIGTERM again if the process is still alive past the deadline with the signal pending, so the
+block never makes an exit hang.
 
 This module sits below the runtime: :func:`watch` is given the runtime's ``shutdown`` and
 ``flush`` functions instead of importing them.
@@ -39,6 +43,7 @@ __all__ = [
     "end_exit",
     "exiting",
     "flush_for_exit",
+    "lifespan_started",
     "remaining",
     "reset",
     "stop_watching",
@@ -64,6 +69,9 @@ _granted_until = 0.0
 
 #: Signals blocked in the main thread by the chained SIGTERM handler (see the module docstring).
 _held: set[int] = set()
+#: Whether obskit's ASGI middleware saw the app start: it will flush at the lifespan shutdown,
+#: so the chained handler need not hold SIGTERM (and the process ends exactly as without obskit).
+_lifespan_flushes = False
 #: (signal number, obskit's handler, the handler it replaced) for each handler obskit installed.
 _mine: list[tuple[int, Any, Any]] = []
 
@@ -139,8 +147,8 @@ def after_fork_in_child() -> None:
 
 def reset() -> None:
     """No exit under way and no signal held (a forked child; obskit's own tests)."""
-    global _deadline, _certain, _flushed, _granted_until
-    _deadline, _certain, _flushed, _granted_until = None, False, False, 0.0
+    global _deadline, _certain, _flushed, _granted_until, _lifespan_flushes
+    _deadline, _certain, _flushed, _granted_until, _lifespan_flushes = None, False, False, 0.0, False
     if _held:
         held = set(_held)
         _held.clear()
@@ -178,6 +186,16 @@ def flush_for_exit() -> tuple[threading.Event, float] | None:
 
 
 # -- signals -------------------------------------------------------------------------------------
+
+
+def lifespan_started() -> None:
+    """The ASGI app started under obskit's middleware: chain onto the server's handlers (now set).
+
+    The middleware flushes at the lifespan shutdown, so SIGTERM is not held from now on.
+    """
+    global _lifespan_flushes
+    _lifespan_flushes = True
+    watch_signals()
 
 
 def watch(timeout: float, shutdown: Callable[[], None], flush: Callable[[float], None]) -> None:
@@ -271,7 +289,7 @@ class _Chained:
     def __call__(self, signum: int, frame: FrameType | None) -> Any:
         try:
             deadline = begin_exit()
-            if signum == signal.SIGTERM and signum not in _held:
+            if signum == signal.SIGTERM and signum not in _held and not _lifespan_flushes:
                 _start_watchdog(signum, deadline)  # before the block: the watchdog must get SIGTERM
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
                 _held.add(signum)
