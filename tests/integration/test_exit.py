@@ -39,7 +39,8 @@ needs_hypercorn = pytest.mark.skipif(
 )
 
 #: name: (command, environment, exit status without obskit). uvicorn dies by the SIGTERM it
-#: re-raises once it has shut down; gunicorn's and hypercorn's masters exit 0.
+#: re-raises once it has shut down; its supervisors (--workers, --reload) and gunicorn's and
+#: hypercorn's masters exit 0.
 SERVERS: dict[str, tuple[list[str], dict[str, str], int]] = {
     "uvicorn, app at import": (
         [*UVICORN, "exit_apps:app"],
@@ -55,6 +56,16 @@ SERVERS: dict[str, tuple[list[str], dict[str, str], int]] = {
         [*UVICORN, "--factory", "exit_apps:create_app"],
         {"EXIT_APP_CONFIGURE": "lifespan"},
         -signal.SIGTERM,
+    ),
+    "uvicorn --workers 2 --factory": (
+        [*UVICORN, "--workers", "2", "--factory", "exit_apps:create_app"],
+        {"EXIT_APP_CONFIGURE": "factory"},
+        0,
+    ),
+    "uvicorn --reload": (
+        [*UVICORN, "--reload", "--reload-dir", "{here}", "exit_apps:app"],
+        {"EXIT_APP_KIND": "fastapi", "EXIT_APP_CONFIGURE": "import"},
+        0,
     ),
     "gunicorn sync worker": (
         [*GUNICORN, "exit_apps:flask_app"],
@@ -108,8 +119,8 @@ def environment(endpoint: str, **extra: str) -> dict[str, str]:
         OTEL_LOGS_EXPORTER="none",
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        **extra,
     )
+    env.update(extra)
     return env
 
 
@@ -157,7 +168,7 @@ def serve_and_stop(name: str, endpoint: str, tmp_path: Path, signum: int, **extr
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
-    args = [part.format(port=port) for part in command]
+    args = [part.format(port=port, here=HERE) for part in command]
     with started(args, environment(endpoint, **{**env, **extra}), log) as process:
         wait_serving(base, process, log)
         for n in range(REQUESTS):
@@ -229,18 +240,39 @@ def test_a_plain_script_delivers_every_job_span(signum: int, tmp_path: Path) -> 
     assert statuses[0] == statuses[1]  # -15 for SIGTERM; SIGINT: KeyboardInterrupt, as without obskit
 
 
-#: Beyond shutdown_timeout: uvicorn's own shutdown before the signal handler runs and the
-#: interpreter's teardown after the exit hook (each well under 0.1 s here), and process reaping.
-SLACK = 0.5
+#: Beyond shutdown_timeout, for a master that relays the signal to its worker and then notices
+#: the worker's exit (gunicorn's and hypercorn's loops poll every 0.1 s or so). A server that
+#: gets the signal itself (uvicorn) gets no slack: obskit's own waits end 0.2 s before the
+#: deadline, which is kept for the interpreter's teardown (measured: 1.82 s; on main before
+#: the single budget 2.12 s, the flush taking a fresh 2 s after uvicorn's own shutdown).
+MASTER_SLACK = 0.5
 
 
-@pytest.mark.parametrize("name", ["uvicorn, app at import", "uvicorn --factory"])
+BUDGET_CASES = [
+    "uvicorn, app at import",
+    "uvicorn --factory",
+    "uvicorn, configure() in the lifespan",
+    pytest.param("gunicorn sync worker", marks=needs_gunicorn),
+    pytest.param("gunicorn UvicornWorker", marks=needs_gunicorn),
+    pytest.param("hypercorn", marks=needs_hypercorn),
+]
+
+
+@pytest.mark.parametrize("name", BUDGET_CASES)
 def test_exit_with_a_black_holed_collector_takes_at_most_shutdown_timeout(name: str, tmp_path: Path) -> None:
+    """Spans, metrics and logs all wait for a collector that never answers: the exit still ends in time."""
     with BlackHole() as hole:
         status, took = serve_and_stop(
-            name, hole.endpoint, tmp_path, signal.SIGTERM, OBSKIT_SHUTDOWN_TIMEOUT="2"
+            name,
+            hole.endpoint,
+            tmp_path,
+            signal.SIGTERM,
+            OBSKIT_SHUTDOWN_TIMEOUT="2",
+            OTEL_METRICS_EXPORTER="otlp",
+            OTEL_LOGS_EXPORTER="otlp",
         )
     print(f"{name}: SIGTERM to exit {took:.2f} s")
     log = (tmp_path / "server.log").read_text()
-    assert status == -signal.SIGTERM, log[-3000:]
-    assert took < 2 + SLACK, f"{took:.2f} s\n{log[-3000:]}"
+    assert status == SERVERS[name][2], log[-3000:]
+    limit = 2.0 if name.startswith("uvicorn") else 2.0 + MASTER_SLACK
+    assert took < limit, f"{took:.2f} s\n{log[-3000:]}"
