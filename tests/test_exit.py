@@ -1,7 +1,7 @@
 """The exit: one budget, obskit's signal handlers in front of a server's, the flush at lifespan shutdown.
 
 What a real server does with them (uvicorn's re-raised SIGTERM, gunicorn's workers) is proved
-with real processes in tests/integration/test_exit.py; these tests hold the pieces in one
+with real processes in tests/integration/test_exit_servers.py; these tests hold the pieces in one
 process. The chained handler's SIGTERM block is replaced by a stub here: blocking SIGTERM in
 the test runner's main thread would outlive the test.
 """
@@ -26,7 +26,7 @@ def no_block(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, set[int]]]:
     """Record what the chained handler would block instead of blocking it; no watchdog."""
     calls: list[tuple[int, set[int]]] = []
     monkeypatch.setattr(_exit.signal, "pthread_sigmask", lambda how, sigs: calls.append((how, set(sigs))))
-    monkeypatch.setattr(_exit, "_start_watchdog", lambda signum, deadline: None)
+    monkeypatch.setattr(_exit, "_start_watchdog", lambda signum: None)
     return calls
 
 

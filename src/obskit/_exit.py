@@ -11,13 +11,13 @@ down (uvicorn >= 0.29, also under gunicorn's ``UvicornWorker``) would kill the p
 exit hook flushes. Where obskit's ASGI middleware saw the app start, it flushes at the lifespan
 shutdown, before that. Otherwise (``configure()`` inside the lifespan, or without an app), when
 obskit's chained handler sees SIGTERM it blocks SIGTERM in the main thread: the server's
-re-raised signal stays pending, the process ends normally, the exit hook flushes, and
-:func:`end_exit` unblocks the signal, which then kills the process as it would have without
-obskit (exit status -15). The price: code after the server's return (and gunicorn's
-``worker_exit`` hook) now runs, and threads and child processes started after the signal
-inherit the block. A watchdog thread (started before the block, so SIGTERM can reach it) sends
-SIGTERM again if the process is still alive past the deadline with the signal pending, so the
-block never makes an exit hang.
+re-raised signal stays pending there. A watchdog thread (started before the block, so SIGTERM
+can reach it) sees it pending, shuts obskit down within the budget and sends SIGTERM again: the
+process dies by it (exit status -15), as it would have without obskit, only after the flush.
+Without /proc to watch, the process ends normally instead, the exit hook flushes and
+:func:`end_exit` unblocks the signal, which then kills the process. The price: threads and child
+processes started after the signal inherit the block, and code that runs after the server
+returns (a few milliseconds before the watchdog notices) gets to run.
 
 This module sits below the runtime: :func:`watch` is given the runtime's ``shutdown`` and
 ``flush`` functions instead of importing them.
@@ -288,34 +288,50 @@ class _Chained:
 
     def __call__(self, signum: int, frame: FrameType | None) -> Any:
         try:
-            deadline = begin_exit()
+            begin_exit()
             if signum == signal.SIGTERM and signum not in _held and not _lifespan_flushes:
-                _start_watchdog(signum, deadline)  # before the block: the watchdog must get SIGTERM
-                signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
                 _held.add(signum)
+                _start_watchdog(signum)  # before the block: the watchdog must be able to get SIGTERM
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
         except Exception as exc:
             report_internal_error("signal handler", exc)
         return self.previous(signum, frame)
 
 
-def _start_watchdog(signum: int, deadline: float) -> None:
-    """Past the deadline, a signal held pending in the main thread is sent again, to a thread taking it."""
+def _start_watchdog(signum: int) -> None:
+    """Watch for the server's re-raised signal, held pending in the main thread: then end the exit.
+
+    The server has shut down by then; without obskit the signal would have killed the process.
+    The watchdog shuts obskit down (flushing within what is left of the budget) and sends the
+    signal again, to the process: it reaches a thread that does not block it (the watchdog, at
+    least), and the process dies by it as it would have. Whatever the main thread does meanwhile
+    (waiting for a non-daemon thread that never ends, say) cannot hold the exit up. Linux only
+    (the main thread's pending signals are read from /proc); elsewhere the exit hook does this.
+    """
     main = threading.main_thread().native_id
     status = f"/proc/self/task/{main}/status"
-    if not os.path.exists(status):  # no way to see the main thread's pending signals: no watchdog
+    shutdown = _shutdown  # kept: the exit hook's shutdown() forgets it before it has finished
+    if not os.path.exists(status) or shutdown is None:
         return
 
     def watch_pending() -> None:
         while signum in _held:
-            wait = max(deadline, _granted_until) - time.monotonic()  # a flush granted time finishes
-            if wait > 0:
-                time.sleep(wait)
-            elif _pending(status, signum):
-                os.kill(os.getpid(), signum)  # delivered to this thread, which does not block it
+            if _pending(status, signum):
+                _end_by_signal(signum, shutdown)
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     threading.Thread(target=watch_pending, name="obskit-exit-watchdog", daemon=True).start()
+
+
+def _end_by_signal(signum: int, shutdown: Callable[[], None]) -> None:
+    try:
+        shutdown()  # waits for one the exit hook may be running (the runtime's lock), then does nothing
+    except Exception as exc:
+        report_internal_error("shutdown at exit", exc)
+    finally:
+        _flush_stdio()
+        os.kill(os.getpid(), signum)  # this thread does not block it
 
 
 def _pending(status: str, signum: int) -> bool:

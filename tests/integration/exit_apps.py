@@ -1,15 +1,17 @@
-"""The apps tests/integration/test_exit.py serves, configured in each of the orders a real service uses.
+"""The apps tests/integration/test_exit_servers.py serves, configured in the orders real services use.
 
 ``EXIT_APP_CONFIGURE`` says where ``obskit.configure(app)`` runs: ``import`` (module import),
 ``factory`` (inside ``create_app()``, for ``uvicorn --factory``), ``lifespan`` (in the FastAPI
 lifespan's start-up) or ``never`` (the same app without obskit: the exit status to compare with).
 Every other setting comes from the environment (OTLP endpoint, ``shutdown_timeout``).
+``EXIT_APP_STUCK_THREAD=1`` starts a non-daemon thread that never ends.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +31,9 @@ def _configure(app: Any) -> None:
 async def _lifespan(app: Any) -> AsyncIterator[None]:
     if WHERE == "lifespan":
         _configure(app)
+    if os.environ.get("EXIT_APP_STUCK_THREAD"):
+        # A non-daemon thread that never ends: the interpreter would wait for it at exit forever.
+        threading.Thread(target=threading.Event().wait, name="stuck", daemon=False).start()
     yield
 
 

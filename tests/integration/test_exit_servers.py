@@ -202,6 +202,30 @@ def test_without_obskit_the_exit_status_is_the_same(name: str, tmp_path: Path) -
     assert status == SERVERS[name][2]
 
 
+@pytest.mark.parametrize("where", ["factory", "lifespan"])
+def test_a_thread_that_never_ends_does_not_hold_up_the_exit(where: str, tmp_path: Path) -> None:
+    """Without obskit uvicorn's re-raised SIGTERM kills such a process; with obskit too, after the flush.
+
+    In the lifespan case obskit's middleware never sees the lifespan: its chained handler holds
+    the re-raised SIGTERM and the watchdog ends the exit, since the interpreter would wait for
+    the non-daemon thread forever before running the exit hook.
+    """
+    with HttpReceiver() as receiver:
+        status, took = serve_and_stop(
+            "uvicorn --factory",
+            receiver.endpoint,
+            tmp_path,
+            signal.SIGTERM,
+            EXIT_APP_CONFIGURE=where,
+            EXIT_APP_STUCK_THREAD="1",
+        )
+        delivered = len(work_spans(receiver))
+    print(f"{where}, stuck thread: {delivered}/{REQUESTS} spans, exit {status} after {took:.2f} s")
+    assert delivered == REQUESTS
+    assert status == -signal.SIGTERM
+    assert took < 2
+
+
 def test_sigint_under_uvicorn_factory_delivers_every_span(tmp_path: Path) -> None:
     with HttpReceiver() as receiver:
         status, _ = serve_and_stop("uvicorn --factory", receiver.endpoint, tmp_path, signal.SIGINT)
@@ -240,12 +264,13 @@ def test_a_plain_script_delivers_every_job_span(signum: int, tmp_path: Path) -> 
     assert statuses[0] == statuses[1]  # -15 for SIGTERM; SIGINT: KeyboardInterrupt, as without obskit
 
 
-#: Beyond shutdown_timeout, for a master that relays the signal to its worker and then notices
-#: the worker's exit (gunicorn's and hypercorn's loops poll every 0.1 s or so). A server that
+#: Beyond shutdown_timeout, for a master that relays the signal to its worker, notices the
+#: worker's exit (gunicorn's and hypercorn's loops poll every 0.1 s or so) and then exits
+#: itself: measured 0.1 to 0.4 s on a loaded 2-core machine. A server that
 #: gets the signal itself (uvicorn) gets no slack: obskit's own waits end 0.2 s before the
 #: deadline, which is kept for the interpreter's teardown (measured: 1.82 s; on main before
 #: the single budget 2.12 s, the flush taking a fresh 2 s after uvicorn's own shutdown).
-MASTER_SLACK = 0.5
+MASTER_SLACK = 0.8
 
 
 BUDGET_CASES = [
@@ -275,4 +300,5 @@ def test_exit_with_a_black_holed_collector_takes_at_most_shutdown_timeout(name: 
     log = (tmp_path / "server.log").read_text()
     assert status == SERVERS[name][2], log[-3000:]
     limit = 2.0 if name.startswith("uvicorn") else 2.0 + MASTER_SLACK
-    assert took < limit, f"{took:.2f} s\n{log[-3000:]}"
+    # Not quicker than 1.5 s either: obskit did wait for the collector, up to its deadline.
+    assert 1.5 < took < limit, f"{took:.2f} s\n{log[-3000:]}"
