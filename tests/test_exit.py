@@ -56,9 +56,50 @@ def test_a_foreign_sigterm_handler_is_chained_and_put_back_at_shutdown(
     chained(signal.SIGTERM, None)
     assert foreign_sigterm == [signal.SIGTERM]  # the server still hears it
     assert _exit.exiting()
-    assert no_block == [(signal.SIG_BLOCK, {signal.SIGTERM})]  # its re-raise will wait for the flush
+    assert no_block == []  # a server that does not raise it again: nothing held
     obskit.shutdown()
     assert signal.getsignal(signal.SIGTERM) is server_handler
+
+
+class Server:
+    """Stands for uvicorn's Server, whose handle_exit is the SIGTERM handler it installs."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def handle_exit(self, signum: int, frame: object) -> None:
+        self.seen.append(signum)
+
+
+Server.__module__ = "uvicorn.server"
+
+
+def test_sigterm_is_held_in_front_of_a_server_that_raises_it_again(
+    no_block: list[tuple[int, set[int]]],
+) -> None:
+    server = Server()
+    previous = signal.signal(signal.SIGTERM, server.handle_exit)
+    try:
+        obskit.configure(**QUIET)
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # type: ignore[operator]
+        assert server.seen == [signal.SIGTERM]
+        assert no_block == [(signal.SIG_BLOCK, {signal.SIGTERM})]  # its re-raise will wait for the flush
+        assert _exit._held == {signal.SIGTERM}
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_nothing_is_held_when_the_lifespan_will_flush(no_block: list[tuple[int, set[int]]]) -> None:
+    server = Server()
+    previous = signal.signal(signal.SIGTERM, server.handle_exit)
+    try:
+        obskit.configure(**QUIET)
+        _exit.lifespan_started()
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # type: ignore[operator]
+        assert server.seen == [signal.SIGTERM]
+        assert no_block == []
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_configure_twice_chains_once(

@@ -10,7 +10,8 @@ A server that restores the default SIGTERM action and raises the signal again on
 down (uvicorn >= 0.29, also under gunicorn's ``UvicornWorker``) would kill the process before the
 exit hook flushes. Where obskit's ASGI middleware saw the app start, it flushes at the lifespan
 shutdown, before that. Otherwise (``configure()`` inside the lifespan, or without an app), when
-obskit's chained handler sees SIGTERM it blocks SIGTERM in the main thread: the server's
+obskit's handler chained in front of such a server's sees SIGTERM it blocks SIGTERM in the main
+thread: the server's
 re-raised signal stays pending there. A watchdog thread (started before the block, so SIGTERM
 can reach it) sees it pending, shuts obskit down within the budget and sends SIGTERM again: the
 process dies by it (exit status -15), as it would have without obskit, only after the flush.
@@ -279,23 +280,36 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 class _Chained:
-    """obskit's handler in front of a server's: notes the exit, holds SIGTERM, calls the server's."""
+    """obskit's handler in front of a server's: notes the exit, holds SIGTERM, calls the server's.
 
-    __slots__ = ("previous",)
+    SIGTERM is held only in front of a server that raises the signal again once it has shut
+    down (:data:`REASSERTING`), and only when no lifespan flush is coming: the hold's side
+    effects (see the module docstring) are paid only where the exit would otherwise be lost.
+    """
+
+    __slots__ = ("holds", "previous")
 
     def __init__(self, previous: Callable[[int, FrameType | None], Any]) -> None:
         self.previous = previous
+        owner = getattr(previous, "__self__", None)
+        self.holds = type(owner).__module__.startswith(REASSERTING) if owner is not None else False
 
     def __call__(self, signum: int, frame: FrameType | None) -> Any:
         try:
             begin_exit()
-            if signum == signal.SIGTERM and signum not in _held and not _lifespan_flushes:
+            if self.holds and signum == signal.SIGTERM and signum not in _held and not _lifespan_flushes:
                 _held.add(signum)
                 _start_watchdog(signum)  # before the block: the watchdog must be able to get SIGTERM
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
         except Exception as exc:
             report_internal_error("signal handler", exc)
         return self.previous(signum, frame)
+
+
+#: Modules of the servers whose signal handler is a method of an object that, once the server
+#: has shut down, restores the handlers it found and raises the signal again: uvicorn's
+#: ``Server.capture_signals`` (0.29 and later; also under gunicorn's ``UvicornWorker``).
+REASSERTING = ("uvicorn.",)
 
 
 def _start_watchdog(signum: int) -> None:
