@@ -9,8 +9,10 @@ the test runner's main thread would outlive the test.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,7 +209,12 @@ async def test_lifespan_shutdown_flushes_every_pipeline_before_the_server_hears_
     app = Starlette()
     obskit.configure(app, **QUIET)
     events: list[str] = []
-    _runtime._flushers.append(lambda timeout: events.append(f"flushed within {timeout:.1f}"))
+
+    def slow_flush(timeout: float) -> None:
+        time.sleep(0.03)  # the event loop goes on meanwhile
+        events.append(f"flushed within {timeout:.1f}")
+
+    _runtime._flushers.append(slow_flush)
     incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
 
     async def receive() -> dict[str, Any]:
@@ -241,3 +248,249 @@ async def test_lifespan_passes_through_when_obskit_is_off() -> None:
     await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert _exit._deadline is None
+
+
+def test_pending_reads_a_threads_pending_signals(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tuvicorn\nSigQ:\t1/1000\nSigPnd:\t0000000000004000\nShdPnd:\t0\n")
+    assert _exit._pending(str(status), signal.SIGTERM)
+    assert not _exit._pending(str(status), signal.SIGINT)
+    assert not _exit._pending(str(tmp_path / "gone"), signal.SIGTERM)
+    status.write_text("Name:\tuvicorn\n")
+    assert not _exit._pending(str(status), signal.SIGTERM)
+
+
+def test_the_watchdog_shuts_down_then_sends_the_held_signal_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    done = threading.Event()
+    monkeypatch.setattr(_exit, "_shutdown", lambda: calls.append("shutdown"))
+    monkeypatch.setattr(_exit, "_held", {signal.SIGTERM})
+    checks = iter([False, True])
+    monkeypatch.setattr(_exit, "_pending", lambda status, signum: next(checks))
+
+    def kill(pid: int, signum: int) -> None:
+        calls.append(signum)
+        done.set()
+
+    monkeypatch.setattr(_exit.os, "kill", kill)
+    _exit._start_watchdog(signal.SIGTERM)
+    assert done.wait(5)
+    assert calls == ["shutdown", signal.SIGTERM]
+
+
+def test_the_default_action_handler_shuts_down_then_dies_by_the_signal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(_exit, "_shutdown", lambda: calls.append(("shutdown", _exit.exiting())))
+    monkeypatch.setattr(_exit.os, "kill", lambda pid, signum: calls.append(signum))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        _exit._terminate(signal.SIGTERM, None)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the kill meets the default action
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert calls == [("shutdown", True), signal.SIGTERM]
+
+
+def test_signals_are_left_alone_outside_the_main_thread(foreign_sigterm: list[int]) -> None:
+    server_handler = signal.getsignal(signal.SIGTERM)
+    obskit.configure(**QUIET)
+    obskit.shutdown()
+    _exit.watch(5.0, lambda: None, lambda timeout: None)
+    signal.signal(signal.SIGTERM, server_handler)
+    _exit._mine.clear()
+    worker = threading.Thread(target=_exit.watch_signals)
+    worker.start()
+    worker.join(5)
+    assert signal.getsignal(signal.SIGTERM) is server_handler
+    _exit._mine.append((signal.SIGTERM, server_handler, signal.SIG_DFL))
+    worker = threading.Thread(target=_exit.unwatch)  # cannot put handlers back: only forgets them
+    worker.start()
+    worker.join(5)
+    assert _exit._mine == []
+    assert signal.getsignal(signal.SIGTERM) is server_handler
+    _exit.stop_watching()
+
+
+def test_a_failing_handler_install_is_reported_not_raised(
+    swallow_internal_errors: None, monkeypatch: pytest.MonkeyPatch, foreign_sigterm: list[int]
+) -> None:
+    def refuse(signum: int, handler: Any) -> None:
+        raise ValueError("not here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_exit.signal, "signal", refuse)
+        obskit.configure(**QUIET)  # no exception
+    assert _exit._mine == []
+
+
+def test_a_failing_chained_handler_still_calls_the_servers(
+    swallow_internal_errors: None, monkeypatch: pytest.MonkeyPatch, foreign_sigterm: list[int]
+) -> None:
+    obskit.configure(**QUIET)
+    chained = signal.getsignal(signal.SIGTERM)
+
+    def broken(**kwargs: Any) -> float:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(_exit, "begin_exit", broken)
+    chained(signal.SIGTERM, None)  # type: ignore[operator]
+    assert foreign_sigterm == [signal.SIGTERM]
+
+
+def test_the_exit_hook_end_with_nothing_held_does_nothing() -> None:
+    _exit.end_exit()
+    assert _exit._held == set()
+
+
+def test_nothing_to_flush_before_configure() -> None:
+    assert _exit.flush_for_exit() is None
+
+
+def test_a_failing_flush_is_reported_and_still_ends(swallow_internal_errors: None) -> None:
+    def broken(timeout: float) -> None:
+        raise RuntimeError("bug")
+
+    _exit.watch(2.0, lambda: None, broken)
+    try:
+        started = _exit.flush_for_exit()
+        assert started is not None
+        assert started[0].wait(5)
+    finally:
+        _exit.stop_watching()
+
+
+def test_the_lifespan_flush_waits_in_place_outside_asyncio() -> None:
+    from obskit._asgi import _flush_before_exit
+
+    flushed: list[float] = []
+    _exit.watch(2.0, lambda: None, flushed.append)
+    try:
+        coroutine = _flush_before_exit()
+        with pytest.raises(StopIteration):  # ran to its end without awaiting: no event loop here
+            coroutine.send(None)
+    finally:
+        _exit.stop_watching()
+    assert len(flushed) == 1
+
+
+async def test_the_lifespan_flush_has_nothing_to_do_unconfigured() -> None:
+    from obskit._asgi import _flush_before_exit
+
+    await _flush_before_exit()
+    assert _exit._deadline is None
+
+
+def test_a_failing_lifespan_step_is_reported_not_raised(swallow_internal_errors: None) -> None:
+    from obskit._asgi import _guarded
+
+    _guarded(lambda: 1 / 0)
+
+
+def test_no_watchdog_without_a_shutdown_to_run() -> None:
+    before = threading.active_count()
+    _exit._start_watchdog(signal.SIGTERM)
+    assert threading.active_count() == before
+
+
+def test_a_failing_shutdown_still_ends_by_the_signal(
+    swallow_internal_errors: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(_exit.os, "kill", lambda pid, signum: sent.append(signum))
+
+    def broken() -> None:
+        raise RuntimeError("bug")
+
+    _exit._end_by_signal(signal.SIGTERM, broken)
+    assert sent == [signal.SIGTERM]
+
+
+def test_a_handler_replaced_since_is_not_put_back(foreign_sigterm: list[int]) -> None:
+    obskit.configure(**QUIET)
+
+    def newer(signum: int, frame: object) -> None:
+        return None
+
+    signal.signal(signal.SIGTERM, newer)
+    obskit.shutdown()
+    assert signal.getsignal(signal.SIGTERM) is newer
+
+
+async def test_a_failed_startup_passes_through_untouched() -> None:
+    from starlette.applications import Starlette
+
+    app = Starlette()
+    obskit.configure(app, **QUIET)
+    sent: list[dict[str, Any]] = []
+
+    async def failing_app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+    from obskit._asgi import ObskitASGIMiddleware
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    middleware = ObskitASGIMiddleware(failing_app, app._obskit_hub)  # type: ignore[attr-defined]
+    await middleware({"type": "lifespan"}, receive, send)
+    assert sent == [{"type": "lifespan.startup.failed", "message": "no database"}]
+    assert not _exit._lifespan_flushes
+
+
+@pytest.mark.parametrize("shutdown", [None, "broken"])
+def test_the_default_action_handler_dies_by_the_signal_whatever_shutdown_does(
+    shutdown: str | None, swallow_internal_errors: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("bug")
+
+    sent: list[int] = []
+    monkeypatch.setattr(_exit, "_shutdown", broken if shutdown else None)
+    monkeypatch.setattr(_exit.os, "kill", lambda pid, signum: sent.append(signum))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        _exit._terminate(signal.SIGTERM, None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert sent == [signal.SIGTERM]
+
+
+async def test_a_failing_lifespan_flush_is_reported_not_raised(
+    swallow_internal_errors: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from obskit._asgi import _flush_before_exit
+
+    def broken() -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(_exit, "flush_for_exit", broken)
+    await _flush_before_exit()
+
+
+def test_sigint_is_chained_only_in_front_of_a_server_that_stops_on_it() -> None:
+    server = Server()
+
+    def application_handler(signum: int, frame: object) -> None:
+        return None
+
+    previous = signal.signal(signal.SIGINT, application_handler)  # asyncio.run's, say
+    try:
+        obskit.configure(**QUIET)
+        assert signal.getsignal(signal.SIGINT) is application_handler
+        obskit.shutdown()
+        signal.signal(signal.SIGINT, server.handle_exit)
+        obskit.configure(**QUIET)
+        chained = signal.getsignal(signal.SIGINT)
+        chained(signal.SIGINT, None)  # type: ignore[operator]
+        assert server.seen == [signal.SIGINT]
+        assert not _exit.exiting()  # a program may go on after SIGINT
+        obskit.shutdown()
+        assert signal.getsignal(signal.SIGINT) == server.handle_exit
+    finally:
+        signal.signal(signal.SIGINT, previous)

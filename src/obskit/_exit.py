@@ -98,7 +98,7 @@ def begin_exit(*, certain: bool = True) -> float:
 
 
 def exiting() -> bool:
-    """Whether the process is certainly exiting (a signal was seen, or the exit hook runs)."""
+    """Whether the process is certainly exiting (SIGTERM was seen, or the exit hook runs)."""
     return _deadline is not None and _certain
 
 
@@ -211,10 +211,12 @@ def watch_signals() -> None:
 
     - SIGTERM with the default action: obskit's handler flushes within the budget, then dies by
       SIGTERM as the default action would (Python's default skips exit hooks).
-    - A Python handler that is not obskit's (a server's, installed before obskit was configured:
-      app factory, lifespan, worker hooks): chained; obskit notes the exit, then calls it.
-    - Anything else (ignored, set from C, SIGINT's KeyboardInterrupt, which a program may catch
-      and go on) is left alone. Only from the main thread, where Python runs signal handlers.
+    - A SIGTERM handler that is not obskit's (a server's, installed before obskit was configured:
+      app factory, lifespan, worker hooks), and uvicorn's SIGINT handler: chained; obskit notes
+      the exit, then calls it.
+    - Anything else (ignored, set from C, SIGINT's KeyboardInterrupt or asyncio.run's SIGINT
+      handler, which a program may catch and go on after) is left alone. Only from the main
+      thread, where Python runs signal handlers.
 
     Called by configure() and again when the ASGI lifespan starts (the server's own handlers
     are in place by then).
@@ -236,7 +238,7 @@ def _watch_one(signum: int) -> None:
         return
     if current is signal.SIG_DFL and signum == signal.SIGTERM:
         handler: Any = _terminate
-    elif callable(current) and current is not signal.default_int_handler:
+    elif callable(current) and (signum == signal.SIGTERM or _reasserting(current)):
         handler = _Chained(current)
     else:
         return
@@ -291,19 +293,30 @@ class _Chained:
 
     def __init__(self, previous: Callable[[int, FrameType | None], Any]) -> None:
         self.previous = previous
-        owner = getattr(previous, "__self__", None)
-        self.holds = type(owner).__module__.startswith(REASSERTING) if owner is not None else False
+        self.holds = _reasserting(previous)
 
     def __call__(self, signum: int, frame: FrameType | None) -> Any:
         try:
-            begin_exit()
-            if self.holds and signum == signal.SIGTERM and signum not in _held and not _lifespan_flushes:
+            # SIGTERM ends the process; SIGINT may be caught and the program go on.
+            begin_exit(certain=signum == signal.SIGTERM)
+            if self.holds and signum == signal.SIGTERM and _hold_needed():
                 _held.add(signum)
                 _start_watchdog(signum)  # before the block: the watchdog must be able to get SIGTERM
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
         except Exception as exc:
             report_internal_error("signal handler", exc)
         return self.previous(signum, frame)
+
+
+def _reasserting(handler: object) -> bool:
+    """Whether ``handler`` is a method of a server that raises the signal again (:data:`REASSERTING`)."""
+    owner = getattr(handler, "__self__", None)
+    return owner is not None and type(owner).__module__.startswith(REASSERTING)
+
+
+def _hold_needed() -> bool:
+    """Whether holding SIGTERM is what saves the exit: configured, no lifespan flush, not yet held."""
+    return _shutdown is not None and not _lifespan_flushes and signal.SIGTERM not in _held
 
 
 #: Modules of the servers whose signal handler is a method of an object that, once the server
