@@ -214,7 +214,7 @@ async def test_lifespan_shutdown_flushes_every_pipeline_before_the_server_hears_
         time.sleep(0.03)  # the event loop goes on meanwhile
         events.append(f"flushed within {timeout:.1f}")
 
-    _runtime._flushers.append(slow_flush)
+    _runtime._flushers.append(("slow flush", slow_flush))
     incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
 
     async def receive() -> dict[str, Any]:

@@ -32,7 +32,7 @@ _atexit_registered = False
 _installed: list[Callable[[float], None]] = []
 #: How to flush each pipeline the current configure() built, without tearing it down (an
 #: ASGI lifespan shutdown flushes with these; the process may still have work to do).
-_flushers: list[Callable[[float], object]] = []
+_flushers: list[tuple[str, Callable[[float], object]]] = []
 #: The providers whose resource carries ``process.pid``: a forked child updates them to its own.
 _pid_providers: list[Any] = []
 
@@ -303,17 +303,17 @@ def _shutdown_on_signal() -> None:
 
 
 def _flush_all(timeout: float) -> None:
-    """Flush every pipeline at once, each in its own thread, all within ``timeout`` seconds."""
+    """Flush every pipeline at once, each waited for in its own thread, all within ``timeout`` seconds.
+
+    At once, so that one pipeline stuck on an unreachable peer does not leave the others no time.
+    """
     from obskit._pipeline import run_with_deadline
 
     deadline = time.monotonic() + timeout
-    flushers = list(_flushers)
-    done = [False] * len(flushers)
-
-    def run(index: int) -> None:
-        done[index] = run_with_deadline("flush", partial(flushers[index], timeout), timeout)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(flushers))]
+    threads = [
+        threading.Thread(target=run_with_deadline, args=(what, partial(flush, timeout), timeout), daemon=True)
+        for what, flush in list(_flushers)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -447,7 +447,7 @@ def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor) -> A
     for processor in span_processors(settings, redactor):
         provider.add_span_processor(processor)
     _installed.append(partial(_shutdown_provider, "span pipeline", provider))
-    _flushers.append(partial(_flush_provider, provider))
+    _flushers.append(("span pipeline flush", partial(_flush_provider, provider)))
     return provider
 
 
@@ -496,7 +496,7 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
         exporter = counting_metric_exporter(factory(METRIC_EXPORTERS, name)(settings))
         reader = make_reader(exporter, _current_registry, resource, settings.metric_export_interval_ms)
         _installed.append(partial(_shutdown_reader, name, reader))
-        _flushers.append(partial(_flush_reader, reader))
+        _flushers.append((f"{name} metrics flush", partial(_flush_reader, reader)))
 
 
 def _flush_reader(reader: Any, timeout: float) -> None:
@@ -557,7 +557,7 @@ def _console_logs(settings: Settings) -> None:
         handler.close()
 
     _installed.append(remove)
-    _flushers.append(lambda timeout: handler.flush())
+    _flushers.append(("console log flush", lambda timeout: handler.flush()))
 
 
 def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names: list[str]) -> None:
@@ -588,7 +588,7 @@ def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names:
 
     _installed.append(partial(_shutdown_provider, "log pipeline", provider))
     _installed.append(remove)
-    _flushers.append(partial(_flush_provider, provider))
+    _flushers.append(("log pipeline flush", partial(_flush_provider, provider)))
 
 
 def _teardown(timeout: float) -> None:

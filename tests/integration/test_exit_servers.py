@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from otlp_receiver import BlackHole, HttpReceiver
+from otlp_receiver import BlackHole, HttpReceiver, attributes
 from peers import free_port, needs_gunicorn
 
 pytestmark = pytest.mark.integration
@@ -190,6 +190,37 @@ def test_every_span_arrives_and_the_exit_status_is_the_servers(name: str, tmp_pa
     assert delivered == REQUESTS, log[-3000:]
     assert status == SERVERS[name][2], log[-3000:]
     assert "Traceback" not in log
+
+
+def work_requests_counted(receiver: HttpReceiver) -> float:
+    """``http_server_requests_total`` for the /work route, as last exported (cumulative)."""
+    metric = receiver.store.metrics().get("http_server_requests_total")
+    if metric is None:
+        return 0
+    points = [p for p in metric.sum.data_points if attributes(p.attributes).get("route") == "/work/{n}"]
+    return sum(p.as_double for p in points)
+
+
+SIGNAL_CASES = [
+    "uvicorn --factory",
+    "uvicorn, configure() in the lifespan",
+    pytest.param("gunicorn sync worker", marks=needs_gunicorn),
+    pytest.param("gunicorn UvicornWorker --preload", marks=needs_gunicorn),
+    pytest.param("hypercorn", marks=needs_hypercorn),
+]
+
+
+@pytest.mark.parametrize("name", SIGNAL_CASES)
+def test_metrics_and_logs_arrive_too(name: str, tmp_path: Path) -> None:
+    """Metrics are exported once a minute: the ones of these requests only go out at exit."""
+    with HttpReceiver() as receiver:
+        otlp = {"OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp"}
+        serve_and_stop(name, receiver.endpoint, tmp_path, signal.SIGTERM, **otlp)
+        counted = work_requests_counted(receiver)
+        access = [r for r in receiver.store.log_records() if r.body.string_value.startswith("GET /work/")]
+        spans = len(work_spans(receiver))
+    print(f"{name}: {spans} spans, {counted:.0f} requests counted, {len(access)} access log records")
+    assert (spans, counted, len(access)) == (REQUESTS, REQUESTS, REQUESTS)
 
 
 @pytest.mark.parametrize("name", CASES)
