@@ -58,15 +58,13 @@ _timeout = 5.0
 _shutdown: Callable[[], None] | None = None
 _flush: Callable[[float], None] | None = None
 
-#: The exit under way: its deadline (monotonic), whether it is certain (a signal, the exit hook)
-#: or only probable (an ASGI lifespan shutdown, which a test client also sends), and whether a
-#: flush already had its share of it.
+#: The exit under way: its deadline (monotonic), whether it is certain (SIGTERM, the exit hook)
+#: or only probable (an ASGI lifespan shutdown, which a test client also sends; SIGINT), and
+#: whether a flush already had its share of it.
 _deadline: float | None = None
 _budget = 5.0
 _certain = False
 _flushed = False
-#: When the last flush granted by :func:`remaining` may end (monotonic): the watchdog waits for it.
-_granted_until = 0.0
 
 #: Signals blocked in the main thread by the chained SIGTERM handler (see the module docstring).
 _held: set[int] = set()
@@ -110,7 +108,7 @@ def remaining(cap: float | None = None) -> float:
     server's own graceful shutdown (waiting for long requests) used all of it: otherwise the
     telemetry of exactly those requests would be lost.
     """
-    global _flushed, _granted_until
+    global _flushed
     if _deadline is None:
         return cap if cap is not None else _timeout
     now = time.monotonic()
@@ -118,9 +116,7 @@ def remaining(cap: float | None = None) -> float:
     if not _flushed:
         left = max(left, min(1.0, _budget / 4))
         _flushed = True
-    left = max(0.0, left if cap is None else min(cap, left))
-    _granted_until = max(_granted_until, now + left)
-    return left
+    return max(0.0, left if cap is None else min(cap, left))
 
 
 def end_exit() -> None:
@@ -148,8 +144,8 @@ def after_fork_in_child() -> None:
 
 def reset() -> None:
     """No exit under way and no signal held (a forked child; obskit's own tests)."""
-    global _deadline, _certain, _flushed, _granted_until, _lifespan_flushes
-    _deadline, _certain, _flushed, _granted_until, _lifespan_flushes = None, False, False, 0.0, False
+    global _deadline, _certain, _flushed, _lifespan_flushes
+    _deadline, _certain, _flushed, _lifespan_flushes = None, False, False, False
     if _held:
         held = set(_held)
         _held.clear()
