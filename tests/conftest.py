@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from obskit import _errors, _runtime, _state
+from obskit import _errors, _exit, _runtime, _state
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +33,7 @@ def _restore_global_state() -> Iterator[None]:
     state = _state.STATE
     yield
     _runtime.shutdown(timeout=2)
+    _exit.reset()
     _state.set_state(state)
     root.handlers[:] = handlers
     root.setLevel(level)

@@ -81,24 +81,6 @@ def test_sigterm_flushes_before_the_process_dies() -> None:
     assert "[obskit span] before_sigterm" in err
 
 
-def test_configure_leaves_an_existing_sigterm_handler_alone() -> None:
-    import signal
-
-    import obskit
-
-    def mine(signum: int, frame: object) -> None:
-        return None
-
-    previous = signal.signal(signal.SIGTERM, mine)
-    try:
-        obskit.configure(traces_exporter="none", metrics_exporter="none", logs_exporter="none")
-        assert signal.getsignal(signal.SIGTERM) is mine
-        obskit.shutdown()
-        assert signal.getsignal(signal.SIGTERM) is mine
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 PID_SCRIPT = textwrap.dedent(
     """
     import os, sys, obskit

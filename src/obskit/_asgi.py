@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from functools import partial
 from typing import Any
 
+from obskit import _exit
 from obskit._errors import report_internal_error
 from obskit._http import (
     NO_HEADERS,
@@ -53,7 +57,8 @@ def _is_mount(route: object) -> bool:
 class ObskitASGIMiddleware:
     """Spans, RED metrics, request ids and access logs for HTTP requests; the rest passes through.
 
-    Websocket and lifespan scopes, and everything while the hub is off, go to the app untouched.
+    Websocket scopes, and everything while the hub is off, go to the app untouched; the lifespan
+    too, with obskit listening: it flushes every pipeline when the app has shut down.
     Response bodies (streaming included) are passed on as they come; only the start message
     gains the request-id header.
     """
@@ -66,6 +71,9 @@ class ObskitASGIMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and self.hub.config() is not None:
+                await self.app(scope, *_exit_aware(receive, send))
+                return
             await self.app(scope, receive, send)
             return
         config = self.hub.config()
@@ -170,6 +178,58 @@ class _ASGIExchange(Exchange):
                 self.activate()
             return
         await self._send(message)
+
+
+def _exit_aware(receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """The lifespan's receive and send, seeing the server start and stop (docs/deployment.md).
+
+    Once the app has started, obskit's signal handlers go in front of the server's (installed
+    by now): the exit budget then starts at the signal. ``lifespan.shutdown`` starts it too
+    (the server has drained its connections); when the app has finished shutting down, every
+    pipeline is flushed, within the budget, before the server hears that it may exit.
+    """
+
+    async def receive_noting() -> Any:
+        message = await receive()
+        if message.get("type") == "lifespan.shutdown":
+            _guarded(partial(_exit.begin_exit, certain=False))
+        return message
+
+    async def send_flushing(message: Any) -> None:
+        kind = message.get("type")
+        if kind == "lifespan.startup.complete":
+            _guarded(_exit.lifespan_started)
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            await _flush_before_exit()
+        await send(message)
+
+    return receive_noting, send_flushing
+
+
+def _guarded(func: Callable[[], object]) -> None:
+    try:
+        func()
+    except Exception as exc:
+        report_internal_error("lifespan", exc)
+
+
+async def _flush_before_exit() -> None:
+    """Flush every pipeline off the event loop's thread, waiting at most the exit budget left."""
+    try:
+        started = _exit.flush_for_exit()
+        if started is None:
+            return
+        done, timeout = started
+        deadline = time.monotonic() + timeout + 0.05
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # another event loop (trio): wait here, bounded
+            done.wait(timeout + 0.05)
+            return
+        while not done.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+    except Exception as exc:
+        report_internal_error("flush at lifespan shutdown", exc)
 
 
 async def _serve_health(kind: str, send: Send) -> bool:

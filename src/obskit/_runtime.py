@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from obskit import _state
+from obskit import _exit, _state
 from obskit._errors import report_internal_error
 from obskit._redact import Redactor, redactor_for
 from obskit._settings import Settings, log_level_number, resolve_settings
@@ -33,6 +32,9 @@ _atexit_registered = False
 _installed: list[Callable[[float], None]] = []
 #: Seconds between two lines of the same class from the exporting libraries (tests shorten it).
 _QUIET_INTERVAL = 60.0
+#: How to flush each pipeline the current configure() built, without tearing it down (an
+#: ASGI lifespan shutdown flushes with these; the process may still have work to do).
+_flushers: list[tuple[str, Callable[[float], object]]] = []
 #: The providers whose resource carries ``process.pid``: a forked child updates them to its own.
 _pid_providers: list[Any] = []
 
@@ -228,40 +230,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
             _set_unconfigured()
             raise
         _register_atexit()
-        _install_sigterm_flush()
+        _exit.watch(resolved.shutdown_timeout, _shutdown_on_signal, _flush_all)
+        _installed.append(lambda timeout: _exit.stop_watching())
     return resolved
-
-
-def _install_sigterm_flush() -> None:
-    """Flush on SIGTERM too, when nobody else handles it (containers stop processes with it).
-
-    Python's default SIGTERM action kills the process without running exit hooks. Only the
-    default action is replaced, only from the main thread; a server that installs its own
-    handler (uvicorn, gunicorn) keeps it and exits through the normal exit hook. The handler
-    flushes within the shutdown deadline, then dies by SIGTERM as the default action would.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-        signal.signal(signal.SIGTERM, _flush_then_terminate)
-    except (ValueError, OSError, AttributeError):  # no SIGTERM here, or not allowed
-        return
-
-    def restore(timeout: float) -> None:
-        if signal.getsignal(signal.SIGTERM) is _flush_then_terminate:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    _installed.append(restore)
-
-
-def _flush_then_terminate(signum: int, frame: object) -> None:
-    try:
-        shutdown()
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _register_atexit() -> None:
@@ -285,6 +256,7 @@ def _after_fork_in_child() -> None:
     Prometheus multi-process mode prometheus_client keeps per-process files, so no new store is
     made. In every mode the child's spans and exported logs carry its own ``process.pid``.
     """
+    _exit.after_fork_in_child()
     _own_pid_in_child()
     try:
         state = _state.STATE
@@ -321,10 +293,36 @@ def _own_pid_in_child() -> None:
 
 
 def _shutdown_at_exit() -> None:
+    """The interpreter's exit hook: shut down within what is left of the exit's budget."""
     try:
+        _exit.begin_exit()
         shutdown()
     except Exception as exc:
         report_internal_error("shutdown at exit", exc)
+    finally:
+        _exit.end_exit()
+
+
+def _shutdown_on_signal() -> None:
+    shutdown()
+
+
+def _flush_all(timeout: float) -> None:
+    """Flush every pipeline at once, each waited for in its own thread, all within ``timeout`` seconds.
+
+    At once, so that one pipeline stuck on an unreachable peer does not leave the others no time.
+    """
+    from obskit._pipeline import run_with_deadline
+
+    deadline = time.monotonic() + timeout
+    threads = [
+        threading.Thread(target=run_with_deadline, args=(what, partial(flush, timeout), timeout), daemon=True)
+        for what, flush in list(_flushers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def resource_for(settings: Settings) -> Any:
@@ -456,6 +454,7 @@ def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor) -> A
     for processor in span_processors(settings, redactor):
         provider.add_span_processor(processor)
     _installed.append(partial(_shutdown_provider, "span pipeline", provider))
+    _flushers.append(("span pipeline flush", partial(_flush_provider, provider)))
     return provider
 
 
@@ -463,6 +462,10 @@ def _track_pid(provider: Any) -> None:
     """Have a forked child update ``provider``'s ``process.pid`` (until shutdown removes it)."""
     _pid_providers.append(provider)
     _installed.append(lambda timeout: _pid_providers.remove(provider) if provider in _pid_providers else None)
+
+
+def _flush_provider(provider: Any, timeout: float) -> None:
+    provider.force_flush(int(timeout * 1000))
 
 
 def _shutdown_provider(what: str, provider: Any, timeout: float) -> None:
@@ -500,6 +503,11 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
         exporter = counting_metric_exporter(factory(METRIC_EXPORTERS, name)(settings))
         reader = make_reader(exporter, _current_registry, resource, settings.metric_export_interval_ms)
         _installed.append(partial(_shutdown_reader, name, reader))
+        _flushers.append((f"{name} metrics flush", partial(_flush_reader, reader)))
+
+
+def _flush_reader(reader: Any, timeout: float) -> None:
+    reader.force_flush(timeout_millis=timeout * 1000)
 
 
 def _shutdown_reader(name: str, reader: Any, timeout: float) -> None:
@@ -568,6 +576,7 @@ def _console_logs(settings: Settings) -> None:
         handler.close()
 
     _installed.append(remove)
+    _flushers.append(("console log flush", lambda timeout: handler.flush()))
 
 
 def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names: list[str]) -> None:
@@ -598,11 +607,13 @@ def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names:
 
     _installed.append(partial(_shutdown_provider, "log pipeline", provider))
     _installed.append(remove)
+    _flushers.append(("log pipeline flush", partial(_flush_provider, provider)))
 
 
 def _teardown(timeout: float) -> None:
     """Undo everything the last configure() installed, newest first, within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
+    _flushers.clear()
     while _installed:
         undo = _installed.pop()
         try:
@@ -619,6 +630,9 @@ def _teardown(timeout: float) -> None:
 def shutdown(timeout: float | None = None) -> None:
     """Flush every signal and remove everything ``configure()`` installed. Never raises, never hangs.
 
+    While the process exits (a signal was seen, or the exit hook runs) it takes at most what is
+    left of the exit's one ``shutdown_timeout`` budget (docs/deployment.md, "What happens at exit").
+
     Args:
         timeout: overall deadline in seconds; default the ``shutdown_timeout`` setting.
     """
@@ -626,7 +640,8 @@ def shutdown(timeout: float | None = None) -> None:
         current = _state.STATE
         if not current.configured:
             return
-        _teardown(timeout if timeout is not None else current.settings.shutdown_timeout)
+        budget = timeout if timeout is not None else current.settings.shutdown_timeout
+        _teardown(_exit.remaining(budget) if _exit.exiting() else budget)
         _set_unconfigured()
 
 

@@ -137,7 +137,9 @@ A positive number. Default: ``60000``. Keyword: ``metric_export_interval_ms``.
 OBSKIT_SHUTDOWN_TIMEOUT: Final = "OBSKIT_SHUTDOWN_TIMEOUT"
 """Overall deadline in seconds for :func:`obskit.shutdown` to flush every signal.
 
-A positive number. Default: ``5``. Keyword: ``shutdown_timeout``.
+At exit it bounds the whole exit, from the moment obskit learns of it (a signal, the ASGI
+lifespan shutdown or the exit hook): every flush on the way out shares this one budget. A
+positive number. Default: ``5``. Keyword: ``shutdown_timeout``.
 """
 
 OTEL_EXPORTER_PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
