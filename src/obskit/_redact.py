@@ -84,7 +84,7 @@ class Redactor:
         self._cache: dict[str, bool] = {}
         self._text_cache: dict[str, bool] = {}
         self._extra = tuple(re.compile(p) for p in value_patterns)
-        self._free = _free_text(self.patterns) if text else None
+        self._free = _free_text() if text else None
         self._trigger = _trigger(self.patterns)
         #: ``scrub(text)``: ``text`` with credentials hidden (the same object when none is found).
         self.scrub: Callable[[str], str] = self._scrub if text or self._extra else _same
@@ -142,7 +142,9 @@ class Redactor:
         """
         free = self._free
         if free is not None and self._trigger(text.lower()) is not None:
-            text = free.sub(self._replace, text)
+            scrubbed = free.sub(self._replace, text)
+            if scrubbed != text:  # a key=value that is no credential is put back as it was
+                text = scrubbed
         for pattern in self._extra:
             text = pattern.sub(REDACTED, text)
         return text
@@ -152,9 +154,45 @@ class Redactor:
             return f"{match.group('scheme_url')}{REDACTED}@"
         if match.group("cred") is not None:
             return f"{match.group('auth')} {REDACTED}"
-        if self._text_key(match.group("key")):
-            return f"{match.group('key')}{match.group('sep')}{REDACTED}"
-        return match.group(0)
+        key, sep = match.group("key"), match.group("sep")
+        if self._text_key(key):
+            return f"{key}{sep}{REDACTED}"
+        # Not a credential's key: what followed it may hold one (``host:80/p?token=...``).
+        free: re.Pattern[str] = self._free  # type: ignore[assignment]  # set: scrub runs it only then
+        return f"{key}{sep}{free.sub(self._replace, match.group('value'))}"
+
+    def url(self, url: str) -> str:
+        """``url`` with its userinfo and the values of sensitive query parameters hidden.
+
+        Query parameters are judged by name as keys are (``api_key``, ``token``, ``X-Sig``...),
+        whatever ``redact_text`` says: a URL is structured data, not free text. The same object
+        comes back when nothing is hidden; a few string searches decide that for most URLs.
+        """
+        scheme = url.find("://")
+        at = url.find("@", scheme + 3) if scheme > 0 else -1
+        if at > 0:
+            authority = url[scheme + 3 : at]
+            if not any(c in authority for c in "/?#") and authority != REDACTED:
+                url = f"{url[: scheme + 3]}{REDACTED}{url[at:]}"
+        head, mark, rest = url.partition("?")
+        if not mark:
+            return url
+        query, hash_mark, fragment = rest.partition("#")
+        hidden = self.query(query)
+        return url if hidden is query else f"{head}?{hidden}{hash_mark}{fragment}"
+
+    def query(self, query: str) -> str:
+        """A URL query (``a=1&api_key=...``) with the values of sensitive parameters hidden."""
+        if "=" not in query:
+            return query
+        params = query.split("&")
+        changed = False
+        for i, param in enumerate(params):
+            name, eq, value = param.partition("=")
+            if eq and value and value != REDACTED and self._text_key(_unquote(name)):
+                params[i] = f"{name}={REDACTED}"
+                changed = True
+        return "&".join(params) if changed else query
 
     def text_value(self, value: Any) -> Any:
         """A field's value with credentials in its text hidden (strings only; others as they are)."""
@@ -166,6 +204,14 @@ def redactor_for(settings: Any) -> Redactor:
     return Redactor(settings.redact_keys, text=settings.redact_text, value_patterns=settings.redact_patterns)
 
 
+def _unquote(name: str) -> str:
+    if "%" not in name and "+" not in name:
+        return name
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(name)
+
+
 def _same(text: str) -> str:
     return text
 
@@ -175,17 +221,21 @@ def _words(patterns: Iterable[str]) -> list[str]:
     return sorted({re.escape(p).replace("_", "[_-]?") for p in patterns} | set(_TEXT_ONLY_KEYS))
 
 
-def _free_text(patterns: Iterable[str]) -> re.Pattern[str]:
-    """URL userinfo, an authorization scheme's credential, a value after a key holding a pattern."""
+def _free_text() -> re.Pattern[str]:
+    """URL userinfo, an authorization scheme's credential, every ``key=value`` (keys judged later)."""
     schemes = "|".join(_SCHEMES)
-    keys = "|".join(_words(patterns))
+    # Every ``key=value`` (``key: value``) is matched and its key judged by Redactor._text_key
+    # (cached per key): a regular expression listing the key patterns costs a search of the whole
+    # alternation at every character. Keys and schemes start where a word starts (look-behind),
+    # so a failed attempt is not retried at every later character of the same word. A value that
+    # is already ``[REDACTED]`` is left alone, so that scrubbing twice changes nothing.
     return re.compile(
         rf"""
-        (?P<scheme_url>\b[a-z][a-z0-9+.\-]*://)(?P<userinfo>[^\s/?#@]+)@
+        (?P<scheme_url>(?<![a-z0-9+.\-])[a-z][a-z0-9+.\-]*://)(?P<userinfo>[^\s/?#@]+)@
         | (?P<auth>\b(?:{schemes}))[ \t]+(?P<cred>[A-Za-z0-9\-._~+/]{{6,}}=*)
-        | (?P<key>[A-Za-z0-9_.\-]*?(?:{keys})[A-Za-z0-9_.\-]*)
+        | (?<![A-Za-z0-9_.\-])(?P<key>[A-Za-z0-9_.\-]+)
           (?P<sep>["']?[ \t]*[=:][ \t]*["']?)
-          (?P<value>(?:(?:{schemes})[ \t]+)?[^\s"'&;,)}}\]]+)
+          (?P<value>(?!\[REDACTED)(?:(?:{schemes})[ \t]+)?[^\s"'&;,)}}\]]+)
         """,
         re.IGNORECASE | re.VERBOSE,
     )
