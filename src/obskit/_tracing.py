@@ -11,7 +11,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from obskit import _state
-from obskit._redact import Redactor
+from obskit._redact import Redactor, safe_value, unrenderable
 from obskit._wrapping import HookedBlock, wrap
 
 __all__ = ["clean_attributes", "end_span", "trace_operation"]
@@ -32,9 +32,9 @@ def clean_attributes(attributes: Mapping[str, Any] | None, redactor: Redactor) -
         elif isinstance(value, _PRIMITIVES):
             clean[key] = value
         elif isinstance(value, list | tuple) and value and all(isinstance(v, type(value[0])) for v in value):
-            clean[key] = tuple(v if isinstance(v, _PRIMITIVES) else str(v) for v in value)
+            clean[key] = tuple(v if isinstance(v, _PRIMITIVES) else safe_value(v) for v in value)
         elif value is not None:
-            clean[key] = str(value)
+            clean[key] = safe_value(value)  # its str(), or a marker when that raises
     return clean
 
 
@@ -73,7 +73,10 @@ def _arg_value(value: Any) -> Any:
         return value[:_MAX_ARG_LENGTH]
     if isinstance(value, _PRIMITIVES):
         return value
-    return repr(value)[:_MAX_ARG_LENGTH]
+    try:
+        return repr(value)[:_MAX_ARG_LENGTH]
+    except Exception:  # an argument whose repr() raises is recorded as a marker, the call goes on
+        return unrenderable(value)
 
 
 class _SpanHooks:

@@ -1,0 +1,267 @@
+"""Spans cleaned once before export: redaction of keys and free text, URLs, values no exporter takes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import obskit
+from obskit import trace_operation
+from obskit._console import format_span
+from obskit._redact import REDACTED, Redactor
+from obskit._redacting import RedactingSpanExporter, SpanCleaner
+from obskit.testing import Capture, capture
+
+SECRET = "hunter2-s3cr3t"
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+    __repr__ = __str__
+
+
+def _spans_through(exporters: Sequence[SpanExporter], *, record: Any) -> None:
+    provider = TracerProvider()
+    for exporter in exporters:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    record(provider.get_tracer("t"))
+    provider.shutdown()
+
+
+@pytest.fixture
+def text_capture() -> Iterator[Capture]:
+    """A capture under a configuration that scrubs free text (the default) with a console exporter."""
+    obskit.configure(service_name="svc", traces_exporter="none", metrics_exporter="none")
+    with capture() as cap:
+        yield cap
+
+
+def _everything(span: ReadableSpan) -> str:
+    """Every string a span carries, as an exporter would read them."""
+    parts = [span.name, repr(dict(span.attributes or {})), str(span.status.description)]
+    for event in span.events:
+        parts += [event.name, repr(dict(event.attributes or {}))]
+    for link in span.links:
+        parts.append(repr(dict(link.attributes or {})))
+    return "\n".join(parts)
+
+
+# -- free text ----------------------------------------------------------------------------------------
+
+
+def test_exception_message_stacktrace_and_status_description_lose_the_credential(
+    text_capture: Capture,
+) -> None:
+    @trace_operation("login")
+    def login() -> None:
+        raise ValueError(f"connect failed: postgres://admin:{SECRET}@db/app password={SECRET}")
+
+    with pytest.raises(ValueError, match=SECRET):  # the exception itself is untouched
+        login()
+    span = text_capture.spans("login")[0]
+    (event,) = span.events
+    assert event.name == "exception"
+    assert SECRET not in (event.attributes or {})["exception.message"]
+    assert SECRET not in (event.attributes or {})["exception.stacktrace"]
+    assert f"password={REDACTED}" in (event.attributes or {})["exception.message"]
+    assert span.status.description == (
+        f"ValueError: connect failed: postgres://{REDACTED}@db/app password={REDACTED}"
+    )
+    assert SECRET not in _everything(span)
+
+
+def test_attribute_values_events_and_links_lose_credentials_but_keep_the_rest(text_capture: Capture) -> None:
+    tracer = obskit._state.STATE.tracer
+    assert tracer is not None
+    other = trace.SpanContext(1, 2, is_remote=True)
+    with tracer.start_as_current_span(
+        "call", links=[trace.Link(other, {"note": f"Bearer {SECRET}"})]
+    ) as span:
+        span.set_attribute("db.connection", f"Server=db;Password={SECRET};Database=app")
+        span.set_attribute("header", f"Authorization: Bearer {SECRET}")
+        span.set_attribute("tags", ["plain", f"token={SECRET}"])
+        span.set_attribute("route", "/users/{id}")
+        span.add_event("retry", {"detail": f'{{"api_key": "{SECRET}"}}', "attempt": 2})
+    (span,) = text_capture.spans("call")
+    attributes = dict(span.attributes or {})
+    assert attributes["db.connection"] == f"Server=db;Password={REDACTED};Database=app"
+    assert attributes["header"] == f"Authorization: {REDACTED}"
+    assert attributes["tags"] == ("plain", f"token={REDACTED}")
+    assert attributes["route"] == "/users/{id}"
+    assert dict(span.events[0].attributes or {}) == {"detail": f'{{"api_key": "{REDACTED}"}}', "attempt": 2}
+    assert dict(span.links[0].attributes or {}) == {"note": f"Bearer {REDACTED}"}
+    assert SECRET not in _everything(span)
+
+
+def test_free_text_is_kept_when_redact_text_is_off_but_keys_and_urls_are_still_redacted() -> None:
+    obskit.configure(service_name="svc", traces_exporter="none", metrics_exporter="none", redact_text=False)
+    with capture() as cap, trace_operation("plain") as span:
+        span.set_attribute("note", f"password={SECRET}")
+        span.set_attribute("password", SECRET)
+        span.set_attribute("url.full", f"https://api.example/v1?api_key={SECRET}&page=2")
+    attributes = dict(cap.spans("plain")[0].attributes or {})
+    assert attributes == {
+        "note": f"password={SECRET}",
+        "password": REDACTED,
+        "url.full": f"https://api.example/v1?api_key={REDACTED}&page=2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "url.full",
+            f"https://u:{SECRET}@h/p?token={SECRET}&x=1#f",
+            f"https://{REDACTED}@h/p?token={REDACTED}&x=1#f",
+        ),
+        ("http.url", f"http://h/p?sig={SECRET}", f"http://h/p?sig={REDACTED}"),
+        ("http.target", f"/p?client_secret={SECRET}&q=a", f"/p?client_secret={REDACTED}&q=a"),
+        ("url.query", f"api_key={SECRET}&page=2", f"api_key={REDACTED}&page=2"),
+        ("url.full", "https://h/p?page=2&size=10", "https://h/p?page=2&size=10"),
+    ],
+)
+def test_url_attributes_lose_userinfo_and_sensitive_query_values(key: str, value: str, expected: str) -> None:
+    cleaner = SpanCleaner(Redactor(text=False))
+    assert cleaner.attributes({key: value}) == {key: expected}
+
+
+# -- once per span, cheap when clean -----------------------------------------------------------------
+
+
+def test_a_span_is_cleaned_once_however_many_exporters_share_the_cleaner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cleaner = SpanCleaner(Redactor())
+    calls: list[str] = []
+    original = cleaner.span
+    monkeypatch.setattr(SpanCleaner, "span", lambda self, span: (calls.append(span.name), original(span)))
+    first, second = InMemorySpanExporter(), InMemorySpanExporter()
+
+    def record(tracer: Any) -> None:
+        with tracer.start_as_current_span("one") as span:
+            span.set_attribute("note", f"password={SECRET}")
+
+    _spans_through(
+        [RedactingSpanExporter(first, cleaner), RedactingSpanExporter(second, cleaner)], record=record
+    )
+    assert calls == ["one"]
+    for exporter in (first, second):
+        assert dict(exporter.get_finished_spans()[0].attributes or {}) == {"note": f"password={REDACTED}"}
+
+
+def test_a_clean_span_keeps_its_attribute_objects() -> None:
+    exporter = InMemorySpanExporter()
+
+    def record(tracer: Any) -> None:
+        with tracer.start_as_current_span("clean", attributes={"route": "/x", "n": 3}):
+            pass
+
+    provider_spans: list[ReadableSpan] = []
+
+    class Keep(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            provider_spans.extend(spans)
+            return SpanExportResult.SUCCESS
+
+    keep = Keep()
+    _spans_through([keep], record=record)
+    before = provider_spans[0]._attributes
+    RedactingSpanExporter(exporter, Redactor()).export(provider_spans)
+    assert exporter.get_finished_spans()[0]._attributes is before
+
+
+def test_scrubbing_a_cleaned_text_again_changes_nothing() -> None:
+    redactor = Redactor()
+    once = redactor.scrub(f"Authorization: Bearer {SECRET} password={SECRET} https://u:p@h/?token={SECRET}")
+    assert SECRET not in once
+    assert redactor.scrub(once) == once
+    assert (
+        redactor.url(redactor.url(f"https://u:p@h/?token={SECRET}"))
+        == f"https://{REDACTED}@h/?token={REDACTED}"
+    )
+
+
+# -- one bad value loses only itself -------------------------------------------------------------------
+
+BAD_VALUES = [
+    ("lone surrogate", "caf\udce9", "caf\\udce9"),
+    ("int above int64", 2**70, str(2**70)),
+    ("int below int64", -(2**63) - 1, str(-(2**63) - 1)),
+    ("surrogate in a list", ["ok", "x\ud800"], ("ok", "x\\ud800")),
+]
+
+
+@pytest.mark.parametrize(("case", "value", "safe"), BAD_VALUES, ids=[c[0] for c in BAD_VALUES])
+def test_a_bad_attribute_value_becomes_its_safe_form_and_the_span_encodes(
+    text_capture: Capture, case: str, value: Any, safe: Any
+) -> None:
+    with trace_operation("bad") as span:
+        span.set_attribute("bad", value)
+        span.set_attribute("good", "kept")
+        span.add_event("evt", {"bad": value})
+    (exported,) = text_capture.spans("bad")
+    assert dict(exported.attributes or {}) == {"bad": safe, "good": "kept"}
+    assert dict(exported.events[0].attributes or {}) == {"bad": safe}
+    encode_spans([exported]).SerializeToString()  # what the OTLP exporters send: no error
+    format_span(exported).encode("utf-8")  # what the console exporter writes
+
+
+def test_an_exception_whose_message_has_a_lone_surrogate_still_exports(text_capture: Capture) -> None:
+    @trace_operation("surrogate-error")
+    def fail() -> None:
+        raise ValueError("bad byte \udcff here")
+
+    with pytest.raises(ValueError, match="bad byte"):
+        fail()
+    (exported,) = text_capture.spans("surrogate-error")
+    assert exported.status.description == "ValueError: bad byte \\udcff here"
+    assert (exported.events[0].attributes or {})["exception.message"] == "bad byte \\udcff here"
+    encode_spans([exported]).SerializeToString()
+
+
+def test_an_unprintable_object_loses_only_itself_where_obskit_takes_the_value(text_capture: Capture) -> None:
+    @trace_operation("objects", attributes={"obj": _Unprintable(), "ok": 1}, record_args=True)
+    def f(arg: Any) -> None:
+        pass
+
+    f(_Unprintable())
+    attributes = dict(text_capture.spans("objects")[0].attributes or {})
+    assert attributes == {
+        "obj": "[unrenderable _Unprintable]",
+        "ok": 1,
+        "code.args.arg": "[unrenderable _Unprintable]",
+    }
+
+
+def test_a_surrogate_in_a_span_name_or_key_is_escaped() -> None:
+    cleaner = SpanCleaner(Redactor())
+    assert cleaner.text("GET /caf\udce9") == "GET /caf\\udce9"
+    assert cleaner.attributes({"k\udce9": 1}) == {"k\\udce9": 1}
+
+
+def test_the_console_line_is_valid_utf8_and_redacted() -> None:
+    out = io.StringIO()
+    from obskit._console import span_exporter
+
+    def record(tracer: Any) -> None:
+        with tracer.start_as_current_span("caf\udce9") as span:
+            span.set_attribute("note", f"password={SECRET}\nsecond line")
+            span.set_attribute("bad", "x\ud800")
+
+    _spans_through([RedactingSpanExporter(span_exporter(out=out), Redactor())], record=record)
+    line = out.getvalue()
+    line.encode("utf-8")
+    assert SECRET not in line
+    assert line.count("\n") == 1  # one line per span, whatever the values hold
+    assert "caf\\udce9" in line
