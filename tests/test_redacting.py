@@ -265,3 +265,25 @@ def test_the_console_line_is_valid_utf8_and_redacted() -> None:
     assert SECRET not in line
     assert line.count("\n") == 1  # one line per span, whatever the values hold
     assert "caf\\udce9" in line
+
+
+def test_cleaning_keeps_the_counts_of_dropped_attributes_and_events() -> None:
+    from opentelemetry.sdk.trace import SpanLimits
+
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=2, max_events=1))
+    kept: list[ReadableSpan] = []
+
+    class Keep(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            kept.extend(spans)
+            return SpanExportResult.SUCCESS
+
+    provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(Keep(), Redactor())))
+    with provider.get_tracer("t").start_as_current_span("limited") as span:
+        for i in range(3):
+            span.set_attribute(f"note{i}", f"password={SECRET}")
+            span.add_event(f"e{i}", {"note": f"token={SECRET}"})
+    provider.shutdown()
+    (exported,) = kept
+    assert (exported.dropped_attributes, exported.dropped_events) == (1, 2)
+    assert SECRET not in _everything(exported)

@@ -37,6 +37,8 @@ __all__ = ["URL_KEYS", "RedactingSpanExporter", "SpanCleaner", "redact_span"]
 URL_KEYS = frozenset({"url.full", "http.url", "http.target", "url.original"})
 #: Attributes holding a URL's query alone.
 QUERY_KEYS = frozenset({"url.query"})
+_URLISH_KEYS = URL_KEYS | QUERY_KEYS
+_MISS: Any = object()
 #: The mark a cleaned span carries (set on the span object; read by the other exporters).
 _MARK = "_obskit_clean"
 _CACHE_LIMIT = 4096
@@ -51,12 +53,14 @@ _LOCK = threading.Lock()
 class SpanCleaner:
     """Cleans ended spans in place for one redactor (see the module doc)."""
 
-    __slots__ = ("_texts", "redactor")
+    __slots__ = ("_texts", "_urls", "redactor")
 
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
         #: text -> its cleaned form, or None when cleaning leaves it as it is.
         self._texts: dict[str, str | None] = {}
+        #: URL -> its cleaned form.
+        self._urls: dict[str, str] = {}
 
     def clean(self, spans: Iterable[ReadableSpan]) -> None:
         """Clean every span not cleaned yet; a span that cannot be cleaned loses its attributes."""
@@ -73,7 +77,7 @@ class SpanCleaner:
     def span(self, span: ReadableSpan) -> None:
         """Clean one ended span's name, attributes, events, links and status description, in place."""
         name = span._name
-        if name.__class__ is str:
+        if name.__class__ is str and self._texts.get(name, _MISS) is not None:
             span._name = self.text(name)
         attributes = span._attributes
         if attributes:
@@ -98,29 +102,59 @@ class SpanCleaner:
                 span._status = Status(status.status_code, cleaned_description)
 
     def attributes(self, attributes: Mapping[str, Any], depth: int = 0) -> Mapping[str, Any]:
-        """``attributes`` itself when nothing needs hiding or replacing, else a cleaned copy."""
+        """``attributes`` itself when nothing needs hiding or replacing, else a cleaned copy.
+
+        The loop is written for the common case (an ASCII key that is not sensitive, a str value
+        seen before, or a number), which costs two dict lookups per attribute.
+        """
         out: dict[str, Any] | None = None
-        is_sensitive = self.redactor.is_sensitive
-        for key, value in attributes.items():
-            safe_key = safe_text(key) if key.__class__ is str else str(safe_value(key))
-            if is_sensitive(safe_key) or depth > _MAX_DEPTH:
-                cleaned = REDACTED
+        known = self.redactor._cache  # key -> sensitive, filled by is_sensitive
+        texts = self._texts
+        # BoundedAttributes' own dict: its items() goes through the ABC and a lock per value.
+        items: Mapping[str, Any] = (
+            attributes._dict if attributes.__class__ is BoundedAttributes else attributes
+        )
+        for key, value in items.items():
+            if key.__class__ is not str or not key.isascii():
+                safe_key: str = safe_text(key) if key.__class__ is str else str(safe_value(key))
+                cleaned = self._one(safe_key, value, depth)
             else:
-                cleaned = self.value(safe_key, value, depth)
+                safe_key = key
+                sensitive = known.get(key)
+                if sensitive is None:
+                    sensitive = self.redactor.is_sensitive(key)
+                cls = value.__class__
+                if sensitive or depth > _MAX_DEPTH:
+                    cleaned = REDACTED
+                elif cls is str and key not in _URLISH_KEYS:
+                    cleaned = texts.get(value, _MISS)
+                    if cleaned is None:
+                        continue
+                    if cleaned is _MISS:
+                        cleaned = self.text(value)
+                elif (cls is int and _INT64[0] <= value < _INT64[1]) or cls is float or cls is bool:
+                    continue
+                else:
+                    cleaned = self.value(key, value, depth)
             if safe_key is not key or (cleaned is not value and cleaned != value):
                 if out is None:
-                    out = dict(attributes)
+                    out = dict(items)
                 if safe_key is not key:
                     del out[key]
                 out[safe_key] = cleaned
         return attributes if out is None else out
+
+    def _one(self, key: str, value: Any, depth: int) -> Any:
+        if self.redactor.is_sensitive(key) or depth > _MAX_DEPTH:
+            return REDACTED
+        return self.value(key, value, depth)
 
     def value(self, key: str, value: Any, depth: int = 0) -> Any:
         """One attribute value as it may leave: redacted, scrubbed, or in its safe form."""
         cls = value.__class__
         if cls is str:
             if key in URL_KEYS:
-                return self.redactor.url(safe_text(value))
+                return self._url(value)
             if key in QUERY_KEYS:
                 return self.redactor.query(safe_text(value))
             return self.text(value)
@@ -152,6 +186,18 @@ class SpanCleaner:
                 texts[text] = cleaned
         return text if cleaned is None else cleaned
 
+    def _url(self, url: str) -> str:
+        """``url`` without userinfo and sensitive query values, through a cache as :meth:`text`."""
+        urls = self._urls
+        cleaned = urls.get(url, _MISS)
+        if cleaned is _MISS:
+            cleaned = self.redactor.url(safe_text(url))
+            if len(url) <= _CACHED_LENGTH:
+                if len(urls) >= _CACHE_LIMIT:
+                    urls.clear()
+                urls[url] = cleaned
+        return cleaned  # type: ignore[no-any-return]  # a str once filled
+
     def _event(self, event: Event) -> Event:
         attributes = event.attributes
         name = self.text(event.name)
@@ -167,8 +213,12 @@ class SpanCleaner:
 
 
 def _like(old: Mapping[str, Any], values: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``values`` in the kind of mapping ``old`` was, with its count of dropped attributes."""
-    if isinstance(old, BoundedAttributes):
+    """``values``, as BoundedAttributes only when ``old`` counted dropped attributes.
+
+    Exporters read a span's attributes as a mapping, and building BoundedAttributes checks every
+    value again: a plain dict is what a span without dropped attributes needs.
+    """
+    if isinstance(old, BoundedAttributes) and old.dropped:
         new = BoundedAttributes(maxlen=None, attributes=values, immutable=True)
         new.dropped = old.dropped
         return new

@@ -323,7 +323,6 @@ def label_value(value: Any) -> str:
     return text if text.__class__ is str else str(text)
 
 
-
 class _Bound:
     """A handle with its label values fixed: the cheapest way to record on a hot path."""
 
