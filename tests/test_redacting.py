@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -287,3 +289,23 @@ def test_cleaning_keeps_the_counts_of_dropped_attributes_and_events() -> None:
     (exported,) = kept
     assert (exported.dropped_attributes, exported.dropped_events) == (1, 2)
     assert SECRET not in _everything(exported)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_a_batch_was_being_cleaned_can_clean() -> None:
+    from obskit import _redacting
+
+    cleaner = SpanCleaner(Redactor())
+    exporter = InMemorySpanExporter()
+    with _redacting._LOCK:  # an export thread cleaning at the moment of the fork
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            signal.alarm(10)  # a deadlock ends the child instead of hanging the suite
+            _spans_through(
+                [RedactingSpanExporter(exporter, cleaner)],
+                record=lambda tracer: tracer.start_span("child", attributes={"n": f"token={SECRET}"}).end(),
+            )
+            ok = dict(exporter.get_finished_spans()[0].attributes or {}) == {"n": f"token={REDACTED}"}
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

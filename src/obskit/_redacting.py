@@ -18,6 +18,7 @@ bounded cache, so a value seen before (a route, a method, a job name) costs one 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -48,6 +49,21 @@ _MAX_DEPTH = 32
 _INT64 = (-(2**63), 2**63)
 #: Serialises cleaning between the exporters' threads: a span is cleaned by one of them only.
 _LOCK = threading.Lock()
+_fork_hook = False
+
+
+def _new_lock_in_child() -> None:
+    """A forked child starts with a free lock (an export thread may have held it at the fork)."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+def _watch_forks() -> None:
+    """Install :func:`_new_lock_in_child` once, when the first cleaner is made (not at import)."""
+    global _fork_hook
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_new_lock_in_child)
+        _fork_hook = True
 
 
 class SpanCleaner:
@@ -56,6 +72,7 @@ class SpanCleaner:
     __slots__ = ("_texts", "_urls", "redactor")
 
     def __init__(self, redactor: Redactor) -> None:
+        _watch_forks()
         self.redactor = redactor
         #: text -> its cleaned form, or None when cleaning leaves it as it is.
         self._texts: dict[str, str | None] = {}
@@ -71,7 +88,8 @@ class SpanCleaner:
                         self.span(span)
                     except Exception as exc:  # pragma: no cover - every value has a safe form
                         report_internal_error("span redaction", exc)
-                        span._attributes = {}  # nothing unchecked leaves
+                        span._attributes, span._events, span._links = {}, (), ()  # nothing unchecked leaves
+                        span._status = Status(span._status.status_code)
                     setattr(span, _MARK, True)
 
     def span(self, span: ReadableSpan) -> None:
