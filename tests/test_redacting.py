@@ -309,3 +309,44 @@ def test_a_child_forked_while_a_batch_was_being_cleaned_can_clean() -> None:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+
+def test_an_exception_whose_str_raises_keeps_its_event_and_error_status(text_capture: Capture) -> None:
+    error = _UnprintableError()
+
+    @trace_operation("unprintable-error")
+    def fail() -> None:
+        raise error
+
+    with pytest.raises(_UnprintableError) as raised:
+        fail()
+    assert raised.value is error
+    (span,) = text_capture.spans("unprintable-error")
+    assert span.status.description == "_UnprintableError"
+    (event,) = span.events
+    attributes = dict(event.attributes or {})
+    assert attributes["exception.message"] == "[unrenderable _UnprintableError]"
+    assert attributes["exception.type"].endswith("_UnprintableError")
+    assert "<exception str() failed>" in attributes["exception.stacktrace"]
+
+
+def test_a_server_span_records_an_exception_whose_str_raises() -> None:
+    from obskit._serverspan import ServerSpan, start_server_span
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = start_server_span(provider.get_tracer("t"), "GET /x", None, {"http.request.method": "GET"})
+    assert isinstance(span, ServerSpan)
+    with pytest.raises(_UnprintableError), span:
+        raise _UnprintableError
+    (exported,) = exporter.get_finished_spans()
+    assert exported.status.description == "_UnprintableError"
+    assert (
+        dict(exported.events[0].attributes or {})["exception.message"] == "[unrenderable _UnprintableError]"
+    )
