@@ -176,8 +176,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
             endpoints are mounted. Instrumented once however often configure() runs.
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, log_level,
-            log_format, metric_namespace, redact_keys, series_cap, runtime_metrics, host_metrics,
-            metric_export_interval_ms, shutdown_timeout, export_queue_size, export_batch_size;
+            log_format, metric_namespace, redact_keys, redact_text, redact_patterns, series_cap,
+            runtime_metrics, host_metrics, metric_export_interval_ms, shutdown_timeout,
+            export_queue_size, export_batch_size;
             Prometheus: prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
             pushgateway_job, pushgateway_grouping, push_on; OTLP: otlp_endpoint, otlp_protocol,
             otlp_headers, otlp_timeout (ms), otlp_compression, otlp_certificate, otlp_insecure,
