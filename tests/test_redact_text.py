@@ -77,6 +77,8 @@ def test_long_text_is_scrubbed_in_linear_time() -> None:
         ("http://h/p?api%5Fkey=k", f"http://h/p?api%5Fkey={REDACTED}"),
         ("http://h/a@b/c?q=1", "http://h/a@b/c?q=1"),
         ("/p?token=", "/p?token="),
+        ("https://example.com/no-query", "https://example.com/no-query"),
+        ("/p?flag", "/p?flag"),
     ],
 )
 def test_urls_lose_userinfo_and_sensitive_query_values_even_with_text_off(url: str, expected: str) -> None:

@@ -250,6 +250,7 @@ def test_a_surrogate_in_a_span_name_or_key_is_escaped() -> None:
     cleaner = SpanCleaner(Redactor())
     assert cleaner.text("GET /caf\udce9") == "GET /caf\\udce9"
     assert cleaner.attributes({"k\udce9": 1}) == {"k\\udce9": 1}
+    assert cleaner.attributes({"password\udce9": SECRET}) == {"password\\udce9": REDACTED}
 
 
 def test_the_console_line_is_valid_utf8_and_redacted() -> None:
@@ -350,3 +351,80 @@ def test_a_server_span_records_an_exception_whose_str_raises() -> None:
     assert (
         dict(exported.events[0].attributes or {})["exception.message"] == "[unrenderable _UnprintableError]"
     )
+
+
+def test_nested_and_unusual_values_are_cleaned_where_they_sit() -> None:
+    cleaner = SpanCleaner(Redactor())
+    nested = {
+        "db": {"password": SECRET, "host": "db", "note": f"token={SECRET}"},
+        "raw": b"\xff",
+        "none": None,
+    }
+    assert cleaner.attributes(nested) == {
+        "db": {"password": REDACTED, "host": "db", "note": f"token={REDACTED}"},
+        "raw": b"\xff",
+        "none": None,
+    }
+    assert cleaner.attributes({"obj": _Unprintable(), "x\udce9": (True, 1.5, 2**64)}) == {
+        "obj": "[unrenderable _Unprintable]",
+        "x\\udce9": (True, 1.5, str(2**64)),
+    }
+    deep: dict[str, Any] = {"leaf": "v"}
+    for _ in range(40):
+        deep = {"level": deep}
+    cleaned: Any = cleaner.attributes(deep)
+    levels = 0
+    while isinstance(cleaned, dict):
+        cleaned, levels = cleaned["level"], levels + 1
+    assert (cleaned, levels) == (REDACTED, 34)  # past 32 levels the rest is hidden, not walked
+
+
+def test_url_and_text_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from obskit import _redacting
+
+    monkeypatch.setattr(_redacting, "_CACHE_LIMIT", 2)
+    cleaner = SpanCleaner(Redactor())
+    for i in range(5):
+        assert cleaner.attributes({"url.full": f"http://h/{i}?token=t"}) == {
+            "url.full": f"http://h/{i}?token={REDACTED}"
+        }
+        assert cleaner.attributes({"url.full": f"http://h/{i}?token=t"}) == {
+            "url.full": f"http://h/{i}?token={REDACTED}"
+        }
+        cleaner.text(f"text {i}")
+    assert len(cleaner._urls) <= 2
+    assert len(cleaner._texts) <= 2
+
+
+def test_events_and_links_given_as_tuples_stay_tuples() -> None:
+    from opentelemetry.sdk.trace import Event
+
+    span = ReadableSpan(
+        name="plain",
+        events=(Event("e", {"note": f"password={SECRET}"}),),
+        links=(trace.Link(trace.SpanContext(1, 2, is_remote=True), {"note": f"token={SECRET}"}),),
+    )
+    SpanCleaner(Redactor()).clean([span])
+    assert isinstance(span._events, tuple)
+    assert isinstance(span._links, tuple)
+    assert SECRET not in _everything(span)
+
+
+def test_the_wrapper_hands_flush_and_shutdown_on() -> None:
+    inner = InMemorySpanExporter()
+    wrapper = RedactingSpanExporter(inner, Redactor())
+    assert wrapper.force_flush(10)
+    wrapper.shutdown()
+    assert inner._stopped
+
+
+def test_a_console_line_shows_the_error_status_with_its_cleaned_description() -> None:
+    out = io.StringIO()
+    from obskit._console import span_exporter
+
+    def record(tracer: Any) -> None:
+        with tracer.start_as_current_span("fails") as span:
+            span.set_status(trace.Status(trace.StatusCode.ERROR, f"login failed\npassword={SECRET}"))
+
+    _spans_through([RedactingSpanExporter(span_exporter(out=out), Redactor())], record=record)
+    assert f"ERROR(login failed\\npassword={REDACTED})" in out.getvalue()

@@ -32,7 +32,7 @@ from opentelemetry.trace import Link, Status
 from obskit._errors import report_internal_error
 from obskit._redact import REDACTED, Redactor, safe_text, safe_value
 
-__all__ = ["URL_KEYS", "RedactingSpanExporter", "SpanCleaner", "redact_span"]
+__all__ = ["QUERY_KEYS", "URL_KEYS", "RedactingSpanExporter", "SpanCleaner"]
 
 #: Attributes holding a whole URL (current and older semantic conventions, server and client).
 URL_KEYS = frozenset({"url.full", "http.url", "http.target", "url.original"})
@@ -52,7 +52,7 @@ _LOCK = threading.Lock()
 _fork_hook = False
 
 
-def _new_lock_in_child() -> None:
+def _new_lock_in_child() -> None:  # pragma: no cover - runs in a forked child (tested there)
     """A forked child starts with a free lock (an export thread may have held it at the fork)."""
     global _LOCK
     _LOCK = threading.Lock()
@@ -251,11 +251,6 @@ def _like_list(old: Sequence[Any], items: list[Any]) -> Sequence[Any]:
         new.dropped = old.dropped
         return new
     return tuple(items)
-
-
-def redact_span(span: ReadableSpan, redactor: Redactor) -> None:
-    """Clean one ended span in place (see :class:`SpanCleaner`)."""
-    SpanCleaner(redactor).clean((span,))
 
 
 class RedactingSpanExporter(SpanExporter):
