@@ -66,6 +66,12 @@ def test_long_text_is_scrubbed_in_linear_time() -> None:
     assert Redactor().scrub(text).endswith(f"password={REDACTED}")
 
 
+def test_a_long_chain_of_key_value_pairs_is_scrubbed_without_recursion() -> None:
+    # "0:1:2:..." is thousands of key:value pairs each inside the previous one's value.
+    text = ":".join(str(i) for i in range(5000)) + " token=abc"
+    assert Redactor().scrub(text) == text[: -len("abc")] + REDACTED
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

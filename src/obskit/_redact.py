@@ -142,24 +142,42 @@ class Redactor:
         """
         free = self._free
         if free is not None and self._trigger(text.lower()) is not None:
-            scrubbed = free.sub(self._replace, text)
-            if scrubbed != text:  # a key=value that is no credential is put back as it was
-                text = scrubbed
+            text = self._hide(free, text)
         for pattern in self._extra:
             text = pattern.sub(REDACTED, text)
         return text
 
-    def _replace(self, match: re.Match[str]) -> str:
-        if match.group("userinfo") is not None:
-            return f"{match.group('scheme_url')}{REDACTED}@"
-        if match.group("cred") is not None:
-            return f"{match.group('auth')} {REDACTED}"
-        key, sep = match.group("key"), match.group("sep")
-        if self._text_key(key):
-            return f"{key}{sep}{REDACTED}"
-        # Not a credential's key: what followed it may hold one (``host:80/p?token=...``).
-        free: re.Pattern[str] = self._free  # type: ignore[assignment]  # set: scrub runs it only then
-        return f"{key}{sep}{free.sub(self._replace, match.group('value'))}"
+    def _hide(self, free: re.Pattern[str], text: str) -> str:
+        """One left-to-right pass of :func:`_free_text` over ``text`` (itself if nothing is hidden).
+
+        A ``key=value`` whose key is no credential's is passed over only up to its separator, so
+        that a credential in its value is still found (``host:80/p?token=...``); every match
+        moves past at least one character, so the pass is linear.
+        """
+        parts: list[str] = []
+        pos = 0
+        search = free.search
+        while (match := search(text, pos)) is not None:
+            userinfo = match.group("userinfo")
+            if userinfo is not None:
+                if userinfo == REDACTED:  # hidden already
+                    parts.append(text[pos : match.end()])
+                else:
+                    parts += (text[pos : match.start()], match.group("scheme_url"), REDACTED, "@")
+                pos = match.end()
+            elif match.group("cred") is not None:
+                parts += (text[pos : match.start()], match.group("auth"), " ", REDACTED)
+                pos = match.end()
+            elif self._text_key(match.group("key")):
+                parts += (text[pos : match.end()], REDACTED)
+                pos = _VALUE.match(text, match.end()).end()  # type: ignore[union-attr]  # 1+ chars: checked
+            else:  # a key that is no credential's: its value is searched on
+                parts.append(text[pos : match.end()])
+                pos = match.end()
+        if not any(part is REDACTED for part in parts):
+            return text
+        parts.append(text[pos:])
+        return "".join(parts)
 
     def url(self, url: str) -> str:
         """``url`` with its userinfo and the values of sensitive query parameters hidden.
@@ -221,21 +239,29 @@ def _words(patterns: Iterable[str]) -> list[str]:
     return sorted({re.escape(p).replace("_", "[_-]?") for p in patterns} | set(_TEXT_ONLY_KEYS))
 
 
+#: The value after a sensitive key: up to a space, quote, ``&``, ``;``, ``,`` or closing bracket,
+#: with an authorization scheme's word before it (``Authorization: Bearer eyJ...``).
+_VALUE = re.compile(rf"""(?:(?:{"|".join(_SCHEMES)})[ \t]+)?[^\s"'&;,)}}\]]+""", re.IGNORECASE)
+
+
 def _free_text() -> re.Pattern[str]:
     """URL userinfo, an authorization scheme's credential, every ``key=value`` (keys judged later)."""
     schemes = "|".join(_SCHEMES)
     # Every ``key=value`` (``key: value``) is matched and its key judged by Redactor._text_key
     # (cached per key): a regular expression listing the key patterns costs a search of the whole
     # alternation at every character. Keys and schemes start where a word starts (look-behind),
-    # so a failed attempt is not retried at every later character of the same word. A value that
-    # is already ``[REDACTED]`` is left alone, so that scrubbing twice changes nothing.
+    # so a failed attempt is not retried at every later character of the same word. A match ends
+    # at the separator (the value's first character is only looked at): Redactor._hide measures
+    # the value (_VALUE) only after a sensitive key, and otherwise goes on searching inside it,
+    # so that the whole pass stays linear. A value that is already ``[REDACTED]`` is left alone,
+    # so that scrubbing twice changes nothing.
     return re.compile(
         rf"""
         (?P<scheme_url>(?<![a-z0-9+.\-])[a-z][a-z0-9+.\-]*://)(?P<userinfo>[^\s/?#@]+)@
         | (?P<auth>\b(?:{schemes}))[ \t]+(?P<cred>[A-Za-z0-9\-._~+/]{{6,}}=*)
         | (?<![A-Za-z0-9_.\-])(?P<key>[A-Za-z0-9_.\-]+)
           (?P<sep>["']?[ \t]*[=:][ \t]*["']?)
-          (?P<value>(?!\[REDACTED)(?:(?:{schemes})[ \t]+)?[^\s"'&;,)}}\]]+)
+          (?=[^\s"'&;,)}}\]])(?!\[REDACTED)
         """,
         re.IGNORECASE | re.VERBOSE,
     )
