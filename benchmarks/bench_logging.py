@@ -15,6 +15,10 @@ same object for every side; only its formatter (and, for python-json-logger, a f
 
 Each pair is measured through the handler (``logger.info``) and as ``format(record)`` alone on
 a prepared record (for python-json-logger, filter plus format).
+
+* obskit ``JsonFormatter`` with credentials in free text scrubbed (``redact_text=True``, the
+  default) against the same without (``redact_text=False``): what the value patterns cost on a
+  typical message and on one that holds a credential (``login password=...``), reported.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from opentelemetry.trace import get_current_span
 
 from obskit import LoggingContext, _state
 from obskit._context import current_fields
+from obskit._redact import Redactor
 from obskit.logging import JsonFormatter, _encode
 
 try:
@@ -131,7 +136,12 @@ def _check_direct_path(provider: Any) -> None:
     fields of every kind (int, nested, sensitive, named like a core field), odd service fields.
     """
     formatter, logger = JsonFormatter(), logging.getLogger("obskit.bench.equivalence")
-    messages = [("message %s", ("argument",)), ('quote " \\ \n tab\t ünï 😀 \u2028', ()), ("%d%%", (5,))]
+    messages = [
+        ("message %s", ("argument",)),
+        ('quote " \\ \n tab\t ünï 😀 \u2028', ()),
+        ("%d%%", (5,)),
+        ("login password=%s", ("hunter2",)),
+    ]
     contexts: list[dict[str, Any]] = [
         {"request_id": "r1", "user_id": "u1"},
         {"request_id": "r2", "user_id": 42},
@@ -241,8 +251,69 @@ def run(config: Config) -> list[Row]:
                 min_speedup=1.4,
             )
         )
+        rows.extend(_text_redaction(bench, config))
     bench.close()
     provider.shutdown()
+    return rows
+
+
+#: (what the row says, the logging call, its arguments): a typical message and one with a credential.
+TEXT_CASES = (
+    ("typical message", "message %s", "argument"),
+    ("message with a credential", "login password=%s", "hunter2"),
+)
+
+
+def _text_redaction(bench: _Bench, config: Config) -> list[Row]:
+    """obskit's line with value patterns (``redact_text=True``) against the same without."""
+    rows: list[Row] = []
+    with_text, without_text = Redactor(), Redactor(text=False)
+
+    def using(redactor: Redactor) -> Any:
+        prepare = bench.use(bench.obskit)
+
+        def run() -> None:
+            prepare()
+            _state.set_state(dataclasses.replace(_state.STATE, redactor=redactor))
+
+        return run
+
+    state = _state.STATE
+    try:
+        for label, message, argument in TEXT_CASES:
+            using(with_text)()
+            bench.logger.info(message, argument)
+            line = json.loads(bench.stream.getvalue())
+            if argument == "hunter2" and "hunter2" in line["message"]:
+                raise RuntimeError(f"the credential was not scrubbed: {line}")
+            ns: dict[str, Any] = {"info": bench.logger.info, "msg": message, "arg": argument}
+            rows.append(
+                compare(
+                    "5",
+                    f"redact_text, {label}, via handler",
+                    Side("obskit redact_text=False", loop("info(msg, arg)", ns), using(without_text)),
+                    Side("obskit redact_text=True", loop("info(msg, arg)", ns), using(with_text)),
+                    config,
+                    max_iterations=50_000,
+                    note="report",
+                )
+            )
+            record = bench.logger.makeRecord(
+                bench.logger.name, logging.INFO, __file__, 1, message, (argument,), None
+            )
+            fmt_ns: dict[str, Any] = {"fmt": bench.obskit.format, "record": record}
+            rows.append(
+                compare(
+                    "5",
+                    f"redact_text, {label}, format() only",
+                    Side("obskit redact_text=False", loop("fmt(record)", fmt_ns), using(without_text)),
+                    Side("obskit redact_text=True", loop("fmt(record)", fmt_ns), using(with_text)),
+                    config,
+                    note="report",
+                )
+            )
+    finally:
+        _state.set_state(state)
     return rows
 
 

@@ -16,6 +16,13 @@ HEADER = """# Configuration reference
 variable > default**, validates every value before installing anything, and raises
 `obskit.ConfigError` (naming the setting, the value and the allowed values) on a bad one.
 
+A setting that only one backend uses (the `OTEL_EXPORTER_OTLP_*` variables, the Prometheus, push
+gateway, Jaeger and Azure settings) is ignored while that backend is not chosen: `configure()`
+logs a warning naming it (never its value) and `obskit doctor` reports it, even when its value
+is invalid. An `OTEL_EXPORTER_OTLP_ENDPOINT` left in the environment does not stop an
+application that logs to the console; the same value is a `ConfigError` once an `otlp` exporter
+is chosen.
+
 | Variable | What it does |
 | --- | --- |
 """

@@ -486,3 +486,31 @@ def test_push_gateway_refused_port_is_named_by_check_backends() -> None:
             pushgateway_url=f"http://127.0.0.1:{port}",
         )
     assert problem.startswith(f"pushgateway_url: cannot connect to http://127.0.0.1:{port}")
+
+
+def test_a_push_gateway_password_appears_nowhere_on_stderr(
+    down_url: str, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_prometheus, "PUSH_TIMEOUT_SECONDS", 3.0)
+    secret = "Sup3r-s3cret-pw"
+    url = down_url.replace("http://", f"http://ci:{secret}@")
+    obskit.configure(
+        metrics_exporter="prometheus",
+        prometheus_port=0,
+        traces_exporter="none",
+        logs_exporter="console",
+        pushgateway_url=url,
+        push_on="job,shutdown",
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+    job(1)
+    assert obskit.prometheus.push(timeout=1.0) is False
+    obskit.shutdown()
+    wait_for_exporting_threads()
+    out, err = capfd.readouterr()
+    (warning,) = [
+        line for line in err.splitlines() if "pushing metrics to the Prometheus push gateway" in line
+    ]
+    assert "http://[REDACTED]@127.0.0.1:" in warning
+    assert secret not in err
+    assert secret not in out

@@ -118,6 +118,7 @@ def test_a_bad_secret_value_is_reported_without_the_value(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "Bearer sk-live-5ecret")
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
     for fmt in ("text", "json"):
         status, out, err = doctor(capsys, "--format", fmt)
         assert status == 2
@@ -191,3 +192,22 @@ def test_text_format_lists_per_signal_otlp_settings_only_when_set_or_asked(
     assert "otlp_logs_protocol" not in out
     _, out, _ = doctor(capsys, "--all")
     assert "otlp_logs_protocol" in out
+
+
+def test_an_invalid_setting_no_chosen_backend_uses_is_a_problem_not_an_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url")
+    status, report = doctor_json(capsys)
+    assert status == 1
+    (problem,) = report["problems"]  # type: ignore[misc]
+    assert problem.startswith("otlp_endpoint (from $OTEL_EXPORTER_OTLP_ENDPOINT): invalid value")
+    assert "not a url" not in problem
+    settings = report["settings"]
+    assert settings["otlp_endpoint"] == {  # type: ignore[index]
+        "value": None,
+        "source": "default ($OTEL_EXPORTER_OTLP_ENDPOINT invalid, ignored)",
+    }
+    status, _, err = doctor(capsys, "--set", "traces_exporter=otlp")
+    assert status == 2
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in err

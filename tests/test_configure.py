@@ -504,3 +504,53 @@ def test_pushgateway_with_prometheus_does_not_warn(capfd: pytest.CaptureFixture[
         push_on="job",
     )
     assert "pushgateway_url is set" not in capfd.readouterr().err
+
+
+# -- settings no chosen backend uses: warned about, never fatal ----------------------------------
+
+
+def test_an_invalid_otlp_endpoint_does_not_stop_a_console_only_configure(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url token=sk-live-5ecret")
+    settings = obskit.configure()  # console exporters: nothing uses the endpoint
+    assert obskit.is_configured()
+    assert settings.otlp_endpoint is None
+    err = capfd.readouterr().err
+    (warning,) = [line for line in err.splitlines() if "OTEL_EXPORTER_OTLP_ENDPOINT" in line]
+    assert warning.startswith(
+        "obskit WARNING: obskit: otlp_endpoint (from $OTEL_EXPORTER_OTLP_ENDPOINT): invalid"
+    )
+    assert "ignored, since only an otlp exporter" in warning
+    assert "not a url" not in err
+    assert "sk-live-5ecret" not in err
+    obskit.shutdown()
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_ENDPOINT"):
+        obskit.configure(traces_exporter="otlp")
+    assert not obskit.is_configured()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "backend"),
+    [
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "authorization=Bearer sk-live-5ecret", "traces_exporter=otlp"),
+        ("OBSKIT_PUSHGATEWAY_JOB", "nightly", "metrics_exporter=prometheus"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "9999", "metrics_exporter=prometheus"),
+        ("OBSKIT_JAEGER_ENDPOINT", "http://jaeger:4317", "traces_exporter=jaeger"),
+        ("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=sk-live-5ecret", "an azure exporter"),
+    ],
+)
+def test_a_backend_setting_no_chosen_backend_uses_is_warned_about_once_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    backend: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    obskit.configure()
+    err = capfd.readouterr().err
+    (warning,) = [line for line in err.splitlines() if variable in line]
+    assert f"is set but ignored: only {backend}" in warning
+    assert warning.endswith("uses it, and none is chosen")
+    assert value not in err

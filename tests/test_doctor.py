@@ -54,7 +54,7 @@ def test_azure_without_connection_string_is_a_problem_not_an_error(offline: None
 
 def test_invalid_settings_raise_like_configure() -> None:
     with pytest.raises(obskit.ConfigError, match="otlp_protocol"):
-        obskit.check_backends(otlp_protocol="carrier-pigeon")
+        obskit.check_backends(otlp_protocol="carrier-pigeon", traces_exporter="otlp")
 
 
 def test_settings_object_and_keywords_do_not_mix() -> None:
@@ -194,3 +194,23 @@ def test_nothing_ignored_without_pushgateway_or_with_prometheus(settings: dict[s
 
 def test_ignored_settings_is_one_of_the_checks() -> None:
     assert _doctor.ignored_settings in _doctor.CHECKS
+
+
+def test_every_setting_given_for_a_backend_not_chosen_is_a_problem_naming_its_source() -> None:
+    settings = resolve_settings(
+        {"otlp_compression": "gzip", "azure_statsbeat": True},
+        {"OBSKIT_JAEGER_ENDPOINT": "not a url", "OTEL_EXPORTER_OTLP_LOGS_INSECURE": "true"},
+    )
+    assert _doctor.ignored_settings(settings) == [
+        "jaeger_endpoint (from $OBSKIT_JAEGER_ENDPOINT): invalid value (allowed: http://host[:port][/path] or"
+        " https://host[:port][/path] or host:port); ignored, since only traces_exporter=jaeger uses it and"
+        " none is chosen",
+        "azure_statsbeat is set but ignored: only an azure exporter (traces_exporter, metrics_exporter or"
+        " logs_exporter=azure) uses it, and none is chosen",
+        "otlp_compression is set but ignored: only an otlp exporter (traces_exporter, metrics_exporter or"
+        " logs_exporter=otlp) uses it, and none is chosen",
+        "otlp_logs_insecure (from $OTEL_EXPORTER_OTLP_LOGS_INSECURE) is set but ignored: only"
+        " logs_exporter=otlp uses it, and none is chosen",
+    ]
+    chosen = resolve_settings({"otlp_compression": "gzip", "logs_exporter": "otlp"}, {})
+    assert _doctor.ignored_settings(chosen) == []

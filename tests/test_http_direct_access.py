@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -287,6 +288,43 @@ def test_5xx_without_exception_is_written_direct_as_the_logrecord_line(
     direct, recorded = direct_and_record_lines(capsys, paths, protocol, status=503)
     assert masked(direct) == masked(recorded)
     assert strict_loads(direct)["level"] == "ERROR"
+
+
+#: (request path, settings, the line's message and path): a credential in the path; a path
+#: ending where a key's value begins, so that the status in the message becomes the value; the
+#: user's own pattern, which may match the method and status too.
+SCRUBBED_PATHS = {
+    "credential": ("/reset/token=abc123/x", {}, "GET /reset/token=[REDACTED] 200", "/reset/token=[REDACTED]"),
+    "open-end": ("/token:", {}, "GET /token: [REDACTED]", "/token:"),
+    "user-pattern": ("/items/1", {"redact_patterns": [r"GET /items"]}, "[REDACTED]/1 200", "/items/1"),
+}
+
+
+@pytest.mark.parametrize("case", list(SCRUBBED_PATHS.values()), ids=list(SCRUBBED_PATHS))
+@pytest.mark.parametrize("interval", list(WRITES.values()), ids=list(WRITES))
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+def test_credentials_in_the_path_and_user_agent_are_scrubbed_alike_on_both_paths(
+    capsys: pytest.CaptureFixture[str],
+    paths: Paths,
+    logger_state: None,
+    monkeypatch: pytest.MonkeyPatch,
+    protocol: str,
+    interval: float,
+    case: tuple[str, dict[str, Any], str, str],
+) -> None:
+    path, settings, message, logged_path = case
+    make_app, request = PROTOCOLS[protocol]
+    monkeypatch.setitem(PROTOCOLS, protocol, (make_app, partial(request, path=path)))
+    monkeypatch.setitem(HEADERS, "user-agent", "probe Authorization: Bearer eyJsecretvalue")
+    configure(access_log_flush_interval=interval, **settings)
+    direct, recorded = direct_and_record_lines(capsys, paths, protocol, kept=interval > 0)
+    assert masked(direct) == masked(recorded)
+    parsed = strict_loads(direct)
+    assert parsed["message"] == message
+    assert parsed["path"] == logged_path
+    assert parsed["user_agent"] == "probe Authorization: [REDACTED]"
+    assert "abc123" not in direct
+    assert "eyJsecretvalue" not in direct
 
 
 # -- (2) each condition falls back to the LogRecord path -------------------------------------------

@@ -12,13 +12,21 @@ import pytest
 from obskit import LoggingContext, _state, testing, trace_operation
 from obskit.logging import JsonFormatter, _encode
 
-MESSAGES = [("message %s", ("argument",)), ('quote " \\ \n tab\t ünï 😀 \u2028', ()), ("%d%%", (5,))]
+MESSAGES = [
+    ("message %s", ("argument",)),
+    ('quote " \\ \n tab\t ünï 😀 \u2028', ()),
+    ("%d%%", (5,)),
+    # credentials in the text: both paths scrub them alike (with and without arguments)
+    ("login password=%s for %s", ("hunter2", "bob")),
+    ("GET http://u:p@host/?api_key=K1 Authorization: Bearer abcdefgh", ()),
+]
 CONTEXTS: list[dict[str, Any]] = [
     {},
     {"request_id": "r1", "user_id": "u1"},
     {"request_id": "r2", "user_id": 42},
     {"request_id": "r3", "service": "x", "api_token": "secret"},
     {"request_id": "r4", "nested": {"password": "p"}, "región": 'é"x'},
+    {"request_id": "r5", "note": "token=abc", "url": "https://bob:pw@db/"},
 ]
 SERVICE_FIELDS: list[dict[str, Any]] = [
     {},
@@ -78,6 +86,8 @@ EXTRAS: list[dict[str, Any]] = [
     {"service": "clash"},
     {"n": 1, "items": [1, 2], "mapping": {"password": "p"}, "tup": (1,)},
     {"subclass": True.__class__(1), "intenum": logging.INFO, "obj": object.__new__(type("O", (), {}))},
+    {"query": "?token=abc&page=2", "agent": "Bearer abcdefghijk", "plain": "fine"},
+    {"huge": 10**5000, "n": 1},
 ]
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 from obskit import ConfigError
-from obskit._redact import REDACTED, Redactor, redactor_for, safe_text, safe_value
+from obskit._redact import REDACTED, Redactor, redactor_for, safe_json, safe_text, safe_value
 from obskit._settings import resolve_settings
 
 SCRUBBED = [
@@ -142,6 +145,15 @@ def test_safe_text_escapes_lone_surrogates_only() -> None:
     safe_text("\udc80\udcff").encode("utf-8")
 
 
+def test_safe_json_escapes_lone_surrogates_as_text_the_json_keeps() -> None:
+    text = json.dumps({"k\udc80": "bad \ud800 é"}, ensure_ascii=False)
+    safe = safe_json(text)
+    safe.encode("utf-8")
+    assert json.loads(safe) == {"k\\udc80": safe_text("bad \ud800 é")}
+    fine = '{"a":"é ☃"}'
+    assert safe_json(fine) is fine
+
+
 class _Unprintable:
     def __str__(self) -> str:
         raise RuntimeError("no")
@@ -174,3 +186,61 @@ class _Unprintable:
 )
 def test_safe_value_keeps_what_exporters_take_and_marks_the_rest(value: object, expected: object) -> None:
     assert safe_value(value) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password=[REDACTED]",
+        '{"password": "[REDACTED]"}',
+        "token: [REDACTED] ok",
+        "Authorization: [REDACTED]",
+    ],
+)
+def test_scrubbing_scrubbed_text_changes_nothing(text: str) -> None:
+    assert Redactor().scrub(text) is text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mysig=abc sig=def", f"mysig=abc sig={REDACTED}"),
+        ("X-Api-Key: abc", f"X-Api-Key: {REDACTED}"),
+        ("db_password=p1 tokenizer=gpt", f"db_password={REDACTED} tokenizer=gpt"),
+    ],
+)
+def test_keys_are_judged_whole_wherever_the_match_starts(text: str, expected: str) -> None:
+    assert Redactor().scrub(text) == expected
+
+
+def test_scrubbing_long_text_takes_linear_time() -> None:
+    # The key pattern once began with a lazy run of word characters: quadratic in a long word
+    # (4 KB took half a second, 40 KB would take a minute).
+    text = "x" * 20_000 + " token=abc " + "word " * 4_000
+    started = time.perf_counter()
+    scrubbed = Redactor().scrub(text)
+    assert time.perf_counter() - started < 1.0
+    assert f"token={REDACTED}" in scrubbed
+
+
+def test_walk_redacts_nested_keys_and_maps_every_leaf() -> None:
+    redactor = Redactor()
+    value = {"headers": {"Authorization": "Bearer abcdefgh"}, "notes": ["password=x", 3]}
+    walked = redactor.walk("outer", value, redactor.text_value)
+    assert walked == {"headers": {"Authorization": REDACTED}, "notes": [f"password={REDACTED}", 3]}
+    assert redactor.walk("client_secret", {"a": 1}, str) == REDACTED
+
+
+def test_text_whose_lower_case_is_longer_is_scrubbed_in_place() -> None:
+    # "İ".lower() is two characters: positions found in the lower-cased text must still fit.
+    assert Redactor().scrub("İİ password=x İ token=y") == f"İİ password={REDACTED} İ token={REDACTED}"
+
+
+@pytest.mark.parametrize("text", ["req-1f2e", "10.0.0.9", "Mozilla/5.0 (X11; Linux x86_64)", "a basic test"])
+def test_text_that_cannot_hold_a_credential_is_answered_without_a_search(text: str) -> None:
+    assert Redactor().scrub(text) is text
+
+
+def test_a_word_alone_is_left_but_a_scheme_and_its_credential_are_not() -> None:
+    assert Redactor().scrub("bearer") == "bearer"
+    assert Redactor().scrub("Bearer\tabcdefgh") == f"Bearer {REDACTED}"

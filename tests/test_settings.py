@@ -13,7 +13,16 @@ import pytest
 import obskit
 from obskit import ConfigError, environment_variables
 from obskit._errors import ObskitError
-from obskit._settings import EXPORTERS, LOG_LEVELS, SECRET_SETTINGS, Settings, resolve_settings
+from obskit._settings import (
+    _FIELDS,
+    BACKEND_SETTINGS,
+    EXPORTERS,
+    LOG_LEVELS,
+    SECRET_SETTINGS,
+    Settings,
+    rejected_settings,
+    resolve_settings,
+)
 
 ENV_SOURCE = Path(inspect.getfile(environment_variables)).read_text()
 SETTINGS_SOURCE = Path(inspect.getfile(resolve_settings)).read_text()
@@ -607,7 +616,8 @@ def test_env_effect_examples_name_only_known_variables() -> None:
 def test_an_invalid_secret_setting_is_named_but_its_value_is_not_quoted(
     setting: str, variable: str, secret_value: str
 ) -> None:
-    for overrides, environ in (({setting: secret_value}, {}), ({}, {variable: secret_value})):
+    chosen = {"traces_exporter": "otlp", "metrics_exporter": "prometheus"}  # the backends using them
+    for overrides, environ in (({setting: secret_value, **chosen}, {}), (chosen, {variable: secret_value})):
         with pytest.raises(ConfigError) as caught:
             resolve_settings(overrides, environ)
         message = str(caught.value)
@@ -626,11 +636,80 @@ def test_an_invalid_ordinary_setting_still_quotes_its_value() -> None:
 
 def test_an_invalid_url_setting_shows_its_value_without_the_password() -> None:
     for overrides, environ in (
-        ({"otlp_endpoint": "ftp://ci:pw-5ecret@collector:4318"}, {}),
-        ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://ci:pw-5ecret@collector:4318"}),
+        ({"otlp_endpoint": "ftp://ci:pw-5ecret@collector:4318", "logs_exporter": "otlp"}, {}),
+        ({"logs_exporter": "otlp"}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://ci:pw-5ecret@collector:4318"}),
     ):
         with pytest.raises(ConfigError) as caught:
             resolve_settings(overrides, environ)
         message = str(caught.value)
         assert "pw-5ecret" not in message
         assert "ftp://ci:<hidden>@collector:4318" in message  # the rest stays, to fix the value
+
+
+# -- settings no chosen backend uses --------------------------------------------------------------
+
+#: An invalid value for each setting only some backend uses, and settings that choose that backend.
+_INVALID_OPTION = {
+    "endpoint": "not a url",
+    "protocol": "carrier-pigeon",
+    "headers": "no-equals-sign",
+    "timeout": "soon",
+    "compression": "zip",
+    "certificate": "/no/such/ca.pem",
+    "insecure": "maybe",
+}
+BACKEND_INVALID: dict[str, tuple[str, dict[str, str]]] = {
+    **{f"otlp_{o}": (v, {"logs_exporter": "otlp"}) for o, v in _INVALID_OPTION.items()},
+    **{
+        f"otlp_{s}_{o}": (v, {f"{s}_exporter": "otlp"})
+        for s in ("traces", "metrics", "logs")
+        for o, v in _INVALID_OPTION.items()
+    },
+    "prometheus_host": (" ", {"metrics_exporter": "prometheus"}),
+    "prometheus_port": ("http", {"metrics_exporter": "prometheus"}),
+    "prometheus_path": ("metrics", {"metrics_exporter": "prometheus"}),
+    "pushgateway_url": ("not a url", {"metrics_exporter": "prometheus"}),
+    "pushgateway_job": (" ", {"metrics_exporter": "prometheus"}),
+    "pushgateway_grouping": ("no-equals-sign", {"metrics_exporter": "prometheus"}),
+    "push_on": ("always", {"metrics_exporter": "prometheus"}),
+    "jaeger_endpoint": ("not a url", {"traces_exporter": "jaeger"}),
+    "azure_connection_string": ("AccountKey=sk-live-5ecret", {"traces_exporter": "azure"}),
+    "azure_live_metrics": ("maybe", {"metrics_exporter": "azure"}),
+    "azure_offline_storage": ("maybe", {"logs_exporter": "azure"}),
+    "azure_statsbeat": ("maybe", {"traces_exporter": "azure"}),
+}
+
+
+def test_every_backend_setting_has_an_invalid_example() -> None:
+    assert set(BACKEND_INVALID) == set(BACKEND_SETTINGS)
+
+
+@pytest.mark.parametrize("name", sorted(BACKEND_INVALID))
+def test_an_invalid_backend_setting_is_ignored_unless_its_backend_is_chosen(name: str) -> None:
+    value, chosen = BACKEND_INVALID[name]
+    variable = _FIELDS[name][0][0]
+    cases = [({name: value}, {}, name), ({}, {variable: value}, f"${variable}")]
+    for overrides, environ, source in cases if value.strip() else cases[:1]:  # a blank variable is unset
+        settings = resolve_settings(overrides, environ)
+        assert getattr(settings, name) == getattr(DEFAULTS, name)  # the default stands
+        (reason,) = rejected_settings(settings).values()
+        assert reason.startswith(name if source == name else f"{name} (from {source}): invalid value")
+        assert "sk-live-5ecret" not in reason
+        with pytest.raises(ConfigError) as caught:
+            resolve_settings({**overrides, **chosen}, environ)
+        assert name in str(caught.value)
+        assert "sk-live-5ecret" not in str(caught.value)
+
+
+def test_jaeger_uses_the_otlp_traces_timeout() -> None:
+    with pytest.raises(ConfigError, match="otlp_traces_timeout"):
+        resolve_settings({"traces_exporter": "jaeger"}, {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "soon"})
+    settings = resolve_settings({"traces_exporter": "jaeger"}, {"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": "soon"})
+    assert list(rejected_settings(settings)) == ["otlp_metrics_timeout"]
+
+
+def test_settings_of_no_backend_stay_fatal_whatever_is_chosen() -> None:
+    with pytest.raises(ConfigError, match="log_level"):
+        resolve_settings(
+            {"traces_exporter": "none", "metrics_exporter": "none"}, {"OBSKIT_LOG_LEVEL": "LOUD"}
+        )

@@ -15,7 +15,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 from obskit._errors import ConfigError, report_internal_error
-from obskit._settings import OTLP_SIGNALS, Settings, resolve_settings
+from obskit._settings import (
+    BACKEND_SETTINGS,
+    OTLP_SIGNALS,
+    Settings,
+    given_settings,
+    is_used,
+    rejected_settings,
+    resolve_settings,
+)
 
 __all__ = [
     "CHECKS",
@@ -56,13 +64,18 @@ def _exporters(names: tuple[str, ...]) -> str:
 
 
 def ignored_settings(settings: Settings) -> list[str]:
-    """Settings given for a backend that is not chosen, so silently unused; one line each, no network.
+    """Settings given for a backend that is not chosen, so unused; one line each, no network.
 
-    Only settings whose default is "unset" are looked at: a value there was set on purpose.
-    ``configure()`` logs these as warnings too.
+    Each line names the setting and where it came from (keyword or environment variable), never
+    its value; an invalid value there is among them, since it stopped nothing (see
+    :data:`obskit._settings.BACKEND_SETTINGS`). Settings not made by ``resolve_settings`` are
+    looked at only where a default is "unset". ``configure()`` logs these as warnings too.
     """
     problems = []
+    given = dict(given_settings(settings))
+    rejected = rejected_settings(settings)
     if settings.pushgateway_url and "prometheus" not in settings.metrics_exporter:
+        given.pop("pushgateway_url", None)
         chosen = _exporters(settings.metrics_exporter)
         keep = f", or '{chosen},prometheus' to keep {chosen}" if settings.metrics_exporter else ""
         problems.append(
@@ -70,6 +83,15 @@ def ignored_settings(settings: Settings) -> list[str]:
             " with metrics_exporter including 'prometheus', so nothing is pushed; set"
             f" metrics_exporter='prometheus' (OTEL_METRICS_EXPORTER=prometheus){keep}"
         )
+    for name, source in given.items():
+        if is_used(name, settings):
+            continue
+        backend = BACKEND_SETTINGS[name][0]
+        if name in rejected:
+            problems.append(f"{rejected[name]}; ignored, since only {backend} uses it and none is chosen")
+        else:
+            shown = name if source == "keyword" else f"{name} (from {source})"
+            problems.append(f"{shown} is set but ignored: only {backend} uses it, and none is chosen")
     return problems
 
 

@@ -6,9 +6,16 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-__all__ = ["ConfigError", "MetricDeclarationError", "ObskitError", "report_internal_error"]
+__all__ = [
+    "ConfigError",
+    "MetricDeclarationError",
+    "ObskitError",
+    "ScrubFilter",
+    "report_internal_error",
+    "scrub_record",
+]
 
 _log = logging.getLogger("obskit")
 
@@ -64,4 +71,60 @@ def report_internal_error(where: str, exc: BaseException) -> None:
             return
         _last_report[key] = now
     with contextlib.suppress(Exception):
-        _log.warning("obskit internal error in %s (telemetry skipped): %r", where, exc, exc_info=exc)
+        from obskit import _state
+
+        # Built here and scrubbed before any handler sees it: configured or not (the ``obskit``
+        # logger then propagates to the application's handlers), an exception's text may hold a
+        # URL with its password.
+        record = _log.makeRecord(
+            _log.name,
+            logging.WARNING,
+            __file__,
+            0,
+            "obskit internal error in %s (telemetry skipped): %r",
+            (where, exc),
+            (type(exc), exc, exc.__traceback__),
+        )
+        scrub_record(record, _state.STATE.redactor.scrub)
+        if _log.isEnabledFor(logging.WARNING):
+            _log.handle(record)
+
+
+#: What stands for a message that could not be rendered (its arguments may hold a secret).
+UNRENDERED = "obskit: a message could not be rendered (not shown)"
+
+
+def scrub_record(record: logging.LogRecord, scrub: Callable[[str], str]) -> None:
+    """Render ``record``'s message, exception and stack once, with credentials hidden by ``scrub``.
+
+    Handlers that format with :class:`logging.Formatter` use the rendered exception text as it
+    is, so that a password in a URL inside an exception's message appears in no traceback.
+    Scrubbing a record twice changes nothing more.
+    """
+    try:
+        record.msg = scrub(record.getMessage())
+    except Exception:
+        record.msg = UNRENDERED
+    record.args = None
+    if record.exc_info and not record.exc_text:
+        try:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        except Exception:
+            record.exc_text = f"{record.exc_info[0]!r} (traceback could not be rendered)"
+    if record.exc_text:
+        record.exc_text = scrub(record.exc_text)
+    if record.stack_info:
+        record.stack_info = scrub(record.stack_info)
+
+
+class ScrubFilter(logging.Filter):
+    """On obskit's own logger: every line it writes has credentials hidden, traceback included."""
+
+    def __init__(self, scrub: Callable[[str], str]) -> None:
+        super().__init__()
+        self._scrub = scrub
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub ``record`` in place; always True."""
+        scrub_record(record, self._scrub)
+        return True

@@ -6,6 +6,7 @@ Nothing here runs on the caller's thread except the cheap queue check in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -20,11 +21,16 @@ from obskit import _state
 from obskit._errors import report_internal_error
 
 __all__ = [
+    "HEALTH",
+    "BackendHealth",
     "CountingSpanExporter",
     "CountingSpanProcessor",
     "RateLimitFilter",
+    "backend_of",
     "count_dropped",
     "counting_log_processor",
+    "message_class",
+    "record_export",
     "run_with_deadline",
 ]
 
@@ -47,6 +53,7 @@ class CountingSpanExporter(SpanExporter):
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
+        self._backend = backend_of(inner)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export through the wrapped exporter, counting a failed batch."""
@@ -55,8 +62,10 @@ class CountingSpanExporter(SpanExporter):
         except Exception as exc:
             report_internal_error(f"span export ({type(self.inner).__name__})", exc)
             result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
+        ok = result is SpanExportResult.SUCCESS
+        if not ok:
             count_dropped("traces", "export_failed", len(spans))
+        record_export(self._backend, "traces", ok)
         return result
 
     def shutdown(self) -> None:
@@ -72,6 +81,8 @@ def counting_metric_exporter(inner: Any) -> Any:
     """Wrap a push metric exporter so failed exports count their data points as dropped."""
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
+    backend = backend_of(inner)
+
     class CountingMetricExporter(MetricExporter):
         def __init__(self) -> None:
             super().__init__(
@@ -86,7 +97,9 @@ def counting_metric_exporter(inner: Any) -> Any:
             except Exception as exc:
                 report_internal_error(f"metric export ({type(inner).__name__})", exc)
                 result = MetricExportResult.FAILURE
-            if result is not MetricExportResult.SUCCESS:
+            ok = result is MetricExportResult.SUCCESS
+            record_export(backend, "metrics", ok)
+            if not ok:
                 points = sum(
                     len(metric.data.data_points)
                     for rm in metrics_data.resource_metrics
@@ -177,41 +190,210 @@ def counting_log_processor(inner: Any, max_queue_size: int) -> Any:
     return CountingLogRecordProcessor()
 
 
-class RateLimitFilter(logging.Filter):
-    """Lets a warning from an exporting library through at most once a minute per logger and message.
+#: Logger name prefix -> the class of messages it belongs to, most specific first: the limit of
+#: one line a minute applies per class, whatever the text (every failed export's message differs).
+MESSAGE_CLASSES: tuple[tuple[str, str], ...] = (
+    ("opentelemetry.exporter.otlp", "otlp"),
+    ("grpc", "otlp"),  # only the OTLP gRPC exporters use it here
+    ("azure", "azure"),
+    ("opentelemetry", "opentelemetry"),
+    ("urllib3", "urllib3"),
+    ("requests", "requests"),
+    ("prometheus_client", "prometheus_client"),
+)
 
-    Export failures against a peer that is down would otherwise log on every batch.
+
+def message_class(name: str) -> str:
+    """The class of logger ``name``'s messages (see :data:`MESSAGE_CLASSES`); ``""`` for none."""
+    for prefix, kind in MESSAGE_CLASSES:
+        if name == prefix or name.startswith(f"{prefix}."):
+            return kind
+    return ""
+
+
+def backend_of(exporter: object) -> str:
+    """The backend an exporter delivers to, as :data:`MESSAGE_CLASSES` names it (``otlp``, ``azure``)."""
+    module = type(exporter).__module__
+    if module.startswith(("obskit._console", "opentelemetry.sdk.")):  # the SDK's own: console, memory
+        return "console"
+    if module.startswith("obskit."):
+        return module.removeprefix("obskit.").lstrip("_")
+    return message_class(module) or module.partition(".")[0]
+
+
+def _asked_for(name: str) -> bool:
+    """Whether the application set a level on logger ``name`` or an ancestor below the root."""
+    logger: logging.Logger | None = logging.getLogger(name)
+    while logger is not None and logger is not logging.root:
+        if logger.level != logging.NOTSET:
+            return True
+        logger = logger.parent
+    return False
+
+
+class BackendHealth:
+    """Which backends' exports are failing, fed by every counting exporter; one line on recovery.
+
+    A backend is failing from its first failed export until every signal that failed has been
+    exported successfully again; then one line on the ``obskit`` logger says so. It also counts
+    the library messages :class:`RateLimitFilter` suppressed per class, so that the next line
+    of that class (or the recovery line) can say how many.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: backend -> the signals whose last export to it failed.
+        self._failing: dict[str, set[str]] = {}
+        #: backend -> (when its outage began, the signals that failed in it, failed exports).
+        self._outage: dict[str, tuple[float, set[str], int]] = {}
+        self._suppressed: dict[str, int] = {}
+        #: class -> recoveries so far: a new outage's first message is let through at once.
+        self._recoveries: dict[str, int] = {}
+
+    def reset(self) -> None:
+        """Forget every failure and count (a new ``configure()``)."""
+        with self._lock:
+            self._failing.clear()
+            self._outage.clear()
+            self._suppressed.clear()
+
+    def failed(self, backend: str, signal: str) -> None:
+        """An export of ``signal`` to ``backend`` failed."""
+        with self._lock:
+            self._failing.setdefault(backend, set()).add(signal)
+            since, signals, failures = self._outage.get(backend) or (time.monotonic(), set(), 0)
+            signals.add(signal)
+            self._outage[backend] = (since, signals, failures + 1)
+
+    def succeeded(self, backend: str, signal: str) -> None:
+        """An export of ``signal`` to ``backend`` succeeded; the recovery line once none is failing."""
+        failing = self._failing.get(backend)
+        if not failing or signal not in failing:  # the common case: nothing to do, no lock
+            return
+        with self._lock:
+            failing = self._failing.get(backend)
+            if not failing or signal not in failing:
+                return
+            failing.discard(signal)
+            if failing:
+                return
+            since, signals, failures = self._outage.pop(backend)
+            suppressed = self._suppressed.pop(backend, 0)
+            self._recoveries[backend] = self._recoveries.get(backend, 0) + 1
+        _log.warning(
+            "obskit: exports to %s work again (%s): %d failed exports in the last %.0fs were counted in"
+            " obskit_telemetry_dropped_total%s",
+            backend,
+            ", ".join(sorted(signals)),
+            failures,
+            time.monotonic() - since,
+            _suppressed_note(suppressed),
+        )
+
+    def recoveries(self, kind: str) -> int:
+        """How often backend ``kind`` has recovered (read without the lock: a plain dict get)."""
+        return self._recoveries.get(kind, 0)
+
+    def suppress(self, kind: str) -> None:
+        """A message of class ``kind`` was suppressed."""
+        with self._lock:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+
+    def take_suppressed(self, kind: str) -> int:
+        """How many messages of class ``kind`` were suppressed since the last one let through."""
+        with self._lock:
+            return self._suppressed.pop(kind, 0)
+
+
+#: The one registry every counting exporter reports to.
+HEALTH = BackendHealth()
+
+
+def record_export(backend: str, signal: str, ok: bool) -> None:
+    """Tell :data:`HEALTH` how an export of ``signal`` to ``backend`` went. Never raises."""
+    try:
+        if ok:
+            HEALTH.succeeded(backend, signal)
+        else:
+            HEALTH.failed(backend, signal)
+    except Exception as exc:  # pragma: no cover - dict and lock operations
+        report_internal_error("backend health", exc)
+
+
+def _suppressed_note(count: int) -> str:
+    if not count:
+        return ""
+    return f" (and {count} similar message{'s' if count != 1 else ''} suppressed)"
+
+
+class RateLimitFilter(logging.Filter):
+    """Keeps the exporting libraries quiet: one line a minute per class of message, no chatter.
+
+    A class is a backend or library (:data:`MESSAGE_CLASSES`): ``otlp``, ``azure``,
+    ``opentelemetry``, ``urllib3``..., whatever the text of the message (each failed export's
+    differs: addresses, counts, status codes). Of a class's warnings and errors one goes through
+    a minute, with a note of how many were suppressed before it; after the backend recovers
+    (:class:`BackendHealth`) the next one goes through at once. The libraries' messages below
+    WARNING (the Azure SDK writes a line per HTTP request) go through only when the application
+    set a level on that logger or an ancestor itself (``logging.getLogger("azure").setLevel(logging.INFO)``),
+    and are then not limited. Records of other loggers pass untouched.
+
+    On a handler, a record whose logger carries a filter of this kind passes: it was judged there.
     """
 
     def __init__(self, interval: float = 60.0, prefixes: tuple[str, ...] = INTERNAL_LOGGERS[1:]) -> None:
         super().__init__()
         self._interval = interval
         self._prefixes = prefixes
-        self._last: dict[tuple[str, object], float] = {}
+        #: class -> (when a message last went through, the recoveries count then).
+        self._last: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
-        #: Logger name -> whether it is a library's: asked of every record, decided once per name.
-        self._library: dict[str, bool] = {}
+        #: Logger name -> its class, or "" when not a library's: decided once per name.
+        self._library: dict[str, str] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """True unless the same library warning was let through less than a minute ago."""
+        """False for library chatter and for a class's second message within the interval."""
         name = record.name
-        library = self._library.get(name)
-        if library is None:
-            library = is_library_logger(name, self._prefixes)
+        kind = self._library.get(name)
+        if kind is None:
+            kind = (
+                (message_class(name) or name.partition(".")[0])
+                if is_library_logger(name, self._prefixes)
+                else ""
+            )
             if len(self._library) < 1000:
-                self._library[name] = library
-        if not library:
+                self._library[name] = kind
+        if not kind:
             return True
-        key = (record.name, record.msg)
+        if record.levelno < logging.WARNING:
+            return _asked_for(name)
+        if not self._judges(name):
+            return True
         now = time.monotonic()
+        recoveries = HEALTH.recoveries(kind)
         with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self._interval:
-                return False
-            if len(self._last) > 1000:
-                self._last.clear()
-            self._last[key] = now
+            last = self._last.get(kind)
+            if last is not None and last[1] == recoveries and now - last[0] < self._interval:
+                suppressed = True
+            else:
+                suppressed = False
+                self._last[kind] = (now, recoveries)
+        if suppressed:
+            HEALTH.suppress(kind)
+            return False
+        note = _suppressed_note(HEALTH.take_suppressed(kind))
+        if note:
+            # An unrenderable message stays as it is, for logging to report.
+            with contextlib.suppress(Exception):
+                record.msg, record.args = f"{record.getMessage()}{note}", None
         return True
+
+    def _judges(self, name: str) -> bool:
+        """False when a filter of this kind on logger ``name`` judged the record already."""
+        logger = logging.root.manager.loggerDict.get(name)
+        if not isinstance(logger, logging.Logger):
+            return True
+        return not any(isinstance(f, RateLimitFilter) and f is not self for f in logger.filters)
 
 
 def is_library_logger(name: str, prefixes: tuple[str, ...] = INTERNAL_LOGGERS) -> bool:

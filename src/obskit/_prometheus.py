@@ -79,6 +79,8 @@ PUSH_TIMEOUT_SECONDS = 10.0
 MIN_PUSH_INTERVAL_SECONDS = 1.0
 #: Seconds between two warnings about failing pushes.
 _WARN_INTERVAL = 60.0
+#: The push gateway's name in obskit's backend health (the line when pushes work again).
+PUSH_GATEWAY = "the Prometheus push gateway"
 
 #: The multi-process directory in force (set by :func:`multiprocess_store`), or None.
 _active_dir: str | None = None
@@ -479,7 +481,9 @@ class _Pusher:
 
     def __init__(self, settings: Settings) -> None:
         assert settings.pushgateway_url is not None
+        #: As given, for messages (obskit's lines hide its password); pushed to without user info.
         self.url = settings.pushgateway_url
+        self._target, self._handler = _basic_auth(settings.pushgateway_url)
         self.job = settings.pushgateway_job or settings.service_name
         self.grouping = dict(settings.pushgateway_grouping)
         self.on_job = "job" in settings.push_on
@@ -533,21 +537,28 @@ class _Pusher:
                 from prometheus_client import push_to_gateway
 
                 push_to_gateway(
-                    self.url,
+                    self._target,
                     job=self.job,
                     registry=_Families(families),
                     grouping_key=self.grouping,
                     timeout=max(timeout, 0.001),
+                    handler=self._handler,
                 )
+                if self._warned_at != -math.inf:
+                    self._warned_at = -math.inf  # the next failure, if any, is a new outage: said at once
+                from obskit._pipeline import record_export
+
+                record_export(PUSH_GATEWAY, "metrics", True)
                 return True
             except Exception as exc:
                 close = getattr(exc, "close", None)  # an HTTPError holds the gateway's response open
                 if callable(close):
                     with contextlib.suppress(Exception):
                         close()
-                from obskit._pipeline import count_dropped
+                from obskit._pipeline import count_dropped, record_export
 
                 count_dropped("metrics", "export_failed", max(1, _series(families)))
+                record_export(PUSH_GATEWAY, "metrics", False)
                 self._warn(exc)
                 return False
 
@@ -583,6 +594,29 @@ class _Pusher:
         self._reset_threading()
         if stopped:
             self._stop.set()
+
+
+def _basic_auth(url: str) -> tuple[str, Callable[..., Any]]:
+    """``url`` without its user information, and the handler that sends it as HTTP basic auth.
+
+    urllib cannot use ``http://user:password@host`` itself (it would look the whole of it up as a
+    host name), while a push gateway behind basic auth is configured exactly so.
+    """
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    from prometheus_client.exposition import default_handler
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, default_handler
+    userinfo, _, host = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    from functools import partial
+
+    from prometheus_client.exposition import basic_auth_handler
+
+    handler = partial(basic_auth_handler, username=unquote(username), password=unquote(password))
+    return urlunsplit(parts._replace(netloc=host)), handler
 
 
 def _no_pusher_reason() -> str:

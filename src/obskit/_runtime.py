@@ -31,6 +31,8 @@ _lock = threading.RLock()
 _atexit_registered = False
 #: What the current configure() installed and shutdown() must undo.
 _installed: list[Callable[[float], None]] = []
+#: Seconds between two lines of the same class from the exporting libraries (tests shorten it).
+_QUIET_INTERVAL = 60.0
 #: The providers whose resource carries ``process.pid``: a forked child updates them to its own.
 _pid_providers: list[Any] = []
 
@@ -168,7 +170,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
     bad one raises :class:`obskit.ConfigError` before anything is installed. Calling it again
     replaces the previous set-up cleanly (one log handler, one span pipeline). A flush on exit is
     registered once. A setting that no chosen backend uses (``pushgateway_url`` without
-    ``metrics_exporter=prometheus``) is logged as a warning on the ``obskit`` logger.
+    ``metrics_exporter=prometheus``, an ``OTEL_EXPORTER_OTLP_*`` variable without an otlp
+    exporter) is logged as a warning on the ``obskit`` logger, naming it but not its value, and
+    is ignored: even an invalid value there is not an error until its backend is chosen.
 
     Args:
         app: a web application to instrument: FastAPI/Starlette (ASGI) or Flask (WSGI). Requests
@@ -387,17 +391,19 @@ def _build(settings: Settings) -> None:
 
 
 def _quiet_exporting_libraries(undo_at: int) -> None:
-    """Rate-limit the exporting libraries' own warnings: once a minute per logger and message.
+    """Quiet the exporting libraries: one warning a minute per backend, none of their chatter.
 
-    A peer that is down makes the SDK and exporter modules log on every batch; whatever handler
-    the application has would get all of them. The filter sits on those libraries' loggers
-    (created by now, since configure() imported the exporters), and shutdown() removes it
-    after every pipeline has flushed: its undo goes in at ``undo_at``, before theirs, so that the
-    last flush's retries and the exports it abandons stay rate-limited too.
+    A peer that is down makes the SDK and exporter modules log on every batch, each message
+    different; the Azure SDK logs every HTTP request at INFO. Whatever handler the application
+    has would get all of them. The filter (:class:`obskit._pipeline.RateLimitFilter`) sits on
+    those libraries' loggers (created by now, since configure() imported the exporters), and
+    shutdown() removes it after every pipeline has flushed: its undo goes in at ``undo_at``,
+    before theirs, so that the last flush's retries and the exports it abandons stay quiet too.
     """
-    from obskit._pipeline import INTERNAL_LOGGERS, RateLimitFilter, is_library_logger
+    from obskit._pipeline import HEALTH, INTERNAL_LOGGERS, RateLimitFilter, is_library_logger
 
-    limit = RateLimitFilter()
+    HEALTH.reset()
+    limit = RateLimitFilter(_QUIET_INTERVAL)
     prefixes = tuple(p for p in INTERNAL_LOGGERS if p != "obskit")
     loggers = [
         logger
@@ -503,24 +509,36 @@ def _shutdown_reader(name: str, reader: Any, timeout: float) -> None:
     run_with_deadline(f"{name} metrics", lambda: reader.shutdown(timeout_millis=timeout * 1000), timeout)
 
 
-def _internal_logging() -> None:
-    """Obskit's own warnings go to stderr directly, never through the exported log pipeline."""
+def _internal_logging(settings: Settings) -> None:
+    """Obskit's own warnings go to stderr directly, never through the exported log pipeline.
+
+    Each line has credentials hidden first (a push gateway URL with its password, an exception
+    whose text quotes one, its traceback), with the shared patterns, even when ``redact_text``
+    is off for the application's own lines: on the logger, for every handler it has, and on the
+    handler, for records of loggers below it.
+    """
+    from obskit._errors import ScrubFilter
+
     internal = logging.getLogger("obskit")
+    scrub = ScrubFilter(redactor_for(dataclasses.replace(settings, redact_text=True)).scrub)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("obskit %(levelname)s: %(message)s"))
+    handler.addFilter(scrub)
     previous = internal.propagate
+    internal.addFilter(scrub)
     internal.addHandler(handler)
     internal.propagate = False
 
     def remove(timeout: float) -> None:
         internal.removeHandler(handler)
+        internal.removeFilter(scrub)
         internal.propagate = previous
 
     _installed.append(remove)
 
 
 def _logging_pipeline(settings: Settings, resource: Any, redactor: Redactor) -> None:
-    _internal_logging()
+    _internal_logging(settings)
     root = logging.getLogger()
     previous_level = root.level
     root.setLevel(log_level_number(settings))

@@ -14,7 +14,16 @@ from urllib.parse import unquote, urlparse
 from obskit import environment_variables as env
 from obskit._errors import ConfigError
 
-__all__ = ["EXPORTERS", "SECRET_SETTINGS", "Settings", "resolve_settings"]
+__all__ = [
+    "BACKEND_SETTINGS",
+    "EXPORTERS",
+    "SECRET_SETTINGS",
+    "Settings",
+    "given_settings",
+    "is_used",
+    "rejected_settings",
+    "resolve_settings",
+]
 
 #: Exporter names each signal accepts in this version.
 EXPORTERS: Mapping[str, tuple[str, ...]] = {
@@ -445,8 +454,99 @@ def _shown(error: ConfigError, name: str) -> ConfigError:
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 
+def _uses(*choices: tuple[str, str]) -> Callable[[Settings], bool]:
+    """Whether any ``(exporter, signal)`` of ``choices`` is chosen."""
+    return lambda settings: any(name in getattr(settings, f"{signal}_exporter") for name, signal in choices)
+
+
+def _backend_settings() -> dict[str, tuple[str, Callable[[Settings], bool]]]:
+    """Every setting only some backend uses: name -> (that backend, in words; whether it is chosen)."""
+    any_otlp = "an otlp exporter (traces_exporter, metrics_exporter or logs_exporter=otlp)"
+    otlp = tuple(("otlp", signal) for signal in OTLP_SIGNALS)
+    jaeger = ("jaeger", "traces")
+    table: dict[str, tuple[str, Callable[[Settings], bool]]] = {}
+    for option in OTLP_OPTIONS:
+        # The jaeger preset takes the OTLP (traces) timeout; nothing else of OTLP's.
+        timeout = (jaeger,) if option == "timeout" else ()
+        table[f"otlp_{option}"] = (any_otlp, _uses(*otlp, *timeout))
+        for signal in OTLP_SIGNALS:
+            also = timeout if signal == "traces" else ()
+            table[f"otlp_{signal}_{option}"] = (f"{signal}_exporter=otlp", _uses(("otlp", signal), *also))
+    prometheus = _uses(("prometheus", "metrics"))
+    for name in ("prometheus_host", "prometheus_port", "prometheus_path"):
+        table[name] = ("metrics_exporter=prometheus", prometheus)
+    for name in ("pushgateway_url", "pushgateway_job", "pushgateway_grouping", "push_on"):
+        table[name] = ("metrics_exporter=prometheus (its push gateway)", prometheus)
+    table["jaeger_endpoint"] = ("traces_exporter=jaeger", _uses(jaeger))
+    any_azure = "an azure exporter (traces_exporter, metrics_exporter or logs_exporter=azure)"
+    azure = _uses(*(("azure", signal) for signal in OTLP_SIGNALS))
+    for name in ("azure_connection_string", "azure_live_metrics", "azure_offline_storage", "azure_statsbeat"):
+        table[name] = (any_azure, azure)
+    return table
+
+
+#: Settings only some backend uses: name -> (that backend, in words; whether the settings choose
+#: it). Given while no chosen backend uses it, such a setting is warned about and ignored, its
+#: value never fatal: an ``OTEL_EXPORTER_OTLP_ENDPOINT`` left in a deployment's environment
+#: must not stop an application that logs to the console.
+BACKEND_SETTINGS = _backend_settings()
+
+
+def is_used(name: str, settings: Settings) -> bool:
+    """Whether a chosen backend uses setting ``name`` (settings of no one backend always are)."""
+    entry = BACKEND_SETTINGS.get(name)
+    return entry is None or entry[1](settings)
+
+
+def given_settings(settings: Settings) -> Mapping[str, str]:
+    """Setting name -> where its value came from (``keyword`` or ``$VARIABLE``), for those given.
+
+    Known only for settings made by :func:`resolve_settings`; empty for any other.
+    """
+    given: Mapping[str, str] = getattr(settings, "_given", {})
+    return given
+
+
+def rejected_settings(settings: Settings) -> Mapping[str, str]:
+    """Setting name -> why its value was invalid, for those ignored since no chosen backend uses them.
+
+    The reason names the setting, its source and the values allowed, never the value itself.
+    """
+    rejected: Mapping[str, str] = getattr(settings, "_rejected", {})
+    return rejected
+
+
+def _raw(
+    name: str, variables: tuple[str, ...], overrides: Mapping[str, object], environ: Mapping[str, str]
+) -> tuple[object, str] | None:
+    if name in overrides and overrides[name] is not None:
+        return overrides[name], "keyword"
+    for variable in variables:
+        raw = environ.get(variable)
+        if raw is not None and raw.strip():
+            return raw, f"${variable}"
+    return None
+
+
+def _parsed(name: str, parse: _Parser, raw: object, source: str) -> Any:
+    try:
+        return parse(raw)
+    except ConfigError as error:
+        named = (
+            error
+            if source == "keyword"
+            else ConfigError(f"{name} (from {source})", raw, error.allowed, error.hint)
+        )
+        raise _shown(named, name) from None
+
+
 def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve every setting: keyword > environment variable > default, validating each value.
+
+    A value no chosen backend would use (:data:`BACKEND_SETTINGS`: an invalid
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` with console exporters) is not fatal: it is left out, the
+    default stands, and :func:`rejected_settings` says why (``configure()`` warns about it and
+    ``obskit doctor`` reports it). The same value is a ConfigError once such a backend is chosen.
 
     Raises:
         ConfigError: an unknown keyword or a value outside what the setting allows.
@@ -456,22 +556,26 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
     if unknown:
         raise ConfigError(unknown[0], overrides[unknown[0]], sorted(_FIELDS), "Unknown setting.")
     values: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    errors: dict[str, ConfigError] = {}
     for name, (variables, parse) in _FIELDS.items():
-        if name in overrides and overrides[name] is not None:
-            try:
-                values[name] = parse(overrides[name])
-            except ConfigError as error:
-                raise _shown(error, name) from None
+        found = _raw(name, variables, overrides, environ)
+        if found is None:
             continue
-        for variable in variables:
-            raw = environ.get(variable)
-            if raw is not None and raw.strip():
-                try:
-                    values[name] = parse(raw)
-                except ConfigError as error:
-                    shown = ConfigError(f"{name} (from ${variable})", raw, error.allowed, error.hint)
-                    raise _shown(shown, name) from None
-                break
+        given[name] = found[1]
+        try:
+            values[name] = _parsed(name, parse, *found)
+        except ConfigError as error:
+            if name not in BACKEND_SETTINGS:
+                raise
+            errors[name] = error
+    rejected: dict[str, str] = {}
+    if errors:
+        chosen = Settings(**{k: values[k] for k in EXPORTERS if k in values})
+        for name, invalid in errors.items():
+            if is_used(name, chosen):
+                raise invalid
+            rejected[name] = f"{invalid.setting}: invalid value (allowed: {invalid.allowed})"
     if "sampling_ratio" not in values and (raw_ratio := _sampler_ratio(environ)):
         try:
             values["sampling_ratio"] = _FIELDS["sampling_ratio"][1](raw_ratio)
@@ -489,7 +593,11 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
             found = next((attributes[k] for k in keys if attributes.get(k)), None)
             if found:
                 values[field] = found
-    return Settings(**values)
+    settings = Settings(**values)
+    # Not fields: they describe how the settings were made, not how obskit runs.
+    object.__setattr__(settings, "_given", given)
+    object.__setattr__(settings, "_rejected", rejected)
+    return settings
 
 
 def log_level_number(settings: Settings) -> int:

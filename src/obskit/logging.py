@@ -4,7 +4,10 @@ Every line is one JSON object: ``timestamp`` (UTC, RFC 3339), ``level``, ``logge
 ``service``, ``environment``, ``trace_id``/``span_id`` (W3C hex, only inside a span), the fields
 of the active :class:`~obskit.LoggingContext` (``request_id``, ``user_id``, ...), ``extra`` fields,
 and ``exception`` (type, message, stack). Sensitive keys are redacted with the same list as span
-attributes. Messages with newlines, quotes or non-ASCII stay one valid JSON line.
+attributes, at any depth, and credentials in the message, exception and string fields are hidden
+(:meth:`obskit._redact.Redactor.scrub`). Messages with newlines, quotes or non-ASCII stay one
+valid JSON line, of valid UTF-8 whatever they hold; a value that cannot be rendered costs its own
+field only (see docs/logging.md).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from opentelemetry.trace import get_current_span
 
 from obskit import _state
 from obskit._context import current_fields
+from obskit._redact import REDACTED, safe_json, safe_text, unrenderable
 
 __all__ = [
     "ConsoleFormatter",
@@ -63,20 +67,35 @@ _CORE = frozenset(
 )
 
 
-def _safe_repr(value: Any) -> str:
+def _text_of(value: Any) -> str:
+    """A value JSON has no type for, as exported logs have it: ``str()``, credentials hidden.
+
+    The marker when ``str()`` raises: a broken value must not cost the log line.
+    """
     try:
-        return repr(value)
-    except Exception:  # a broken __repr__ must not cost the log line
-        return f"<{type(value).__name__} object (repr failed)>"
+        text = str(value)
+    except Exception:
+        return unrenderable(value)
+    return str(_state.STATE.redactor.scrub(text))
 
 
 # NaN and infinities are not JSON: encoding fails on them and _encode renders them as strings.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_safe_repr, allow_nan=False)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_text_of, allow_nan=False)
 
 
 def _finite(value: Any) -> Any:
+    """``value`` with what JSON cannot hold replaced, as exported logs have it.
+
+    NaN and infinities become their text, an int too long to print the marker.
+    """
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return str(value)
+    if value.__class__ is int:
+        try:
+            int.__repr__(value)
+        except ValueError:  # past sys.get_int_max_str_digits()
+            return unrenderable(value)
+        return value
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -157,17 +176,21 @@ def _trace_ids(out: dict[str, Any]) -> None:
 
 
 def _add_fields(out: dict[str, Any], fields: Mapping[str, Any], redactor: Any) -> None:
-    sensitive = redactor.is_sensitive
+    sensitive, scrub = redactor.is_sensitive, redactor.scrub
     for key, value in fields.items():
         if key in _CORE:
             key = f"field_{key}"
         out[key] = (
-            "[REDACTED]"
+            REDACTED
             if sensitive(key)
             else (
-                value
-                if value.__class__ is str or not isinstance(value, Mapping | list | tuple)
-                else redactor.value(key, value)
+                scrub(value)
+                if value.__class__ is str
+                else (
+                    value
+                    if not isinstance(value, Mapping | list | tuple)
+                    else redactor.walk(key, value, redactor.text_value)
+                )
             )
         )
 
@@ -179,11 +202,12 @@ def _exception(exc_info: Any, formatter: logging.Formatter | None = None) -> dic
         if formatter is not None
         else "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n")
     )
-    try:
-        message = str(exc)
-    except Exception:  # an exception whose __str__ fails is still logged
-        message = _safe_repr(exc)
-    return {"type": getattr(exc_type, "__name__", str(exc_type)), "message": message, "stack": stack}
+    scrub = _state.STATE.redactor.scrub
+    return {
+        "type": getattr(exc_type, "__name__", str(exc_type)),
+        "message": _text_of(exc),  # an exception whose __str__ fails is still logged
+        "stack": scrub(stack),
+    }
 
 
 def render_record(
@@ -201,7 +225,7 @@ def render_record(
         "timestamp": (clock or _CLOCK).format(created),
         "level": level,
         "logger": logger,
-        "message": message,
+        "message": state.redactor.scrub(message),
         **state.log_fields,
     }
     _trace_ids(out)
@@ -230,8 +254,10 @@ def _context_fragment(context: Mapping[str, Any], redactor: Any, fields: Mapping
     items = context.items()
     if any(k.__class__ is not str or v.__class__ is not str or k in _CORE or k in fields for k, v in items):
         return None
-    sensitive = redactor.is_sensitive
-    return "".join(f",{_encode_str(k)}:{_encode_str('[REDACTED]' if sensitive(k) else v)}" for k, v in items)
+    sensitive, scrub = redactor.is_sensitive, redactor.scrub
+    return "".join(
+        f",{_encode_str(k)}:{_encode_str(REDACTED if sensitive(k) else scrub(v))}" for k, v in items
+    )
 
 
 def _scalar(value: Any) -> str | None:
@@ -262,6 +288,9 @@ def _key_fragment(key: Any, fields: Mapping[str, Any], redactor: Any) -> str | N
     return f",{_encode_str(key)}:"
 
 
+#: How a path can end for its message's status to become a key's value (``/token: 200``); the
+#: empty string too, so that an empty path gets the whole message scrubbed.
+_OPEN_ENDS = "=:\"' \t"
 #: Keys the direct path writes itself; service fields named like them take the general path.
 _HEAD = frozenset({"timestamp", "level", "logger", "message", "trace_id", "span_id"})
 
@@ -288,9 +317,17 @@ class JsonFormatter(logging.Formatter):
         self._access_keys: tuple[Any, Any, tuple[str | None, ...] | None] = (None, None, None)
         #: (service fields, redactor, whether "request_id" can be written as is, whether redacted)
         self._request_id_key: tuple[Any, Any, bool, bool] = (None, None, False, False)
+        #: Text that repeats (a message without arguments, a route, a user agent) and what the
+        #: redactor's scrub() made of it, for the redactor it was scrubbed with.
+        self._scrubbed: tuple[Any, dict[str, str]] = (None, {})
 
     def format(self, record: logging.LogRecord) -> str:
-        """Render ``record``; never raises (a broken field is rendered with ``repr``)."""
+        """Render ``record`` as one line of valid UTF-8 JSON; never raises.
+
+        A value JSON has no type for is written as its ``str()``, one that cannot be rendered
+        (``str()`` raises, an int too long to print) as ``"[unrenderable <type>]"``, a lone
+        surrogate as the text of its escape: each costs its own field only.
+        """
         if self._direct:
             attrs = record.__dict__
             if len(attrs) == _BASE_KEYS:
@@ -301,8 +338,22 @@ class JsonFormatter(logging.Formatter):
                 extra = {k: v for k, v in attrs.items() if k not in _RESERVED}
                 line = self._direct_line(record, extra) if len(attrs) - len(extra) == _BASE_KEYS else None
             if line is not None:
-                return line
-        return _encode(self.to_dict(record))
+                return safe_json(line)
+        return safe_json(_encode(self.to_dict(record)))
+
+    def _scrub_same(self, text: str, redactor: Any) -> str:
+        """``redactor.scrub(text)`` for text that repeats, remembered (a dict lookup when it does)."""
+        cached = self._scrubbed
+        if cached[0] is not redactor:
+            cached = self._scrubbed = (redactor, {})
+        done: dict[str, str] = cached[1]
+        try:
+            return done[text]
+        except KeyError:
+            scrubbed: str = redactor.scrub(text)
+            if len(done) < 1024:
+                done[text] = scrubbed
+            return scrubbed
 
     def _head(
         self,
@@ -359,7 +410,7 @@ class JsonFormatter(logging.Formatter):
             cached = self._request_id_key = (fields, redactor, usable, redactor.is_sensitive("request_id"))
         if not cached[2]:
             return None
-        return ',"request_id":' + _encode_str("[REDACTED]" if cached[3] else request_id)
+        return ',"request_id":' + _encode_str(REDACTED if cached[3] else redactor.scrub(request_id))
 
     def _access_json(
         self,
@@ -407,15 +458,38 @@ class JsonFormatter(logging.Formatter):
             context = current_fields()
         if context and not isinstance(context, str) and not context.keys().isdisjoint(_ACCESS_KEYS):
             return None
+        redactor = state.redactor
+        if redactor.scrubs_text:  # the path and user agent are the client's text
+            message, path, route, client, user_agent = self._scrub_access(
+                redactor, message, path, route, client, user_agent
+            )
+            if redactor.user_patterns:
+                method = redactor.scrub(method)
         head = self._head(created, level, "http.access", message, state, context, ids)
         if head is None:
             return None
         k = fragments
-        return (
+        return safe_json(
             f"{head}{k[0]}{_encode_str(method)}{k[1]}{_encode_str(route)}{k[2]}{_encode_str(path)}"
             f"{k[3]}{int.__repr__(status)}{k[4]}{float.__repr__(duration_ms)}{k[5]}{_encode_str(client)}"
             f"{k[6]}{_encode_str(user_agent)}}}"
         )
+
+    def _scrub_access(
+        self, redactor: Any, message: str, path: str, route: str, client: str, user_agent: str
+    ) -> tuple[str, str, str, str, str]:
+        """The access line's text values scrubbed as the general path scrubs each of them.
+
+        The message is ``"{method} {path} {status}"``: the method (a known one, or ``_OTHER``)
+        and the status hold no credential, so the message changes only if the path does or the
+        path ends where a key's value would begin (``/token:``, then `` 200``), unless the user's
+        own patterns apply. Values that repeat (route, client, user agent) are remembered.
+        """
+        scrub, same = redactor.scrub, self._scrub_same
+        scrubbed = scrub(path)
+        if scrubbed is not path or path[-1:] in _OPEN_ENDS or redactor.user_patterns:
+            message = scrub(message)
+        return message, scrubbed, same(route, redactor), same(client, redactor), same(user_agent, redactor)
 
     def _direct_line(self, record: logging.LogRecord, extra: dict[str, Any] | None) -> str | None:
         """``_encode(self.to_dict(record))`` built without the dict, for the common record.
@@ -428,9 +502,13 @@ class JsonFormatter(logging.Formatter):
             return None
         state = _state.STATE
         fields = state.log_fields
+        redactor = state.redactor
+        scrub = redactor.scrub
         try:
             context = current_fields()
             message = record.getMessage()
+            if redactor.scrubs_text:
+                message = scrub(message) if record.args else self._scrub_same(message, redactor)
             head = self._head(record.created, record.levelname, record.name, message, state, context)
             if head is None:
                 return None
@@ -452,13 +530,13 @@ class JsonFormatter(logging.Formatter):
                         return None
                     cls = value.__class__
                     if cls is str:
-                        parts.append(fragment + _encode_str(value))
+                        parts.append(fragment + _encode_str(scrub(value)))
                         continue
                     encoded = _scalar(value)
                     if encoded is None:
                         return None
                     parts.append(fragment + encoded)
-        except TypeError:
+        except Exception:  # an int too long to print, a message that cannot be made: general path
             return None
         parts.append("}")
         return "".join(parts)
@@ -470,7 +548,7 @@ class JsonFormatter(logging.Formatter):
             "timestamp": self._clock.format(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": state.redactor.scrub(_message(record)),
             **state.log_fields,
         }
         trace_id = getattr(record, "otelTraceID", None)
@@ -492,9 +570,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exception"] = _exception(record.exc_info, self)
         elif record.exc_text:
-            out["exception"] = {"type": "", "message": "", "stack": record.exc_text}
+            out["exception"] = {"type": "", "message": "", "stack": state.redactor.scrub(record.exc_text)}
         if record.stack_info:
-            out["stack_info"] = self.formatStack(record.stack_info)
+            out["stack_info"] = state.redactor.scrub(self.formatStack(record.stack_info))
         return out
 
 
@@ -507,13 +585,34 @@ class ConsoleFormatter(JsonFormatter):
         head = f"{data.pop('timestamp')} {data.pop('level'):<8} {data.pop('logger')}: {data.pop('message')}"
         exception = data.pop("exception", None)
         stack_info = data.pop("stack_info", None)
-        tail = " ".join(f"{k}={v}" for k, v in data.items())
+        tail = " ".join(f"{k}={_str_or_marker(v)}" for k, v in data.items())
         text = f"{head}  {tail}" if tail else head
         if exception:
             text = f"{text}\n{exception['stack']}"
         if stack_info:
             text = f"{text}\n{stack_info}"
-        return text
+        return safe_text(text)
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, or its format when the arguments do not fit (or ``str()`` raises).
+
+    The line is kept, as exported records keep it.
+    """
+    try:
+        return record.getMessage()
+    except Exception:
+        return record.msg if record.msg.__class__ is str else _text_of(record.msg)
+
+
+def _str_or_marker(value: Any) -> str:
+    """``str(value)``, or the marker when that raises (an int too long to print, say)."""
+    if value.__class__ is str:
+        return value
+    try:
+        return str(value)
+    except Exception:  # an int too long to print, a broken __str__: the field alone is lost
+        return unrenderable(value)
 
 
 # -- structlog -------------------------------------------------------------------------------------
@@ -531,7 +630,7 @@ def _forward_to_stdlib(logger: Any, method_name: str, event_dict: MutableMapping
         kwargs["exc_info"] = exc_info
     if stack_info:
         kwargs["stack_info"] = True
-    return (str(event),), kwargs
+    return (_str_or_marker(event),), kwargs
 
 
 def get_logger(name: str | None = None, **initial: Any) -> Any:
@@ -553,7 +652,7 @@ def get_logger(name: str | None = None, **initial: Any) -> Any:
 
 def _render_structlog(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
     event_dict.pop("timestamp", None)
-    message = str(event_dict.pop("event", ""))
+    message = _str_or_marker(event_dict.pop("event", ""))
     level = str(event_dict.pop("level", method_name)).upper()
     level = "WARNING" if level == "WARN" else level
     name = event_dict.pop("logger", None) or getattr(logger, "name", "") or ""
@@ -565,7 +664,7 @@ def _render_structlog(logger: Any, method_name: str, event_dict: MutableMapping[
     elif isinstance(exc_info, BaseException):
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     out = render_record(time.time(), level, str(name), message, event_dict, exc_info or None)
-    return _encode(out)
+    return safe_json(_encode(out))
 
 
 def structlog_processors() -> list[Callable[..., Any]]:

@@ -182,21 +182,25 @@ class GrpcReceiver:
             futures.ThreadPoolExecutor(max_workers=8),
             options=[("grpc.compression_enabled_algorithms_bitset", algorithms)],
         )
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
-            _TraceServicer(self.store, "traces", mode), self._server
-        )
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
-            _MetricsServicer(self.store, "metrics", mode), self._server
-        )
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
-            _LogsServicer(self.store, "logs", mode), self._server
-        )
+        self._servicers = [
+            _TraceServicer(self.store, "traces", mode),
+            _MetricsServicer(self.store, "metrics", mode),
+            _LogsServicer(self.store, "logs", mode),
+        ]
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self._servicers[0], self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(self._servicers[1], self._server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(self._servicers[2], self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> GrpcReceiver:
         self._server.start()
         return self
+
+    def set_mode(self, mode: str) -> None:
+        """Answer from now on as ``mode`` says (``ok`` or ``unavailable``): a collector recovering."""
+        for servicer in self._servicers:
+            servicer._mode = mode
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop(grace=None).wait(5)
@@ -267,6 +271,10 @@ class HttpReceiver:
     def __enter__(self) -> HttpReceiver:
         self._thread.start()
         return self
+
+    def set_mode(self, mode: str) -> None:
+        """Answer from now on as ``mode`` says (``ok`` or ``unavailable``): a collector recovering."""
+        self._server.mode = mode
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()

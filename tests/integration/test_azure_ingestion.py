@@ -136,14 +136,14 @@ def ingestion() -> Iterator[Ingestion]:
 
 
 def _configure(ingestion: Ingestion, **extra: Any) -> None:
-    obskit.configure(
-        service_name="azure-it",
-        traces_exporter="azure",
-        metrics_exporter="azure",
-        logs_exporter="azure",
-        azure_connection_string=ingestion.connection_string,
-        **extra,
-    )
+    settings: dict[str, Any] = {
+        "service_name": "azure-it",
+        "traces_exporter": "azure",
+        "metrics_exporter": "azure",
+        "logs_exporter": "azure",
+        "azure_connection_string": ingestion.connection_string,
+    }
+    obskit.configure(**{**settings, **extra})
 
 
 def _dropped(signal: str, reason: str = "export_failed") -> float:
@@ -308,3 +308,131 @@ def test_failing_ingestion_costs_the_app_nothing_and_counts_drops(
     assert ingestion.envelopes == []
     if status >= 500:  # azure-core retried each batch RETRIES times; a 429 is never waited for here
         assert len(ingestion.requests) % (_azure.RETRIES + 1) == 0
+
+
+def test_failing_then_recovering_ingestion_writes_one_warning_and_one_recovery_line(
+    ingestion: Ingestion, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """500s for a while, then 200s: no request chatter, one warning, one line saying it works again."""
+    ingestion.status = 500
+    _configure(ingestion, metric_export_interval_ms=300, logs_exporter="azure,console")
+    app = logging.getLogger("azure_it.recovering")
+    tracer = trace.get_tracer("azure-it.recovering")
+
+    def busy(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with tracer.start_as_current_span("recovering"):
+                app.warning("recovering")
+            time.sleep(0.05)
+
+    busy(10.0)
+    failing_requests = len(ingestion.requests)
+    assert failing_requests > 10
+    ingestion.status = 200
+    deadline = time.monotonic() + 30
+    while not (
+        ingestion.named("RemoteDependency") and ingestion.named("Message") and ingestion.named("Metric")
+    ):
+        assert time.monotonic() < deadline, "nothing arrived once the ingestion endpoint answered 200"
+        busy(0.2)
+    busy(2.0)
+    out, err = capfd.readouterr()
+    obskit.shutdown(timeout=5)
+
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    azure = [line for line in lines if line["logger"].startswith("azure.")]
+    # The Azure SDK logs each request and response at INFO (URL, headers): none of it by default.
+    assert [line for line in azure if line["level"] in ("DEBUG", "INFO")] == []
+    assert len(azure) <= 1, azure
+    recovered = [line for line in err.splitlines() if "work again" in line]
+    assert len(recovered) == 1, err
+    assert "exports to azure work again (logs, metrics, traces)" in recovered[0]
+    assert [line for line in err.splitlines() if line.strip() and not line.startswith("obskit ")] == []
+
+
+def test_azure_request_lines_come_back_when_the_app_asks_for_them(
+    ingestion: Ingestion, capfd: pytest.CaptureFixture[str]
+) -> None:
+    azure_logger = logging.getLogger("azure")
+    azure_logger.setLevel(logging.INFO)
+    try:
+        _configure(ingestion, metric_export_interval_ms=60_000, logs_exporter="azure,console")
+        with trace.get_tracer("azure-it.asked").start_as_current_span("asked"):
+            pass
+        obskit.shutdown(timeout=5)
+    finally:
+        azure_logger.setLevel(logging.NOTSET)
+    out = capfd.readouterr().out
+    policy = [
+        json.loads(line)
+        for line in out.splitlines()
+        if line.startswith("{") and "http_logging_policy" in line
+    ]
+    assert any(line["level"] == "INFO" and "Request URL" in line["message"] for line in policy), policy
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_one_bad_log_record_costs_no_other_record(ingestion: Ingestion) -> None:
+    from obskit._logexport import ObskitLoggingHandler
+
+    _configure(ingestion)
+    # obskit's exporting handler alone: pytest's capture handlers would keep the bad values raw
+    # for its report, which pytest-xdist cannot send.
+    logger = logging.getLogger("azure_it.bad_values")
+    logger.handlers[:] = [h for h in logging.getLogger().handlers if isinstance(h, ObskitLoggingHandler)]
+    logger.propagate = False
+    try:
+        before = _dropped("logs")
+        for i in range(50):
+            logger.warning("good %d", i)
+        logger.warning(
+            "bad \ud800 password=hunter2",
+            extra={
+                "wide": 2**70,
+                "huge": 10**5000,
+                "broken": _Unprintable(),
+                "key\udc80": "value \udcff",
+                "nested": {"client_secret": "s3cr3t-nested", "headers": {"Authorization": "Basic dXNlcjpw"}},
+            },
+        )
+        for i in range(50, 100):
+            logger.warning("good %d", i)
+        obskit.shutdown(timeout=5)
+    finally:
+        logger.handlers.clear()
+        logger.propagate = True
+    messages = {e["data"]["baseData"]["message"]: e for e in ingestion.named("Message")}
+    assert set(messages) == {f"good {i}" for i in range(100)} | {"bad \\ud800 password=[REDACTED]"}
+    assert _dropped("logs") == before
+    properties = messages["bad \\ud800 password=[REDACTED]"]["data"]["baseData"]["properties"]
+    assert properties["wide"] == str(2**70)
+    assert properties["huge"] == "[unrenderable int]"
+    assert properties["broken"] == "[unrenderable _Unprintable]"
+    assert properties["key\\udc80"] == "value \\udcff"
+    assert json.loads(properties["nested"]) == {
+        "client_secret": "[REDACTED]",
+        "headers": {"Authorization": "[REDACTED]"},
+    }
+    assert "s3cr3t-nested" not in json.dumps(ingestion.envelopes)
+
+
+def test_an_http_client_s_request_line_is_exported_redacted(ingestion: Ingestion) -> None:
+    httpx = pytest.importorskip("httpx")
+    _configure(ingestion)
+    port = ingestion.server.server_address[1]
+    with httpx.Client() as client:
+        client.get(f"http://user:pw-in-url@127.0.0.1:{port}/x?api_key=K9-query-key")
+    obskit.shutdown(timeout=5)
+    (message,) = [
+        e["data"]["baseData"]["message"]
+        for e in ingestion.named("Message")
+        if e["data"]["baseData"]["message"].startswith("HTTP Request:")
+    ]
+    assert "api_key=[REDACTED]" in message
+    assert "pw-in-url" not in message
+    assert "K9-query-key" not in json.dumps(ingestion.named("Message"))

@@ -8,6 +8,7 @@ what arrives with opentelemetry-proto.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import subprocess
@@ -565,3 +566,78 @@ def test_check_backends_takes_the_settings_configure_returned() -> None:
         )
         assert obskit.check_backends(settings) == []
         obskit.shutdown()
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def _exported_only(name: str) -> logging.Logger:
+    """Logger ``name`` with obskit's exporting handler alone, not propagating: pytest's capture
+    handlers would keep the bad values raw for its report, which pytest-xdist cannot send."""
+    from obskit._logexport import ObskitLoggingHandler
+
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [h for h in logging.getLogger().handlers if isinstance(h, ObskitLoggingHandler)]
+    logger.propagate = False
+    return logger
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_one_bad_log_record_costs_no_other_record(protocol: str) -> None:
+    bad_fields = {
+        "wide": 2**70,
+        "huge": 10**5000,
+        "broken": _Unprintable(),
+        "key\udc80": "value \udcff",
+        "nested": {"client_secret": "s3cr3t-nested", "note": "bad \ud800"},
+    }
+    with rx.receiver(protocol) as receiver:
+        _configure(protocol, receiver.endpoint, traces_exporter="none", metrics_exporter="none")
+        logger = _exported_only("tests.bad_values")
+        try:
+            before = _dropped("logs")
+            for i in range(50):
+                logger.warning("good %d", i)
+            try:
+                raise ValueError("exception \udc80 token=abc123")
+            except ValueError:
+                logger.exception("bad \ud800 password=hunter2", extra=bad_fields)
+            for i in range(50, 100):
+                logger.warning("good %d", i)
+            obskit.shutdown()
+        finally:
+            logger.handlers.clear()
+            logger.propagate = True
+        records = {r.body.string_value: r for r in receiver.store.log_records()}
+        assert set(records) == {f"good {i}" for i in range(100)} | {"bad \\ud800 password=[REDACTED]"}
+        assert _dropped("logs") == before
+        fields = rx.attributes(records["bad \\ud800 password=[REDACTED]"].attributes)
+        assert fields["wide"] == str(2**70)
+        assert fields["huge"] == "[unrenderable int]"
+        assert fields["broken"] == "[unrenderable _Unprintable]"
+        assert fields["key\\udc80"] == "value \\udcff"
+        assert json.loads(fields["nested"]) == {"client_secret": "[REDACTED]", "note": "bad \\ud800"}
+        assert fields["exception.message"] == "exception \\udc80 token=[REDACTED]"
+        assert "abc123" not in fields["exception.stacktrace"]
+
+
+def test_an_http_client_s_request_line_is_exported_redacted() -> None:
+    httpx = pytest.importorskip("httpx")
+    with rx.HttpReceiver() as receiver:
+        _configure("http/protobuf", receiver.endpoint, traces_exporter="none", metrics_exporter="none")
+        port = receiver.endpoint.rsplit(":", 1)[1].strip("/")
+        with httpx.Client() as client:
+            client.get(f"http://user:pw-in-url@127.0.0.1:{port}/x?api_key=K9-query-key")
+        obskit.shutdown()
+        (record,) = [
+            r
+            for r in receiver.store.log_records()
+            if rx.attributes(r.attributes).get("logger.name") == "httpx"
+        ]
+    message = record.body.string_value
+    assert message.startswith("HTTP Request: GET http://")
+    assert "api_key=[REDACTED]" in message
+    assert "pw-in-url" not in message
+    assert "K9-query-key" not in message

@@ -98,7 +98,7 @@ def _report(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     import obskit
     from obskit._cli import _mask
     from obskit._redact import redactor_for
-    from obskit._settings import resolve_settings
+    from obskit._settings import rejected_settings, resolve_settings
 
     overrides = dict(args.overrides)
     try:
@@ -108,6 +108,8 @@ def _report(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     redactor = redactor_for(settings)
     secrets: set[str] = set()
     origin = sources(overrides, os.environ)
+    for name in rejected_settings(settings):  # an invalid value no chosen backend uses: the default stands
+        origin[name] = f"default ({origin[name]} invalid, ignored)"
     shown = {
         name: {"value": _mask.setting_value(name, getattr(settings, name), redactor, secrets), "source": src}
         for name, src in origin.items()
