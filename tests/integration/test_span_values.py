@@ -165,7 +165,6 @@ def test_one_bad_span_costs_only_its_values_on_azure(ingestion: Ingestion) -> No
     _configure_azure(ingestion)
     _good_and_bad_batch("azure")
     _flush()
-    envelopes = lambda: ingestion.named("RemoteDependency") + ingestion.named("Exception")  # noqa: E731
     assert ingestion.wait_for(lambda: len(ingestion.named("RemoteDependency")) >= 101)
     assert _dropped_spans() == 0
     dependencies = ingestion.named("RemoteDependency")
@@ -176,7 +175,7 @@ def test_one_bad_span_costs_only_its_values_on_azure(ingestion: Ingestion) -> No
     assert properties["big"] == str(BIG)
     assert properties["object"] == "[unrenderable _Unprintable]"
     assert properties["conn"] == "Server=db;Password=[REDACTED];"
-    assert SECRET not in json.dumps(envelopes())
+    assert SECRET not in json.dumps(ingestion.envelopes)  # dependencies, exceptions, everything
 
 
 # -- outgoing calls --------------------------------------------------------------------------------
