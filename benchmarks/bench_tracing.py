@@ -9,6 +9,10 @@
    ``with tracer.start_as_current_span(name):`` on the same provider.
 3. Tracing off (no tracer): ``@track_job`` records metrics only, against the same three
    prometheus_client children; ``@trace_operation`` against a plain undecorated call.
+C. Cleaning an ended span before export (on the export thread, once per span whatever the number
+   of exporters): value patterns on (``redact_text=True``, the default) against off; attributes
+   holding a credential against the same without; the string cache defeated (every value new);
+   and what cleaning costs beside making the span itself.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from _setup import EXPORTERS, MAX_SPANS_PER_SAMPLE, PromJob, obskit_using, perf_
 from opentelemetry.trace import Status, StatusCode
 
 import obskit
+from obskit._redact import Redactor
+from obskit._redacting import SpanCleaner
 
 JOB = "bench_job"
 OP = "bench_op"
@@ -145,6 +151,91 @@ def _obskit_functions() -> dict[str, Any]:
     return {"job": job, "ajob": ajob, "op": op, "aop": aop}
 
 
+#: A server span's usual attributes, and the same with two credentials in their values.
+CLEAN_ATTRIBUTES: dict[str, Any] = {
+    "http.request.method": "GET",
+    "url.scheme": "http",
+    "url.path": "/items/42",
+    "http.route": "/items/{item_id}",
+    "http.response.status_code": 200,
+    "client.address": "127.0.0.1",
+    "user_agent.original": "python-httpx/0.28.1",
+    "url.full": "http://inventory:8080/items/42?page=2&size=10",
+}
+CREDENTIAL_ATTRIBUTES: dict[str, Any] = {
+    **CLEAN_ATTRIBUTES,
+    "url.full": "http://inventory:8080/items/42?page=2&api_key=k-8f2a9c",
+    "db.statement": "connect host=db user=app password=hunter2",
+}
+
+
+def _ended_span(tracer: Any, attributes: dict[str, Any]) -> Any:
+    with tracer.start_as_current_span("GET /items/{item_id}", attributes=attributes) as span:
+        pass
+    return span
+
+
+def _cleaning_rows(config: Config, tracer: Any) -> list[Row]:
+    """Benchmark C: SpanCleaner.span on an ended span (the attributes put back before each clean)."""
+    on, off = SpanCleaner(Redactor()), SpanCleaner(Redactor(text=False))
+    clean = _ended_span(tracer, CLEAN_ATTRIBUTES)
+    secret = _ended_span(tracer, CREDENTIAL_ATTRIBUTES)
+    clean_attributes, secret_attributes = clean._attributes, secret._attributes
+    stmt = "s._attributes = a\nclean(s)"
+    rows = [
+        compare(
+            "C",
+            "span cleaning: value patterns on vs off",
+            Side("redact_text=False", loop(stmt, {"s": clean, "a": clean_attributes, "clean": off.span})),
+            Side("redact_text=True", loop(stmt, {"s": clean, "a": clean_attributes, "clean": on.span})),
+            config,
+            note="8 attributes, no credential, values seen before",
+        ),
+        compare(
+            "C",
+            "span cleaning: with a credential vs without",
+            Side("no credential", loop(stmt, {"s": clean, "a": clean_attributes, "clean": on.span})),
+            Side("2 credentials", loop(stmt, {"s": secret, "a": secret_attributes, "clean": on.span})),
+            config,
+            note="redact_text=True; the span's attributes copied and redacted",
+        ),
+    ]
+    uncached = "s._attributes = a\ntexts.clear()\nclean(s)"
+    rows.append(
+        compare(
+            "C",
+            "span cleaning: every value new (no cache)",
+            Side(
+                "redact_text=False",
+                loop(uncached, {"s": clean, "a": clean_attributes, "clean": off.span, "texts": off._texts}),
+            ),
+            Side(
+                "redact_text=True",
+                loop(uncached, {"s": clean, "a": clean_attributes, "clean": on.span, "texts": on._texts}),
+            ),
+            config,
+            note="the worst case: each string scrubbed",
+        )
+    )
+    share = compare(
+        "C",
+        "span cleaning beside making the span",
+        Side(
+            "start_as_current_span",
+            loop(
+                "with tracer.start_as_current_span(N, attributes=a):\n    pass",
+                {"tracer": tracer, "N": OP, "a": CLEAN_ATTRIBUTES},
+            ),
+        ),
+        Side("SpanCleaner.span", loop(stmt, {"s": clean, "a": clean_attributes, "clean": on.span})),
+        config,
+        max_iterations=MAX_SPANS_PER_SAMPLE,
+    )
+    share.note = f"cleaning is {share.ratio or 0:.0%} of a span's cost, off the request path"
+    rows.append(share)
+    return rows
+
+
 def _check(state: Any, expected_spans: bool) -> None:
     """The obskit side really recorded what the baseline records."""
     sample = state.store.registry.get_sample_value("obskit_jobs_total", {"job": JOB, "status": "success"})
@@ -235,6 +326,7 @@ def run(config: Config) -> list[Row]:
             )
         )
         _check(state, expected_spans=True)
+        rows += _cleaning_rows(config, tracer)
 
     with obskit_using(None) as state:
         job, ajob = _hand_written_metrics(PromJob(JOB))

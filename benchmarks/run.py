@@ -37,7 +37,7 @@ SUITES = {
 }
 #: Suites run only when named in --only: real servers under load take a minute or more.
 OPT_IN = {"web"}
-_ORDER = ["1", "2", "3", "4", "5", "6", "7", "M", "W"]
+_ORDER = ["1", "2", "3", "C", "4", "5", "6", "7", "M", "W"]
 _PACKAGES = ["obskit", "opentelemetry-sdk", "prometheus-client", "python-json-logger", "structlog"]
 
 

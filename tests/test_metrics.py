@@ -536,3 +536,21 @@ def test_value_adder_falls_back_to_public_inc_for_subclasses_and_doubles() -> No
     value_adder(loud)(3)
     assert registry.get_sample_value("plain_total", {"a": "x"}) == 3
     assert registry.get_sample_value("loud_total", {"a": "x"}) == 6
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+def test_label_values_no_exposition_can_take_become_their_safe_form(obskit_capture: Capture) -> None:
+    from prometheus_client import generate_latest
+
+    counter = MetricsCollector().counter(f"safe_labels_{uuid.uuid4().hex[:8]}", "x", labels=["what"])
+    counter.inc(what="caf\udce9")
+    counter.inc(what=_Unprintable())
+    counter.labels(what=2**70).inc()
+    obskit_capture.assert_counter(counter.name, 1, what="caf\\udce9")
+    obskit_capture.assert_counter(counter.name, 1, what="[unrenderable _Unprintable]")
+    obskit_capture.assert_counter(counter.name, 1, what=str(2**70))
+    generate_latest(obskit_capture.store.registry).decode("utf-8")  # what /metrics and a push send

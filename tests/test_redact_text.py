@@ -52,6 +52,55 @@ def test_credentials_in_free_text_are_hidden_keys_kept(text: str, expected: str)
     assert Redactor().scrub(text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), SCRUBBED)
+def test_scrubbing_twice_changes_nothing(text: str, expected: str) -> None:
+    assert Redactor().scrub(expected) == expected
+
+
+def test_a_credential_after_a_plain_key_value_is_still_found() -> None:
+    text = "upstream host:8080/p?token=abc&page=2 said: no"
+    assert Redactor().scrub(text) == f"upstream host:8080/p?token={REDACTED}&page=2 said: no"
+
+
+def test_long_text_is_scrubbed_in_linear_time() -> None:
+    # The key patterns are judged per key, not tried at every character: a long run of
+    # key-like characters without a separator used to cost quadratic time.
+    text = "x" * 200_000 + " password=p"
+    assert Redactor().scrub(text).endswith(f"password={REDACTED}")
+
+
+def test_a_long_chain_of_key_value_pairs_is_scrubbed_without_recursion() -> None:
+    # "0:1:2:..." is thousands of key:value pairs each inside the previous one's value.
+    text = ":".join(str(i) for i in range(5000)) + " token=abc"
+    assert Redactor().scrub(text) == text[: -len("abc")] + REDACTED
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://u:p@h:8/p?api_key=k&page=2#top", f"https://{REDACTED}@h:8/p?api_key={REDACTED}&page=2#top"),
+        (
+            "http://h/p?X-Amz-Signature=s&sig=t&pass=u",
+            f"http://h/p?X-Amz-Signature=s&sig={REDACTED}&pass={REDACTED}",
+        ),
+        ("http://h/p?api%5Fkey=k", f"http://h/p?api%5Fkey={REDACTED}"),
+        ("http://h/a@b/c?q=1", "http://h/a@b/c?q=1"),
+        ("/p?token=", "/p?token="),
+        ("https://example.com/no-query", "https://example.com/no-query"),
+        ("/p?flag", "/p?flag"),
+    ],
+)
+def test_urls_lose_userinfo_and_sensitive_query_values_even_with_text_off(url: str, expected: str) -> None:
+    redactor = Redactor(text=False)
+    assert redactor.url(url) == expected
+    assert redactor.url(expected) == expected
+
+
+def test_a_url_with_nothing_to_hide_is_the_same_object() -> None:
+    url = "https://example.com/items/42?page=2&size=10"
+    assert Redactor().url(url) is url
+
+
 @pytest.mark.parametrize("text", KEPT)
 def test_text_without_credentials_is_the_same_object(text: str) -> None:
     assert Redactor().scrub(text) is text

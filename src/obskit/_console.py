@@ -10,6 +10,8 @@ from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, Histogram, M
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
+from obskit._redact import safe_text
+
 __all__ = ["format_metrics", "format_span", "metric_exporter", "span_exporter"]
 
 
@@ -26,14 +28,22 @@ def format_span(span: ReadableSpan) -> str:
     status = span.status.status_code.name
     if span.status.description:
         status = f"{status}({span.status.description})"
-    attributes = " ".join(f"{k}={v!s}" for k, v in (span.attributes or {}).items())
+    attributes = " ".join(f"{k}={_one_line(v)}" for k, v in (span.attributes or {}).items())
     trace_id = format(ctx.trace_id, "032x") if ctx else "-"
     span_id = format(ctx.span_id, "016x") if ctx else "-"
-    return (
-        f"[obskit span] {span.name} {duration_ms:.3f}ms {status} trace={trace_id} span={span_id}"
-        f" parent={parent} {attributes}".rstrip()
-        + "\n"
+    line = (
+        f"[obskit span] {_one_line(span.name)} {duration_ms:.3f}ms {_one_line(status)} trace={trace_id}"
+        f" span={span_id} parent={parent} {attributes}".rstrip()
     )
+    return safe_text(line) + "\n"  # valid UTF-8 whatever the values held (spans come cleaned)
+
+
+def _one_line(value: object) -> str:
+    """``value`` as text on one line: line breaks shown escaped, so that a span stays one line."""
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        return text.replace("\r", "\\r").replace("\n", "\\n")
+    return text
 
 
 def format_metrics(data: MetricsData) -> str:
@@ -52,7 +62,7 @@ def format_metrics(data: MetricsData) -> str:
                         )
                     else:
                         lines.append(f"[obskit metric] {metric.name}{labels} {point.value:g}")  # type: ignore[union-attr]
-    return "\n".join(lines) + "\n" if lines else ""
+    return safe_text("\n".join(lines)) + "\n" if lines else ""
 
 
 def span_exporter(settings: object = None, out: IO[str] | None = None) -> ConsoleSpanExporter:

@@ -37,6 +37,7 @@ from obskit._runtime import ObskitHandler
 from obskit._serverspan import ServerSpan, start_server_span
 from obskit._settings import Settings
 from obskit._store import value_adder
+from obskit._tracing import describe, record_exception
 from obskit.logging import JsonFormatter, _current_ids, _span_ids
 
 __all__ = ["UNMATCHED_ROUTE", "Config", "Exchange", "Hub", "flask_route", "valid_request_id"]
@@ -374,9 +375,9 @@ class Exchange:
         if status:
             attributes["http.response.status_code"] = status
         if error is not None:
-            span.record_exception(error, escaped=True)
+            record_exception(span, error)
             attributes["error.type"] = type(error).__qualname__
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:256]))
+            span.set_status(Status(StatusCode.ERROR, describe(error)[:256]))
         elif status >= 500:
             attributes["error.type"] = str(status)
             span.set_status(Status(StatusCode.ERROR))

@@ -228,6 +228,39 @@ class Redactor:
             return f"{match.group('auth')} {REDACTED}"
         return f"://{REDACTED}@"
 
+    def url(self, url: str) -> str:
+        """``url`` with its userinfo and the values of sensitive query parameters hidden.
+
+        Query parameters are judged by name as keys are (``api_key``, ``token``, ``X-Sig``...),
+        whatever ``redact_text`` says: a URL is structured data, not free text. The same object
+        comes back when nothing is hidden; a few string searches decide that for most URLs.
+        """
+        scheme = url.find("://")
+        at = url.find("@", scheme + 3) if scheme > 0 else -1
+        if at > 0:
+            authority = url[scheme + 3 : at]
+            if not any(c in authority for c in "/?#") and authority != REDACTED:
+                url = f"{url[: scheme + 3]}{REDACTED}{url[at:]}"
+        head, mark, rest = url.partition("?")
+        if not mark:
+            return url
+        query, hash_mark, fragment = rest.partition("#")
+        hidden = self.query(query)
+        return url if hidden is query else f"{head}?{hidden}{hash_mark}{fragment}"
+
+    def query(self, query: str) -> str:
+        """A URL query (``a=1&api_key=...``) with the values of sensitive parameters hidden."""
+        if "=" not in query:
+            return query
+        params = query.split("&")
+        changed = False
+        for i, param in enumerate(params):
+            name, eq, value = param.partition("=")
+            if eq and value and value != REDACTED and self._text_key(_unquote(name)):
+                params[i] = f"{name}={REDACTED}"
+                changed = True
+        return "&".join(params) if changed else query
+
     def text_value(self, value: Any) -> Any:
         """A field's value with credentials in its text hidden (strings only; others as they are)."""
         return self.scrub(value) if value.__class__ is str else value
@@ -236,6 +269,14 @@ class Redactor:
 def redactor_for(settings: Any) -> Redactor:
     """The redactor a set of settings asks for (keys, free text, extra patterns)."""
     return Redactor(settings.redact_keys, text=settings.redact_text, value_patterns=settings.redact_patterns)
+
+
+def _unquote(name: str) -> str:
+    if "%" not in name and "+" not in name:
+        return name
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(name)
 
 
 def _same(text: str) -> str:

@@ -419,18 +419,19 @@ def _quiet_exporting_libraries(undo_at: int) -> None:
 
 
 def span_processors(settings: Settings, redactor: Redactor) -> list[Any]:
-    """One bounded batch processor per configured span exporter: redaction, then drop counting."""
+    """One bounded batch processor per span exporter: cleaning (once per span), then drop counting."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from obskit._backends import SPAN_EXPORTERS, factory
     from obskit._pipeline import CountingSpanExporter, CountingSpanProcessor
-    from obskit._redacting import RedactingSpanExporter
+    from obskit._redacting import RedactingSpanExporter, SpanCleaner
 
+    cleaner = SpanCleaner(redactor)  # shared: a span is cleaned once, by the first exporter to see it
     processors = []
     for name in settings.traces_exporter:
         exporter = factory(SPAN_EXPORTERS, name)(settings)
         batch = BatchSpanProcessor(
-            RedactingSpanExporter(CountingSpanExporter(exporter), redactor),
+            RedactingSpanExporter(CountingSpanExporter(exporter), cleaner),
             max_queue_size=settings.export_queue_size,
             max_export_batch_size=min(settings.export_batch_size, settings.export_queue_size),
         )

@@ -18,7 +18,6 @@ it, and ``set_attribute``, ``add_event``, ``add_link``, ``set_status``, ``record
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Mapping
 from random import getrandbits
 from time import time_ns
@@ -36,6 +35,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import Attributes
+
+from obskit._tracing import describe, exception_attributes
 
 __all__ = ["ServerSpan", "start_server_span"]
 
@@ -383,14 +384,7 @@ class ServerSpan(trace.Span, ReadableSpan):
         escaped: bool = False,
     ) -> None:
         """Record an exception as an ``exception`` event, with the SDK's attributes."""
-        module = type(exception).__module__
-        qualname = type(exception).__qualname__
-        fields: dict[str, Any] = {
-            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
-            "exception.message": str(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
-            "exception.escaped": str(escaped),
-        }
+        fields: dict[str, Any] = exception_attributes(exception, escaped)
         if attributes:
             fields.update(attributes)
         self.add_event("exception", fields, timestamp)
@@ -432,7 +426,7 @@ class ServerSpan(trace.Span, ReadableSpan):
         """End the span; an exception escaping the block is recorded and sets ERROR, as in the SDK."""
         if exc_val is not None and self.is_recording():
             self.record_exception(exc_val, escaped=True)
-            self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+            self.set_status(Status(StatusCode.ERROR, describe(exc_val)))
         super().__exit__(exc_type, exc_val, exc_tb)
 
     def _final_attributes(self) -> Mapping[str, Any]:

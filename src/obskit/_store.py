@@ -27,6 +27,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from obskit import _state
 from obskit._errors import MetricDeclarationError, report_internal_error
 from obskit._exemplars import current_exemplar, exemplar_due
+from obskit._redact import safe_text, safe_value
 
 __all__ = [
     "OVERFLOW_LABEL_VALUE",
@@ -139,7 +140,7 @@ class Store:
         with self._lock:
             child = series.get(values)
             if child is None and len(series) < self.series_cap:
-                child = series[values] = metric.labels(*values)
+                child = series[values] = metric.labels(*map(label_value, values))
         if child is None:
             self._overflow.labels(spec.sample_name).inc()
             return metric.labels(*([OVERFLOW_LABEL_VALUE] * len(spec.labels))), True
@@ -292,7 +293,7 @@ class _Handle:
             self._warn(f"label {extra!r} is not declared on {self.name} (declared: {list(names)}); dropped")
         for missing in set(names) - labels.keys():
             self._warn(f"label {missing!r} of {self.name} not given; recorded as empty")
-        values = tuple(_label_value(labels.get(n, "")) for n in names)
+        values = tuple(label_value(labels.get(n, "")) for n in names)
         child, overflowed = store.child(self.spec, values)
         if not overflowed and len(self._calls) < store.series_cap * _CALL_CACHE_FACTOR:
             self._calls[key] = child
@@ -307,8 +308,19 @@ class _Handle:
         return f"<{type(self).__name__} {self.name} labels={list(self.spec.labels)}>"
 
 
-def _label_value(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
+def label_value(value: Any) -> str:
+    r"""``value`` as a label value that every exposition and exporter can take.
+
+    Applied where a series is created (so it costs nothing on a series seen before): a lone
+    surrogate becomes its ``\udXXX`` escape (``/metrics`` and pushes are encoded as UTF-8), a
+    non-str its ``str()``, or ``[unrenderable Type]`` when that raises. Label values are not
+    scrubbed for credentials as free text is: they identify series (``/oauth/token:revoke`` is a
+    route), and a label's values are declared data, not messages.
+    """
+    if value.__class__ is str:
+        return safe_text(value)
+    text = safe_value(value)
+    return text if text.__class__ is str else str(text)
 
 
 class _Bound:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -11,10 +12,17 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from obskit import _state
-from obskit._redact import Redactor
+from obskit._redact import Redactor, safe_value, unrenderable
 from obskit._wrapping import HookedBlock, wrap
 
-__all__ = ["clean_attributes", "end_span", "trace_operation"]
+__all__ = [
+    "clean_attributes",
+    "describe",
+    "end_span",
+    "exception_attributes",
+    "record_exception",
+    "trace_operation",
+]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _OK = Status(StatusCode.OK)
@@ -32,9 +40,9 @@ def clean_attributes(attributes: Mapping[str, Any] | None, redactor: Redactor) -
         elif isinstance(value, _PRIMITIVES):
             clean[key] = value
         elif isinstance(value, list | tuple) and value and all(isinstance(v, type(value[0])) for v in value):
-            clean[key] = tuple(v if isinstance(v, _PRIMITIVES) else str(v) for v in value)
+            clean[key] = tuple(v if isinstance(v, _PRIMITIVES) else safe_value(v) for v in value)
         elif value is not None:
-            clean[key] = str(value)
+            clean[key] = safe_value(value)  # its str(), or a marker when that raises
     return clean
 
 
@@ -44,17 +52,46 @@ def end_span(span: Span, error: BaseException | None) -> None:
         if error is None:
             span.set_status(_OK)
         else:
-            span.set_status(Status(StatusCode.ERROR, _describe(error)))
-            span.record_exception(error, escaped=True)
+            span.set_status(Status(StatusCode.ERROR, describe(error)))
+            record_exception(span, error)
     finally:
         span.end()
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
+    """``Type: message`` for a status description; the type alone when ``str(error)`` raises."""
     try:
         return f"{type(error).__name__}: {error}"
     except Exception:  # an exception whose __str__ fails still gets an ERROR status
         return type(error).__name__
+
+
+def record_exception(span: Span, error: BaseException) -> None:
+    """``span.record_exception(error, escaped=True)``, whatever ``str(error)`` does.
+
+    When it raises (the SDK's ``record_exception`` does not guard it), the same ``exception`` event
+    is added with ``[unrenderable Type]`` as its message.
+    """
+    try:
+        span.record_exception(error, escaped=True)
+    except Exception:
+        span.add_event("exception", exception_attributes(error, escaped=True))
+
+
+def exception_attributes(error: BaseException, escaped: bool) -> dict[str, str]:
+    """The ``exception.*`` event attributes the SDK records, whatever ``str(error)`` does."""
+    cls = type(error)
+    module, qualname = cls.__module__, cls.__qualname__
+    try:
+        message = str(error)
+    except Exception:
+        message = unrenderable(error)
+    return {
+        "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+        "exception.message": message,
+        "exception.stacktrace": "".join(traceback.format_exception(error)),  # guards str() itself
+        "exception.escaped": str(escaped),
+    }
 
 
 def activate_span(span: Span | None) -> object:
@@ -73,7 +110,10 @@ def _arg_value(value: Any) -> Any:
         return value[:_MAX_ARG_LENGTH]
     if isinstance(value, _PRIMITIVES):
         return value
-    return repr(value)[:_MAX_ARG_LENGTH]
+    try:
+        return repr(value)[:_MAX_ARG_LENGTH]
+    except Exception:  # an argument whose repr() raises is recorded as a marker, the call goes on
+        return unrenderable(value)
 
 
 class _SpanHooks:
