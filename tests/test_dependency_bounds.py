@@ -13,7 +13,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Released in lockstep with the api and sdk (1.N); the contrib packages are 0.(N + 21)bM.
+#: Released in lockstep: the api, sdk and exporters 1.N.P, the contrib packages 0.(N + 21)bP.
 _CORE = re.compile(r"opentelemetry-(api|sdk|exporter-otlp-proto-.*)")
 _CONTRIB = re.compile(r"opentelemetry-instrumentation-.*")
 
@@ -45,6 +45,6 @@ def test_core_and_instrumentation_lower_bounds_are_one_release_set() -> None:
     contrib = {name: bound for name, bound in bounds.items() if _CONTRIB.fullmatch(name)}
     assert {"opentelemetry-api", "opentelemetry-sdk"} <= set(core)
     assert len(set(core.values())) == 1, core
-    major, minor = (int(part) for part in next(iter(core.values())).split(".")[:2])
+    major, minor, patch = (int(part) for part in (next(iter(core.values())) + ".0").split(".")[:3])
     assert major == 1
-    assert set(contrib.values()) <= {f"0.{minor + 21}b0"}, contrib
+    assert set(contrib.values()) <= {f"0.{minor + 21}b{patch}"}, contrib
