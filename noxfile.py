@@ -1,18 +1,56 @@
-"""Developer sessions: tests (against the installed package), lint, typecheck, docs, bench, demo."""
+"""Developer sessions: tests (against the installed package), otel, lint, typecheck, docs, bench, demo."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import nox
+from packaging.requirements import Requirement
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.default_venv_backend = "venv"
 PYTHON = ["3.11"]
+#: The two ends of the OpenTelemetry versions pyproject.toml allows, each proven by the whole suite.
+OTEL_ENDS = ["oldest", "newest"]
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     # A non-editable install: the suite runs against the built package, not the source tree.
     session.install(".[test]")
+    session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
+
+
+def otel_requirements() -> list[Requirement]:
+    """pyproject.toml's requirement of every OpenTelemetry distribution, core and extras alike."""
+    project = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"].values()
+    specs = [*project["dependencies"], *(spec for extra in extras for spec in extra)]
+    found = {req.name: req for req in map(Requirement, specs) if "opentelemetry" in req.name}
+    return [found[name] for name in sorted(found)]
+
+
+def lower_bound(req: Requirement) -> str:
+    """The version ``req``'s ``>=`` names: the oldest it allows."""
+    (bound,) = [spec.version for spec in req.specifier if spec.operator == ">="]
+    return bound
+
+
+@nox.session(python=PYTHON[0])  # one interpreter: the names stay otel(oldest) and otel(newest)
+@nox.parametrize("end", OTEL_ENDS, ids=OTEL_ENDS)
+def otel(session: nox.Session, end: str) -> None:
+    # The suite against the oldest OpenTelemetry every lower bound in pyproject.toml allows (its
+    # api, sdk, exporters and instrumentations pinned there, in one resolution: a set that cannot
+    # be installed together fails here), or against the newest release of each. obskit reads
+    # private parts of the SDK (docs/design.md): this is what proves both ends still work.
+    reqs = otel_requirements()
+    if end == "oldest":
+        session.install(".[test]", *(f"{req.name}=={lower_bound(req)}" for req in reqs))
+    else:
+        session.install("--upgrade", ".[test]", *(str(req) for req in reqs))
+    show = "import sys; from importlib.metadata import version; [print(n, version(n)) for n in sys.argv[1:]]"
+    session.run("python", "-c", show, *(req.name for req in reqs), silent=False)
     session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 

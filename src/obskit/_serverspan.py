@@ -112,7 +112,11 @@ def _hooks(processor: Any) -> tuple[bool, bool]:
     if type(processor) is not SynchronousMultiSpanProcessor:
         return True, True
     quiet_start = {SpanProcessor.on_start, BatchSpanProcessor.on_start}
-    quiet_ending = {SpanProcessor._on_ending, BatchSpanProcessor._on_ending}
+    # ``_on_ending`` is the SDK's experimental hook (1.40 on): before it, None on every side.
+    quiet_ending = {
+        getattr(SpanProcessor, "_on_ending", None),
+        getattr(BatchSpanProcessor, "_on_ending", None),
+    }
     starts = endings = False
     for one in processor._span_processors:
         inner = one.inner if type(one) is CountingSpanProcessor else one  # it hands on on_start only
