@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from azure_ingestion import Ingestion
 from peers import PROMETHEUS, PUSHGATEWAY, Prometheus, free_port, http_get, running, wait_until
+
+import obskit
 
 
 @pytest.fixture
@@ -72,3 +75,18 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_get(f"{url}/-/ready")[0] == 200, "the push gateway", 30, process, log)
         yield url
+
+
+@pytest.fixture
+def ingestion() -> Iterator[Ingestion]:
+    """A loopback Application Insights ingestion endpoint (azure_ingestion.py); stopped after the test."""
+    server = Ingestion()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        obskit.shutdown(timeout=5)
+        server.server.shutdown()
+        server.server.server_close()
+        server.thread.join(timeout=5)
+    assert not server.errors, server.errors

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from peers import (
@@ -34,10 +34,10 @@ from obskit._store import Store
 
 try:  # a package if tests/integration gets an __init__.py, a rootdir module otherwise
     from . import otlp_receiver as rx
-    from .test_azure_ingestion import Ingestion
+    from .azure_ingestion import Ingestion
 except ImportError:
     import otlp_receiver as rx  # type: ignore[no-redef]
-    from test_azure_ingestion import Ingestion  # type: ignore[no-redef]
+    from azure_ingestion import Ingestion  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 
@@ -151,20 +151,6 @@ def test_otlp_metric_export_carries_the_safe_label_values(protocol: str) -> None
     metric = metrics.get(f"{name}_total") or metrics[name]
     got = {rx.attributes(p.attributes)["what"]: p.as_double or p.as_int for p in metric.sum.data_points}
     assert got == EXPECTED
-
-
-@pytest.fixture
-def ingestion() -> Iterator[Ingestion]:
-    server = Ingestion()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        obskit.shutdown(timeout=5)
-        server.server.shutdown()
-        server.server.server_close()
-        server.thread.join(timeout=5)
-    assert not server.errors, server.errors
 
 
 def test_azure_metric_export_carries_the_safe_label_values(ingestion: Ingestion) -> None:

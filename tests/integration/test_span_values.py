@@ -26,10 +26,10 @@ from obskit._store import Store
 
 try:  # a package if tests/integration gets an __init__.py, a rootdir module otherwise
     from . import otlp_receiver as rx
-    from .test_azure_ingestion import Ingestion
+    from .azure_ingestion import Ingestion
 except ImportError:
     import otlp_receiver as rx  # type: ignore[no-redef]
-    from test_azure_ingestion import Ingestion  # type: ignore[no-redef]
+    from azure_ingestion import Ingestion  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 
@@ -134,20 +134,6 @@ def test_one_bad_span_costs_only_its_values_over_otlp(protocol: str) -> None:
 
 
 # -- Azure ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def ingestion() -> Iterator[Ingestion]:
-    server = Ingestion()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        obskit.shutdown(timeout=5)
-        server.server.shutdown()
-        server.server.server_close()
-        server.thread.join(timeout=5)
-    assert not server.errors, server.errors
 
 
 def _configure_azure(ingestion: Ingestion, **extra: Any) -> None:
