@@ -47,6 +47,17 @@ class RootRecords(logging.Handler):
         self.records.append(record)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_exporter_dedup() -> None:
+    """OpenTelemetry's exporters drop a message repeated within a 20 s window (their DuplicateFilter,
+    state kept on the logger): one logged by an earlier test in this process would hide this test's
+    first line, so each test starts with none remembered."""
+    for logger in list(logging.root.manager.loggerDict.values()):
+        for found in getattr(logger, "filters", ()):
+            if type(found).__name__ == "DuplicateFilter" and hasattr(found, "last_log"):
+                del found.last_log
+
+
 @pytest.fixture
 def root_records() -> RootRecords:
     handler = RootRecords()
