@@ -42,6 +42,7 @@ from prometheus_client.metrics_core import Metric
 from obskit import _state
 from obskit import environment_variables as env
 from obskit._errors import report_internal_error
+from obskit._redact import redactor_for
 from obskit._settings import Settings
 from obskit._store import Store
 
@@ -481,8 +482,10 @@ class _Pusher:
 
     def __init__(self, settings: Settings) -> None:
         assert settings.pushgateway_url is not None
-        #: As given, for messages (obskit's lines hide its password); pushed to without user info.
-        self.url = settings.pushgateway_url
+        #: As it may be shown: no password, no sensitive query value. Hidden here, where the line is
+        #: made, not only by the filter on obskit's handler: a push that times out after shutdown()
+        #: removed that handler warns through whatever handlers the application has.
+        self.url = redactor_for(settings).url(settings.pushgateway_url)
         self._target, self._handler = _basic_auth(settings.pushgateway_url)
         self.job = settings.pushgateway_job or settings.service_name
         self.grouping = dict(settings.pushgateway_grouping)
