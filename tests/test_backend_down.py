@@ -33,9 +33,11 @@ import obskit
 import obskit.prometheus
 from asgicall import asgi_get
 from logcapture import messages_of
-from obskit import LoggingContext, _prometheus, _state, trace_operation, track_job
-from obskit._pipeline import is_library_logger
-from obskit._store import Store
+from obskit import LoggingContext, trace_operation, track_job
+from obskit._core import state as _state
+from obskit._export import prometheus as _prometheus
+from obskit._export.pipeline import is_library_logger
+from obskit._recording.store import Store
 
 CALLS = 500
 #: Milliseconds each OTLP export may take (retries included): what a blocked caller would wait.
@@ -389,7 +391,7 @@ def test_full_log_queue_drops_are_counted_by_the_counting_processor() -> None:
         LogRecordExportResult,
     )
 
-    from obskit._pipeline import counting_log_processor
+    from obskit._export.pipeline import counting_log_processor
 
     release = threading.Event()
 
