@@ -32,7 +32,7 @@ from asgicall import asgi_get
 from obskit._core import state as _state
 from obskit._export.logexport import ObskitLoggingHandler
 from obskit._recording import logbuffer as _accessbuffer
-from obskit._runtime.lifecycle import ObskitHandler
+from obskit._recording.loghandler import ObskitHandler
 
 
 class Stdout:

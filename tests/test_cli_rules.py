@@ -20,9 +20,9 @@ import obskit.testing
 import obskit.wsgi
 from obskit import _cli, health
 from obskit._cli import _promql, rules
-from obskit._export.pipeline import count_dropped
 from obskit._recording.families import call_specs, job_specs
 from obskit._recording.health import health_specs
+from obskit._recording.store import count_dropped
 
 ALERTS = (
     "HighErrorRate",

@@ -23,8 +23,8 @@ import obskit.testing
 from obskit import ConfigError
 from obskit._core import state as _state
 from obskit._recording import proxy as _proxy
+from obskit._recording.loghandler import ObskitHandler
 from obskit._runtime import lifecycle as _runtime
-from obskit._runtime.lifecycle import ObskitHandler
 
 QUIET: dict[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}
 RUNTIME_SAMPLES = {

@@ -33,7 +33,7 @@ from logcapture import Lines, strict_loads
 from obskit import LoggingContext
 from obskit._core import state as _state
 from obskit._export.logexport import ObskitLoggingHandler
-from obskit._runtime.lifecycle import ObskitHandler
+from obskit._recording.loghandler import ObskitHandler
 from obskit._web import http as _http
 
 TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')

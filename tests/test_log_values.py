@@ -31,7 +31,7 @@ from logcapture import strict_loads
 from obskit._core import state as _state
 from obskit._core.redact import REDACTED
 from obskit._export.logexport import ObskitLoggingHandler
-from obskit._runtime.lifecycle import ObskitHandler
+from obskit._recording.loghandler import ObskitHandler
 from obskit.logging import structlog_processors
 
 LOGGER = "tests.log_values"

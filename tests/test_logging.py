@@ -24,7 +24,7 @@ import obskit.logging
 from logcapture import Lines, attach, strict_loads
 from obskit import LoggingContext, testing, trace_operation
 from obskit._core import errors as _errors
-from obskit._runtime.lifecycle import ObskitHandler
+from obskit._recording.loghandler import ObskitHandler
 from obskit.logging import ConsoleFormatter, JsonFormatter
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")

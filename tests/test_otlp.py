@@ -23,10 +23,10 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, 
 
 import obskit
 from obskit import track_job
+from obskit._core.resource import resource_for
 from obskit._core.settings import Settings, resolve_settings
 from obskit._export import otlp as _otlp
 from obskit._export.bridge import metrics_data
-from obskit._runtime.lifecycle import resource_for
 from obskit.testing import capture
 
 SIGNALS = ("traces", "metrics", "logs")

@@ -31,7 +31,7 @@ from obskit._export.pipeline import (
     RateLimitFilter,
     run_with_deadline,
 )
-from obskit._runtime.lifecycle import ObskitHandler
+from obskit._recording.loghandler import ObskitHandler
 from obskit.testing import capture
 
 
@@ -221,9 +221,9 @@ def test_exported_log_records_carry_context_trace_and_redaction() -> None:
 def test_failed_metric_export_counts_its_points() -> None:
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
+    from obskit._core.resource import resource_for
     from obskit._export.bridge import metrics_data
     from obskit._export.pipeline import counting_metric_exporter
-    from obskit._runtime.lifecycle import resource_for
 
     class Down(MetricExporter):
         def export(

@@ -140,7 +140,7 @@ def realistic_traffic() -> None:
     capped = metrics.counter("tenant_requests", "Requests by tenant", labels=["tenant"])
     for tenant in range(5):  # past the series cap of 3: the overflow counter moves
         capped.inc(tenant=f"t{tenant}")
-    from obskit._export.pipeline import count_dropped
+    from obskit._recording.store import count_dropped
 
     count_dropped("metrics", "export_failed", 2)
 

@@ -10,12 +10,11 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from obskit._core.redact import Redactor
-from obskit._core.settings import Settings
-
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer, TracerProvider
 
+    from obskit._core.redact import Redactor
+    from obskit._core.settings import Settings
     from obskit._recording.store import Store
 
 __all__ = ["STATE", "State", "set_state"]
@@ -34,14 +33,10 @@ class State:
     log_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _initial() -> State:
-    from obskit._recording.store import Store
-
-    settings = Settings()
-    return State(settings=settings, store=Store(series_cap=settings.series_cap), redactor=Redactor())
-
-
-STATE: State = _initial()
+#: The active set-up. Its first value (default settings, an empty store) is installed by
+#: ``obskit._recording.store`` when it is imported, which ``import obskit`` does before anything
+#: can record: a store is the recording layer's, and this module, at the bottom, imports no layer.
+STATE: State
 
 #: Called with the job name after every ``track_job`` run (the push gateway's ``push_on=job``).
 #: Listeners must only signal their own thread: they run on the caller's.

@@ -56,7 +56,7 @@ def span_exporter(settings: Settings) -> Any:
     Raises:
         ConfigError: the ``azure`` extra is missing or no connection string is set.
     """
-    from obskit._runtime.lifecycle import resource_for
+    from obskit._core.resource import resource_for
 
     _check(settings, "traces_exporter")
     cls = _classes()[0]
@@ -86,7 +86,7 @@ def log_exporter(settings: Settings) -> Any:
 
 
 def _check(settings: Settings, setting: str) -> None:
-    from obskit._export.backends import require_azure
+    from obskit._export.requirements import require_azure
 
     require_azure(settings, setting)
 
@@ -196,7 +196,7 @@ class _Features:
             if settings.azure_live_metrics and not self._live:
                 from azure.monitor.opentelemetry.exporter._quickpulse import enable_live_metrics
 
-                from obskit._runtime.lifecycle import resource_for
+                from obskit._core.resource import resource_for
 
                 enable_live_metrics(
                     connection_string=settings.azure_connection_string, resource=resource_for(settings)
@@ -320,7 +320,7 @@ def _classes() -> tuple[type, type, type]:
         AzureMonitorTraceExporter,
     )
 
-    from obskit._export.pipeline import count_dropped
+    from obskit._recording.store import count_dropped
 
     class ObskitAzureTraceExporter(AzureMonitorTraceExporter):
         """Also feeds live metrics (when on) and stops what obskit started at shutdown."""

@@ -7,12 +7,11 @@ until asked for, and then fails in ``configure()`` with the ``pip install`` line
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from obskit._core.errors import ConfigError
 from obskit._core.settings import Settings
+from obskit._export.requirements import GRPC, HTTP, require, require_azure
 
 __all__ = ["check", "factory"]
 
@@ -36,36 +35,11 @@ LOG_EXPORTERS = {
     "azure": ("obskit._export.azure", "log_exporter"),
 }
 
-_GRPC = ("grpc", "opentelemetry.exporter.otlp.proto.grpc")
-_HTTP = ("requests", "opentelemetry.exporter.otlp.proto.http")
-_AZURE = ("azure.monitor.opentelemetry.exporter",)
-
 
 def factory(table: dict[str, tuple[str, str]], name: str) -> Callable[..., Any]:
     """The function that builds exporter ``name`` from ``table``."""
     module, function = table[name]
     return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
-
-
-def _missing(modules: tuple[str, ...]) -> str | None:
-    for module in modules:
-        try:
-            if importlib.util.find_spec(module) is None:
-                return module
-        except (ImportError, ValueError):
-            return module
-    return None
-
-
-def _require(setting: str, name: str, modules: tuple[str, ...], extra: str) -> None:
-    missing = _missing(modules)
-    if missing is not None:
-        raise ConfigError(
-            setting,
-            name,
-            "an exporter whose dependencies are installed",
-            f'{missing!r} is not installed: pip install "obskit[{extra}]"',
-        )
 
 
 def check(settings: Settings) -> None:
@@ -79,20 +53,8 @@ def check(settings: Settings) -> None:
         for name in names:
             if name == "otlp":
                 grpc = settings.otlp(signal, "protocol") == "grpc"
-                _require(setting, name, _GRPC if grpc else _HTTP, "otlp")
+                require(setting, name, GRPC if grpc else HTTP, "otlp")
             elif name == "jaeger":
-                _require(setting, name, _GRPC, "otlp")
+                require(setting, name, GRPC, "otlp")
             elif name == "azure":
                 require_azure(settings, setting)
-
-
-def require_azure(settings: Settings, setting: str) -> None:
-    """Raise ConfigError unless the Azure extra is installed and a connection string is set."""
-    _require(setting, "azure", _AZURE, "azure")
-    if not settings.azure_connection_string:
-        raise ConfigError(
-            "azure_connection_string",
-            None,
-            "an Application Insights connection string",
-            f"{setting}=azure needs it (or APPLICATIONINSIGHTS_CONNECTION_STRING)",
-        )

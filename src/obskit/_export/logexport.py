@@ -25,7 +25,8 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from obskit._core.context import current_fields
 from obskit._core.errors import report_internal_error
 from obskit._core.redact import REDACTED, Redactor, safe_json, safe_text, safe_value, unrenderable
-from obskit._export.pipeline import ExcludeInternalFilter, backend_of, count_dropped, record_export
+from obskit._export.pipeline import ExcludeInternalFilter, backend_of, record_export
+from obskit._recording.store import count_dropped
 
 __all__ = ["CountingLogExporter", "ObskitLoggingHandler"]
 

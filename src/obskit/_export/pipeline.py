@@ -17,8 +17,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
+from obskit._recording.store import count_dropped
 
 __all__ = [
     "HEALTH",
@@ -27,7 +27,6 @@ __all__ = [
     "CountingSpanProcessor",
     "RateLimitFilter",
     "backend_of",
-    "count_dropped",
     "counting_log_processor",
     "message_class",
     "record_export",
@@ -37,15 +36,6 @@ __all__ = [
 _log = logging.getLogger("obskit")
 #: Loggers of obskit itself and of the libraries that export: never fed back into an exporter.
 INTERNAL_LOGGERS = ("obskit", "opentelemetry", "azure", "urllib3", "grpc", "requests", "prometheus_client")
-
-
-def count_dropped(signal: str, reason: str, count: int = 1) -> None:
-    """Add to ``obskit_telemetry_dropped_total{signal, reason}`` in the current store."""
-    if count > 0:
-        try:
-            _state.STATE.store.dropped.labels(signal, reason).inc(count)
-        except Exception as exc:  # pragma: no cover - prometheus_client failing on a plain inc
-            report_internal_error("count_dropped", exc)
 
 
 class CountingSpanExporter(SpanExporter):

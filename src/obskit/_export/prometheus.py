@@ -555,7 +555,8 @@ class _Pusher:
                 if callable(close):
                     with contextlib.suppress(Exception):
                         close()
-                from obskit._export.pipeline import count_dropped, record_export
+                from obskit._export.pipeline import record_export
+                from obskit._recording.store import count_dropped
 
                 count_dropped("metrics", "export_failed", max(1, _series(families)))
                 record_export(PUSH_GATEWAY, "metrics", False)
@@ -625,7 +626,7 @@ def _no_pusher_reason() -> str:
         return "obskit is not configured"
     if not state.settings.pushgateway_url:
         return "pushgateway_url is not set"
-    from obskit._runtime.doctor import ignored_settings
+    from obskit._core.settings import ignored_settings
 
     reasons = ignored_settings(state.settings)
     return reasons[0] if reasons else "no push gateway is configured"

@@ -26,7 +26,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from obskit._core import state as _state
 from obskit._core.errors import MetricDeclarationError, report_internal_error
-from obskit._core.redact import safe_text, safe_value
+from obskit._core.redact import Redactor, safe_text, safe_value
+from obskit._core.settings import Settings
 from obskit._recording.exemplars import current_exemplar, exemplar_due
 
 __all__ = [
@@ -544,3 +545,24 @@ _KINDS: dict[str, Callable[[MetricSpec], _Handle]] = {
     "histogram": Histogram,
     "gauge": Gauge,
 }
+
+
+def count_dropped(signal: str, reason: str, count: int = 1) -> None:
+    """Add to ``obskit_telemetry_dropped_total{signal, reason}`` in the current store."""
+    if count > 0:
+        try:
+            _state.STATE.store.dropped.labels(signal, reason).inc(count)
+        except Exception as exc:  # pragma: no cover - prometheus_client failing on a plain inc
+            report_internal_error("count_dropped", exc)
+
+
+def _initial_state() -> None:
+    """Install the first :data:`obskit._core.state.STATE`: default settings, this empty store."""
+    settings = Settings()
+    # Assigned, not set_state(): there is no state before this one to hand back.
+    _state.STATE = _state.State(
+        settings=settings, store=Store(series_cap=settings.series_cap), redactor=Redactor()
+    )
+
+
+_initial_state()

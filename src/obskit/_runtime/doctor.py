@@ -16,12 +16,9 @@ from urllib.parse import urlparse
 
 from obskit._core.errors import ConfigError, report_internal_error
 from obskit._core.settings import (
-    BACKEND_SETTINGS,
     OTLP_SIGNALS,
     Settings,
-    given_settings,
-    is_used,
-    rejected_settings,
+    ignored_settings,
     resolve_settings,
 )
 
@@ -30,7 +27,6 @@ __all__ = [
     "azure_ingestion_reachable",
     "check_backends",
     "extras_installed",
-    "ignored_settings",
     "otlp_endpoints_reachable",
     "prometheus_port_free",
     "pushgateway_reachable",
@@ -56,42 +52,6 @@ def extras_installed(settings: Settings) -> list[str]:
                 check(alone)
             except ConfigError as error:
                 problems.append(str(error))
-    return problems
-
-
-def _exporters(names: tuple[str, ...]) -> str:
-    return ",".join(names) or "none"
-
-
-def ignored_settings(settings: Settings) -> list[str]:
-    """Settings given for a backend that is not chosen, so unused; one line each, no network.
-
-    Each line names the setting and where it came from (keyword or environment variable), never
-    its value; an invalid value there is among them, since it stopped nothing (see
-    :data:`obskit._core.settings.BACKEND_SETTINGS`). Settings not made by ``resolve_settings`` are
-    looked at only where a default is "unset". ``configure()`` logs these as warnings too.
-    """
-    problems = []
-    given = dict(given_settings(settings))
-    rejected = rejected_settings(settings)
-    if settings.pushgateway_url and "prometheus" not in settings.metrics_exporter:
-        given.pop("pushgateway_url", None)
-        chosen = _exporters(settings.metrics_exporter)
-        keep = f", or '{chosen},prometheus' to keep {chosen}" if settings.metrics_exporter else ""
-        problems.append(
-            f"pushgateway_url is set but metrics_exporter is {chosen!r}: the push gateway is only used"
-            " with metrics_exporter including 'prometheus', so nothing is pushed; set"
-            f" metrics_exporter='prometheus' (OTEL_METRICS_EXPORTER=prometheus){keep}"
-        )
-    for name, source in given.items():
-        if is_used(name, settings):
-            continue
-        backend = BACKEND_SETTINGS[name][0]
-        if name in rejected:
-            problems.append(f"{rejected[name]}; ignored, since only {backend} uses it and none is chosen")
-        else:
-            shown = name if source == "keyword" else f"{name} (from {source})"
-            problems.append(f"{shown} is set but ignored: only {backend} uses it, and none is chosen")
     return problems
 
 

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import json
 import logging
 import os
-import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from obskit._core import exit as _exit
 from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
 from obskit._core.redact import Redactor, redactor_for
-from obskit._core.settings import Settings, log_level_number, resolve_settings
-
-if TYPE_CHECKING:
-    from obskit._recording.logbuffer import DeferredLines
+from obskit._core.resource import log_fields, resource_for
+from obskit._core.settings import Settings, ignored_settings, log_level_number, resolve_settings
+from obskit._recording.loghandler import ObskitHandler, StdoutProxy
 
 __all__ = ["configure", "is_configured", "shutdown"]
 
@@ -38,131 +35,6 @@ _QUIET_INTERVAL = 60.0
 _flushers: list[tuple[str, Callable[[float], object]]] = []
 #: The providers whose resource carries ``process.pid``: a forked child updates them to its own.
 _pid_providers: list[Any] = []
-
-
-class ObskitHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The root-logger handler obskit installs; recognised (and replaced) by type.
-
-    When the reader of its stream goes away (``app | head``), it stops writing instead of
-    printing a "Logging error" traceback per record; what it no longer writes is counted in
-    ``obskit_telemetry_dropped_total{signal="logs",reason="export_failed"}``.
-    """
-
-    #: True once a write or flush met a broken pipe.
-    broken = False
-    #: Access lines waiting to be written together (obskit._recording.logbuffer), or None when each
-    #: line is written at once.
-    deferred: DeferredLines | None = None
-
-    def defer_access_lines(self, interval: float) -> None:
-        """Write access lines in runs, each waiting at most ``interval`` seconds (0: at once)."""
-        if interval > 0:
-            from functools import partial
-
-            from obskit._recording.logbuffer import DeferredLines
-            from obskit._web.http import render_kept_line
-
-            self.deferred = DeferredLines(
-                self.lock, interval, self._write_lines, partial(render_kept_line, self)
-            )
-
-    def defers(self) -> bool:
-        """Whether an access line may wait now: runs are on and the stream is not a terminal."""
-        stream = self.stream
-        return self.deferred is not None and not (isinstance(stream, _StdoutProxy) and stream.interactive())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Write the record (after the access lines waiting), unless the pipe is broken."""
-        if self.deferred is not None and len(self.deferred):
-            self.deferred.write_locked()  # handle() holds the lock
-        if self.broken:
-            _count_dropped_log()
-            return
-        super().emit(record)
-
-    def _write_lines(self, lines: list[str]) -> None:
-        """Write lines in one go (lock held); a broken pipe drops them, counted."""
-        if self.broken:
-            _count_dropped_log(len(lines))
-            return
-        try:
-            self.stream.write(self.terminator.join(lines) + self.terminator)
-            self._flush_stream()
-        except BrokenPipeError:
-            self.broken = True
-            _count_dropped_log(len(lines))
-        except Exception:
-            self.handleError(logging.makeLogRecord({"name": "http.access", "msg": lines[0]}))
-
-    def flush(self) -> None:
-        """Write the access lines waiting, then flush (a stream closed at interpreter exit is ignored)."""
-        if self.deferred is not None and len(self.deferred):
-            self.deferred.write()
-        self._flush_stream()
-
-    def _flush_stream(self) -> None:
-        try:
-            super().flush()
-        except ValueError:
-            pass
-        except BrokenPipeError:
-            self.broken = True
-
-    def close(self) -> None:
-        """Write the access lines waiting and stop their thread."""
-        if self.deferred is not None:
-            self.deferred.close()
-        super().close()
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        """A broken pipe ends the writing quietly; any other error is reported as logging does."""
-        if isinstance(sys.exc_info()[1], BrokenPipeError):
-            self.broken = True
-            _count_dropped_log()
-            return
-        super().handleError(record)
-
-
-def _count_dropped_log(count: int = 1) -> None:
-    from obskit._export.pipeline import count_dropped
-
-    count_dropped("logs", "export_failed", count)
-
-
-class _StdoutProxy:
-    """Writes to whatever ``sys.stdout`` is at write time (pytest's capture swaps it)."""
-
-    _seen: object = None
-    _tty = False
-
-    def write(self, text: str) -> int:
-        try:
-            return sys.stdout.write(text)
-        except UnicodeEncodeError:
-            # A lone surrogate (an undecodable file name, say) or a narrow stdout encoding:
-            # write the same JSON with every non-ASCII character escaped instead of losing it.
-            return sys.stdout.write(_ascii_json(text))
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-    def interactive(self) -> bool:
-        """Whether ``sys.stdout`` is a terminal (asked once per stream object)."""
-        stream = sys.stdout
-        if stream is not self._seen:
-            try:
-                tty = bool(stream.isatty())
-            except Exception:  # closed, or a replacement without isatty
-                tty = False
-            self._seen, self._tty = stream, tty
-        return self._tty
-
-
-def _ascii_json(text: str) -> str:
-    try:
-        return json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":")) + "\n"
-    except ValueError:  # console format: not JSON
-        return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def configure(app: object = None, **settings: Any) -> Settings:
@@ -326,31 +198,6 @@ def _flush_all(timeout: float) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def resource_for(settings: Settings) -> Any:
-    """The OpenTelemetry resource: service name/version/environment, host, pid, user attributes."""
-    from opentelemetry.sdk.resources import Resource
-
-    attributes: dict[str, Any] = {
-        "telemetry.sdk.language": "python",
-        "host.name": socket.gethostname(),
-        "process.pid": os.getpid(),
-        **settings.resource_attributes,
-        "service.name": settings.service_name,
-        "deployment.environment.name": settings.environment,
-    }
-    if settings.service_version:
-        attributes["service.version"] = settings.service_version
-    return Resource.create(attributes)
-
-
-def log_fields(settings: Settings) -> dict[str, str]:
-    """The service fields every log line carries."""
-    fields = {"service": settings.service_name, "environment": settings.environment}
-    if settings.service_version:
-        fields["service_version"] = settings.service_version
-    return fields
-
-
 def _build(settings: Settings) -> None:
     first_undo = len(_installed)
     redactor = redactor_for(settings)
@@ -486,7 +333,6 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
     from obskit._export.bridge import make_reader
     from obskit._export.pipeline import counting_metric_exporter
     from obskit._recording import sysmetrics as _sysmetrics
-    from obskit._runtime.doctor import ignored_settings
 
     for problem in ignored_settings(settings):  # after _internal_logging(): reaches stderr
         _log.warning("obskit: %s", problem)
@@ -561,15 +407,16 @@ def _logging_pipeline(settings: Settings, resource: Any, redactor: Redactor) -> 
 
 def _console_logs(settings: Settings) -> None:
     from obskit._export.pipeline import RateLimitFilter
+    from obskit._web.http import render_kept_line
     from obskit.logging import ConsoleFormatter, JsonFormatter
 
     root = logging.getLogger()
-    handler = ObskitHandler(_StdoutProxy())
+    handler = ObskitHandler(StdoutProxy())
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else ConsoleFormatter())
     handler.setLevel(log_level_number(settings))
     handler.addFilter(RateLimitFilter())
     if settings.log_format == "json":  # the only format access lines are written direct in
-        handler.defer_access_lines(settings.access_log_flush_interval)
+        handler.defer_access_lines(settings.access_log_flush_interval, render_kept_line)
     root.addHandler(handler)
 
     def remove(timeout: float) -> None:

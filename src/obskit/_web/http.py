@@ -33,10 +33,10 @@ from obskit._core.settings import Settings
 from obskit._export.pipeline import RateLimitFilter
 from obskit._recording.exemplars import OTEL_CONTEXT_VAR as _OTEL_VAR
 from obskit._recording.exemplars import current_exemplar, exemplar_due
+from obskit._recording.loghandler import ObskitHandler
 from obskit._recording.metrics import MetricsCollector
 from obskit._recording.store import value_adder
 from obskit._recording.tracing import describe, record_exception
-from obskit._runtime.lifecycle import ObskitHandler
 from obskit._web.serverspan import ServerSpan, start_server_span
 from obskit.logging import JsonFormatter, _current_ids, _span_ids
 
