@@ -2,7 +2,7 @@
 
 The option parsers are argparse ``type=`` callables: a bad value exits with status 2 and a message
 naming the option and the values allowed. The family names come from the specs the recording code
-declares (``_families``, ``_health``, ``_store``), imported only when a command runs, so a
+declares (``obskit._recording``: ``families``, ``health``, ``store``), imported only when a command runs, so a
 renamed family changes the generated PromQL and fails the generators' tests instead of drifting.
 """
 
