@@ -407,7 +407,6 @@ def _logging_pipeline(settings: Settings, resource: Any, redactor: Redactor) -> 
 
 def _console_logs(settings: Settings) -> None:
     from obskit._export.pipeline import RateLimitFilter
-    from obskit._web.http import render_kept_line
     from obskit.logging import ConsoleFormatter, JsonFormatter
 
     root = logging.getLogger()
@@ -415,7 +414,11 @@ def _console_logs(settings: Settings) -> None:
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else ConsoleFormatter())
     handler.setLevel(log_level_number(settings))
     handler.addFilter(RateLimitFilter())
-    if settings.log_format == "json":  # the only format access lines are written direct in
+    if settings.log_format == "json" and settings.access_log_flush_interval > 0:
+        # JSON is the only format access lines are written direct in; the web layer's renderer
+        # is imported only when lines are kept for runs, as before the handler moved.
+        from obskit._web.http import render_kept_line
+
         handler.defer_access_lines(settings.access_log_flush_interval, render_kept_line)
     root.addHandler(handler)
 
