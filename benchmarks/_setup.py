@@ -14,11 +14,11 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 
-from obskit import _state
-from obskit._families import JOB_DURATION_BUCKETS
-from obskit._redact import Redactor
-from obskit._settings import Settings
-from obskit._store import Store
+from obskit._core import state as _state
+from obskit._core.redact import Redactor
+from obskit._core.settings import Settings
+from obskit._recording.families import JOB_DURATION_BUCKETS
+from obskit._recording.store import Store
 
 SERVICE_FIELDS = {"service": "bench-service", "environment": "bench"}
 #: Large enough that no sample fills it: a full queue drops (and logs) instead of exporting,

@@ -63,7 +63,7 @@ def make_app(variant: str) -> FastAPI:
         Instrumentator().instrument(app).expose(app)
     elif variant == "obskit" or variant in DIAGNOSTIC:
         import obskit
-        from obskit import _backends
+        from obskit._export import backends as _backends
 
         # The console span exporter, swapped for one that discards (this process only).
         _backends.SPAN_EXPORTERS["console"] = ("_web_app", "discarding_span_exporter")

@@ -35,9 +35,10 @@ from _harness import Config, Row, Side, compare, loop
 from _setup import SERVICE_FIELDS, obskit_using, tracer_provider
 from opentelemetry.trace import get_current_span
 
-from obskit import LoggingContext, _state
-from obskit._context import current_fields
-from obskit._redact import Redactor
+from obskit import LoggingContext
+from obskit._core import state as _state
+from obskit._core.context import current_fields
+from obskit._core.redact import Redactor
 from obskit.logging import JsonFormatter, _encode
 
 try:

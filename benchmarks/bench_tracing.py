@@ -24,8 +24,8 @@ from _setup import EXPORTERS, MAX_SPANS_PER_SAMPLE, PromJob, obskit_using, perf_
 from opentelemetry.trace import Status, StatusCode
 
 import obskit
-from obskit._redact import Redactor
-from obskit._redacting import SpanCleaner
+from obskit._core.redact import Redactor
+from obskit._export.redacting import SpanCleaner
 
 JOB = "bench_job"
 OP = "bench_op"

@@ -8,7 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from obskit import _errors, _exit, _runtime, _state
+from obskit._core import errors as _errors
+from obskit._core import exit as _exit
+from obskit._core import state as _state
+from obskit._runtime import lifecycle as _runtime
 
 
 @pytest.fixture(autouse=True)

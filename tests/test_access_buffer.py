@@ -1,4 +1,4 @@
-"""Access lines written in runs (obskit._accessbuffer): when, in what order, how many.
+"""Access lines written in runs (obskit._recording.logbuffer): when, in what order, how many.
 
 Each line is rendered when its request ends, so it is the immediate path's line byte for byte
 (tests/test_http_direct_access.py compares every variant both ways); here: what triggers a write,
@@ -29,9 +29,10 @@ import obskit
 import obskit.asgi
 import obskit.wsgi
 from asgicall import asgi_get
-from obskit import _accessbuffer, _state
-from obskit._logexport import ObskitLoggingHandler
-from obskit._runtime import ObskitHandler
+from obskit._core import state as _state
+from obskit._export.logexport import ObskitLoggingHandler
+from obskit._recording import logbuffer as _accessbuffer
+from obskit._recording.loghandler import ObskitHandler
 
 
 class Stdout:

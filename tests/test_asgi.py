@@ -416,7 +416,7 @@ def test_a_request_id_header_the_handler_sets_is_kept_and_not_doubled(stack: Exi
 def test_a_servers_own_log_of_an_error_obskit_logged_is_dropped_until_shutdown(
     app: FastAPI, stack: ExitStack
 ) -> None:
-    from obskit._http import AlreadyLoggedFilter
+    from obskit._web.http import AlreadyLoggedFilter
 
     server_log = logging.getLogger("uvicorn.error")
     obskit.configure(app)
@@ -506,7 +506,7 @@ def test_the_last_body_goes_out_from_the_context_before_the_request() -> None:
 
     from opentelemetry import trace
 
-    from obskit._context import current_fields
+    from obskit._core.context import current_fields
 
     seen: dict[str, Any] = {}
 

@@ -29,11 +29,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
 import obskit
-from obskit import _azure, _state
-from obskit._bridge import DeltaConverter, make_reader
-from obskit._errors import ConfigError
-from obskit._pipeline import counting_metric_exporter
-from obskit._settings import Settings, resolve_settings
+from obskit._core import state as _state
+from obskit._core.errors import ConfigError
+from obskit._core.settings import Settings, resolve_settings
+from obskit._export import azure as _azure
+from obskit._export.bridge import DeltaConverter, make_reader
+from obskit._export.pipeline import counting_metric_exporter
 
 # Port 9 (discard) on loopback: nothing is sent in these tests, and nothing could be.
 CONNECTION_STRING = (

@@ -19,9 +19,10 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from obskit import MetricsCollector, _console
-from obskit._bridge import make_reader, metrics_data
-from obskit._sysmetrics import ProcessCollector
+from obskit import MetricsCollector
+from obskit._export import console as _console
+from obskit._export.bridge import make_reader, metrics_data
+from obskit._recording.sysmetrics import ProcessCollector
 from obskit.testing import Capture, capture
 
 metrics = MetricsCollector()

@@ -21,9 +21,9 @@ import pytest
 import obskit
 import obskit.asgi
 import obskit.testing
-from obskit import _logsummary
+from obskit._cli import _logsummary as _logsummary
 from obskit._cli import main
-from obskit._logsummary import Summary, normalize, summarize
+from obskit._cli._logsummary import Summary, normalize, summarize
 from obskit.logging import JsonFormatter
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "obskit"
@@ -562,7 +562,7 @@ def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> N
     assert "must be 0 or more" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["_cli/logs.py", "_logsummary.py"])
+@pytest.mark.parametrize("module", ["_cli/logs.py", "_cli/_logsummary.py"])
 def test_the_command_uses_only_the_standard_library(module: str) -> None:
     tree = ast.parse((SRC / module).read_text())
     imported = {
@@ -580,7 +580,7 @@ def test_the_command_uses_only_the_standard_library(module: str) -> None:
     from_obskit = {
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     } - {"__future__"}
-    assert {m for m in from_obskit if m.startswith("obskit")} <= {"obskit._logsummary"}
+    assert {m for m in from_obskit if m.startswith("obskit")} <= {"obskit._cli._logsummary"}
 
 
 def test_a_terminal_on_stdin_gets_a_hint(

@@ -20,9 +20,9 @@ import obskit.testing
 import obskit.wsgi
 from obskit import _cli, health
 from obskit._cli import _promql, rules
-from obskit._families import call_specs, job_specs
-from obskit._health import health_specs
-from obskit._pipeline import count_dropped
+from obskit._recording.families import call_specs, job_specs
+from obskit._recording.health import health_specs
+from obskit._recording.store import count_dropped
 
 ALERTS = (
     "HighErrorRate",
@@ -418,3 +418,38 @@ def test_yaml_reads_back_as_the_rules_document_with_awkward_labels() -> None:
     )  # fmt: skip
     args = _cli.build_parser().parse_args(["rules", *options])
     assert yaml.safe_load(rules.render(args, "acme")) == rules.document(args, "acme")
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "",
+        "on",
+        "No",
+        "~",
+        "null",
+        "1e3",
+        "0x1F",
+        "5m",
+        "a: b",
+        "#x",
+        "- x",
+        "'",
+        '"',
+        "\\",
+        "é",
+        "\t",
+        "\x7f",
+        "{}",
+        "*a",
+        "&a",
+        "!t",
+        "%",
+        "@",
+        "`",
+    ],
+)
+def test_yaml_reads_back_every_awkward_scalar_as_written(fragment: str) -> None:
+    yaml = pytest.importorskip("yaml")  # a dev tool here, never a dependency of obskit
+    for value in (fragment, f"x {fragment}", f"{fragment} x", f"{fragment}\n{fragment}x"):
+        assert yaml.safe_load(rules.dump_yaml({"k": value, "l": [value]})) == {"k": value, "l": [value]}

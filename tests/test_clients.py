@@ -12,7 +12,7 @@ from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.trace import SpanKind
 
 import obskit
-from obskit import _clients
+from obskit._web import clients as _clients
 from obskit.testing import capture
 
 

@@ -20,8 +20,11 @@ from opentelemetry import trace
 
 import obskit
 import obskit.testing
-from obskit import ConfigError, _proxy, _runtime, _state
-from obskit._runtime import ObskitHandler
+from obskit import ConfigError
+from obskit._core import state as _state
+from obskit._recording import proxy as _proxy
+from obskit._recording.loghandler import ObskitHandler
+from obskit._runtime import lifecycle as _runtime
 
 QUIET: dict[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}
 RUNTIME_SAMPLES = {

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from obskit._families import call_specs, job_specs
-from obskit._health import health_specs
-from obskit._store import DROPPED_METRIC, OVERFLOW_METRIC, MetricSpec, Store
+from obskit._recording.families import call_specs, job_specs
+from obskit._recording.health import health_specs
+from obskit._recording.store import DROPPED_METRIC, OVERFLOW_METRIC, MetricSpec, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import obskit
-from obskit import _doctor
-from obskit._settings import Settings, resolve_settings
+from obskit._core.settings import Settings, resolve_settings
+from obskit._runtime import doctor as _doctor
 
 
 def _no_network(settings: Settings) -> list[str]:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 import obskit
-from obskit import _exit, _runtime
+from obskit._core import exit as _exit
+from obskit._runtime import lifecycle as _runtime
 
 QUIET: dict[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}
 
@@ -362,7 +363,7 @@ def test_a_failing_flush_is_reported_and_still_ends(swallow_internal_errors: Non
 
 
 def test_the_lifespan_flush_waits_in_place_outside_asyncio() -> None:
-    from obskit._asgi import _flush_before_exit
+    from obskit._web.asgi import _flush_before_exit
 
     flushed: list[float] = []
     _exit.watch(2.0, lambda: None, flushed.append)
@@ -376,14 +377,14 @@ def test_the_lifespan_flush_waits_in_place_outside_asyncio() -> None:
 
 
 async def test_the_lifespan_flush_has_nothing_to_do_unconfigured() -> None:
-    from obskit._asgi import _flush_before_exit
+    from obskit._web.asgi import _flush_before_exit
 
     await _flush_before_exit()
     assert _exit._deadline is None
 
 
 def test_a_failing_lifespan_step_is_reported_not_raised(swallow_internal_errors: None) -> None:
-    from obskit._asgi import _guarded
+    from obskit._web.asgi import _guarded
 
     _guarded(lambda: 1 / 0)
 
@@ -429,7 +430,7 @@ async def test_a_failed_startup_passes_through_untouched() -> None:
         await receive()
         await send({"type": "lifespan.startup.failed", "message": "no database"})
 
-    from obskit._asgi import ObskitASGIMiddleware
+    from obskit._web.asgi import ObskitASGIMiddleware
 
     async def receive() -> dict[str, Any]:
         return {"type": "lifespan.startup"}
@@ -464,7 +465,7 @@ def test_the_default_action_handler_dies_by_the_signal_whatever_shutdown_does(
 async def test_a_failing_lifespan_flush_is_reported_not_raised(
     swallow_internal_errors: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from obskit._asgi import _flush_before_exit
+    from obskit._web.asgi import _flush_before_exit
 
     def broken() -> None:
         raise RuntimeError("bug")

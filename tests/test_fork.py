@@ -85,7 +85,8 @@ PID_SCRIPT = textwrap.dedent(
     """
     import os, sys, obskit
     from opentelemetry import trace
-    from obskit import _runtime, _state
+    from obskit._runtime import lifecycle as _runtime
+    from obskit._core import state as _state
 
     obskit.configure(
         service_name="forky", logs_exporter="otlp", otlp_endpoint="http://127.0.0.1:9",

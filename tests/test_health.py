@@ -471,7 +471,7 @@ async def test_module_run_returns_the_default_registry_report() -> None:
 async def test_metric_failures_never_reach_the_endpoint(
     monkeypatch: pytest.MonkeyPatch, swallow_internal_errors: None
 ) -> None:
-    from obskit import _health
+    from obskit._recording import health as _health
 
     def broken(*_: Any) -> Any:
         raise RuntimeError("store broken")

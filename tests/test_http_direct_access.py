@@ -30,9 +30,11 @@ import obskit.asgi
 import obskit.wsgi
 from asgicall import asgi_get
 from logcapture import Lines, strict_loads
-from obskit import LoggingContext, _http, _state
-from obskit._logexport import ObskitLoggingHandler
-from obskit._runtime import ObskitHandler
+from obskit import LoggingContext
+from obskit._core import state as _state
+from obskit._export.logexport import ObskitLoggingHandler
+from obskit._recording.loghandler import ObskitHandler
+from obskit._web import http as _http
 
 TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')
 ACCESS = logging.getLogger("http.access")

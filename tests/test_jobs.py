@@ -17,8 +17,10 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import obskit
-from obskit import _errors, _state, track_job
-from obskit._families import job_specs
+from obskit import track_job
+from obskit._core import errors as _errors
+from obskit._core import state as _state
+from obskit._recording.families import job_specs
 from obskit.testing import Capture, capture
 
 SLEEP = 0.1

@@ -28,10 +28,10 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 
 import obskit
 from logcapture import strict_loads
-from obskit import _state
-from obskit._logexport import ObskitLoggingHandler
-from obskit._redact import REDACTED
-from obskit._runtime import ObskitHandler
+from obskit._core import state as _state
+from obskit._core.redact import REDACTED
+from obskit._export.logexport import ObskitLoggingHandler
+from obskit._recording.loghandler import ObskitHandler
 from obskit.logging import structlog_processors
 
 LOGGER = "tests.log_values"

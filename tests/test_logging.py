@@ -22,8 +22,9 @@ from opentelemetry.sdk.trace import TracerProvider
 import obskit
 import obskit.logging
 from logcapture import Lines, attach, strict_loads
-from obskit import LoggingContext, _errors, testing, trace_operation
-from obskit._runtime import ObskitHandler
+from obskit import LoggingContext, testing, trace_operation
+from obskit._core import errors as _errors
+from obskit._recording.loghandler import ObskitHandler
 from obskit.logging import ConsoleFormatter, JsonFormatter
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -985,7 +986,7 @@ def test_obskit_internal_error_warnings_are_rate_limited(swallow_internal_errors
     def broken_id() -> str:
         raise RuntimeError("request id source is down")
 
-    monkeypatch.setattr("obskit._context.new_request_id", broken_id)
+    monkeypatch.setattr("obskit._core.context.new_request_id", broken_id)
 
     @LoggingContext(user_id="u")
     def handler(x: int) -> int:
@@ -1013,7 +1014,7 @@ def test_obskit_internal_error_warnings_are_rate_limited(swallow_internal_errors
 def test_obskit_internal_error_warning_renders_as_one_json_line(
     swallow_internal_errors, monkeypatch, json_log
 ):
-    monkeypatch.setattr("obskit._context.new_request_id", lambda: 1 / 0)
+    monkeypatch.setattr("obskit._core.context.new_request_id", lambda: 1 / 0)
     obskit_logger = logging.getLogger("obskit")
     _, lines = json_log
     obskit_logger.addHandler(lines)
@@ -1036,7 +1037,7 @@ def test_obskit_internal_warnings_are_not_written_to_the_exported_log_stream(
     swallow_internal_errors, monkeypatch, quiet_configure, capsys
 ):
     quiet_configure(service_name="svc")
-    monkeypatch.setattr("obskit._context.new_request_id", lambda: 1 / 0)
+    monkeypatch.setattr("obskit._core.context.new_request_id", lambda: 1 / 0)
 
     @LoggingContext()
     def work() -> str:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from obskit import LoggingContext, _state, testing, trace_operation
+from obskit import LoggingContext, testing, trace_operation
+from obskit._core import state as _state
 from obskit.logging import JsonFormatter, _encode
 
 MESSAGES = [

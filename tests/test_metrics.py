@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 import obskit
-from obskit import Counter, Gauge, Histogram, MetricDeclarationError, MetricsCollector, _state
-from obskit._store import DEFAULT_BUCKETS, OVERFLOW_LABEL_VALUE
+from obskit import Counter, Gauge, Histogram, MetricDeclarationError, MetricsCollector
+from obskit._core import state as _state
+from obskit._recording.store import DEFAULT_BUCKETS, OVERFLOW_LABEL_VALUE
 from obskit.testing import Capture, capture
 
 QUIET: dict[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}
@@ -523,7 +524,7 @@ def test_value_adder_falls_back_to_public_inc_for_subclasses_and_doubles() -> No
     from prometheus_client import CollectorRegistry
     from prometheus_client import Counter as PromCounter
 
-    from obskit._store import value_adder
+    from obskit._recording.store import value_adder
 
     class Loud(PromCounter):
         def inc(self, amount: float = 1, exemplar: Any = None) -> None:

@@ -22,10 +22,11 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, Sum
 
 import obskit
-from obskit import _otlp, track_job
-from obskit._bridge import metrics_data
-from obskit._runtime import resource_for
-from obskit._settings import Settings, resolve_settings
+from obskit import track_job
+from obskit._core.resource import resource_for
+from obskit._core.settings import Settings, resolve_settings
+from obskit._export import otlp as _otlp
+from obskit._export.bridge import metrics_data
 from obskit.testing import capture
 
 SIGNALS = ("traces", "metrics", "logs")

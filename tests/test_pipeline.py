@@ -17,20 +17,21 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import obskit
-from obskit import LoggingContext, _state, trace_operation
-from obskit._backends import check
-from obskit._errors import ConfigError
-from obskit._logexport import ObskitLoggingHandler, severity
-from obskit._pipeline import (
+from obskit import LoggingContext, trace_operation
+from obskit._core import state as _state
+from obskit._core.errors import ConfigError
+from obskit._core.redact import Redactor
+from obskit._core.settings import resolve_settings
+from obskit._export.backends import check
+from obskit._export.logexport import ObskitLoggingHandler, severity
+from obskit._export.pipeline import (
     CountingSpanExporter,
     CountingSpanProcessor,
     ExcludeInternalFilter,
     RateLimitFilter,
     run_with_deadline,
 )
-from obskit._redact import Redactor
-from obskit._runtime import ObskitHandler
-from obskit._settings import resolve_settings
+from obskit._recording.loghandler import ObskitHandler
 from obskit.testing import capture
 
 
@@ -147,7 +148,7 @@ def test_run_with_deadline_abandons_a_hung_call_in_time() -> None:
 
 
 def test_shutdown_respects_its_deadline_when_the_exporter_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from obskit import _console
+    from obskit._export import console as _console
 
     blocking = _Blocking()
     monkeypatch.setattr(_console, "span_exporter", lambda settings=None, out=None: blocking)
@@ -220,9 +221,9 @@ def test_exported_log_records_carry_context_trace_and_redaction() -> None:
 def test_failed_metric_export_counts_its_points() -> None:
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
-    from obskit._bridge import metrics_data
-    from obskit._pipeline import counting_metric_exporter
-    from obskit._runtime import resource_for
+    from obskit._core.resource import resource_for
+    from obskit._export.bridge import metrics_data
+    from obskit._export.pipeline import counting_metric_exporter
 
     class Down(MetricExporter):
         def export(
@@ -318,7 +319,7 @@ def test_full_queue_drops_of_server_spans_are_counted() -> None:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    from obskit._serverspan import start_server_span
+    from obskit._web.serverspan import start_server_span
 
     blocking = _Blocking()
     batch = BatchSpanProcessor(
@@ -347,7 +348,7 @@ def test_full_queue_drops_of_server_spans_are_counted() -> None:
     ],
 )
 def test_span_batches_follow_export_batch_size(settings: dict[str, Any], batch: int) -> None:
-    from obskit._runtime import span_processors
+    from obskit._runtime.lifecycle import span_processors
 
     resolved = resolve_settings({"traces_exporter": "console", **settings}, {})
     (processor,) = span_processors(resolved, Redactor())

@@ -34,7 +34,9 @@ import obskit
 import obskit.prometheus
 import obskit.testing
 from logcapture import messages_of
-from obskit import MetricDeclarationError, _prometheus, _state
+from obskit import MetricDeclarationError
+from obskit._core import state as _state
+from obskit._export import prometheus as _prometheus
 from obskit.testing import Capture
 
 QUIET: dict[str, Any] = {"traces_exporter": "none", "logs_exporter": "none"}
@@ -274,7 +276,7 @@ def test_a_bucket_takes_at_most_one_exemplar_per_interval(
 ) -> None:
     obskit_capture.store.exemplars = True  # as the prometheus backend sets it
     clock = [1000.0]
-    monkeypatch.setattr("obskit._exemplars.monotonic", lambda: clock[0])
+    monkeypatch.setattr("obskit._recording.exemplars.monotonic", lambda: clock[0])
     name = unique("sampled_seconds")
     histogram = obskit.MetricsCollector().histogram(name, buckets=[0.1, 1])
 
@@ -824,13 +826,13 @@ def test_ipv6_loopback_is_served() -> None:
 
 def test_exemplars_are_recorded_only_with_the_prometheus_backend() -> None:
     obskit.configure(traces_exporter="none", metrics_exporter="none", logs_exporter="none")
-    assert obskit._state.STATE.store.exemplars is False
+    assert obskit._core.state.STATE.store.exemplars is False
     obskit.configure(
         traces_exporter="none", metrics_exporter="prometheus", logs_exporter="none", prometheus_port=0
     )
-    assert obskit._state.STATE.store.exemplars is True
+    assert obskit._core.state.STATE.store.exemplars is True
     obskit.shutdown()
-    assert obskit._state.STATE.store.exemplars is False
+    assert obskit._core.state.STATE.store.exemplars is False
 
 
 # -- push() when there is nothing to push to ------------------------------------------------------

@@ -44,6 +44,12 @@ def test_all_is_sorted_and_unique() -> None:
     assert len(set(obskit.__all__)) == len(obskit.__all__)
 
 
+def test_all_is_complete_every_public_name_of_obskit_is_in_it() -> None:
+    public = {name for name, value in vars(obskit).items() if not name.startswith("_")}
+    submodules = {name for name in public if isinstance(getattr(obskit, name), ModuleType)}
+    assert public - submodules == set(obskit.__all__)
+
+
 @pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
 def test_every_name_in_all_exists(module: ModuleType) -> None:
     missing = [name for name in module.__all__ if not hasattr(module, name)]

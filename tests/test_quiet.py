@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 import obskit
-from obskit import _errors, _runtime
-from obskit._pipeline import (
+from obskit._core import errors as _errors
+from obskit._export.pipeline import (
     HEALTH,
     RateLimitFilter,
     backend_of,
@@ -21,6 +21,7 @@ from obskit._pipeline import (
     record_export,
     run_with_deadline,
 )
+from obskit._runtime import lifecycle as _runtime
 
 SECRET = "hunter2-Secret"
 URL = f"https://deploy:{SECRET}@collector.example:4318/v1/traces"
@@ -104,8 +105,8 @@ def test_message_classes_name_the_backend_not_the_module() -> None:
 def test_backends_are_named_as_their_messages_are() -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    from obskit._console import span_exporter
-    from obskit._settings import Settings
+    from obskit._core.settings import Settings
+    from obskit._export.console import span_exporter
 
     assert backend_of(OTLPSpanExporter()) == "otlp"
     assert backend_of(span_exporter(Settings())) == "console"

@@ -16,8 +16,8 @@ import obskit
 import obskit.logging
 from logcapture import Lines, attach
 from obskit import LoggingContext, testing, trace_operation
-from obskit._proxy import ObskitTracerProvider
-from obskit._redact import REDACTED, Redactor
+from obskit._core.redact import REDACTED, Redactor
+from obskit._recording.proxy import ObskitTracerProvider
 from obskit.logging import JsonFormatter
 
 LOGGER = "tests.redact"
@@ -388,7 +388,7 @@ def test_redactor_extra_patterns_and_mapping_copy():
 
 @pytest.mark.parametrize("key", ["prompt_tokens", "completion_tokens", "total_tokens", "tokens", "secretary"])
 def test_counts_and_lookalike_words_are_not_redacted(key: str) -> None:
-    from obskit._redact import Redactor
+    from obskit._core.redact import Redactor
 
     assert not Redactor().is_sensitive(key)
 
@@ -397,7 +397,7 @@ def test_counts_and_lookalike_words_are_not_redacted(key: str) -> None:
     "key", ["X-Auth-Token", "db_passwords", "session_cookie_v2", "client_secrets", "token_count"]
 )
 def test_pattern_followed_by_separator_or_plural_is_redacted(key: str) -> None:
-    from obskit._redact import Redactor
+    from obskit._core.redact import Redactor
 
     assert Redactor().is_sensitive(key)
 

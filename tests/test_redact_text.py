@@ -8,8 +8,8 @@ import time
 import pytest
 
 from obskit import ConfigError
-from obskit._redact import REDACTED, Redactor, redactor_for, safe_json, safe_text, safe_value
-from obskit._settings import resolve_settings
+from obskit._core.redact import REDACTED, Redactor, redactor_for, safe_json, safe_text, safe_value
+from obskit._core.settings import resolve_settings
 
 SCRUBBED = [
     (

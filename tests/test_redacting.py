@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import obskit
 from obskit import trace_operation
-from obskit._console import format_span
-from obskit._redact import REDACTED, Redactor
-from obskit._redacting import RedactingSpanExporter, SpanCleaner
+from obskit._core.redact import REDACTED, Redactor
+from obskit._export.console import format_span
+from obskit._export.redacting import RedactingSpanExporter, SpanCleaner
 from obskit.testing import Capture, capture
 
 SECRET = "hunter2-s3cr3t"
@@ -83,7 +83,7 @@ def test_exception_message_stacktrace_and_status_description_lose_the_credential
 
 
 def test_attribute_values_events_and_links_lose_credentials_but_keep_the_rest(text_capture: Capture) -> None:
-    tracer = obskit._state.STATE.tracer
+    tracer = obskit._core.state.STATE.tracer
     assert tracer is not None
     other = trace.SpanContext(1, 2, is_remote=True)
     with tracer.start_as_current_span(
@@ -255,7 +255,7 @@ def test_a_surrogate_in_a_span_name_or_key_is_escaped() -> None:
 
 def test_the_console_line_is_valid_utf8_and_redacted() -> None:
     out = io.StringIO()
-    from obskit._console import span_exporter
+    from obskit._export.console import span_exporter
 
     def record(tracer: Any) -> None:
         with tracer.start_as_current_span("caf\udce9") as span:
@@ -294,7 +294,7 @@ def test_cleaning_keeps_the_counts_of_dropped_attributes_and_events() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_child_forked_while_a_batch_was_being_cleaned_can_clean() -> None:
-    from obskit import _redacting
+    from obskit._export import redacting as _redacting
 
     cleaner = SpanCleaner(Redactor())
     exporter = InMemorySpanExporter()
@@ -337,7 +337,7 @@ def test_an_exception_whose_str_raises_keeps_its_event_and_error_status(text_cap
 
 
 def test_a_server_span_records_an_exception_whose_str_raises() -> None:
-    from obskit._serverspan import ServerSpan, start_server_span
+    from obskit._web.serverspan import ServerSpan, start_server_span
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
@@ -380,7 +380,7 @@ def test_nested_and_unusual_values_are_cleaned_where_they_sit() -> None:
 
 
 def test_url_and_text_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from obskit import _redacting
+    from obskit._export import redacting as _redacting
 
     monkeypatch.setattr(_redacting, "_CACHE_LIMIT", 2)
     cleaner = SpanCleaner(Redactor())
@@ -420,7 +420,7 @@ def test_the_wrapper_hands_flush_and_shutdown_on() -> None:
 
 def test_a_console_line_shows_the_error_status_with_its_cleaned_description() -> None:
     out = io.StringIO()
-    from obskit._console import span_exporter
+    from obskit._export.console import span_exporter
 
     def record(tracer: Any) -> None:
         with tracer.start_as_current_span("fails") as span:

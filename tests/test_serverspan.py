@@ -32,7 +32,7 @@ from opentelemetry.trace.status import Status, StatusCode
 import obskit.asgi
 from asgicall import asgi_get
 from obskit import trace_operation
-from obskit._serverspan import ServerSpan, start_server_span
+from obskit._web.serverspan import ServerSpan, start_server_span
 from obskit.testing import capture
 
 NAME = "GET"
@@ -804,7 +804,7 @@ def test_handler_calls_on_the_current_span_reach_the_exported_server_span() -> N
 
 
 def test_only_a_sampler_that_takes_every_root_skips_the_sampling_call() -> None:
-    from obskit._serverspan import _samples_every_root
+    from obskit._web.serverspan import _samples_every_root
 
     assert _samples_every_root(ParentBased(TraceIdRatioBased(1.0)))
     assert not _samples_every_root(ParentBased(TraceIdRatioBased(0.999999)))
@@ -828,7 +828,7 @@ def test_a_processor_added_later_is_told_of_the_spans_that_start_after() -> None
     """The light path skips on_start while every processor ignores it, and notices a new one."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from obskit._pipeline import CountingSpanProcessor
+    from obskit._export.pipeline import CountingSpanProcessor
 
     class Starts(SpanProcessor):
         def __init__(self) -> None:

@@ -12,8 +12,8 @@ import pytest
 
 import obskit
 from obskit import ConfigError, environment_variables
-from obskit._errors import ObskitError
-from obskit._settings import (
+from obskit._core.errors import ObskitError
+from obskit._core.settings import (
     _FIELDS,
     BACKEND_SETTINGS,
     EXPORTERS,
@@ -508,7 +508,7 @@ def test_all_lists_every_variable_sorted() -> None:
 
 
 def test_every_env_var_is_read_by_settings_module() -> None:
-    from obskit import _settings
+    from obskit._core import settings as _settings
 
     referenced = {
         node.attr

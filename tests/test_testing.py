@@ -19,7 +19,8 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import obskit
-from obskit import MetricsCollector, _state
+from obskit import MetricsCollector
+from obskit._core import state as _state
 from obskit.testing import Buckets, Capture, capture
 
 QUIET: dict[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}

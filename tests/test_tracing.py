@@ -18,7 +18,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import obskit
-from obskit import _errors, _state, _tracing, trace_operation
+from obskit import trace_operation
+from obskit._core import errors as _errors
+from obskit._core import state as _state
+from obskit._recording import tracing as _tracing
 from obskit.testing import Capture, capture
 
 SLEEP = 0.1

@@ -1,4 +1,4 @@
-"""The wrapping machinery shared by every obskit decorator (obskit._wrapping).
+"""The wrapping machinery shared by every obskit decorator (obskit._core.wrapping).
 
 Promise 1: telemetry never raises into user code and never changes a return value, an
 exception (same object, same traceback), a signature, ``inspect.iscoroutinefunction`` or the
@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 import obskit
-from obskit import _errors
-from obskit._wrapping import HookedBlock, wrap
+from obskit._core import errors as _errors
+from obskit._core.wrapping import HookedBlock, wrap
 
 ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("test_wrapping_active", default=None)
 
@@ -751,7 +751,7 @@ def test_hooked_block_with_failing_start_still_runs_the_block() -> None:
 
 @pytest.mark.usefixtures("swallow_internal_errors")
 def test_failing_deactivate_still_finishes_the_call() -> None:
-    from obskit._wrapping import wrap
+    from obskit._core.wrapping import wrap
 
     finished: list[Any] = []
 

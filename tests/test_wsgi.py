@@ -227,7 +227,7 @@ def test_broken_telemetry_never_reaches_the_request(
     ],
 )
 def test_flask_rules_become_templates(rule: str, template: str) -> None:
-    from obskit._http import flask_route
+    from obskit._web.http import flask_route
 
     assert flask_route(rule) == template
 

@@ -4,15 +4,15 @@ Importing obskit has no side effects: no provider, handler, thread, file or sock
 until :func:`configure` is called.
 """
 
-from obskit._context import LoggingContext
-from obskit._doctor import check_backends
-from obskit._errors import ConfigError, MetricDeclarationError, ObskitError
-from obskit._jobs import Job, track_job
-from obskit._metrics import MetricsCollector
-from obskit._runtime import configure, is_configured, shutdown
-from obskit._settings import Settings
-from obskit._store import Counter, Gauge, Histogram
-from obskit._tracing import trace_operation
+from obskit._core.context import LoggingContext
+from obskit._core.errors import ConfigError, MetricDeclarationError, ObskitError
+from obskit._core.settings import Settings
+from obskit._recording.jobs import Job, track_job
+from obskit._recording.metrics import MetricsCollector
+from obskit._recording.store import Counter, Gauge, Histogram
+from obskit._recording.tracing import trace_operation
+from obskit._runtime.doctor import check_backends
+from obskit._runtime.lifecycle import configure, is_configured, shutdown
 from obskit.logging import get_logger
 
 __version__ = "0.1.0"

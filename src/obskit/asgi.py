@@ -14,7 +14,7 @@ The route label is the ``route`` a router left in the scope, else ``__unmatched_
 
 from __future__ import annotations
 
-from obskit._asgi import ASGIApp, ObskitASGIMiddleware
+from obskit._web.asgi import ASGIApp, ObskitASGIMiddleware
 
 __all__ = ["middleware"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from obskit._health import (
+from obskit._recording.health import (
     DEGRADED,
     HEALTHY,
     UNHEALTHY,

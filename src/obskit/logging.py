@@ -5,7 +5,7 @@ Every line is one JSON object: ``timestamp`` (UTC, RFC 3339), ``level``, ``logge
 of the active :class:`~obskit.LoggingContext` (``request_id``, ``user_id``, ...), ``extra`` fields,
 and ``exception`` (type, message, stack). Sensitive keys are redacted with the same list as span
 attributes, at any depth, and credentials in the message, exception and string fields are hidden
-(:meth:`obskit._redact.Redactor.scrub`). Messages with newlines, quotes or non-ASCII stay one
+(:meth:`obskit._core.redact.Redactor.scrub`). Messages with newlines, quotes or non-ASCII stay one
 valid JSON line, of valid UTF-8 whatever they hold; a value that cannot be rendered costs its own
 field only (see docs/logging.md).
 """
@@ -23,9 +23,9 @@ from typing import Any
 from opentelemetry.context import get_current as _current_context
 from opentelemetry.trace import get_current_span
 
-from obskit import _state
-from obskit._context import current_fields
-from obskit._redact import REDACTED, safe_json, safe_text, unrenderable
+from obskit._core import state as _state
+from obskit._core.context import current_fields
+from obskit._core.redact import REDACTED, safe_json, safe_text, unrenderable
 
 __all__ = [
     "ConsoleFormatter",
@@ -277,7 +277,7 @@ def _scalar(value: Any) -> str | None:
 
 
 _UNCHECKED: Any = object()
-#: The fields of an ``http.access`` line after the core ones, in order (see obskit._http).
+#: The fields of an ``http.access`` line after the core ones, in order (see obskit._web.http).
 _ACCESS_KEYS = ("method", "route", "path", "status", "duration_ms", "client", "user_agent")
 
 
@@ -433,7 +433,7 @@ class JsonFormatter(logging.Formatter):
         = the access fields, in this order), made with one f-string instead of the generic
         extra-field loop. ``context`` and ``ids`` are the LoggingContext mapping and the span ids
         fragment of the line (None: the current ones), for a line kept to be rendered later
-        (obskit._accessbuffer).
+        (obskit._recording.logbuffer).
         """
         state = _state.STATE
         fields = state.log_fields

@@ -12,7 +12,7 @@ docs/backends/prometheus.md). This module is for the rest:
 Importing it costs nothing beyond obskit itself and starts nothing.
 """
 
-from obskit._prometheus import (
+from obskit._export.prometheus import (
     child_exit,
     make_asgi_app,
     make_wsgi_app,

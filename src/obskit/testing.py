@@ -18,11 +18,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from obskit import _state
-from obskit._proxy import install_global_tracer_provider
-from obskit._redacting import RedactingSpanExporter
-from obskit._runtime import log_fields, resource_for
-from obskit._store import Store
+from obskit._core import state as _state
+from obskit._core.resource import log_fields, resource_for
+from obskit._export.redacting import RedactingSpanExporter
+from obskit._recording.proxy import install_global_tracer_provider
+from obskit._recording.store import Store
 from obskit.logging import JsonFormatter
 
 __all__ = ["Buckets", "Capture", "capture"]

@@ -13,7 +13,7 @@ label is whatever a framework hook left in ``environ["obskit.route"]``, else ``_
 
 from __future__ import annotations
 
-from obskit._wsgi import ObskitWSGIMiddleware, WSGIApp
+from obskit._web.wsgi import ObskitWSGIMiddleware, WSGIApp
 
 __all__ = ["middleware"]
 

@@ -19,7 +19,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 import obskit
-from obskit import _azure, _state
+from obskit._core import state as _state
+from obskit._export import azure as _azure
 
 pytestmark = pytest.mark.integration
 
@@ -267,7 +268,7 @@ class _Unprintable:
 
 
 def test_one_bad_log_record_costs_no_other_record(ingestion: Ingestion) -> None:
-    from obskit._logexport import ObskitLoggingHandler
+    from obskit._export.logexport import ObskitLoggingHandler
 
     _configure(ingestion)
     # obskit's exporting handler alone: pytest's capture handlers would keep the bad values raw

@@ -29,8 +29,8 @@ from test_prometheus_server import promtool_check
 import obskit
 import obskit.prometheus
 import obskit.testing
-from obskit import _state
-from obskit._store import Store
+from obskit._core import state as _state
+from obskit._recording.store import Store
 
 try:  # a package if tests/integration gets an __init__.py, a rootdir module otherwise
     from . import otlp_receiver as rx

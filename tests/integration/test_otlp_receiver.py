@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 import obskit
-from obskit import LoggingContext, _state, trace_operation, track_job
-from obskit._store import Store
+from obskit import LoggingContext, trace_operation, track_job
+from obskit._core import state as _state
+from obskit._recording.store import Store
 
 try:  # a package if tests/integration gets an __init__.py, a rootdir module otherwise
     from . import otlp_receiver as rx
@@ -576,7 +577,7 @@ class _Unprintable:
 def _exported_only(name: str) -> logging.Logger:
     """Logger ``name`` with obskit's exporting handler alone, not propagating: pytest's capture
     handlers would keep the bad values raw for its report, which pytest-xdist cannot send."""
-    from obskit._logexport import ObskitLoggingHandler
+    from obskit._export.logexport import ObskitLoggingHandler
 
     logger = logging.getLogger(name)
     logger.handlers[:] = [h for h in logging.getLogger().handlers if isinstance(h, ObskitLoggingHandler)]

@@ -140,7 +140,7 @@ def realistic_traffic() -> None:
     capped = metrics.counter("tenant_requests", "Requests by tenant", labels=["tenant"])
     for tenant in range(5):  # past the series cap of 3: the overflow counter moves
         capped.inc(tenant=f"t{tenant}")
-    from obskit._pipeline import count_dropped
+    from obskit._recording.store import count_dropped
 
     count_dropped("metrics", "export_failed", 2)
 
@@ -253,7 +253,7 @@ def test_push_gateway_gets_job_pushes_then_the_shutdown_push(pushgateway: str) -
 
 
 def obskit_min_push_interval() -> float:
-    from obskit import _prometheus
+    from obskit._export import prometheus as _prometheus
 
     return _prometheus.MIN_PUSH_INTERVAL_SECONDS
 

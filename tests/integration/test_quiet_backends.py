@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 import obskit
-from obskit import _runtime, trace_operation
-from obskit._pipeline import message_class
+from obskit import trace_operation
+from obskit._export.pipeline import message_class
+from obskit._runtime import lifecycle as _runtime
 
 try:
     from . import otlp_receiver as rx

@@ -26,7 +26,7 @@ import obskit.prometheus
 import obskit.testing
 from obskit import _cli, health
 from obskit._cli import dashboard, rules
-from obskit._pipeline import count_dropped
+from obskit._recording.store import count_dropped
 
 pytestmark = pytest.mark.integration
 

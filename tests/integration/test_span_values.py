@@ -21,8 +21,9 @@ import requests
 from opentelemetry import trace
 
 import obskit
-from obskit import _state, trace_operation
-from obskit._store import Store
+from obskit import trace_operation
+from obskit._core import state as _state
+from obskit._recording.store import Store
 
 try:  # a package if tests/integration gets an __init__.py, a rootdir module otherwise
     from . import otlp_receiver as rx

@@ -20,7 +20,7 @@ from wsgiref.util import setup_testing_defaults
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from obskit import _state
+from obskit._core import state as _state
 from obskit.logging import JsonFormatter
 
 __all__ = ["LogSample", "SpanTee", "banner", "key_metric_lines", "span_tree", "summary"]

@@ -27,7 +27,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import LoggingContext, MetricsCollector, trace_operation, track_job
-from obskit._wsgi import ROUTE_KEY
+from obskit._web.wsgi import ROUTE_KEY
 
 __all__ = ["Traffic", "make_app", "make_server"]
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from obskit._redact import REDACTED, Redactor
+from obskit._core.redact import REDACTED, Redactor
 
 __all__ = ["REDACTED", "connection_string", "headers", "scrub", "setting_value", "url"]
 

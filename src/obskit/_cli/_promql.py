@@ -2,7 +2,7 @@
 
 The option parsers are argparse ``type=`` callables: a bad value exits with status 2 and a message
 naming the option and the values allowed. The family names come from the specs the recording code
-declares (``_families``, ``_health``, ``_store``), imported only when a command runs, so a
+declares (``obskit._recording``: ``families``, ``health``, ``store``), imported only when a command runs, so a
 renamed family changes the generated PromQL and fails the generators' tests instead of drifting.
 """
 
@@ -163,8 +163,8 @@ def resolve_namespace(option: str | None) -> str:
         ConfigError: naming ``--namespace`` or the environment variable, and the values allowed.
     """
     from obskit import environment_variables as env
-    from obskit._errors import ConfigError
-    from obskit._settings import resolve_settings
+    from obskit._core.errors import ConfigError
+    from obskit._core.settings import resolve_settings
 
     try:
         if option is not None:
@@ -199,9 +199,9 @@ class Families:
 
 def families(namespace: str) -> Families:
     """The names obskit exposes under ``namespace``, read from the specs it records with."""
-    from obskit._families import call_specs, job_specs
-    from obskit._health import health_specs
-    from obskit._store import DROPPED_METRIC, OVERFLOW_METRIC
+    from obskit._recording.families import call_specs, job_specs
+    from obskit._recording.health import health_specs
+    from obskit._recording.store import DROPPED_METRIC, OVERFLOW_METRIC
 
     jobs, job_duration, in_progress, _ = job_specs(namespace)
     calls = call_specs(namespace)
@@ -266,7 +266,7 @@ def generate(command: str, args: argparse.Namespace, render: Callable[[argparse.
 
     Returns the exit status: 2 (with the message on stderr) on a bad namespace or output path.
     """
-    from obskit._errors import ConfigError
+    from obskit._core.errors import ConfigError
 
     try:
         namespace = resolve_namespace(args.namespace)

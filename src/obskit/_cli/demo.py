@@ -64,7 +64,7 @@ def _with(names: tuple[str, ...], extra: str) -> str:
 def configure_keywords(args: argparse.Namespace, environ: Any) -> dict[str, Any]:
     """The ``configure()`` keywords of the demo: its defaults where the environment says nothing."""
     from obskit import environment_variables as env
-    from obskit._settings import resolve_settings
+    from obskit._core.settings import resolve_settings
 
     keywords: dict[str, Any] = {}
     named = any(environ.get(v, "").strip() for v in (env.OBSKIT_SERVICE_NAME, env.OTEL_SERVICE_NAME))

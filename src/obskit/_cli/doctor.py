@@ -57,8 +57,8 @@ def register(subparsers: Any) -> None:
 
 def sources(overrides: Mapping[str, object], environ: Mapping[str, str]) -> dict[str, str]:
     """Where each setting's value comes from: ``keyword``, ``$VARIABLE`` or ``default``."""
-    from obskit import _settings
     from obskit import environment_variables as env
+    from obskit._core import settings as _settings
 
     found: dict[str, str] = {}
     for name, (variables, _) in _settings._FIELDS.items():
@@ -97,8 +97,8 @@ def _report(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     """Resolve, mask and check; (exit status, the report as a JSON-able dict)."""
     import obskit
     from obskit._cli import _mask
-    from obskit._redact import redactor_for
-    from obskit._settings import rejected_settings, resolve_settings
+    from obskit._core.redact import redactor_for
+    from obskit._core.settings import rejected_settings, resolve_settings
 
     overrides = dict(args.overrides)
     try:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from obskit._logsummary import Group, Summary
+    from obskit._cli._logsummary import Group, Summary
 
 _STDIN = "-"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -58,7 +58,7 @@ def _count(value: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Summarise the files (or stdin) and print the result; returns the exit status."""
-    from obskit._logsummary import Summary
+    from obskit._cli._logsummary import Summary
 
     paths: list[str] = args.files or [_STDIN]
     missing = _unreadable(paths)

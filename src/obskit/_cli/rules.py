@@ -1,9 +1,17 @@
 """``obskit rules``: Prometheus recording and alerting rules for the metrics obskit emits.
 
 The output is a rules file (``rule_files:`` in prometheus.yml) that ``promtool check rules``
-accepts. It is YAML written here, not by a YAML library (obskit has no such dependency): every
-value is a string, quoted unless it is a plain word or a duration, and every expression is a
-literal block.
+accepts. It is YAML written here, not by a YAML library: every value is a string, quoted unless
+it is a plain word or a duration, and every expression is a literal block.
+
+Why not PyYAML: it would become a dependency of every service that installs obskit, for one CLI
+command that writes strings only. And ``yaml.safe_dump`` does not write what is wanted here:
+without a custom representer a multi-line expression comes out as a double-quoted scalar with
+newline escapes, unreadable in review, and key order needs ``sort_keys=False``. The quoting rules
+below (plain only for words and durations, never YAML 1.1's booleans and null, single quotes for
+printable text, JSON's double quotes for the rest) are checked by reading the output back with
+``yaml.safe_load`` (tests/test_cli_rules.py, awkward labels and every awkward scalar) and by
+``promtool check rules`` and a real Prometheus (tests/integration/test_rules_dashboard.py).
 
 Alerts evaluate raw series rather than the recorded ones, so each works on its own (deleting the
 recording group breaks no alert) and fires one evaluation sooner; both come from the same builders.

@@ -1,0 +1,642 @@
+"""Settings: one frozen dataclass, resolved as keyword argument > environment variable > default."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from obskit import environment_variables as env
+from obskit._core.errors import ConfigError
+
+__all__ = [
+    "BACKEND_SETTINGS",
+    "EXPORTERS",
+    "SECRET_SETTINGS",
+    "Settings",
+    "given_settings",
+    "ignored_settings",
+    "is_used",
+    "rejected_settings",
+    "resolve_settings",
+]
+
+#: Exporter names each signal accepts in this version.
+EXPORTERS: Mapping[str, tuple[str, ...]] = {
+    "traces_exporter": ("console", "otlp", "jaeger", "azure", "none"),
+    "metrics_exporter": ("console", "prometheus", "otlp", "azure", "none"),
+    "logs_exporter": ("console", "otlp", "azure", "none"),
+}
+OTLP_PROTOCOLS = ("grpc", "http/protobuf")
+OTLP_COMPRESSIONS = ("gzip", "deflate", "none")
+OTLP_SIGNALS = ("traces", "metrics", "logs")
+OTLP_OPTIONS = ("endpoint", "protocol", "headers", "timeout", "compression", "certificate", "insecure")
+PUSH_ON = ("job", "shutdown")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "console")
+_NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The resolved configuration obskit runs with. Build it with :func:`resolve_settings`."""
+
+    service_name: str = "unknown_service:python"
+    service_version: str | None = None
+    environment: str = "development"
+    resource_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    traces_exporter: tuple[str, ...] = ("console",)
+    metrics_exporter: tuple[str, ...] = ("console",)
+    logs_exporter: tuple[str, ...] = ("console",)
+    sampling_ratio: float = 1.0
+    log_level: str = "INFO"
+    log_format: str = "json"
+    metric_namespace: str = "obskit"
+    redact_keys: tuple[str, ...] = ()
+    redact_text: bool = True
+    redact_patterns: tuple[str, ...] = ()
+    series_cap: int = 2000
+    runtime_metrics: bool = False
+    host_metrics: bool = False
+    metric_export_interval_ms: float = 60_000.0
+    shutdown_timeout: float = 5.0
+    export_queue_size: int = 2048
+    export_batch_size: int = 128
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = 9464
+    prometheus_path: str = "/metrics"
+    multiprocess_dir: str | None = None
+    pushgateway_url: str | None = None
+    pushgateway_job: str | None = None
+    pushgateway_grouping: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    push_on: tuple[str, ...] = ("shutdown",)
+    jaeger_endpoint: str = "http://localhost:4317"
+    azure_connection_string: str | None = dataclasses.field(default=None, repr=False)
+    azure_live_metrics: bool = False
+    azure_offline_storage: bool = False
+    azure_statsbeat: bool = False
+    excluded_urls: tuple[str, ...] | None = None
+    health_path: str = "/health"
+    liveness_path: str = "/health/live"
+    readiness_path: str = "/health/ready"
+    request_id_header: str = "X-Request-ID"
+    access_log: bool = True
+    access_log_flush_interval: float = 1.0
+    instrument_http_clients: bool = True
+    otlp_endpoint: str | None = None
+    otlp_protocol: str = "http/protobuf"
+    otlp_headers: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    otlp_timeout: float = 10_000.0
+    otlp_compression: str = "none"
+    otlp_certificate: str | None = None
+    otlp_insecure: bool | None = None
+    otlp_traces_endpoint: str | None = None
+    otlp_traces_protocol: str | None = None
+    otlp_traces_headers: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
+    otlp_traces_timeout: float | None = None
+    otlp_traces_compression: str | None = None
+    otlp_traces_certificate: str | None = None
+    otlp_traces_insecure: bool | None = None
+    otlp_metrics_endpoint: str | None = None
+    otlp_metrics_protocol: str | None = None
+    otlp_metrics_headers: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
+    otlp_metrics_timeout: float | None = None
+    otlp_metrics_compression: str | None = None
+    otlp_metrics_certificate: str | None = None
+    otlp_metrics_insecure: bool | None = None
+    otlp_logs_endpoint: str | None = None
+    otlp_logs_protocol: str | None = None
+    otlp_logs_headers: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
+    otlp_logs_timeout: float | None = None
+    otlp_logs_compression: str | None = None
+    otlp_logs_certificate: str | None = None
+    otlp_logs_insecure: bool | None = None
+
+    def excluded_patterns(self) -> tuple[str, ...]:
+        """Regular expressions of the paths not instrumented: the setting, else scrape and health paths."""
+        if self.excluded_urls is not None:
+            return self.excluded_urls
+        paths = (self.prometheus_path, self.health_path, self.liveness_path, self.readiness_path)
+        return tuple(f"^{re.escape(p)}$" for p in paths)
+
+    def otlp(self, signal: str, option: str) -> Any:
+        """The OTLP ``option`` for ``signal`` (traces, metrics, logs): per-signal value, else generic."""
+        specific = getattr(self, f"otlp_{signal}_{option}")
+        return specific if specific is not None else getattr(self, f"otlp_{option}")
+
+
+def _exporters(setting: str) -> Callable[[object], tuple[str, ...]]:
+    allowed = EXPORTERS[setting]
+
+    def parse(value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+        if not names or any(n not in allowed for n in names) or ("none" in names and len(names) > 1):
+            raise ConfigError(setting, value, allowed, "Several may be given, comma-separated; 'none' alone.")
+        return () if names == ("none",) else names
+
+    return parse
+
+
+def _choice(setting: str, allowed: tuple[str, ...], upper: bool) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = str(value).strip()
+        text = text.upper() if upper else text.lower()
+        if text not in allowed:
+            raise ConfigError(setting, value, allowed)
+        return text
+
+    return parse
+
+
+def _number(setting: str, kind: type, low: float, high: float, allowed: str) -> Callable[[object], Any]:
+    def parse(value: object) -> Any:
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            number = kind(value.strip() if isinstance(value, str) else value)
+            if kind is int and isinstance(value, float) and value != number:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError(setting, value, allowed) from None
+        if not low <= number <= high:
+            raise ConfigError(setting, value, allowed)
+        return number
+
+    return parse
+
+
+def _flag(setting: str) -> Callable[[object], bool]:
+    def parse(value: object) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ConfigError(setting, value, "true, false, 1, 0, yes, no, on, off")
+
+    return parse
+
+
+def _text(setting: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(setting, value, "a non-empty string")
+        return value.strip()
+
+    return parse
+
+
+def _namespace(value: object) -> str:
+    if not isinstance(value, str) or not _NAMESPACE.match(value):
+        raise ConfigError("metric_namespace", value, "a Prometheus name: [a-zA-Z_][a-zA-Z0-9_]*")
+    return value
+
+
+def _key_list(value: object) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        keys = tuple(str(k).strip().lower().replace("-", "_") for k in items)  # type: ignore[attr-defined]
+    except TypeError:
+        raise ConfigError(
+            "redact_keys", value, "a list of key patterns or a comma-separated string"
+        ) from None
+    return tuple(k for k in keys if k)
+
+
+def _pairs(setting: str) -> Callable[[object], dict[str, str]]:
+    def parse(value: object) -> dict[str, str]:
+        if isinstance(value, Mapping):
+            return {str(k): str(v) for k, v in value.items()}
+        result: dict[str, str] = {}
+        for pair in str(value).split(","):
+            if not pair.strip():
+                continue
+            key, sep, val = pair.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(setting, value, "comma-separated key=value pairs")
+            result[unquote(key.strip())] = unquote(val.strip())
+        return result
+
+    return parse
+
+
+_attributes = _pairs("resource_attributes")
+
+
+def _url(setting: str, schemes: tuple[str, ...] = ("http", "https"), bare: bool = False) -> _Parser:
+    allowed = " or ".join(f"{s}://host[:port][/path]" for s in schemes) + (" or host:port" if bare else "")
+
+    def parse(value: object) -> str:
+        text = str(value).strip()
+        parsed = urlparse(text)
+        if parsed.scheme in schemes and parsed.netloc:
+            return text
+        if bare and re.match(r"^[A-Za-z0-9.\-\[\]:]+:\d+$", text):
+            return text
+        raise ConfigError(setting, value, allowed)
+
+    return parse
+
+
+def _path(setting: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = str(value).strip()
+        if not text.startswith("/") or any(c.isspace() for c in text):
+            raise ConfigError(setting, value, "a URL path starting with /")
+        return text
+
+    return parse
+
+
+def _existing(setting: str, directory: bool) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = str(value).strip()
+        if not (os.path.isdir(text) if directory else os.path.isfile(text)):
+            raise ConfigError(setting, value, "an existing directory" if directory else "an existing file")
+        return text
+
+    return parse
+
+
+def _subset(setting: str, allowed: tuple[str, ...]) -> Callable[[object], tuple[str, ...]]:
+    def parse(value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+        if not names or any(n not in allowed for n in names):
+            raise ConfigError(setting, value, allowed, "Several may be given, comma-separated.")
+        return names
+
+    return parse
+
+
+def _regexes(setting: str) -> Callable[[object], tuple[str, ...]]:
+    def parse(value: object) -> tuple[str, ...]:
+        try:
+            if isinstance(value, str):
+                text = value.strip()
+                # Regular expressions often hold commas: a JSON list keeps them whole.
+                items: object = json.loads(text) if text.startswith("[") else text.split(",")
+            else:
+                items = value
+            patterns = tuple(str(p).strip() for p in items if str(p).strip())  # type: ignore[attr-defined]
+            for pattern in patterns:
+                re.compile(pattern)
+        except (TypeError, ValueError, re.error) as error:
+            raise ConfigError(
+                setting,
+                value,
+                "comma-separated regular expressions (or a JSON list of them)",
+                f"Not one: {error}",
+            ) from None
+        return patterns
+
+    return parse
+
+
+_patterns = _regexes("excluded_urls")
+
+
+def _header_name(value: object) -> str:
+    text = str(value).strip()
+    if not re.match(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", text):
+        raise ConfigError("request_id_header", value, "an HTTP header name (letters, digits, - and _)")
+    return text
+
+
+def _connection_string(value: object) -> str:
+    text = str(value).strip()
+    keys = {part.partition("=")[0].strip().lower() for part in text.split(";") if "=" in part}
+    if "instrumentationkey" not in keys:
+        raise ConfigError(
+            "azure_connection_string",
+            "<hidden>",
+            "an Application Insights connection string: InstrumentationKey=...;IngestionEndpoint=https://...",
+        )
+    return text
+
+
+def _otlp_fields() -> dict[str, tuple[tuple[str, ...], _Parser]]:
+    parsers: dict[str, Callable[[str], _Parser]] = {
+        "endpoint": lambda name: _url(name, bare=True),
+        "protocol": lambda name: _choice(name, OTLP_PROTOCOLS, upper=False),
+        "headers": _pairs,
+        "timeout": lambda name: _number(name, float, 0.001, 3_600_000.0, "a positive number of milliseconds"),
+        "compression": lambda name: _choice(name, OTLP_COMPRESSIONS, upper=False),
+        "certificate": lambda name: _existing(name, directory=False),
+        "insecure": _flag,
+    }
+    fields: dict[str, tuple[tuple[str, ...], _Parser]] = {}
+    for option, make in parsers.items():
+        fields[f"otlp_{option}"] = ((f"OTEL_EXPORTER_OTLP_{option.upper()}",), make(f"otlp_{option}"))
+        for signal in OTLP_SIGNALS:
+            name = f"otlp_{signal}_{option}"
+            fields[name] = ((f"OTEL_EXPORTER_OTLP_{signal.upper()}_{option.upper()}",), make(name))
+    return fields
+
+
+_Parser = Callable[[object], Any]
+_FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
+    "service_name": ((env.OBSKIT_SERVICE_NAME, env.OTEL_SERVICE_NAME), _text("service_name")),
+    "service_version": ((env.OBSKIT_SERVICE_VERSION,), _text("service_version")),
+    "environment": ((env.OBSKIT_ENVIRONMENT,), _text("environment")),
+    "resource_attributes": ((env.OTEL_RESOURCE_ATTRIBUTES,), _attributes),
+    "traces_exporter": ((env.OTEL_TRACES_EXPORTER,), _exporters("traces_exporter")),
+    "metrics_exporter": ((env.OTEL_METRICS_EXPORTER,), _exporters("metrics_exporter")),
+    "logs_exporter": ((env.OTEL_LOGS_EXPORTER,), _exporters("logs_exporter")),
+    "sampling_ratio": (
+        (env.OBSKIT_SAMPLING_RATIO,),
+        _number("sampling_ratio", float, 0.0, 1.0, "a number from 0 to 1"),
+    ),
+    "log_level": ((env.OBSKIT_LOG_LEVEL,), _choice("log_level", LOG_LEVELS, upper=True)),
+    "log_format": ((env.OBSKIT_LOG_FORMAT,), _choice("log_format", LOG_FORMATS, upper=False)),
+    "metric_namespace": ((env.OBSKIT_METRIC_NAMESPACE,), _namespace),
+    "redact_keys": ((env.OBSKIT_REDACT_KEYS,), _key_list),
+    "redact_text": ((env.OBSKIT_REDACT_TEXT,), _flag("redact_text")),
+    "redact_patterns": ((env.OBSKIT_REDACT_PATTERNS,), _regexes("redact_patterns")),
+    "series_cap": ((env.OBSKIT_SERIES_CAP,), _number("series_cap", int, 1, 10**7, "a whole number >= 1")),
+    "runtime_metrics": ((env.OBSKIT_RUNTIME_METRICS,), _flag("runtime_metrics")),
+    "host_metrics": ((env.OBSKIT_HOST_METRICS,), _flag("host_metrics")),
+    "metric_export_interval_ms": (
+        (env.OTEL_METRIC_EXPORT_INTERVAL,),
+        _number("metric_export_interval_ms", float, 1.0, 1e12, "a positive number of milliseconds"),
+    ),
+    "shutdown_timeout": (
+        (env.OBSKIT_SHUTDOWN_TIMEOUT,),
+        _number("shutdown_timeout", float, 0.001, 3600.0, "a positive number of seconds, at most 3600"),
+    ),
+    "export_queue_size": (
+        (env.OBSKIT_EXPORT_QUEUE_SIZE,),
+        _number("export_queue_size", int, 1, 10**7, "a whole number >= 1"),
+    ),
+    "export_batch_size": (
+        (env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE,),
+        _number("export_batch_size", int, 1, 10**6, "a whole number >= 1"),
+    ),
+    "prometheus_host": ((env.OTEL_EXPORTER_PROMETHEUS_HOST,), _text("prometheus_host")),
+    "prometheus_port": (
+        (env.OTEL_EXPORTER_PROMETHEUS_PORT,),
+        _number("prometheus_port", int, 0, 65535, "a port number from 0 (any free port) to 65535"),
+    ),
+    "prometheus_path": ((env.OBSKIT_PROMETHEUS_PATH,), _path("prometheus_path")),
+    "multiprocess_dir": (
+        (env.OBSKIT_PROMETHEUS_MULTIPROC_DIR, env.PROMETHEUS_MULTIPROC_DIR),
+        _existing("multiprocess_dir", directory=True),
+    ),
+    "pushgateway_url": ((env.OBSKIT_PUSHGATEWAY_URL,), _url("pushgateway_url")),
+    "pushgateway_job": ((env.OBSKIT_PUSHGATEWAY_JOB,), _text("pushgateway_job")),
+    "pushgateway_grouping": ((env.OBSKIT_PUSHGATEWAY_GROUPING,), _pairs("pushgateway_grouping")),
+    "push_on": ((env.OBSKIT_PUSH_ON,), _subset("push_on", PUSH_ON)),
+    "jaeger_endpoint": ((env.OBSKIT_JAEGER_ENDPOINT,), _url("jaeger_endpoint", bare=True)),
+    "azure_connection_string": ((env.APPLICATIONINSIGHTS_CONNECTION_STRING,), _connection_string),
+    "azure_live_metrics": ((env.OBSKIT_AZURE_LIVE_METRICS,), _flag("azure_live_metrics")),
+    "azure_offline_storage": ((env.OBSKIT_AZURE_OFFLINE_STORAGE,), _flag("azure_offline_storage")),
+    "azure_statsbeat": ((env.OBSKIT_AZURE_STATSBEAT,), _flag("azure_statsbeat")),
+    "excluded_urls": ((env.OTEL_PYTHON_EXCLUDED_URLS,), _patterns),
+    "health_path": ((env.OBSKIT_HEALTH_PATH,), _path("health_path")),
+    "liveness_path": ((env.OBSKIT_LIVENESS_PATH,), _path("liveness_path")),
+    "readiness_path": ((env.OBSKIT_READINESS_PATH,), _path("readiness_path")),
+    "request_id_header": ((env.OBSKIT_REQUEST_ID_HEADER,), _header_name),
+    "access_log": ((env.OBSKIT_ACCESS_LOG,), _flag("access_log")),
+    "access_log_flush_interval": (
+        (env.OBSKIT_ACCESS_LOG_FLUSH_INTERVAL,),
+        _number(
+            "access_log_flush_interval",
+            float,
+            0.0,
+            60.0,
+            "a number of seconds from 0 to 60 (0: write each access line at once)",
+        ),
+    ),
+    "instrument_http_clients": (
+        (env.OBSKIT_INSTRUMENT_HTTP_CLIENTS,),
+        _flag("instrument_http_clients"),
+    ),
+    **_otlp_fields(),
+}
+
+
+def _sampler_ratio(environ: Mapping[str, str]) -> str | None:
+    sampler = environ.get(env.OTEL_TRACES_SAMPLER, "").strip().lower()
+    if sampler in {"traceidratio", "parentbased_traceidratio"}:
+        return environ.get(env.OTEL_TRACES_SAMPLER_ARG)
+    return None
+
+
+#: Settings whose values may hold a secret (keys, tokens, passwords): an error about one of them
+#: does not quote the value (it would end up in logs and crash reports); in any other setting's
+#: value a URL's password is hidden.
+SECRET_SETTINGS = frozenset(
+    {field.name for field in dataclasses.fields(Settings) if not field.repr} | {"pushgateway_url"}
+)
+
+
+def _shown(error: ConfigError, name: str) -> ConfigError:
+    """``error`` as it may be shown: no secret setting's value, no password in a URL."""
+    if name in SECRET_SETTINGS:
+        hint = f"{error.hint} (The value is not shown: {name} may hold a secret.)".strip()
+        return ConfigError(error.setting, "<hidden>", error.allowed, hint)
+    value = error.value
+    if isinstance(value, str) and "@" in value:
+        masked = _URL_PASSWORD.sub(r"\1<hidden>@", value)
+        if masked != value:
+            return ConfigError(error.setting, masked, error.allowed, error.hint)
+    return error
+
+
+#: ``scheme://user:password@``: the password part of a URL's user information.
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def _uses(*choices: tuple[str, str]) -> Callable[[Settings], bool]:
+    """Whether any ``(exporter, signal)`` of ``choices`` is chosen."""
+    return lambda settings: any(name in getattr(settings, f"{signal}_exporter") for name, signal in choices)
+
+
+def _backend_settings() -> dict[str, tuple[str, Callable[[Settings], bool]]]:
+    """Every setting only some backend uses: name -> (that backend, in words; whether it is chosen)."""
+    any_otlp = "an otlp exporter (traces_exporter, metrics_exporter or logs_exporter=otlp)"
+    otlp = tuple(("otlp", signal) for signal in OTLP_SIGNALS)
+    jaeger = ("jaeger", "traces")
+    table: dict[str, tuple[str, Callable[[Settings], bool]]] = {}
+    for option in OTLP_OPTIONS:
+        # The jaeger preset takes the OTLP (traces) timeout; nothing else of OTLP's.
+        timeout = (jaeger,) if option == "timeout" else ()
+        table[f"otlp_{option}"] = (any_otlp, _uses(*otlp, *timeout))
+        for signal in OTLP_SIGNALS:
+            also = timeout if signal == "traces" else ()
+            table[f"otlp_{signal}_{option}"] = (f"{signal}_exporter=otlp", _uses(("otlp", signal), *also))
+    prometheus = _uses(("prometheus", "metrics"))
+    for name in ("prometheus_host", "prometheus_port", "prometheus_path"):
+        table[name] = ("metrics_exporter=prometheus", prometheus)
+    for name in ("pushgateway_url", "pushgateway_job", "pushgateway_grouping", "push_on"):
+        table[name] = ("metrics_exporter=prometheus (its push gateway)", prometheus)
+    table["jaeger_endpoint"] = ("traces_exporter=jaeger", _uses(jaeger))
+    any_azure = "an azure exporter (traces_exporter, metrics_exporter or logs_exporter=azure)"
+    azure = _uses(*(("azure", signal) for signal in OTLP_SIGNALS))
+    for name in ("azure_connection_string", "azure_live_metrics", "azure_offline_storage", "azure_statsbeat"):
+        table[name] = (any_azure, azure)
+    return table
+
+
+#: Settings only some backend uses: name -> (that backend, in words; whether the settings choose
+#: it). Given while no chosen backend uses it, such a setting is warned about and ignored, its
+#: value never fatal: an ``OTEL_EXPORTER_OTLP_ENDPOINT`` left in a deployment's environment
+#: must not stop an application that logs to the console.
+BACKEND_SETTINGS = _backend_settings()
+
+
+def is_used(name: str, settings: Settings) -> bool:
+    """Whether a chosen backend uses setting ``name`` (settings of no one backend always are)."""
+    entry = BACKEND_SETTINGS.get(name)
+    return entry is None or entry[1](settings)
+
+
+def given_settings(settings: Settings) -> Mapping[str, str]:
+    """Setting name -> where its value came from (``keyword`` or ``$VARIABLE``), for those given.
+
+    Known only for settings made by :func:`resolve_settings`; empty for any other.
+    """
+    given: Mapping[str, str] = getattr(settings, "_given", {})
+    return given
+
+
+def rejected_settings(settings: Settings) -> Mapping[str, str]:
+    """Setting name -> why its value was invalid, for those ignored since no chosen backend uses them.
+
+    The reason names the setting, its source and the values allowed, never the value itself.
+    """
+    rejected: Mapping[str, str] = getattr(settings, "_rejected", {})
+    return rejected
+
+
+def _raw(
+    name: str, variables: tuple[str, ...], overrides: Mapping[str, object], environ: Mapping[str, str]
+) -> tuple[object, str] | None:
+    if name in overrides and overrides[name] is not None:
+        return overrides[name], "keyword"
+    for variable in variables:
+        raw = environ.get(variable)
+        if raw is not None and raw.strip():
+            return raw, f"${variable}"
+    return None
+
+
+def _parsed(name: str, parse: _Parser, raw: object, source: str) -> Any:
+    try:
+        return parse(raw)
+    except ConfigError as error:
+        named = (
+            error
+            if source == "keyword"
+            else ConfigError(f"{name} (from {source})", raw, error.allowed, error.hint)
+        )
+        raise _shown(named, name) from None
+
+
+def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every setting: keyword > environment variable > default, validating each value.
+
+    A value no chosen backend would use (:data:`BACKEND_SETTINGS`: an invalid
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` with console exporters) is not fatal: it is left out, the
+    default stands, and :func:`rejected_settings` says why (``configure()`` warns about it and
+    ``obskit doctor`` reports it). The same value is a ConfigError once such a backend is chosen.
+
+    Raises:
+        ConfigError: an unknown keyword or a value outside what the setting allows.
+    """
+    environ = os.environ if environ is None else environ
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(unknown[0], overrides[unknown[0]], sorted(_FIELDS), "Unknown setting.")
+    values: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    errors: dict[str, ConfigError] = {}
+    for name, (variables, parse) in _FIELDS.items():
+        found = _raw(name, variables, overrides, environ)
+        if found is None:
+            continue
+        given[name] = found[1]
+        try:
+            values[name] = _parsed(name, parse, *found)
+        except ConfigError as error:
+            if name not in BACKEND_SETTINGS:
+                raise
+            errors[name] = error
+    rejected: dict[str, str] = {}
+    if errors:
+        chosen = Settings(**{k: values[k] for k in EXPORTERS if k in values})
+        for name, invalid in errors.items():
+            if is_used(name, chosen):
+                raise invalid
+            rejected[name] = f"{invalid.setting}: invalid value (allowed: {invalid.allowed})"
+    if "sampling_ratio" not in values and (raw_ratio := _sampler_ratio(environ)):
+        try:
+            values["sampling_ratio"] = _FIELDS["sampling_ratio"][1](raw_ratio)
+        except ConfigError as error:
+            raise ConfigError(
+                f"sampling_ratio (from ${env.OTEL_TRACES_SAMPLER_ARG})", raw_ratio, error.allowed
+            ) from None
+    attributes = values.get("resource_attributes", {})
+    for field, keys in (
+        ("service_name", ("service.name",)),
+        ("service_version", ("service.version",)),
+        ("environment", ("deployment.environment.name", "deployment.environment")),
+    ):
+        if field not in values:
+            found = next((attributes[k] for k in keys if attributes.get(k)), None)
+            if found:
+                values[field] = found
+    settings = Settings(**values)
+    # Not fields: they describe how the settings were made, not how obskit runs.
+    object.__setattr__(settings, "_given", given)
+    object.__setattr__(settings, "_rejected", rejected)
+    return settings
+
+
+def log_level_number(settings: Settings) -> int:
+    """The stdlib number of the configured log level."""
+    return logging.getLevelNamesMapping()[settings.log_level]
+
+
+def _chosen_names(names: tuple[str, ...]) -> str:
+    return ",".join(names) or "none"
+
+
+def ignored_settings(settings: Settings) -> list[str]:
+    """Settings given for a backend that is not chosen, so unused; one line each, no network.
+
+    Each line names the setting and where it came from (keyword or environment variable), never
+    its value; an invalid value there is among them, since it stopped nothing (see
+    :data:`obskit._core.settings.BACKEND_SETTINGS`). Settings not made by ``resolve_settings`` are
+    looked at only where a default is "unset". ``configure()`` logs these as warnings too.
+    """
+    problems = []
+    given = dict(given_settings(settings))
+    rejected = rejected_settings(settings)
+    if settings.pushgateway_url and "prometheus" not in settings.metrics_exporter:
+        given.pop("pushgateway_url", None)
+        chosen = _chosen_names(settings.metrics_exporter)
+        keep = f", or '{chosen},prometheus' to keep {chosen}" if settings.metrics_exporter else ""
+        problems.append(
+            f"pushgateway_url is set but metrics_exporter is {chosen!r}: the push gateway is only used"
+            " with metrics_exporter including 'prometheus', so nothing is pushed; set"
+            f" metrics_exporter='prometheus' (OTEL_METRICS_EXPORTER=prometheus){keep}"
+        )
+    for name, source in given.items():
+        if is_used(name, settings):
+            continue
+        backend = BACKEND_SETTINGS[name][0]
+        if name in rejected:
+            problems.append(f"{rejected[name]}; ignored, since only {backend} uses it and none is chosen")
+        else:
+            shown = name if source == "keyword" else f"{name} (from {source})"
+            problems.append(f"{shown} is set but ignored: only {backend} uses it, and none is chosen")
+    return problems

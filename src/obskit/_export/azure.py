@@ -1,0 +1,366 @@
+"""The azure backend: Application Insights through azure-monitor-opentelemetry-exporter.
+
+Spans, metrics and logs go to the ``IngestionEndpoint`` of ``azure_connection_string`` as
+``POST /v2.1/track`` envelopes, on obskit's export threads. What the exporter would otherwise do
+on its own is off unless a setting asks for it:
+
+- statsbeat (the exporter's usage reports to Microsoft), customer SDK stats (its success/drop
+  counts sent to your resource) and the OneSettings control plane (remote configuration polled
+  from Microsoft): ``azure_statsbeat``. The first two through the exporter's
+  ``instrumentation_collection`` argument; the control plane has no argument, only an
+  environment variable, which obskit sets while it constructs an exporter and restores at once
+  (see :func:`_exporter_environment`).
+- offline storage (failed batches kept on disk and resent later): ``azure_offline_storage``,
+  through the exporter's ``disable_offline_storage`` argument.
+- live metrics (Application Insights Live Metrics stream): ``azure_live_metrics``.
+
+So ``configure()`` makes no network call and writes no file: the first request is the first
+export. Retries are bounded (:data:`RETRIES`, :data:`RETRY_AFTER_MAX_S`, :data:`REQUEST_TIMEOUT_S`)
+so that an ingestion endpoint answering 5xx or 429 holds an export thread for seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from obskit._core.errors import report_internal_error
+from obskit._core.settings import Settings
+
+__all__ = ["log_exporter", "metric_exporter", "span_exporter"]
+
+#: Seconds to connect and to wait for a response, and the total budget of one export's retries.
+REQUEST_TIMEOUT_S = 10.0
+#: Retries of one export after a 500/502/503/504 (or a 429 with a short ``Retry-After``).
+RETRIES = 2
+#: Exponential backoff between retries: 0 s, then ``RETRY_BACKOFF_S * 2**n``, at most the maximum.
+RETRY_BACKOFF_S = 0.5
+RETRY_BACKOFF_MAX_S = 2.0
+#: A ``Retry-After`` longer than this is not waited for: the batch fails (and is counted) at once.
+RETRY_AFTER_MAX_S = 2.0
+
+#: The exporter reads this when constructed; ``true`` keeps its control-plane poller from starting.
+CONTROL_PLANE_SWITCH = "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED"
+_ENV_LOCK = threading.Lock()
+
+
+def span_exporter(settings: Settings) -> Any:
+    """An ``AzureMonitorTraceExporter`` for ``settings`` (SERVER/CONSUMER spans become requests).
+
+    Raises:
+        ConfigError: the ``azure`` extra is missing or no connection string is set.
+    """
+    from obskit._core.resource import resource_for
+
+    _check(settings, "traces_exporter")
+    cls = _classes()[0]
+    # The exporter reads the resource for its _OTELRESOURCE_ metric from this object's
+    # ``resource``; obskit's global provider is a proxy without one.
+    return _build(cls, settings, tracer_provider=_ResourceHolder(resource_for(settings)))
+
+
+def metric_exporter(settings: Settings) -> Any:
+    """An ``AzureMonitorMetricExporter`` for ``settings``; it prefers delta counters and histograms.
+
+    Raises:
+        ConfigError: the ``azure`` extra is missing or no connection string is set.
+    """
+    _check(settings, "metrics_exporter")
+    return _build(_classes()[1], settings)
+
+
+def log_exporter(settings: Settings) -> Any:
+    """An ``AzureMonitorLogExporter`` for ``settings`` (records become traces, or exceptions).
+
+    Raises:
+        ConfigError: the ``azure`` extra is missing or no connection string is set.
+    """
+    _check(settings, "logs_exporter")
+    return _build(_classes()[2], settings)
+
+
+def _check(settings: Settings, setting: str) -> None:
+    from obskit._export.requirements import require_azure
+
+    require_azure(settings, setting)
+
+
+class _ResourceHolder:
+    """Stands in for a tracer provider where the trace exporter only wants its resource."""
+
+    def __init__(self, resource: Any) -> None:
+        self.resource = resource
+
+
+def exporter_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments every Azure exporter is built with."""
+    return {
+        "connection_string": settings.azure_connection_string,
+        "disable_offline_storage": not settings.azure_offline_storage,
+        "timeout": REQUEST_TIMEOUT_S,
+        "read_timeout": REQUEST_TIMEOUT_S,
+        "retry_policy": _retry_policy(),
+        # The exporter's own flag for "this exporter carries instrumentation data": it then
+        # neither starts statsbeat nor SDK stats, nor counts its items into them (its only effect).
+        "instrumentation_collection": not settings.azure_statsbeat,
+    }
+
+
+def _exporter_environment(settings: Settings) -> dict[str, str]:
+    """Variables set while an exporter is constructed: the control plane off unless ``azure_statsbeat``.
+
+    The exporter starts the OneSettings poller (a thread that calls Microsoft's endpoint every
+    hour, first after 5-15 s) from its constructor, unless this variable says ``true`` at that
+    moment; it is read again only when live metrics start, which obskit does in the same window.
+    obskit's setting decides, whatever the variable says outside; with ``azure_statsbeat`` it is
+    not touched, so the exporter behaves as it does without obskit.
+    """
+    return {} if settings.azure_statsbeat else {CONTROL_PLANE_SWITCH: "true"}
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the duration, then restore them exactly."""
+    if not values:
+        yield
+        return
+    with _ENV_LOCK:
+        saved = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for name, previous in saved.items():
+                if previous is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = previous
+
+
+def _build(cls: type, settings: Settings, **extra: Any) -> Any:
+    with _environment(_exporter_environment(settings)):
+        exporter = cls(**exporter_options(settings), **extra)
+        _FEATURES.acquire(settings, exporter)
+    return exporter
+
+
+def _retry_policy() -> Any:
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class BoundedRetryPolicy(RetryPolicy[Any, Any]):
+        """azure-core's retry, except that a long ``Retry-After`` fails the batch instead of waiting."""
+
+        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+            after = self.get_retry_after(response)
+            if after is not None and after > RETRY_AFTER_MAX_S:
+                return False
+            return bool(super().is_retry(settings, response))
+
+    return BoundedRetryPolicy(
+        retry_total=RETRIES,
+        retry_backoff_factor=RETRY_BACKOFF_S,
+        retry_backoff_max=RETRY_BACKOFF_MAX_S,
+        timeout=REQUEST_TIMEOUT_S,
+    )
+
+
+class _Features:
+    """What obskit turned on in the exporter's process-wide singletons, and for how many exporters.
+
+    Live metrics, statsbeat, SDK stats and the control-plane poller are singletons of the exporter
+    package that outlive any exporter. obskit starts them when a setting asks and stops them when
+    the last Azure exporter it built shuts down, so that ``obskit.shutdown()`` leaves nothing
+    running.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._live = False
+        self._statsbeat = False
+
+    @property
+    def live(self) -> bool:
+        """Whether obskit started live metrics (spans and logs are then fed to it on export)."""
+        return self._live
+
+    def acquire(self, settings: Settings, exporter: Any) -> None:
+        """Count ``exporter`` as a user; start live metrics if asked and not running yet."""
+        with self._lock:
+            if settings.azure_live_metrics and not self._live:
+                from azure.monitor.opentelemetry.exporter._quickpulse import enable_live_metrics
+
+                from obskit._core.resource import resource_for
+
+                enable_live_metrics(
+                    connection_string=settings.azure_connection_string, resource=resource_for(settings)
+                )
+                self._live = True
+            self._statsbeat = self._statsbeat or settings.azure_statsbeat
+            self._users += 1
+        exporter._obskit_features = self
+
+    def release(self) -> None:
+        """One exporter shut down; the last one stops what obskit started."""
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            if self._users:
+                return
+            live, statsbeat = self._live, self._statsbeat
+            self._live = self._statsbeat = False
+        if live:
+            from azure.monitor.opentelemetry.exporter._quickpulse._live_metrics import shutdown_live_metrics
+
+            shutdown_live_metrics()
+        if statsbeat:
+            _stop_statsbeat()
+
+
+def _stop_statsbeat() -> None:
+    """Stop statsbeat, SDK stats and the control-plane poller, which ``azure_statsbeat`` let start."""
+    from azure.monitor.opentelemetry.exporter._configuration import _state as control_plane
+    from azure.monitor.opentelemetry.exporter.statsbeat._statsbeat import shutdown_statsbeat_metrics
+    from azure.monitor.opentelemetry.exporter.statsbeat.customer import shutdown_customer_sdkstats_metrics
+
+    shutdown_statsbeat_metrics()
+    shutdown_customer_sdkstats_metrics()
+    manager = control_plane._configuration_manager
+    if manager is not None:
+        manager.shutdown()
+
+
+_FEATURES = _Features()
+
+
+def _release(exporter: object) -> None:
+    """After an exporter's own shutdown: close its connections, stop what obskit started for it."""
+    client = getattr(exporter, "client", None)
+    if client is not None:
+        client.close()  # the exporter's shutdown leaves its keep-alive connections open
+    features = getattr(exporter, "_obskit_features", None)
+    if features is not None:
+        exporter._obskit_features = None  # type: ignore[attr-defined]
+        features.release()
+
+
+def _live_record(items: Sequence[Any], kind: str) -> None:
+    """Feed exported spans or log records to live metrics, as the exporter's own processors do."""
+    if not _FEATURES.live:
+        return
+    try:
+        from azure.monitor.opentelemetry.exporter._quickpulse._state import get_quickpulse_manager
+
+        manager = get_quickpulse_manager()
+        record = manager._record_span if kind == "span" else manager._record_log_record
+        for item in items:
+            record(item)
+    except Exception as exc:
+        report_internal_error("azure live metrics", exc)
+
+
+def finite_points(data: Any) -> tuple[Any, int]:
+    """``data`` made serialisable as Application Insights JSON, and how many points were dropped.
+
+    JSON has no NaN or infinity, and the exporter writes them as bare ``NaN``, which the
+    ingestion endpoint rejects with the whole batch. obskit's histograms come from
+    prometheus_client, which does not track min and max (the bridge reports NaN): those are sent
+    absent, which Application Insights accepts. A point whose value or sum is not finite cannot
+    be sent at all and is dropped (counted as ``reason="invalid_value"``). ``data`` itself is
+    returned when nothing needed changing.
+    """
+    from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
+
+    dropped, changed, resource_metrics = 0, False, []
+    for rm in data.resource_metrics:
+        scopes = []
+        for sm in rm.scope_metrics:
+            metrics = []
+            for metric in sm.metrics:
+                points = [_sendable(p) for p in metric.data.data_points]
+                kept = [p for p in points if p is not None]
+                dropped += len(points) - len(kept)
+                if any(new is not old for new, old in zip(points, metric.data.data_points, strict=True)):
+                    changed = True
+                    data_ = dataclasses.replace(metric.data, data_points=kept)
+                    metric = Metric(metric.name, metric.description, metric.unit, data_)
+                metrics.append(metric)
+            scopes.append(ScopeMetrics(sm.scope, metrics, sm.schema_url))
+        resource_metrics.append(ResourceMetrics(rm.resource, scopes, rm.schema_url))
+    return (MetricsData(resource_metrics) if changed else data), dropped
+
+
+def _sendable(point: Any) -> Any:
+    """``point`` as JSON can carry it (min/max left out when unknown), or None if it cannot be."""
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
+
+    if isinstance(point, HistogramDataPoint):
+        if not math.isfinite(point.sum):
+            return None
+        if all(v is None or math.isfinite(v) for v in (point.min, point.max)):
+            return point
+        # Typed float, but the Azure exporter reads None as absent, which is what it is.
+        return dataclasses.replace(point, min=None, max=None)  # type: ignore[arg-type]
+    if isinstance(point, NumberDataPoint) and not math.isfinite(point.value):
+        return None
+    return point
+
+
+@functools.cache
+def _classes() -> tuple[type, type, type]:
+    """The Azure exporters with obskit's additions (imported here: the package is heavy)."""
+    from azure.monitor.opentelemetry.exporter import (
+        AzureMonitorLogExporter,
+        AzureMonitorMetricExporter,
+        AzureMonitorTraceExporter,
+    )
+
+    from obskit._recording.store import count_dropped
+
+    class ObskitAzureTraceExporter(AzureMonitorTraceExporter):
+        """Also feeds live metrics (when on) and stops what obskit started at shutdown."""
+
+        def export(self, spans: Sequence[Any], **kwargs: Any) -> Any:
+            _live_record(spans, "span")
+            return super().export(spans, **kwargs)
+
+        def shutdown(self) -> None:
+            try:
+                super().shutdown()
+            finally:
+                _release(self)
+
+    class ObskitAzureMetricExporter(AzureMonitorMetricExporter):
+        """Sends only what JSON can carry (see :func:`finite_points`)."""
+
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+            if metrics_data is not None:
+                metrics_data, dropped = finite_points(metrics_data)
+                count_dropped("metrics", "invalid_value", dropped)
+            return super().export(metrics_data, timeout_millis, **kwargs)
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            try:
+                super().shutdown(timeout_millis, **kwargs)
+            finally:
+                _release(self)
+
+    class ObskitAzureLogExporter(AzureMonitorLogExporter):
+        """Also feeds live metrics (when on) and stops what obskit started at shutdown."""
+
+        def export(self, batch: Sequence[Any], **kwargs: Any) -> Any:
+            _live_record(batch, "log")
+            return super().export(batch, **kwargs)
+
+        def shutdown(self) -> None:
+            try:
+                super().shutdown()
+            finally:
+                _release(self)
+
+    return ObskitAzureTraceExporter, ObskitAzureMetricExporter, ObskitAzureLogExporter

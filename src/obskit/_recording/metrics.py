@@ -1,0 +1,123 @@
+"""MetricsCollector: declare metrics once, record through handles, helpers for common families."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from obskit._core import state as _state
+from obskit._recording.families import call_specs, job_specs
+from obskit._recording.store import Counter, Gauge, Histogram, declare, declare_spec
+
+__all__ = ["MetricsCollector"]
+
+_FAMILIES: dict[str, dict[str, Any]] = {}
+
+
+class MetricsCollector:
+    """A facade over obskit's metric store.
+
+    Declare a metric once with its label names; the same name declared again returns the same
+    handle, and a conflicting redeclaration raises :class:`obskit.MetricDeclarationError`.
+    Record through the handle: ``counter.inc(**labels)``, ``histogram.observe(v, **labels)``,
+    ``gauge.set(v, **labels)``, or a pre-bound child from ``handle.labels(**labels)`` on hot
+    paths. Labels not declared are dropped with one warning (never a new series); each metric has
+    a series cap past which values go to one overflow series, counted by
+    ``obskit_telemetry_overflow_total{metric}``.
+
+    Args:
+        namespace: prefix (``<namespace>_``) for the names this collector declares; none by default.
+    """
+
+    def __init__(self, namespace: str | None = None) -> None:
+        self._prefix = f"{namespace}_" if namespace else ""
+
+    def counter(
+        self, name: str, description: str = "", labels: Iterable[str] = (), unit: str = ""
+    ) -> Counter:
+        """Declare (or get) a counter. Its samples are named ``<name>_total``."""
+        return declare("counter", self._prefix + name, description or name, labels, unit=unit)  # type: ignore[no-any-return]
+
+    def histogram(
+        self,
+        name: str,
+        description: str = "",
+        labels: Iterable[str] = (),
+        buckets: Sequence[float] | None = None,
+        unit: str = "",
+    ) -> Histogram:
+        """Declare (or get) a histogram; ``buckets`` are upper bounds, honoured exactly."""
+        return declare("histogram", self._prefix + name, description or name, labels, buckets, unit)  # type: ignore[no-any-return]
+
+    def gauge(
+        self,
+        name: str,
+        description: str = "",
+        labels: Iterable[str] = (),
+        unit: str = "",
+        multiprocess_mode: str = "livesum",
+    ) -> Gauge:
+        """Declare (or get) a gauge.
+
+        ``multiprocess_mode`` says how the workers' values combine in Prometheus multi-process
+        mode (gunicorn, uwsgi): ``livesum`` (default: the sum over live workers, right for
+        in-progress counts), ``liveall`` (one series per live worker, ``pid`` label), ``livemax``,
+        ``livemin``, ``livemostrecent``, or the same without ``live`` to keep dead workers'
+        last values. The ``mostrecent`` modes allow only ``set``.
+        """
+        full_name, mode = self._prefix + name, multiprocess_mode
+        return declare("gauge", full_name, description or name, labels, unit=unit, multiprocess_mode=mode)  # type: ignore[no-any-return]
+
+    # -- ready-made families ---------------------------------------------------------------------
+
+    @staticmethod
+    def _family(key: str) -> Any:
+        namespace = _state.STATE.settings.metric_namespace
+        handles = _FAMILIES.get(namespace)
+        if handles is None:
+            handles = _FAMILIES[namespace] = {k: declare_spec(s) for k, s in call_specs(namespace).items()}
+        return handles[key]
+
+    def http_request(self, method: str, route: str, status_code: int | str, duration: float) -> None:
+        """Count one served request and observe its duration (seconds), labelled by route template."""
+        method = method.upper()
+        self._family("http_requests").inc(method=method, route=route, status_code=str(status_code))
+        self._family("http_duration").observe(duration, method=method, route=route)
+
+    def cache_access(self, cache: str, hit: bool) -> None:
+        """Count one cache lookup: ``<ns>_cache_requests_total{cache, result=hit|miss}``."""
+        self._family("cache").inc(cache=cache, result="hit" if hit else "miss")
+
+    def db_call(self, operation: str, duration: float, db: str = "default", error: bool = False) -> None:
+        """Observe one database call: ``<ns>_db_query_duration_seconds{db, operation, status}``."""
+        self._family("db_duration").observe(
+            duration, db=db, operation=operation, status="error" if error else "ok"
+        )
+
+    def external_call(
+        self,
+        service: str,
+        operation: str,
+        duration: float,
+        error: bool = False,
+        tokens: dict[str, float] | None = None,
+    ) -> None:
+        """Observe one call to another service (an LLM, an API), with optional token counts by kind.
+
+        ``tokens={"prompt": 120, "completion": 30}`` adds to ``<ns>_external_call_tokens_total``.
+        """
+        self._family("external_duration").observe(
+            duration, service=service, operation=operation, status="error" if error else "ok"
+        )
+        for kind, count in (tokens or {}).items():
+            self._family("external_tokens").inc(count, service=service, operation=operation, kind=kind)
+
+    def job(self, job: str, duration: float, error: bool = False) -> None:
+        """Record one finished job in the ``track_job`` families without a span."""
+        state = _state.STATE
+        counter, histogram, _, _ = (
+            state.store.live_spec(s) for s in job_specs(state.settings.metric_namespace)
+        )
+        values = {"job": job, "status": "error" if error else "success"}
+        state.store.child(counter, tuple(values.get(n, "") for n in counter.labels))[0].inc()
+        state.store.child(histogram, tuple(values.get(n, "") for n in histogram.labels))[0].observe(duration)

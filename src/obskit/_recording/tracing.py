@@ -1,0 +1,244 @@
+"""trace_operation: a span around a function or block, with attributes, status and exception."""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from obskit._core import state as _state
+from obskit._core.redact import Redactor, safe_value, unrenderable
+from obskit._core.wrapping import HookedBlock, wrap
+
+__all__ = [
+    "clean_attributes",
+    "describe",
+    "end_span",
+    "exception_attributes",
+    "record_exception",
+    "trace_operation",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_OK = Status(StatusCode.OK)
+_MAX_ARG_LENGTH = 256
+_PRIMITIVES = (str, bool, int, float)
+
+
+def clean_attributes(attributes: Mapping[str, Any] | None, redactor: Redactor) -> dict[str, Any]:
+    """Attributes OpenTelemetry accepts: primitives or homogeneous sequences; others become strings."""
+    clean: dict[str, Any] = {}
+    for key, value in (attributes or {}).items():
+        key = str(key)
+        if redactor.is_sensitive(key):
+            clean[key] = "[REDACTED]"
+        elif isinstance(value, _PRIMITIVES):
+            clean[key] = value
+        elif isinstance(value, list | tuple) and value and all(isinstance(v, type(value[0])) for v in value):
+            clean[key] = tuple(v if isinstance(v, _PRIMITIVES) else safe_value(v) for v in value)
+        elif value is not None:
+            clean[key] = safe_value(value)  # its str(), or a marker when that raises
+    return clean
+
+
+def end_span(span: Span, error: BaseException | None) -> None:
+    """Set OK or ERROR (with the exception recorded) and end ``span``; it is ended whatever fails."""
+    try:
+        if error is None:
+            span.set_status(_OK)
+        else:
+            span.set_status(Status(StatusCode.ERROR, describe(error)))
+            record_exception(span, error)
+    finally:
+        span.end()
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message`` for a status description; the type alone when ``str(error)`` raises."""
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:  # an exception whose __str__ fails still gets an ERROR status
+        return type(error).__name__
+
+
+def record_exception(span: Span, error: BaseException) -> None:
+    """``span.record_exception(error, escaped=True)``, whatever ``str(error)`` does.
+
+    When it raises (the SDK's ``record_exception`` does not guard it), the same ``exception`` event
+    is added with ``[unrenderable Type]`` as its message.
+    """
+    try:
+        span.record_exception(error, escaped=True)
+    except Exception:
+        span.add_event("exception", exception_attributes(error, escaped=True))
+
+
+def exception_attributes(error: BaseException, escaped: bool) -> dict[str, str]:
+    """The ``exception.*`` event attributes the SDK records, whatever ``str(error)`` does."""
+    cls = type(error)
+    module, qualname = cls.__module__, cls.__qualname__
+    try:
+        message = str(error)
+    except Exception:
+        message = unrenderable(error)
+    return {
+        "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+        "exception.message": message,
+        "exception.stacktrace": "".join(traceback.format_exception(error)),  # guards str() itself
+        "exception.escaped": str(escaped),
+    }
+
+
+def activate_span(span: Span | None) -> object:
+    """Make ``span`` current; the token undoes it (None when there is no span)."""
+    return None if span is None else otel_context.attach(trace.set_span_in_context(span))
+
+
+def deactivate_span(token: object) -> None:
+    """Undo :func:`activate_span`."""
+    if token is not None:
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+
+def _arg_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[:_MAX_ARG_LENGTH]
+    if isinstance(value, _PRIMITIVES):
+        return value
+    try:
+        return repr(value)[:_MAX_ARG_LENGTH]
+    except Exception:  # an argument whose repr() raises is recorded as a marker, the call goes on
+        return unrenderable(value)
+
+
+class _SpanHooks:
+    """Decorator/block hooks: a span started with static attributes, current while the body runs."""
+
+    __slots__ = ("_attributes", "_raw", "_redactor", "_signature", "name", "where")
+
+    def __init__(self, name: str, attributes: Mapping[str, Any] | None, signature: inspect.Signature | None):
+        self.name = name
+        self.where = f"trace_operation({name})"
+        self._raw = dict(attributes or {})
+        self._redactor: Redactor | None = None
+        self._attributes: dict[str, Any] = {}
+        self._signature = signature
+
+    def _static(self, redactor: Redactor) -> dict[str, Any]:
+        if redactor is not self._redactor:
+            self._attributes = clean_attributes(self._raw, redactor)
+            self._redactor = redactor
+        return self._attributes
+
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Span | None:
+        state = _state.STATE
+        tracer = state.tracer
+        if tracer is None:
+            return None
+        attributes = self._static(state.redactor)
+        if self._signature is not None:
+            attributes = {**attributes, **self._arguments(state.redactor, args, kwargs)}
+        return tracer.start_span(self.name, attributes=attributes)
+
+    def _arguments(self, redactor: Redactor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        assert self._signature is not None
+        try:
+            bound = self._signature.bind_partial(*args, **kwargs)
+        except TypeError:  # the call itself is wrong and will raise the function's own TypeError
+            return {}
+        return {
+            f"code.args.{name}": "[REDACTED]" if redactor.is_sensitive(name) else _arg_value(value)
+            for name, value in bound.arguments.items()
+            if name not in {"self", "cls"}
+        }
+
+    activate = staticmethod(activate_span)
+    deactivate = staticmethod(deactivate_span)
+
+    def finish(self, span: Span | None, error: BaseException | None, result: Any = None) -> None:
+        if span is not None:
+            end_span(span, error)
+
+
+def _span_or_invalid(span: Span | None) -> Span:
+    return trace.INVALID_SPAN if span is None else span
+
+
+#: Hooks of attribute-less blocks by span name: ``with trace_operation("x"):`` written inline builds
+#: a block on every pass, and the hooks (with their cleaned-attribute cache) need not be rebuilt.
+_BLOCK_HOOKS: dict[str, _SpanHooks] = {}
+_BLOCK_HOOKS_LIMIT = 1024
+
+
+def _block_hooks(name: str, attributes: Mapping[str, Any] | None) -> _SpanHooks:
+    if attributes:
+        return _SpanHooks(name, attributes, None)
+    hooks = _BLOCK_HOOKS.get(name)
+    if hooks is None:
+        hooks = _SpanHooks(name, None, None)
+        if len(_BLOCK_HOOKS) < _BLOCK_HOOKS_LIMIT:
+            _BLOCK_HOOKS[name] = hooks
+    return hooks
+
+
+class _Operation(HookedBlock[Span | None]):
+    """What ``trace_operation(...)`` returns: a decorator and a (async) context manager."""
+
+    __slots__ = ("_args", "_name")
+
+    def __init__(self, name: str | None, attributes: Mapping[str, Any] | None, record_args: bool) -> None:
+        self._name = name
+        self._args = (attributes, record_args)
+        super().__init__(_block_hooks(name or "", attributes), _span_or_invalid)
+
+    def __enter__(self) -> Span:
+        if not self._name:
+            raise TypeError("trace_operation used as a context manager needs a name")
+        result: Span = super().__enter__()
+        return result
+
+    def __call__(self, func: _F) -> _F:
+        attributes, record_args = self._args
+        target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
+        name = self._name or getattr(target, "__qualname__", None) or repr(target)
+        signature = inspect.signature(target) if record_args else None
+        return wrap(func, _SpanHooks(name, attributes, signature))
+
+
+@overload
+def trace_operation(name: _F, /) -> _F: ...
+
+
+@overload
+def trace_operation(
+    name: str | None = None, /, *, attributes: Mapping[str, Any] | None = None, record_args: bool = False
+) -> _Operation: ...
+
+
+def trace_operation(
+    name: str | Callable[..., Any] | None = None,
+    /,
+    *,
+    attributes: Mapping[str, Any] | None = None,
+    record_args: bool = False,
+) -> Any:
+    """A span around a function or a block.
+
+    As a decorator (``@trace_operation``, ``@trace_operation("name", attributes={...})``) the span
+    is named after the function's qualified name unless ``name`` is given; it works on sync, async,
+    generator and async-generator functions, methods, classmethods and staticmethods, and covers the
+    whole call (a generator's whole iteration). As ``with``/``async with`` block it yields the span.
+
+    The span ends with status OK, or ERROR with the exception recorded; the exception itself
+    propagates untouched. Sensitive attribute keys are redacted. With ``record_args=True`` the
+    call's arguments become ``code.args.<name>`` attributes (truncated, redacted). Without a
+    configured tracer (before ``configure()``, or ``traces_exporter="none"``) no span is made.
+    """
+    if callable(name) or isinstance(name, classmethod | staticmethod):
+        return _Operation(None, None, False)(name)
+    return _Operation(name, attributes, record_args)

@@ -1,0 +1,510 @@
+"""configure(), shutdown(), is_configured(): building and tearing down the runtime."""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from obskit._core import exit as _exit
+from obskit._core import state as _state
+from obskit._core.errors import report_internal_error
+from obskit._core.redact import Redactor, redactor_for
+from obskit._core.resource import log_fields, resource_for
+from obskit._core.settings import Settings, ignored_settings, log_level_number, resolve_settings
+from obskit._recording.loghandler import ObskitHandler, StdoutProxy
+
+__all__ = ["configure", "is_configured", "shutdown"]
+
+_log = logging.getLogger("obskit")
+_lock = threading.RLock()
+_atexit_registered = False
+#: What the current configure() installed and shutdown() must undo.
+_installed: list[Callable[[float], None]] = []
+#: Seconds between two lines of the same class from the exporting libraries (tests shorten it).
+_QUIET_INTERVAL = 60.0
+#: How to flush each pipeline the current configure() built, without tearing it down (an
+#: ASGI lifespan shutdown flushes with these; the process may still have work to do).
+_flushers: list[tuple[str, Callable[[float], object]]] = []
+#: The providers whose resource carries ``process.pid``: a forked child updates them to its own.
+_pid_providers: list[Any] = []
+
+
+def configure(app: object = None, **settings: Any) -> Settings:
+    """Set up traces, metrics and logs for this process. Idempotent; returns the settings used.
+
+    Each setting is resolved as keyword argument > environment variable > default (see
+    :mod:`obskit.environment_variables` for every variable). All values are validated first: a
+    bad one raises :class:`obskit.ConfigError` before anything is installed. Calling it again
+    replaces the previous set-up cleanly (one log handler, one span pipeline). A flush on exit is
+    registered once. A setting that no chosen backend uses (``pushgateway_url`` without
+    ``metrics_exporter=prometheus``, an ``OTEL_EXPORTER_OTLP_*`` variable without an otlp
+    exporter) is logged as a warning on the ``obskit`` logger, naming it but not its value, and
+    is ignored: even an invalid value there is not an error until its backend is chosen.
+
+    Args:
+        app: a web application to instrument: FastAPI/Starlette (ASGI) or Flask (WSGI). Requests
+            get spans, RED metrics, a request id and an access log line; the scrape and health
+            endpoints are mounted. Instrumented once however often configure() runs.
+        **settings: service_name, service_version, environment, resource_attributes,
+            traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, log_level,
+            log_format, metric_namespace, redact_keys, redact_text, redact_patterns, series_cap,
+            runtime_metrics, host_metrics, metric_export_interval_ms, shutdown_timeout,
+            export_queue_size, export_batch_size;
+            Prometheus: prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
+            pushgateway_job, pushgateway_grouping, push_on; OTLP: otlp_endpoint, otlp_protocol,
+            otlp_headers, otlp_timeout (ms), otlp_compression, otlp_certificate, otlp_insecure,
+            each also per signal as otlp_traces_*, otlp_metrics_*, otlp_logs_* (e.g.
+            otlp_traces_endpoint, otlp_metrics_protocol, otlp_logs_headers, otlp_traces_timeout,
+            otlp_metrics_compression, otlp_logs_certificate, otlp_traces_insecure,
+            otlp_traces_protocol, otlp_traces_headers, otlp_traces_compression,
+            otlp_traces_certificate, otlp_metrics_endpoint, otlp_metrics_headers,
+            otlp_metrics_timeout, otlp_metrics_certificate, otlp_metrics_insecure,
+            otlp_logs_endpoint, otlp_logs_protocol, otlp_logs_timeout, otlp_logs_compression,
+            otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
+            liveness_path, readiness_path, request_id_header, access_log,
+            access_log_flush_interval; outgoing calls:
+            instrument_http_clients; Azure: azure_connection_string, azure_live_metrics,
+            azure_offline_storage, azure_statsbeat. See
+            :mod:`obskit.environment_variables` for what each does.
+
+    Raises:
+        ConfigError: a setting has a value outside what it allows.
+    """
+    resolved = resolve_settings(settings)
+    from obskit._export.backends import check
+
+    check(resolved)
+    if app is not None:
+        from obskit._web.install import check_app
+
+        check_app(app)
+    if resolved.host_metrics:
+        from obskit._recording.sysmetrics import HostCollector
+
+        HostCollector()  # ConfigError without psutil, before the previous set-up is torn down
+    with _lock:
+        _teardown(resolved.shutdown_timeout)
+        try:
+            _build(resolved)
+            if app is not None:
+                from obskit._web.install import instrument
+
+                _installed.append(instrument(app, resolved))
+        except BaseException:
+            _teardown(resolved.shutdown_timeout)
+            _set_unconfigured()
+            raise
+        _register_atexit()
+        _exit.watch(resolved.shutdown_timeout, _shutdown_on_signal, _flush_all)
+        _installed.append(lambda timeout: _exit.stop_watching())
+    return resolved
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_shutdown_at_exit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+        _atexit_registered = True
+
+
+def _current_registry() -> Any:
+    return _state.STATE.store.registry
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (gunicorn --preload, multiprocessing) records into a store of its own.
+
+    Without this its cumulative values would start from the parent's and be exported a second
+    time. The SDK's batch processors and metric reader restart their threads by themselves. In
+    Prometheus multi-process mode prometheus_client keeps per-process files, so no new store is
+    made. In every mode the child's spans and exported logs carry its own ``process.pid``.
+    """
+    _exit.after_fork_in_child()
+    _own_pid_in_child()
+    try:
+        state = _state.STATE
+        if not state.configured or state.settings.multiprocess_dir:
+            return
+        from obskit._recording import sysmetrics as _sysmetrics
+        from obskit._recording.store import Store
+
+        store = Store(series_cap=state.settings.series_cap)
+        _sysmetrics.register(store.registry, state.settings.runtime_metrics, state.settings.host_metrics)
+        _state.set_state(dataclasses.replace(state, store=store))
+    except Exception as exc:
+        report_internal_error("after fork", exc)
+
+
+def _own_pid_in_child() -> None:
+    """Spans and exported logs of a forked child name the child's ``process.pid``, not the parent's.
+
+    The same update the SDK's providers make at a fork for their process-dependent resource
+    detectors (``_update_resource``: the provider's resource and every tracer or logger it made).
+    """
+    try:
+        if not _pid_providers:
+            return
+        from opentelemetry.sdk.resources import Resource
+
+        own = Resource({"process.pid": os.getpid()})
+        for provider in _pid_providers:
+            update = getattr(provider, "_update_resource", None)
+            if update is not None:
+                update(own)
+    except Exception as exc:
+        report_internal_error("after fork (process.pid)", exc)
+
+
+def _shutdown_at_exit() -> None:
+    """The interpreter's exit hook: shut down within what is left of the exit's budget."""
+    try:
+        _exit.begin_exit()
+        shutdown()
+    except Exception as exc:
+        report_internal_error("shutdown at exit", exc)
+    finally:
+        _exit.end_exit()
+
+
+def _shutdown_on_signal() -> None:
+    shutdown()
+
+
+def _flush_all(timeout: float) -> None:
+    """Flush every pipeline at once, each waited for in its own thread, all within ``timeout`` seconds.
+
+    At once, so that one pipeline stuck on an unreachable peer does not leave the others no time.
+    """
+    from obskit._export.pipeline import run_with_deadline
+
+    deadline = time.monotonic() + timeout
+    threads = [
+        threading.Thread(target=run_with_deadline, args=(what, partial(flush, timeout), timeout), daemon=True)
+        for what, flush in list(_flushers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _build(settings: Settings) -> None:
+    first_undo = len(_installed)
+    redactor = redactor_for(settings)
+    resource = resource_for(settings)
+    store = _state.STATE.store
+    if settings.multiprocess_dir:  # a store whose values live in prometheus_client's per-process files
+        from obskit._export.prometheus import multiprocess_store
+
+        store, undo = multiprocess_store(settings.multiprocess_dir, store)
+        _installed.append(undo)
+    store.series_cap = settings.series_cap
+    # Installed in this order so that teardown (newest first) flushes spans, then metrics, and
+    # removes the log handler last, letting exporters' last words still reach the logs.
+    _logging_pipeline(settings, resource, redactor)
+    _metrics_pipeline(settings, resource, store)
+    provider = _tracer_provider(settings, resource, redactor)
+    tracer = provider.get_tracer("obskit") if provider is not None else None
+    _state.set_state(
+        _state.State(
+            settings=settings,
+            store=store,
+            redactor=redactor,
+            tracer=tracer,
+            tracer_provider=provider,
+            configured=True,
+            log_fields=log_fields(settings),
+        )
+    )
+    if provider is not None:
+        from obskit._recording.proxy import install_global_tracer_provider
+
+        install_global_tracer_provider()
+        from obskit._web import clients as _clients
+
+        _installed.append(_clients.instrument(settings))
+    _quiet_exporting_libraries(first_undo)
+
+
+def _quiet_exporting_libraries(undo_at: int) -> None:
+    """Quiet the exporting libraries: one warning a minute per backend, none of their chatter.
+
+    A peer that is down makes the SDK and exporter modules log on every batch, each message
+    different; the Azure SDK logs every HTTP request at INFO. Whatever handler the application
+    has would get all of them. The filter (:class:`obskit._export.pipeline.RateLimitFilter`) sits on
+    those libraries' loggers (created by now, since configure() imported the exporters), and
+    shutdown() removes it after every pipeline has flushed: its undo goes in at ``undo_at``,
+    before theirs, so that the last flush's retries and the exports it abandons stay quiet too.
+    """
+    from obskit._export.pipeline import HEALTH, INTERNAL_LOGGERS, RateLimitFilter, is_library_logger
+
+    HEALTH.reset()
+    limit = RateLimitFilter(_QUIET_INTERVAL)
+    prefixes = tuple(p for p in INTERNAL_LOGGERS if p != "obskit")
+    loggers = [
+        logger
+        for name, logger in list(logging.root.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and is_library_logger(name, prefixes)
+    ]
+    for logger in loggers:
+        logger.addFilter(limit)
+
+    def remove(timeout: float) -> None:
+        for logger in loggers:
+            logger.removeFilter(limit)
+
+    _installed.insert(undo_at, remove)
+
+
+def span_processors(settings: Settings, redactor: Redactor) -> list[Any]:
+    """One bounded batch processor per span exporter: cleaning (once per span), then drop counting."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from obskit._export.backends import SPAN_EXPORTERS, factory
+    from obskit._export.pipeline import CountingSpanExporter, CountingSpanProcessor
+    from obskit._export.redacting import RedactingSpanExporter, SpanCleaner
+
+    cleaner = SpanCleaner(redactor)  # shared: a span is cleaned once, by the first exporter to see it
+    processors = []
+    for name in settings.traces_exporter:
+        exporter = factory(SPAN_EXPORTERS, name)(settings)
+        batch = BatchSpanProcessor(
+            RedactingSpanExporter(CountingSpanExporter(exporter), cleaner),
+            max_queue_size=settings.export_queue_size,
+            max_export_batch_size=min(settings.export_batch_size, settings.export_queue_size),
+        )
+        processors.append(CountingSpanProcessor(batch, settings.export_queue_size))
+    return processors
+
+
+def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor) -> Any:
+    if not settings.traces_exporter:
+        return None
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    # obskit's own exit hook flushes within the shutdown deadline; the SDK's would flush again.
+    provider = TracerProvider(
+        resource=resource,
+        sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
+        shutdown_on_exit=False,
+    )
+    _track_pid(provider)
+    for processor in span_processors(settings, redactor):
+        provider.add_span_processor(processor)
+    _installed.append(partial(_shutdown_provider, "span pipeline", provider))
+    _flushers.append(("span pipeline flush", partial(_flush_provider, provider)))
+    return provider
+
+
+def _track_pid(provider: Any) -> None:
+    """Have a forked child update ``provider``'s ``process.pid`` (until shutdown removes it)."""
+    _pid_providers.append(provider)
+    _installed.append(lambda timeout: _pid_providers.remove(provider) if provider in _pid_providers else None)
+
+
+def _flush_provider(provider: Any, timeout: float) -> None:
+    provider.force_flush(int(timeout * 1000))
+
+
+def _shutdown_provider(what: str, provider: Any, timeout: float) -> None:
+    """Flush and shut down a tracer or logger provider, abandoning it at the deadline."""
+    from obskit._export.pipeline import run_with_deadline
+
+    def flush_and_stop() -> None:
+        provider.force_flush(int(timeout * 1000))
+        provider.shutdown()
+
+    run_with_deadline(what, flush_and_stop, timeout)
+
+
+def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
+    from obskit._export.backends import METRIC_EXPORTERS, METRIC_INSTALLERS, factory
+    from obskit._export.bridge import make_reader
+    from obskit._export.pipeline import counting_metric_exporter
+    from obskit._recording import sysmetrics as _sysmetrics
+
+    for problem in ignored_settings(settings):  # after _internal_logging(): reaches stderr
+        _log.warning("obskit: %s", problem)
+    collectors = _sysmetrics.register(store.registry, settings.runtime_metrics, settings.host_metrics)
+    if collectors:
+
+        def unregister(timeout: float) -> None:
+            for collector in collectors:
+                store.registry.unregister(collector)
+
+        _installed.append(unregister)
+    for name in settings.metrics_exporter:
+        if name in METRIC_INSTALLERS:
+            _installed.append(factory(METRIC_INSTALLERS, name)(settings, store))
+            continue
+        exporter = counting_metric_exporter(factory(METRIC_EXPORTERS, name)(settings))
+        reader = make_reader(exporter, _current_registry, resource, settings.metric_export_interval_ms)
+        _installed.append(partial(_shutdown_reader, name, reader))
+        _flushers.append((f"{name} metrics flush", partial(_flush_reader, reader)))
+
+
+def _flush_reader(reader: Any, timeout: float) -> None:
+    reader.force_flush(timeout_millis=timeout * 1000)
+
+
+def _shutdown_reader(name: str, reader: Any, timeout: float) -> None:
+    from obskit._export.pipeline import run_with_deadline
+
+    run_with_deadline(f"{name} metrics", lambda: reader.shutdown(timeout_millis=timeout * 1000), timeout)
+
+
+def _internal_logging(settings: Settings) -> None:
+    """Obskit's own warnings go to stderr directly, never through the exported log pipeline.
+
+    Each line has credentials hidden first (a push gateway URL with its password, an exception
+    whose text quotes one, its traceback), with the shared patterns, even when ``redact_text``
+    is off for the application's own lines: on the logger, for every handler it has, and on the
+    handler, for records of loggers below it.
+    """
+    from obskit._core.errors import ScrubFilter
+
+    internal = logging.getLogger("obskit")
+    scrub = ScrubFilter(redactor_for(dataclasses.replace(settings, redact_text=True)).scrub)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("obskit %(levelname)s: %(message)s"))
+    handler.addFilter(scrub)
+    previous = internal.propagate
+    internal.addFilter(scrub)
+    internal.addHandler(handler)
+    internal.propagate = False
+
+    def remove(timeout: float) -> None:
+        internal.removeHandler(handler)
+        internal.removeFilter(scrub)
+        internal.propagate = previous
+
+    _installed.append(remove)
+
+
+def _logging_pipeline(settings: Settings, resource: Any, redactor: Redactor) -> None:
+    _internal_logging(settings)
+    root = logging.getLogger()
+    previous_level = root.level
+    root.setLevel(log_level_number(settings))
+    _installed.append(lambda timeout: root.setLevel(previous_level))
+    if "console" in settings.logs_exporter:
+        _console_logs(settings)
+    exported = [name for name in settings.logs_exporter if name != "console"]
+    if exported:
+        _exported_logs(settings, resource, redactor, exported)
+
+
+def _console_logs(settings: Settings) -> None:
+    from obskit._export.pipeline import RateLimitFilter
+    from obskit.logging import ConsoleFormatter, JsonFormatter
+
+    root = logging.getLogger()
+    handler = ObskitHandler(StdoutProxy())
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else ConsoleFormatter())
+    handler.setLevel(log_level_number(settings))
+    handler.addFilter(RateLimitFilter())
+    if settings.log_format == "json" and settings.access_log_flush_interval > 0:
+        # JSON is the only format access lines are written direct in; the web layer's renderer
+        # is imported only when lines are kept for runs, as before the handler moved.
+        from obskit._web.http import render_kept_line
+
+        handler.defer_access_lines(settings.access_log_flush_interval, render_kept_line)
+    root.addHandler(handler)
+
+    def remove(timeout: float) -> None:
+        root.removeHandler(handler)
+        handler.flush()
+        handler.close()
+
+    _installed.append(remove)
+    _flushers.append(("console log flush", lambda timeout: handler.flush()))
+
+
+def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names: list[str]) -> None:
+    """One LoggerProvider with a bounded batch processor per exporter, one handler on the root."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    from obskit._export.backends import LOG_EXPORTERS, factory
+    from obskit._export.logexport import CountingLogExporter, ObskitLoggingHandler
+    from obskit._export.pipeline import counting_log_processor
+
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    _track_pid(provider)
+    for name in names:
+        exporter = CountingLogExporter(factory(LOG_EXPORTERS, name)(settings))
+        batch = BatchLogRecordProcessor(
+            exporter,
+            max_queue_size=settings.export_queue_size,
+            max_export_batch_size=min(512, settings.export_queue_size),
+        )
+        provider.add_log_record_processor(counting_log_processor(batch, settings.export_queue_size))
+    handler = ObskitLoggingHandler(log_level_number(settings), provider, redactor)
+    root = logging.getLogger()
+    root.addHandler(handler)
+
+    def remove(timeout: float) -> None:
+        root.removeHandler(handler)
+
+    _installed.append(partial(_shutdown_provider, "log pipeline", provider))
+    _installed.append(remove)
+    _flushers.append(("log pipeline flush", partial(_flush_provider, provider)))
+
+
+def _teardown(timeout: float) -> None:
+    """Undo everything the last configure() installed, newest first, within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    _flushers.clear()
+    while _installed:
+        undo = _installed.pop()
+        try:
+            undo(max(0.001, deadline - time.monotonic()))
+        except Exception as exc:
+            report_internal_error("shutdown", exc)
+    from obskit._export.logexport import ObskitLoggingHandler
+
+    for handler in list(logging.getLogger().handlers):
+        if isinstance(handler, ObskitHandler | ObskitLoggingHandler):
+            logging.getLogger().removeHandler(handler)
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """Flush every signal and remove everything ``configure()`` installed. Never raises, never hangs.
+
+    While the process exits (a signal was seen, or the exit hook runs) it takes at most what is
+    left of the exit's one ``shutdown_timeout`` budget (docs/deployment.md, "What happens at exit").
+
+    Args:
+        timeout: overall deadline in seconds; default the ``shutdown_timeout`` setting.
+    """
+    with _lock:
+        current = _state.STATE
+        if not current.configured:
+            return
+        budget = timeout if timeout is not None else current.settings.shutdown_timeout
+        _teardown(_exit.remaining(budget) if _exit.exiting() else budget)
+        _set_unconfigured()
+
+
+def _set_unconfigured() -> None:
+    """Back to the state before any configure(): defaults, the same metric store (values kept)."""
+    defaults = Settings()
+    store = _state.STATE.store
+    store.series_cap = defaults.series_cap
+    _state.set_state(_state.State(settings=defaults, store=store, redactor=Redactor()))
+
+
+def is_configured() -> bool:
+    """Whether ``configure()`` has run and ``shutdown()`` has not undone it since."""
+    return _state.STATE.configured

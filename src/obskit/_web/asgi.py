@@ -1,0 +1,249 @@
+"""The ASGI middleware: a pure ASGI wrapper (no BaseHTTPMiddleware), outermost in Starlette apps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from functools import partial
+from typing import Any
+
+from obskit._core import exit as _exit
+from obskit._core.errors import report_internal_error
+from obskit._web.http import (
+    NO_HEADERS,
+    Exchange,
+    Hub,
+    _propagation_fields,
+    health_module,
+    server_attributes,
+)
+
+__all__ = ["ObskitASGIMiddleware", "route_template"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_CONVERTOR = re.compile(r"\{([^{}:]+):[^{}]*\}")
+
+
+def route_template(scope: Scope, root_path: str = "") -> str | None:
+    """The template of the route that handled the request (``scope["route"]``, set by Starlette's router).
+
+    Inside a ``Mount`` the inner router leaves its own route there; the mount's prefix is what
+    the mount added to ``root_path`` (a concrete path: mounts are rarely parametrised).
+    """
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return None
+    if not _is_mount(route):
+        mounted = scope.get("root_path", "")
+        if isinstance(mounted, str) and mounted.startswith(root_path) and len(mounted) > len(root_path):
+            path = mounted[len(root_path) :] + path
+    return _CONVERTOR.sub(r"{\1}", path) if ":" in path else path
+
+
+def _is_mount(route: object) -> bool:
+    routing = sys.modules.get("starlette.routing")
+    return routing is not None and isinstance(route, routing.Mount)
+
+
+class ObskitASGIMiddleware:
+    """Spans, RED metrics, request ids and access logs for HTTP requests; the rest passes through.
+
+    Websocket scopes, and everything while the hub is off, go to the app untouched; the lifespan
+    too, with obskit listening: it flushes every pipeline when the app has shut down.
+    Response bodies (streaming included) are passed on as they come; only the start message
+    gains the request-id header.
+    """
+
+    def __init__(self, app: ASGIApp, hub: Hub | None = None) -> None:
+        self.app = app
+        self.hub = hub if hub is not None else Hub()
+        self._metrics_app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection."""
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan" and self.hub.config() is not None:
+                await self.app(scope, *_exit_aware(receive, send))
+                return
+            await self.app(scope, receive, send)
+            return
+        config = self.hub.config()
+        if config is None:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path == config.metrics_path:
+            await self._metrics()(scope, receive, send)
+            return
+        kind = config.health.get(path)
+        if kind is not None and await _serve_health(kind, send):
+            return
+        excluded = config._excluded
+        if excluded is not None and excluded.search(path) is not None:
+            await self.app(scope, receive, send)
+            return
+        # Instrumented, in this coroutine (not one more per request). The headers are read once:
+        # the request id and user agent, and whether any header matters to the propagators (the
+        # carrier is built only then).
+        request_id = user_agent = None
+        wanted = _propagation_fields()[1]
+        carrier: Mapping[str, str] = NO_HEADERS
+        headers = scope.get("headers") or ()
+        for name, value in headers:
+            if name == config.request_id_name:
+                request_id = value.decode("latin-1")
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+            if carrier is NO_HEADERS and (wanted is None or name in wanted):
+                carrier = {key.decode("latin-1"): item.decode("latin-1") for key, item in headers}
+        root_path = scope.get("root_path", "")
+        method = scope.get("method", "GET")
+        client = scope.get("client")
+        exchange = _ASGIExchange(config, method, path, request_id)
+        exchange._send = send
+        exchange.start(
+            carrier,
+            server_attributes(
+                method,
+                path,
+                scope.get("scheme", "http"),
+                scope.get("server"),
+                str(client[0]) if client else None,
+                user_agent,
+            ),
+        )
+        try:
+            await self.app(scope, receive, exchange)
+        except Exception as error:
+            exchange.finish(route_template(scope, root_path), error)
+            raise
+        except BaseException:  # cancelled (client gone, server stopping): not the app's error
+            exchange.status = exchange.status or 499  # nginx's "client closed request"
+            exchange.finish(route_template(scope, root_path), None)
+            raise
+        exchange.finish(route_template(scope, root_path), None)
+
+    def _metrics(self) -> ASGIApp:
+        if self._metrics_app is None:
+            from obskit._export.prometheus import make_asgi_app
+
+            self._metrics_app = make_asgi_app()
+        return self._metrics_app
+
+
+class _ASGIExchange(Exchange):
+    """A request's :class:`Exchange` that is also the ``send`` the app is given.
+
+    It notes the response status and adds the request-id header to the response. One object per
+    request rather than an exchange, a closure and its cells: fewer objects alive while the
+    request runs, for the garbage collector to count (docs/performance.md).
+    """
+
+    __slots__ = ("_send",)
+    _send: Send  # set by the middleware right after it makes the exchange
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            headers = message.get("headers", ())
+            name = self.config.request_id_name
+            for key, _ in headers:
+                if key.lower() == name:
+                    break  # a response that already carries the header (set by the app) keeps its own
+            else:
+                message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
+        elif (
+            message["type"] == "http.response.body" and not message.get("more_body", False) and self.suspend()
+        ):
+            # The last message: the server may now schedule work of its own that copies the
+            # current context (uvicorn's keep-alive timer, which stays in the event loop's heap
+            # for seconds once cancelled). Sent from the context the request started in, so such
+            # copies do not keep this request's span and fields alive: the garbage collector
+            # would then see them survive into its older generations (docs/performance.md).
+            # The request's context is back for whatever the app does after the response
+            # (background tasks) and for obskit's access line. (From a task of the app's, which
+            # runs in a copy of the request's context, suspend() changes nothing.)
+            try:
+                await self._send(message)
+            finally:
+                self.activate()
+            return
+        await self._send(message)
+
+
+def _exit_aware(receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """The lifespan's receive and send, seeing the server start and stop (docs/deployment.md).
+
+    Once the app has started, obskit's signal handlers go in front of the server's (installed
+    by now): the exit budget then starts at the signal. ``lifespan.shutdown`` starts it too
+    (the server has drained its connections); when the app has finished shutting down, every
+    pipeline is flushed, within the budget, before the server hears that it may exit.
+    """
+
+    async def receive_noting() -> Any:
+        message = await receive()
+        if message.get("type") == "lifespan.shutdown":
+            _guarded(partial(_exit.begin_exit, certain=False))
+        return message
+
+    async def send_flushing(message: Any) -> None:
+        kind = message.get("type")
+        if kind == "lifespan.startup.complete":
+            _guarded(_exit.lifespan_started)
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            await _flush_before_exit()
+        await send(message)
+
+    return receive_noting, send_flushing
+
+
+def _guarded(func: Callable[[], object]) -> None:
+    try:
+        func()
+    except Exception as exc:
+        report_internal_error("lifespan", exc)
+
+
+async def _flush_before_exit() -> None:
+    """Flush every pipeline off the event loop's thread, waiting at most the exit budget left."""
+    try:
+        started = _exit.flush_for_exit()
+        if started is None:
+            return
+        done, timeout = started
+        deadline = time.monotonic() + timeout + 0.05
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # another event loop (trio): wait here, bounded
+            done.wait(timeout + 0.05)
+            return
+        while not done.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+    except Exception as exc:
+        report_internal_error("flush at lifespan shutdown", exc)
+
+
+async def _serve_health(kind: str, send: Send) -> bool:
+    """Answer a health request with obskit.health; False when that module is not there."""
+    health = health_module()
+    if health is None:
+        return False
+    try:
+        status, payload = await health.ahandle(kind)
+        body = json.dumps(payload, default=str).encode()
+    except Exception as exc:
+        report_internal_error("health endpoint", exc)
+        status, body = 503, b'{"status": "error"}'
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return True
