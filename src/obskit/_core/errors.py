@@ -40,14 +40,23 @@ class ConfigError(ObskitError, ValueError):
     :func:`obskit.configure` before anything is installed.
     """
 
-    def __init__(self, setting: str, value: object, allowed: str | Iterable[str], hint: str = "") -> None:
+    def __init__(
+        self,
+        setting: str,
+        value: object,
+        allowed: str | Iterable[str],
+        hint: str = "",
+        *,
+        message: str | None = None,
+    ) -> None:
         self.setting = setting
         self.value = value
         self.allowed = allowed if isinstance(allowed, str) else ", ".join(allowed)
         self.hint = hint
-        message = f"invalid value for {setting}: {value!r}; allowed: {self.allowed}"
-        if hint:
-            message = f"{message}. {hint}"
+        if message is None:
+            message = f"invalid value for {setting}: {value!r}; allowed: {self.allowed}"
+            if hint:
+                message = f"{message}. {hint}"
         super().__init__(message)
 
 
