@@ -15,7 +15,7 @@ from typing import Any, Unpack
 
 from obskit._core import exit as _exit
 from obskit._core import state as _state
-from obskit._core.errors import report_internal_error
+from obskit._core.errors import report_internal_error, user_location
 from obskit._core.options import SettingsKeywords
 from obskit._core.redact import Redactor, redactor_for
 from obskit._core.resource import log_fields, resource_for
@@ -93,7 +93,7 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
         ConfigError: a setting has a value outside what it allows.
     """
     resolved = resolve_settings(settings)
-    caller = _caller()
+    caller = ":".join(map(str, user_location()))
     from obskit._export.backends import check
 
     check(resolved)
@@ -123,15 +123,6 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
         _exit.watch(resolved.shutdown_timeout, _shutdown_on_signal, _flush_all)
         _installed.append(lambda timeout: _exit.stop_watching())
     return resolved
-
-
-def _caller() -> str:
-    """``file:line`` of the code that called into obskit (the first frame outside the package)."""
-    frame = sys._getframe(1)
-    package = os.path.dirname(os.path.dirname(__file__))
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame = frame.f_back  # type: ignore[assignment]
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "<unknown>"
 
 
 def _report_settings(settings: Settings, previous: Settings | None, caller: str) -> None:
