@@ -23,6 +23,15 @@ is invalid. An `OTEL_EXPORTER_OTLP_ENDPOINT` left in the environment does not st
 application that logs to the console; the same value is a `ConfigError` once an `otlp` exporter
 is chosen.
 
+A keyword that is no setting is a `ConfigError` naming the nearest one (`unknown setting
+'service_nme'; did you mean 'service_name'?`); the keywords are typed (a `TypedDict` unpacked
+into `**settings`), so mypy and editors flag the misspelling first. An `OBSKIT_*` variable that
+obskit does not read, or an `OTEL_*` variable close to one it reads that no OpenTelemetry package
+defines (`OTEL_SERVICE_NAM`), is named in one warning at `configure()`, with the nearest known
+name, and `obskit doctor` reports it as a problem. A second `configure()` that changes settings
+logs a warning naming both call sites and each change (secret values not shown).
+`OTEL_SDK_DISABLED=true` turns every signal off.
+
 | Variable | What it does |
 | --- | --- |
 """

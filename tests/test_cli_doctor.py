@@ -130,7 +130,7 @@ def test_an_unknown_keyword_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = doctor(capsys, "--set", "colour=blue")
     assert status == 2
     assert "colour" in err
-    assert "Unknown setting" in err
+    assert "unknown setting 'colour'" in err
 
 
 def test_an_unreachable_otlp_endpoint_exits_1_naming_the_setting(

@@ -69,6 +69,7 @@ def test_documented_entry_points_are_exported() -> None:
         "Settings",
         "ConfigError",
         "MetricDeclarationError",
+        "MetricUsageError",
         "ObskitError",
     }
     assert expected <= set(obskit.__all__)
@@ -102,7 +103,7 @@ def test_version_matches_installed_metadata() -> None:
 
 
 def test_errors_share_one_base_and_are_value_errors() -> None:
-    for error in (obskit.ConfigError, obskit.MetricDeclarationError):
+    for error in (obskit.ConfigError, obskit.MetricDeclarationError, obskit.MetricUsageError):
         assert issubclass(error, obskit.ObskitError)
         assert issubclass(error, ValueError)
     assert issubclass(obskit.ObskitError, Exception)

@@ -187,13 +187,17 @@ def test_assert_counter_failure_lists_at_most_ten_series(obskit_capture: Capture
 def test_assert_counter_on_a_counter_without_series_lists_the_counters(obskit_capture: Capture) -> None:
     other = unique("other")
     metrics.counter(other).inc()
-    missing = unique("typo")
+    missing = unique("unrecorded")
+    metrics.counter(missing)  # declared, never incremented
     with pytest.raises(AssertionError) as info:
         obskit_capture.assert_counter(missing, 1)
     message = str(info.value)
     assert "rose by 0.0, expected 1.0" in message
     assert f"no series of {missing}_total in this capture" in message
     assert f"{other}_total" in message
+    typo = unique("typo")
+    with pytest.raises(AssertionError, match=f"no counter '{typo}_total' was ever declared; counters: "):
+        obskit_capture.assert_counter(typo, 1)
 
 
 def test_assert_span_failure_lists_at_most_ten_spans(obskit_capture: Capture) -> None:
@@ -209,15 +213,43 @@ def test_assert_span_failure_lists_at_most_ten_spans(obskit_capture: Capture) ->
 
 
 def test_values_read_are_floats_even_when_nothing_matches(obskit_capture: Capture) -> None:
-    name = unique("empty")
+    counter, histogram, gauge = unique("empty_c"), unique("empty_h"), unique("empty_g")
+    metrics.counter(counter, labels=["a"])
+    metrics.histogram(histogram, labels=["a"], buckets=[1])
+    metrics.gauge(gauge, labels=["a"])
     for value in (
-        obskit_capture.counter_value(name),
-        obskit_capture.histogram_count(name),
-        obskit_capture.histogram_sum(name),
-        obskit_capture.gauge_value(name),
+        obskit_capture.counter_value(counter, a="x"),
+        obskit_capture.histogram_count(histogram),
+        obskit_capture.histogram_sum(histogram, a="x"),
+        obskit_capture.gauge_value(gauge),
     ):
         assert value == 0.0
         assert isinstance(value, float)
+
+
+def test_reading_a_metric_never_declared_says_so(obskit_capture: Capture) -> None:
+    declared = unique("declared_h")
+    metrics.histogram(declared, buckets=[1])
+    typo = declared.replace("declared", "declraed")
+    readers = {
+        "histogram": (
+            obskit_capture.histogram_count,
+            obskit_capture.histogram_sum,
+            obskit_capture.histogram_buckets,
+        ),
+        "counter": (obskit_capture.counter_value,),
+        "gauge": (obskit_capture.gauge_value,),
+    }
+    for kind, functions in readers.items():
+        for read in functions:
+            with pytest.raises(
+                AssertionError, match=f"no {kind} '{typo}(_total)?' was ever declared"
+            ) as raised:
+                read(typo)
+            if kind == "histogram":
+                assert declared in str(raised.value)  # the declared ones are listed
+    with pytest.raises(AssertionError, match=r"was ever declared \(declared as a histogram\)"):
+        obskit_capture.gauge_value(declared)
 
 
 def test_histogram_count_sum_and_buckets(obskit_capture: Capture) -> None:

@@ -5,7 +5,7 @@ until :func:`configure` is called.
 """
 
 from obskit._core.context import LoggingContext
-from obskit._core.errors import ConfigError, MetricDeclarationError, ObskitError
+from obskit._core.errors import ConfigError, MetricDeclarationError, MetricUsageError, ObskitError
 from obskit._core.settings import Settings
 from obskit._recording.jobs import Job, track_job
 from obskit._recording.metrics import MetricsCollector
@@ -38,6 +38,7 @@ __all__ = [
     "Job",
     "LoggingContext",
     "MetricDeclarationError",
+    "MetricUsageError",
     "MetricsCollector",
     "ObskitError",
     "Settings",

@@ -58,10 +58,24 @@ Falls back to ``OTEL_TRACES_SAMPLER_ARG`` when ``OTEL_TRACES_SAMPLER`` is ``trac
 """
 
 OTEL_TRACES_SAMPLER: Final = "OTEL_TRACES_SAMPLER"
-"""Read only to decide whether ``OTEL_TRACES_SAMPLER_ARG`` is a ratio (see ``OBSKIT_SAMPLING_RATIO``)."""
+"""The sampler of new spans, one of the OpenTelemetry specification's names.
+
+``parentbased_traceidratio`` (default; the ratio is ``OBSKIT_SAMPLING_RATIO``),
+``parentbased_always_on``, ``parentbased_always_off``, ``traceidratio``, ``always_on``,
+``always_off``; ``parentbased_jaeger_remote``, ``jaeger_remote``, ``xray`` and any other name when
+an installed package provides it (entry point group ``opentelemetry_traces_sampler``; its
+argument is ``OTEL_TRACES_SAMPLER_ARG``). Any other name is a ``ConfigError``. Giving
+``sampling_ratio`` with a sampler that takes no ratio is one too. Keyword: ``sampler``.
+"""
 
 OTEL_TRACES_SAMPLER_ARG: Final = "OTEL_TRACES_SAMPLER_ARG"
 """The OpenTelemetry sampling ratio; see ``OBSKIT_SAMPLING_RATIO``."""
+
+OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
+"""``true`` turns every signal off: no spans, metrics or log lines are exported, whatever the
+exporter settings say (the recording API keeps working and costs little). Default: ``false``.
+Keyword: ``sdk_disabled``.
+"""
 
 OBSKIT_LOG_LEVEL: Final = "OBSKIT_LOG_LEVEL"
 """Level of the root logger and obskit's handler: DEBUG, INFO, WARNING, ERROR or CRITICAL.

@@ -9,8 +9,23 @@ import pytest
 from obskit.testing import Capture, capture
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``obskit`` marker (its options for the ``obskit_capture`` fixture)."""
+    config.addinivalue_line(
+        "markers",
+        "obskit(strict=True): options of the obskit_capture fixture; strict=False logs mistakes in"
+        " metric calls (undeclared labels, amounts that are no number) instead of raising them",
+    )
+
+
 @pytest.fixture
-def obskit_capture() -> Iterator[Capture]:
-    """Spans, metrics and logs recorded during one test, isolated and restored afterwards."""
-    with capture() as cap:
+def obskit_capture(request: pytest.FixtureRequest) -> Iterator[Capture]:
+    """Spans, metrics and logs recorded during one test, isolated and restored afterwards.
+
+    Strict by default: a mistake in a metric call raises :class:`obskit.MetricUsageError` where
+    it is made. ``@pytest.mark.obskit(strict=False)`` on a test turns that off.
+    """
+    marker = request.node.get_closest_marker("obskit")
+    strict = bool(marker.kwargs.get("strict", True)) if marker is not None else True
+    with capture(strict=strict) as cap:
         yield cap

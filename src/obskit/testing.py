@@ -21,6 +21,7 @@ from opentelemetry.trace import StatusCode
 from obskit._core import state as _state
 from obskit._core.resource import log_fields, resource_for
 from obskit._export.redacting import RedactingSpanExporter
+from obskit._recording import store as _store
 from obskit._recording.proxy import install_global_tracer_provider
 from obskit._recording.store import Store
 from obskit.logging import JsonFormatter
@@ -173,8 +174,35 @@ class Capture:
                 names.add(f"{family.name}_total" if family.type == "counter" else family.name)
         return names
 
+    def _known(self, name: str, kind: str) -> None:
+        """AssertionError unless a ``kind`` called ``name`` was declared (or is in the store's registry).
+
+        A misspelled name is said to be one, not read as "nothing recorded" (0.0).
+        """
+        spec = _store._DECLARED.get(name)
+        if spec is not None and spec.kind == kind:
+            return
+        if any(f.name == name and f.type == kind for f in self.store.registry.collect()):
+            return
+        declared = sorted(
+            {s.sample_name for s in _store._DECLARED.values() if s.kind == kind}
+            | {
+                f"{f.name}_total" if kind == "counter" else f.name
+                for f in self.store.registry.collect()
+                if f.type == kind
+            }
+        )
+        shown = f"{name}_total" if kind == "counter" else name
+        other = f" (declared as a {spec.kind})" if spec is not None else ""
+        raise AssertionError(f"no {kind} {shown!r} was ever declared{other}; {kind}s: {_listed(declared)}")
+
     def counter_value(self, name: str, **labels: Any) -> float:
-        """Sum of the counter's series whose labels include ``labels`` (``name`` may omit ``_total``)."""
+        """Sum of the counter's series whose labels include ``labels`` (``name`` may omit ``_total``).
+
+        Raises:
+            AssertionError: no counter of that name was ever declared.
+        """
+        self._known(_counter_base(name), "counter")
         return self._sum(f"{_counter_base(name)}_total", labels)
 
     def assert_counter(self, name: str, value: float, **labels: Any) -> None:
@@ -189,11 +217,17 @@ class Capture:
             raise AssertionError(f"counter {name}{labels} rose by {actual}, expected {float(value)}; {seen}")
 
     def histogram_count(self, name: str, **labels: Any) -> float:
-        """How many observations the histogram got (matching series summed)."""
+        """How many observations the histogram got (matching series summed).
+
+        Raises:
+            AssertionError: no histogram of that name was ever declared.
+        """
+        self._known(name, "histogram")
         return self._sum(f"{name}_count", labels)
 
     def histogram_sum(self, name: str, **labels: Any) -> float:
-        """Sum of the histogram's observations (matching series summed)."""
+        """Sum of the histogram's observations (matching series summed); AssertionError if never declared."""
+        self._known(name, "histogram")
         return self._sum(f"{name}_sum", labels)
 
     def histogram_buckets(self, name: str, **labels: Any) -> Buckets:
@@ -202,6 +236,7 @@ class Capture:
         Keyed by float, as the buckets were declared: ``buckets[0.5]``, ``buckets[64]``,
         ``buckets[float("inf")]``; the bound's text (``"64"``, ``"64.0"``, ``"+Inf"``) works too.
         """
+        self._known(name, "histogram")
         counts: dict[float, float] = {}
         for labels_found, value in self._series(f"{name}_bucket"):
             if _matches(labels_found, labels):
@@ -210,7 +245,8 @@ class Capture:
         return Buckets(sorted(counts.items()))
 
     def gauge_value(self, name: str, **labels: Any) -> float:
-        """The gauge's value (matching series summed; 0 when none)."""
+        """The gauge's value (matching series summed; 0 when none); AssertionError if never declared."""
+        self._known(name, "gauge")
         return self._sum(name, labels)
 
     # -- logs ------------------------------------------------------------------------------------
@@ -227,8 +263,15 @@ class Capture:
 
 
 @contextmanager
-def capture() -> Iterator[Capture]:
-    """Record spans, metrics and logs in memory until the block ends, then restore the previous set-up."""
+def capture(*, strict: bool = True) -> Iterator[Capture]:
+    """Record spans, metrics and logs in memory until the block ends, then restore the previous set-up.
+
+    Args:
+        strict: mistakes in the code under test (an undeclared or missing label, an amount
+            that is no number, a counter going down) raise :class:`obskit.MetricUsageError` at
+            the faulty call instead of being logged, so that a test catches them the day they
+            are written. ``strict=False`` records as production does.
+    """
     previous = _state.STATE
     settings = previous.settings
     exporter = InMemorySpanExporter()
@@ -250,6 +293,7 @@ def capture() -> Iterator[Capture]:
             tracer_provider=provider,
             configured=previous.configured,
             log_fields=previous.log_fields or log_fields(settings),
+            strict=strict,
         )
     )
     install_global_tracer_provider()

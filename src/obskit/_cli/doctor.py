@@ -67,7 +67,8 @@ def sources(overrides: Mapping[str, object], environ: Mapping[str, str]) -> dict
             continue
         variable = next((v for v in variables if environ.get(v, "").strip()), None)
         found[name] = f"${variable}" if variable else "default"
-    if found["sampling_ratio"] == "default" and _settings._sampler_ratio(environ):
+    sampler = str(overrides.get("sampler") or environ.get(env.OTEL_TRACES_SAMPLER, "")).strip().lower()
+    if found["sampling_ratio"] == "default" and _settings._sampler_ratio(environ, sampler):
         found["sampling_ratio"] = f"${env.OTEL_TRACES_SAMPLER_ARG}"
     attributes = environ.get(env.OTEL_RESOURCE_ATTRIBUTES, "")
     for name, keys in (

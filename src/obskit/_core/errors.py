@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -11,10 +13,13 @@ from collections.abc import Callable, Iterable
 __all__ = [
     "ConfigError",
     "MetricDeclarationError",
+    "MetricUsageError",
     "ObskitError",
     "ScrubFilter",
     "report_internal_error",
+    "report_usage_error",
     "scrub_record",
+    "user_location",
 ]
 
 _log = logging.getLogger("obskit")
@@ -40,19 +45,74 @@ class ConfigError(ObskitError, ValueError):
     :func:`obskit.configure` before anything is installed.
     """
 
-    def __init__(self, setting: str, value: object, allowed: str | Iterable[str], hint: str = "") -> None:
+    def __init__(
+        self,
+        setting: str,
+        value: object,
+        allowed: str | Iterable[str],
+        hint: str = "",
+        *,
+        message: str | None = None,
+    ) -> None:
         self.setting = setting
         self.value = value
         self.allowed = allowed if isinstance(allowed, str) else ", ".join(allowed)
         self.hint = hint
-        message = f"invalid value for {setting}: {value!r}; allowed: {self.allowed}"
-        if hint:
-            message = f"{message}. {hint}"
+        if message is None:
+            message = f"invalid value for {setting}: {value!r}; allowed: {self.allowed}"
+            if hint:
+                message = f"{message}. {hint}"
         super().__init__(message)
 
 
 class MetricDeclarationError(ObskitError, ValueError):
     """A metric was declared again with a different type, label names or buckets."""
+
+
+class MetricUsageError(ObskitError, ValueError):
+    """A metric was recorded wrongly: an undeclared or missing label, an amount that is no number.
+
+    Raised at the faulty call only in strict mode (:func:`obskit.testing.capture`, the
+    ``obskit_capture`` fixture); otherwise the mistake is logged once per call site.
+    """
+
+
+#: The directories whose frames are obskit's (or the standard library's context managers), not the caller's.
+_OWN_DIRS = (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+    os.path.abspath(contextlib.__file__),
+)
+#: Call sites already told about a usage mistake: (file, line, message); bounded.
+_usage_sites: set[tuple[str, int, str]] = set()
+_USAGE_SITES_MAX = 10_000
+
+
+def user_location() -> tuple[str, int]:
+    """``(file, line)`` of the innermost frame outside obskit: the code that called into it."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_OWN_DIRS):
+        frame = frame.f_back  # type: ignore[assignment]
+    return (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("<unknown>", 0)
+
+
+def report_usage_error(message: str) -> None:
+    """A mistake in the calling code (not obskit's): once per call site, with its ``file:line``.
+
+    In strict mode (``obskit.testing.capture()``) it raises :class:`MetricUsageError` at the
+    faulty call instead, so that a test catches the mistake the day it is written.
+    """
+    from obskit._core import state as _state
+
+    if _state.STATE.strict:
+        raise MetricUsageError(message)
+    filename, line = user_location()
+    key = (filename, line, message)
+    with _lock:
+        if key in _usage_sites or len(_usage_sites) >= _USAGE_SITES_MAX:
+            return
+        _usage_sites.add(key)
+    with contextlib.suppress(Exception):
+        _log.warning("obskit: %s:%d: %s", filename, line, message)
 
 
 def report_internal_error(where: str, exc: BaseException) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ __all__ = [
     "is_used",
     "rejected_settings",
     "resolve_settings",
+    "unknown_variables",
 ]
 
 #: Exporter names each signal accepts in this version.
@@ -39,6 +41,23 @@ OTLP_OPTIONS = ("endpoint", "protocol", "headers", "timeout", "compression", "ce
 PUSH_ON = ("job", "shutdown")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
+#: The samplers ``OTEL_TRACES_SAMPLER`` may name (the OpenTelemetry specification's list). The
+#: last three come from separate packages, found through the ``opentelemetry_traces_sampler``
+#: entry points as the SDK finds them; any other name such an entry point provides is accepted.
+SAMPLERS = (
+    "parentbased_traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "traceidratio",
+    "always_on",
+    "always_off",
+    "parentbased_jaeger_remote",
+    "jaeger_remote",
+    "xray",
+)
+#: The samplers the OpenTelemetry SDK itself provides; the others need their package installed.
+BUILTIN_SAMPLERS = SAMPLERS[:6]
+SAMPLER_ENTRY_POINTS = "opentelemetry_traces_sampler"
 _NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -56,6 +75,8 @@ class Settings:
     metrics_exporter: tuple[str, ...] = ("console",)
     logs_exporter: tuple[str, ...] = ("console",)
     sampling_ratio: float = 1.0
+    sampler: str = "parentbased_traceidratio"
+    sdk_disabled: bool = False
     log_level: str = "INFO"
     log_format: str = "json"
     metric_namespace: str = "obskit"
@@ -323,6 +344,33 @@ def _connection_string(value: object) -> str:
     return text
 
 
+def _sampler_plugins() -> list[str]:
+    """Names of the samplers installed packages provide (``opentelemetry_traces_sampler`` entry points)."""
+    from importlib.metadata import entry_points
+
+    return sorted(point.name for point in entry_points(group=SAMPLER_ENTRY_POINTS))
+
+
+def _sampler(value: object) -> str:
+    name = str(value).strip().lower()
+    if name in BUILTIN_SAMPLERS:
+        return name
+    plugins = _sampler_plugins()
+    if name in plugins:
+        return name
+    allowed = [*BUILTIN_SAMPLERS, *(p for p in plugins if p not in BUILTIN_SAMPLERS)]
+    if name in SAMPLERS:
+        hint = (
+            f"{name!r} is a sampler of the OpenTelemetry specification that the SDK does not provide:"
+            f" install the package that registers it (entry point group {SAMPLER_ENTRY_POINTS!r});"
+            " none installed does."
+        )
+    else:
+        close = difflib.get_close_matches(name, [*SAMPLERS, *plugins], n=1)
+        hint = f"Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError("sampler", value, allowed, hint)
+
+
 def _otlp_fields() -> dict[str, tuple[tuple[str, ...], _Parser]]:
     parsers: dict[str, Callable[[str], _Parser]] = {
         "endpoint": lambda name: _url(name, bare=True),
@@ -355,6 +403,8 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
         (env.OBSKIT_SAMPLING_RATIO,),
         _number("sampling_ratio", float, 0.0, 1.0, "a number from 0 to 1"),
     ),
+    "sampler": ((env.OTEL_TRACES_SAMPLER,), _sampler),
+    "sdk_disabled": ((env.OTEL_SDK_DISABLED,), _flag("sdk_disabled")),
     "log_level": ((env.OBSKIT_LOG_LEVEL,), _choice("log_level", LOG_LEVELS, upper=True)),
     "log_format": ((env.OBSKIT_LOG_FORMAT,), _choice("log_format", LOG_FORMATS, upper=False)),
     "metric_namespace": ((env.OBSKIT_METRIC_NAMESPACE,), _namespace),
@@ -423,8 +473,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
 }
 
 
-def _sampler_ratio(environ: Mapping[str, str]) -> str | None:
-    sampler = environ.get(env.OTEL_TRACES_SAMPLER, "").strip().lower()
+def _sampler_ratio(environ: Mapping[str, str], sampler: str) -> str | None:
     if sampler in {"traceidratio", "parentbased_traceidratio"}:
         return environ.get(env.OTEL_TRACES_SAMPLER_ARG)
     return None
@@ -555,7 +604,7 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
     environ = os.environ if environ is None else environ
     unknown = sorted(set(overrides) - set(_FIELDS))
     if unknown:
-        raise ConfigError(unknown[0], overrides[unknown[0]], sorted(_FIELDS), "Unknown setting.")
+        raise unknown_setting(unknown[0])
     values: dict[str, Any] = {}
     given: dict[str, str] = {}
     errors: dict[str, ConfigError] = {}
@@ -577,7 +626,20 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
             if is_used(name, chosen):
                 raise invalid
             rejected[name] = f"{invalid.setting}: invalid value (allowed: {invalid.allowed})"
-    if "sampling_ratio" not in values and (raw_ratio := _sampler_ratio(environ)):
+    sampler = values.get("sampler", Settings.sampler)
+    if "sampling_ratio" in values and sampler not in {"traceidratio", "parentbased_traceidratio"}:
+        raise ConfigError(
+            f"sampler (from {given['sampler']})",
+            sampler,
+            "traceidratio or parentbased_traceidratio while sampling_ratio is given",
+            f"sampling_ratio (from {given['sampling_ratio']}) is the ratio of those two samplers;"
+            f" {sampler!r} takes none. Drop one of the two.",
+        )
+    if (
+        "sampling_ratio" not in values
+        and "sampler" in values
+        and (raw_ratio := _sampler_ratio(environ, sampler))
+    ):
         try:
             values["sampling_ratio"] = _FIELDS["sampling_ratio"][1](raw_ratio)
         except ConfigError as error:
@@ -594,11 +656,80 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
             found = next((attributes[k] for k in keys if attributes.get(k)), None)
             if found:
                 values[field] = found
+    if values.get("sdk_disabled"):
+        # OTEL_SDK_DISABLED: no signal leaves the process, whatever the exporters say.
+        values.update(traces_exporter=(), metrics_exporter=(), logs_exporter=())
     settings = Settings(**values)
     # Not fields: they describe how the settings were made, not how obskit runs.
     object.__setattr__(settings, "_given", given)
     object.__setattr__(settings, "_rejected", rejected)
+    object.__setattr__(settings, "_unknown_variables", _unknown_variables(environ))
     return settings
+
+
+def unknown_setting(name: str) -> ConfigError:
+    """The error for keyword ``name``, which is no setting: with the nearest setting's name."""
+    close = difflib.get_close_matches(name, _FIELDS, n=1)
+    guess = f"; did you mean {close[0]!r}?" if close else "; see obskit.environment_variables"
+    return ConfigError(name, None, (), message=f"unknown setting {name!r}{guess}")
+
+
+#: Every variable obskit reads: the constants of :mod:`obskit.environment_variables`.
+KNOWN_VARIABLES = frozenset(env.ALL)
+#: ``OTEL_*`` variables obskit does not read but others do: a near-miss of one of obskit's is
+#: not reported when it is one of these (``OTEL_PYTHON_*`` and instrumentation-specific ones
+#: are never looked at).
+_OTEL_MODULES = ("opentelemetry.environment_variables", "opentelemetry.sdk.environment_variables")
+
+
+def _otel_variables() -> frozenset[str]:
+    import importlib
+
+    names: set[str] = set()
+    for module_name in _OTEL_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # pragma: no cover - the SDK is a dependency
+            continue
+        names.update(v for k, v in vars(module).items() if k.startswith("OTEL_") and isinstance(v, str))
+    return frozenset(names)
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """A line per unknown ``OBSKIT_*`` variable, and per near-miss of an ``OTEL_*`` one obskit reads."""
+    lines = []
+    obskit_names = sorted(n for n in KNOWN_VARIABLES if n.startswith("OBSKIT_"))
+    otel_names = sorted(n for n in KNOWN_VARIABLES if n.startswith("OTEL_"))
+    others: frozenset[str] | None = None
+    for name in sorted(environ):
+        if name in KNOWN_VARIABLES:
+            continue
+        if name.startswith("OBSKIT_"):
+            close = difflib.get_close_matches(name, obskit_names, n=1)
+            guess = f"; did you mean {close[0]}?" if close else ""
+            lines.append(f"environment variable {name} is not an obskit setting and is ignored{guess}")
+        elif name.startswith("OTEL_") and not name.startswith("OTEL_PYTHON_"):
+            close = difflib.get_close_matches(name, otel_names, n=1, cutoff=0.88)
+            if not close:
+                continue
+            if others is None:
+                others = _otel_variables()
+            if name not in others:
+                lines.append(
+                    f"environment variable {name} is not an OpenTelemetry setting obskit reads and is"
+                    f" ignored; did you mean {close[0]}?"
+                )
+    return tuple(lines)
+
+
+def unknown_variables(settings: Settings) -> list[str]:
+    """Misspelled variables in the environment the settings were resolved from; one line each.
+
+    ``OBSKIT_*`` variables obskit does not read, and ``OTEL_*`` variables close to one obskit
+    reads that no OpenTelemetry package defines, each with the nearest known name.
+    ``configure()`` logs these as warnings; ``obskit doctor`` reports them as problems.
+    """
+    return list(getattr(settings, "_unknown_variables", ()))
 
 
 def log_level_number(settings: Settings) -> int:

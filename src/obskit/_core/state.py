@@ -31,6 +31,8 @@ class State:
     tracer_provider: TracerProvider | None = None
     configured: bool = False
     log_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: Mistakes in the calling code raise (``obskit.testing.capture()``) instead of being logged.
+    strict: bool = False
 
 
 #: The active set-up. Its first value (default settings, an empty store) is installed by

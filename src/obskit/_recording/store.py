@@ -11,6 +11,7 @@ Why prometheus_client and not OpenTelemetry SDK instruments: see docs/metrics.md
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import re
 import threading
 import time
@@ -25,7 +26,12 @@ from prometheus_client import Histogram as PromHistogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from obskit._core import state as _state
-from obskit._core.errors import MetricDeclarationError, report_internal_error
+from obskit._core.errors import (
+    MetricDeclarationError,
+    MetricUsageError,
+    report_internal_error,
+    report_usage_error,
+)
 from obskit._core.redact import Redactor, safe_text, safe_value
 from obskit._core.settings import Settings
 from obskit._recording.exemplars import current_exemplar, exemplar_due
@@ -260,13 +266,12 @@ def declare_spec(spec: MetricSpec, check_buckets: bool = True) -> Any:
 class _Handle:
     """Shared machinery of the three handle kinds: label resolution, series cap, store rebinding."""
 
-    __slots__ = ("_calls", "_store", "_warned", "spec")
+    __slots__ = ("_calls", "_store", "spec")
 
     def __init__(self, spec: MetricSpec) -> None:
         self.spec = spec
         self._store: Store | None = None
         self._calls: dict[tuple[tuple[str, Any], ...], Any] = {}
-        self._warned: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -290,20 +295,47 @@ class _Handle:
 
     def _resolve(self, store: Store, labels: Mapping[str, Any], key: tuple[tuple[str, Any], ...]) -> Any:
         names = self.spec.labels
-        for extra in labels.keys() - set(names):
-            self._warn(f"label {extra!r} is not declared on {self.name} (declared: {list(names)}); dropped")
-        for missing in set(names) - labels.keys():
-            self._warn(f"label {missing!r} of {self.name} not given; recorded as empty")
+        extra = sorted(labels.keys() - set(names))
+        missing = [n for n in names if n not in labels]
+        if extra or missing:
+            # Reported at every call site (once each), so not cached: the mistake's slow path.
+            self._mistaken_labels(extra, missing)
         values = tuple(label_value(labels.get(n, "")) for n in names)
         child, overflowed = store.child(self.spec, values)
-        if not overflowed and len(self._calls) < store.series_cap * _CALL_CACHE_FACTOR:
+        if (
+            not (extra or missing)
+            and not overflowed
+            and len(self._calls) < store.series_cap * _CALL_CACHE_FACTOR
+        ):
             self._calls[key] = child
         return child
 
-    def _warn(self, message: str) -> None:
-        if message not in self._warned and len(self._warned) < 100:
-            self._warned.add(message)
-            report_internal_error(f"metric {self.name}", ValueError(message))
+    def _mistaken_labels(self, extra: list[str], missing: list[str]) -> None:
+        said, recorded = [], []
+        if extra:
+            said.append(f"{_names(extra)} not declared")
+            recorded.append("without " + ("them" if len(extra) > 1 else "it"))
+        if missing:
+            said.append(f"{_names(missing)} not given")
+            recorded.append("with " + ", ".join(f'{n}=""' for n in missing))
+        declared = ", ".join(self.spec.labels) or "none"
+        report_usage_error(
+            f"{self.name}: {'; '.join(said)} (declared: {declared}); recorded {' and '.join(recorded)}"
+        )
+
+    def _failed(self, method: str, value: object, exc: Exception) -> None:
+        """A recording raised: the caller's mistake (strict: raised again) or obskit's own."""
+        if isinstance(exc, MetricUsageError):
+            raise exc
+        if not _is_number(value):
+            report_usage_error(
+                f"{self.name}.{method}({value!r}): the value must be a number, not"
+                f" {type(value).__name__}; nothing recorded"
+            )
+        elif self.spec.kind == "counter" and value < 0:  # type: ignore[operator]
+            report_usage_error(f"{self.name}.inc({value!r}): a counter only goes up; nothing recorded")
+        else:
+            report_internal_error(f"metric {self.name}", exc)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} labels={list(self.spec.labels)}>"
@@ -384,7 +416,7 @@ class BoundCounter(_Bound):
             if self._store is not _state.STATE.store:
                 self._current()
             if amount < 0:
-                raise ValueError("Counters can only be incremented by non-negative amounts.")
+                raise ValueError("a counter only goes up")
             child, add = self._adder
             if child is not self._child or add is None:
                 child = self._child
@@ -392,7 +424,7 @@ class BoundCounter(_Bound):
                 self._adder = (child, add)
             add(amount)
         except Exception as exc:
-            report_internal_error(f"metric {self._handle.name}", exc)
+            self._handle._failed("inc", amount, exc)
 
 
 class BoundHistogram(_Bound):
@@ -412,7 +444,7 @@ class BoundHistogram(_Bound):
             else:
                 child.observe(value)
         except Exception as exc:
-            report_internal_error(f"metric {self._handle.name}", exc)
+            self._handle._failed("observe", value, exc)
 
 
 class BoundGauge(_Bound):
@@ -427,7 +459,7 @@ class BoundGauge(_Bound):
                 self._current()
             self._child.set(value)
         except Exception as exc:
-            report_internal_error(f"metric {self._handle.name}", exc)
+            self._handle._failed("set", value, exc)
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount``."""
@@ -436,7 +468,7 @@ class BoundGauge(_Bound):
                 self._current()
             self._child.inc(amount)
         except Exception as exc:
-            report_internal_error(f"metric {self._handle.name}", exc)
+            self._handle._failed("inc", amount, exc)
 
     def dec(self, amount: float = 1.0) -> None:
         """Subtract ``amount``."""
@@ -445,7 +477,7 @@ class BoundGauge(_Bound):
                 self._current()
             self._child.dec(amount)
         except Exception as exc:
-            report_internal_error(f"metric {self._handle.name}", exc)
+            self._handle._failed("dec", amount, exc)
 
 
 class Counter(_Handle):
@@ -458,7 +490,7 @@ class Counter(_Handle):
         try:
             self._child(labels).inc(amount)
         except Exception as exc:
-            report_internal_error(f"metric {self.name}", exc)
+            self._failed("inc", amount, exc)
 
     def labels(self, **labels: Any) -> BoundCounter:
         """A child with these label values fixed, for hot paths."""
@@ -484,7 +516,7 @@ class Histogram(_Handle):
             else:
                 child.observe(value)
         except Exception as exc:
-            report_internal_error(f"metric {self.name}", exc)
+            self._failed("observe", value, exc)
 
     def labels(self, **labels: Any) -> BoundHistogram:
         """A child with these label values fixed, for hot paths."""
@@ -510,21 +542,21 @@ class Gauge(_Handle):
         try:
             self._child(labels).set(value)
         except Exception as exc:
-            report_internal_error(f"metric {self.name}", exc)
+            self._failed("set", value, exc)
 
     def inc(self, amount: float = 1.0, **labels: Any) -> None:
         """Add ``amount`` to the series named by ``labels``."""
         try:
             self._child(labels).inc(amount)
         except Exception as exc:
-            report_internal_error(f"metric {self.name}", exc)
+            self._failed("inc", amount, exc)
 
     def dec(self, amount: float = 1.0, **labels: Any) -> None:
         """Subtract ``amount`` from the series named by ``labels``."""
         try:
             self._child(labels).dec(amount)
         except Exception as exc:
-            report_internal_error(f"metric {self.name}", exc)
+            self._failed("dec", amount, exc)
 
     def labels(self, **labels: Any) -> BoundGauge:
         """A child with these label values fixed, for hot paths."""
@@ -545,6 +577,14 @@ _KINDS: dict[str, Callable[[MetricSpec], _Handle]] = {
     "histogram": Histogram,
     "gauge": Gauge,
 }
+
+
+def _names(labels: list[str]) -> str:
+    return ("labels " if len(labels) > 1 else "label ") + ", ".join(map(repr, labels))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real)
 
 
 def count_dropped(signal: str, reason: str, count: int = 1) -> None:

@@ -20,6 +20,7 @@ from obskit._core.settings import (
     Settings,
     ignored_settings,
     resolve_settings,
+    unknown_variables,
 )
 
 __all__ = [
@@ -151,6 +152,7 @@ def azure_ingestion_reachable(settings: Settings) -> list[str]:
 #: (:func:`ignored_settings` at the settings given for backends they do not).
 CHECKS: list[Check] = [
     extras_installed,
+    unknown_variables,
     ignored_settings,
     otlp_endpoints_reachable,
     pushgateway_reachable,

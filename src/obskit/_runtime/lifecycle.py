@@ -11,14 +11,23 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Unpack
 
 from obskit._core import exit as _exit
 from obskit._core import state as _state
-from obskit._core.errors import report_internal_error
+from obskit._core.errors import report_internal_error, user_location
+from obskit._core.options import SettingsKeywords
 from obskit._core.redact import Redactor, redactor_for
 from obskit._core.resource import log_fields, resource_for
-from obskit._core.settings import Settings, ignored_settings, log_level_number, resolve_settings
+from obskit._core.sampling import sampler_for
+from obskit._core.settings import (
+    SECRET_SETTINGS,
+    Settings,
+    ignored_settings,
+    log_level_number,
+    resolve_settings,
+    unknown_variables,
+)
 from obskit._recording.loghandler import ObskitHandler, StdoutProxy
 
 __all__ = ["configure", "is_configured", "shutdown"]
@@ -26,6 +35,10 @@ __all__ = ["configure", "is_configured", "shutdown"]
 _log = logging.getLogger("obskit")
 _lock = threading.RLock()
 _atexit_registered = False
+#: Where the last configure() was called from, for the warning of the next one that changes something.
+_configured_from = "<never>"
+#: The misspelled-variable warnings already given: each once per process.
+_warned_variables: set[str] = set()
 #: What the current configure() installed and shutdown() must undo.
 _installed: list[Callable[[float], None]] = []
 #: Seconds between two lines of the same class from the exporting libraries (tests shorten it).
@@ -37,7 +50,7 @@ _flushers: list[tuple[str, Callable[[float], object]]] = []
 _pid_providers: list[Any] = []
 
 
-def configure(app: object = None, **settings: Any) -> Settings:
+def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Settings:
     """Set up traces, metrics and logs for this process. Idempotent; returns the settings used.
 
     Each setting is resolved as keyword argument > environment variable > default (see
@@ -54,8 +67,9 @@ def configure(app: object = None, **settings: Any) -> Settings:
             get spans, RED metrics, a request id and an access log line; the scrape and health
             endpoints are mounted. Instrumented once however often configure() runs.
         **settings: service_name, service_version, environment, resource_attributes,
-            traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, log_level,
-            log_format, metric_namespace, redact_keys, redact_text, redact_patterns, series_cap,
+            traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, sampler,
+            sdk_disabled, log_level, log_format, metric_namespace, redact_keys, redact_text,
+            redact_patterns, series_cap,
             runtime_metrics, host_metrics, metric_export_interval_ms, shutdown_timeout,
             export_queue_size, export_batch_size;
             Prometheus: prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
@@ -79,6 +93,7 @@ def configure(app: object = None, **settings: Any) -> Settings:
         ConfigError: a setting has a value outside what it allows.
     """
     resolved = resolve_settings(settings)
+    caller = ":".join(map(str, user_location()))
     from obskit._export.backends import check
 
     check(resolved)
@@ -91,6 +106,7 @@ def configure(app: object = None, **settings: Any) -> Settings:
 
         HostCollector()  # ConfigError without psutil, before the previous set-up is torn down
     with _lock:
+        previous = _state.STATE.settings if _state.STATE.configured else None
         _teardown(resolved.shutdown_timeout)
         try:
             _build(resolved)
@@ -102,10 +118,36 @@ def configure(app: object = None, **settings: Any) -> Settings:
             _teardown(resolved.shutdown_timeout)
             _set_unconfigured()
             raise
+        _report_settings(resolved, previous, caller)
         _register_atexit()
         _exit.watch(resolved.shutdown_timeout, _shutdown_on_signal, _flush_all)
         _installed.append(lambda timeout: _exit.stop_watching())
     return resolved
+
+
+def _report_settings(settings: Settings, previous: Settings | None, caller: str) -> None:
+    """Warn about misspelled variables (once each per process) and what a second configure() changed."""
+    global _configured_from
+    for line in unknown_variables(settings):
+        if line not in _warned_variables:
+            _warned_variables.add(line)
+            _log.warning("obskit: %s", line)
+    if previous is not None and previous != settings:
+        changes = [
+            f"{field.name} (values not shown)"
+            if field.name in SECRET_SETTINGS
+            else f"{field.name}: {getattr(previous, field.name)!r} -> {getattr(settings, field.name)!r}"
+            for field in dataclasses.fields(Settings)
+            if getattr(previous, field.name) != getattr(settings, field.name)
+        ]
+        _log.warning(
+            "obskit: configure() called again at %s (before: %s) changed %d setting(s): %s",
+            caller,
+            _configured_from,
+            len(changes),
+            "; ".join(changes),
+        )
+    _configured_from = caller
 
 
 def _register_atexit() -> None:
@@ -291,12 +333,11 @@ def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor) -> A
     if not settings.traces_exporter:
         return None
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     # obskit's own exit hook flushes within the shutdown deadline; the SDK's would flush again.
     provider = TracerProvider(
         resource=resource,
-        sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
+        sampler=sampler_for(settings),
         shutdown_on_exit=False,
     )
     _track_pid(provider)
