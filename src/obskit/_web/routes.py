@@ -233,10 +233,16 @@ def _inner_router(mount: Any) -> Any:
 
 def _router_owner(router: Any, scope: dict[str, Any]) -> str:
     routing = sys.modules["starlette.routing"]
+    partial = False
     for route in router.routes:
-        owner = _route_owner(route, scope, routing)
-        if owner is not FREE:
-            return owner
+        if isinstance(route, routing.Host):
+            return ASK  # matches on the Host header, which varies per request
+        match, child = route.matches(scope)
+        if match is routing.Match.FULL:
+            return _route_owner(route, {**scope, **child}, routing)  # the router hands it over
+        partial = partial or match is routing.Match.PARTIAL
+    if partial:
+        return TAKEN  # a route refusing the method: the app answers 405
     route_path = _route_path(scope)
     if router.redirect_slashes and route_path != "/":
         path = scope["path"]
@@ -248,18 +254,14 @@ def _router_owner(router: Any, scope: dict[str, Any]) -> str:
     return FREE
 
 
-def _route_owner(route: Any, scope: dict[str, Any], routing: Any) -> str:
-    if isinstance(route, routing.Host):
-        return ASK  # matches on the Host header, which varies per request
-    match, child = route.matches(scope)
-    if match is routing.Match.NONE:
-        return FREE
+def _route_owner(route: Any, child_scope: dict[str, Any], routing: Any) -> str:
+    """Who answers a request the router hands to ``route`` (a mount's router may answer 404: FREE)."""
     if isinstance(route, routing.Mount):
         inner = _inner_router(route)
         if inner is None:
             return ASK  # a mounted app obskit cannot read: it may or may not serve the path
-        return _router_owner(inner, {**scope, **child})
-    return TAKEN  # FULL, or PARTIAL: the route answers (a 405 for a method it refuses)
+        return _router_owner(inner, child_scope)
+    return TAKEN
 
 
 def _route_path(scope: dict[str, Any]) -> str:
