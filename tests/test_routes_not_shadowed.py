@@ -6,7 +6,7 @@ import asyncio
 import logging
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -300,7 +300,7 @@ def test_flask_redirect_and_refused_method_own_the_path() -> None:
 class Closing:
     """A WSGI body that notes it was closed."""
 
-    closed: list[bytes] = []
+    closed: ClassVar[list[bytes]] = []
 
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks

@@ -83,7 +83,9 @@ def test_health_checks_and_request_telemetry_under_each_backend(checks: None, ba
     }
     assert item.json() == {"id": 3}
     cap.assert_span("GET /items/{item_id}", **{"http.response.status_code": 200})
-    cap.assert_counter("http_server_requests_total", 1, method="GET", route="/items/{item_id}", status_code="200")
+    cap.assert_counter(
+        "http_server_requests_total", 1, method="GET", route="/items/{item_id}", status_code="200"
+    )
     assert cap.gauge_value("obskit_health_check_status", check="sync") == 1
     assert cap.gauge_value("obskit_health_check_status", check="async_hung") == 0
 
@@ -173,7 +175,9 @@ def test_hypercorn_trio_worker_serves_health_and_telemetry(tmp_path: Path) -> No
     log = tmp_path / "hypercorn.log"
     base = f"http://127.0.0.1:{port}"
     with log.open("wb") as output:
-        process = subprocess.Popen([*args, "trio_app:app"], cwd=tmp_path, env=env, stdout=output, stderr=output)
+        process = subprocess.Popen(
+            [*args, "trio_app:app"], cwd=tmp_path, env=env, stdout=output, stderr=output
+        )
         try:
             deadline = time.monotonic() + 20
             while True:
@@ -195,5 +199,7 @@ def test_hypercorn_trio_worker_serves_health_and_telemetry(tmp_path: Path) -> No
             process.terminate()
             process.wait(timeout=10)
     assert status == 200
-    assert 'http_server_requests_total{method="GET",route="/items/{item_id}",status_code="200"} 1.0' in metrics
+    assert (
+        'http_server_requests_total{method="GET",route="/items/{item_id}",status_code="200"} 1.0' in metrics
+    )
     assert 'obskit_health_check_status{check="async"} 1.0' in metrics

@@ -15,6 +15,7 @@ and path until the route list changes (routes added after ``configure()`` count)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -24,7 +25,17 @@ from typing import Any, Final
 
 from obskit import environment_variables as env
 
-__all__ = ["ASK", "FREE", "TAKEN", "AppRoutes", "Endpoint", "endpoints", "shadowed", "shadowed_message", "watch"]
+__all__ = [
+    "ASK",
+    "FREE",
+    "TAKEN",
+    "AppRoutes",
+    "Endpoint",
+    "endpoints",
+    "shadowed",
+    "shadowed_message",
+    "watch",
+]
 
 _log = logging.getLogger("obskit")
 
@@ -64,7 +75,7 @@ class Endpoint:
 
 
 def endpoints(metrics_path: str | None, health: dict[str, str]) -> list[Endpoint]:
-    """obskit's endpoints for a web config: the scrape path (when Prometheus is chosen) and health paths."""
+    """The endpoints obskit serves for a web config: the scrape path (with Prometheus), the health paths."""
     found = [Endpoint(kind, path) for path, kind in health.items()]
     if metrics_path is not None:
         found.insert(0, Endpoint("metrics", metrics_path))
@@ -141,10 +152,8 @@ _WATCHED: weakref.WeakKeyDictionary[Any, tuple[AppRoutes, Any]] = weakref.WeakKe
 def watch(app: object, active: Any) -> AppRoutes:
     """The :class:`AppRoutes` of an app handed to ``configure()``; ``active()`` says whether obskit is on."""
     routes = AppRoutes(app)
-    try:
+    with contextlib.suppress(TypeError):  # not weakly referable: the doctor cannot see it
         _WATCHED[app] = (routes, active)
-    except TypeError:  # not weakly referable: the doctor cannot see it
-        pass
     return routes
 
 
