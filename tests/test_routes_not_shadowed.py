@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -348,3 +350,59 @@ def test_a_plain_wsgi_app_is_asked_first(obskit_warnings: list[str]) -> None:
     lazy = obskit.wsgi.middleware(lazy_wsgi)
     assert wsgi_get(lazy, "/health") == ("200 OK", b"lazy app")
     assert wsgi_get(lazy, "/health/ready")[1].startswith(b'{"status": "healthy"')
+
+
+# -- obskit doctor --app ----------------------------------------------------------------------------
+
+SERVICE = """
+from fastapi import FastAPI
+
+import obskit
+
+app = FastAPI()
+
+
+@app.get("/hz")
+def own() -> str:
+    return "mine"
+
+{configure}
+"""
+
+
+@pytest.mark.parametrize(
+    ("configure", "setting"),
+    [("", None), ("obskit.configure(app, health_path='/hz')", "health_path")],
+)
+def test_doctor_app_reports_the_endpoints_the_app_serves(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    configure: str,
+    setting: str | None,
+) -> None:
+    from obskit._cli import main
+
+    name = f"doctor_service_{setting or 'plain'}"
+    (tmp_path / f"{name}.py").write_text(SERVICE.format(configure=configure))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    status = main(["doctor", "--app", f"{name}:app"])
+    out = capsys.readouterr().out
+    if setting is None:  # not configured: the environment's paths, /health... are free
+        assert status == 0, out
+        monkeypatch.setenv("OBSKIT_READINESS_PATH", "/hz")
+        assert main(["doctor", "--app", f"{name}:app"]) == 1
+        assert "readiness_path: the application serves /hz itself" in capsys.readouterr().out
+    else:  # configured at import with health_path="/hz": the app serves it
+        assert status == 1, out
+        assert "health_path: the application serves /hz itself" in out
+    sys.modules.pop(name, None)
+
+
+def test_doctor_app_that_cannot_be_imported_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from obskit._cli import main
+
+    assert main(["doctor", "--app", "no_such_module_here:app"]) == 2
+    assert "--app no_such_module_here:app" in capsys.readouterr().err

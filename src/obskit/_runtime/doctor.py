@@ -147,8 +147,8 @@ def azure_ingestion_reachable(settings: Settings) -> list[str]:
     return _reachable("azure_connection_string (IngestionEndpoint)", endpoint, "Application Insights")
 
 
-def endpoints_not_shadowed(settings: Settings) -> list[str]:
-    """The scrape and health paths that an app handed to ``configure()`` serves itself.
+def endpoints_not_shadowed(settings: Settings, app: object | None = None) -> list[str]:
+    """The scrape and health paths that ``app``, else an app handed to ``configure()``, serves itself.
 
     obskit steps aside there (it never answers a path the app serves), so its endpoint is
     missing; one line per such path, naming the setting that moves it. Apps whose routes cannot
@@ -158,7 +158,7 @@ def endpoints_not_shadowed(settings: Settings) -> list[str]:
     from obskit._web.routes import shadowed
 
     config = Config(settings)
-    return shadowed(config.metrics_path, config.health)
+    return shadowed(config.metrics_path, config.health, app)
 
 
 #: The checks :func:`check_backends` runs, in order. Each takes the resolved settings and returns

@@ -157,16 +157,22 @@ def watch(app: object, active: Any) -> AppRoutes:
     return routes
 
 
-def shadowed(metrics_path: str | None, health: dict[str, str]) -> list[str]:
-    """One line per endpoint of obskit that an instrumented app serves itself (for the doctor)."""
-    problems: list[str] = []
-    for routes, active in list(_WATCHED.values()):
-        if not active() or not routes.readable:
-            continue
-        for endpoint in endpoints(metrics_path, health):
-            if routes.owner(endpoint.path) == TAKEN:
-                problems.append(shadowed_message(endpoint))
-    return problems
+def shadowed(metrics_path: str | None, health: dict[str, str], app: object | None = None) -> list[str]:
+    """One line per endpoint of obskit that an app serves itself (for the doctor).
+
+    ``app`` is checked when given; else every app ``configure()`` instruments now.
+    """
+    if app is not None:
+        apps = [AppRoutes(app)]
+    else:
+        apps = [routes for routes, active in list(_WATCHED.values()) if active()]
+    return [
+        shadowed_message(endpoint)
+        for routes in apps
+        if routes.readable
+        for endpoint in endpoints(metrics_path, health)
+        if routes.owner(endpoint.path) == TAKEN
+    ]
 
 
 # -- reading routes -------------------------------------------------------------------------------
