@@ -41,6 +41,7 @@ __all__ = [
     "CheckResult",
     "HealthRegistry",
     "HealthReport",
+    "async_library",
     "callable_check",
     "disk_space_check",
     "health_specs",

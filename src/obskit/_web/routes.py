@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from obskit import environment_variables as env
+from obskit._core.errors import report_internal_error
 
 __all__ = [
     "ASK",
@@ -116,7 +117,8 @@ class AppRoutes:
             if decision is None:
                 decision = self._cache[key] = reader.owner(path, root_path)
             return decision
-        except Exception:  # an app whose routes obskit misreads is asked instead
+        except Exception as exc:  # an app whose routes obskit cannot read is asked instead
+            report_internal_error("reading the application's routes", exc)
             return ASK
 
     def step_aside(self, endpoint: Endpoint) -> None:
