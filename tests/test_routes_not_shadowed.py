@@ -406,3 +406,17 @@ def test_doctor_app_that_cannot_be_imported_exits_2(capsys: pytest.CaptureFixtur
 
     assert main(["doctor", "--app", "no_such_module_here:app"]) == 2
     assert "--app no_such_module_here:app" in capsys.readouterr().err
+
+
+def test_an_app_asked_first_that_fails_raises_as_usual() -> None:
+    async def failing_asgi(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("app down")
+
+    def failing_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        raise RuntimeError("app down")
+
+    obskit.configure()
+    with pytest.raises(RuntimeError, match="app down"):
+        asyncio.run(asgi_get(obskit.asgi.middleware(failing_asgi), "/health"))
+    with pytest.raises(RuntimeError, match="app down"):
+        wsgi_get(obskit.wsgi.middleware(failing_wsgi), "/health")
