@@ -332,7 +332,7 @@ def _anyio(library: str) -> Any:
 async def _run_all_anyio(checks: list[_Check], library: str) -> list[CheckOutcome]:
     """Every check at once in an anyio task group: under trio, or any loop that is not asyncio."""
     anyio = _anyio(library)
-    outcomes: list[CheckOutcome] = [None] * len(checks)  # type: ignore[list-item]  # all filled below
+    outcomes: dict[int, CheckOutcome] = {}
 
     async def run(index: int, check: _Check) -> None:
         outcomes[index] = await _run_one_anyio(anyio, check)
@@ -340,18 +340,18 @@ async def _run_all_anyio(checks: list[_Check], library: str) -> list[CheckOutcom
     async with anyio.create_task_group() as group:
         for index, check in enumerate(checks):
             group.start_soon(run, index, check)
-    return outcomes
+    return [outcomes[index] for index in range(len(checks))]
 
 
 async def _run_one_anyio(anyio: Any, check: _Check) -> CheckOutcome:
     started = time.perf_counter()
-    timed_out = _outcome(check, started, UNHEALTHY, f"timed out after {check.timeout:g}s")
+    timed_out = f"timed out after {check.timeout:g}s"
     try:
         if check.is_async:
             with anyio.move_on_after(check.timeout) as scope:
                 value = await check.function()
             if scope.cancelled_caught:
-                return dataclasses.replace(timed_out, duration_ms=_ms(time.perf_counter() - started))
+                return _outcome(check, started, UNHEALTHY, timed_out)
         else:
             # The check runs in its own daemon thread (see the module's docstring); a worker of
             # anyio's waits for it, at most the timeout, so the event loop never blocks.
@@ -359,7 +359,7 @@ async def _run_one_anyio(anyio: Any, check: _Check) -> CheckOutcome:
             wait = functools.partial(concurrent.futures.wait, (future,), check.timeout)
             done, _ = await _to_thread(anyio, wait)
             if not done:
-                return dataclasses.replace(timed_out, duration_ms=_ms(time.perf_counter() - started))
+                return _outcome(check, started, UNHEALTHY, timed_out)
             value = future.result()
         status, detail = _interpret(value)
         return _outcome(check, started, status, None, detail)
