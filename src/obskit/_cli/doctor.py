@@ -37,6 +37,7 @@ def register(subparsers: Any) -> None:
         description="Resolve the settings exactly as obskit.configure() would (keyword > environment "
         "variable > default), show each with its source, secrets masked, then run "
         "obskit.check_backends(): extras installed, endpoints reachable, scrape port free. "
+        "With --app, also check that the app does not serve obskit's scrape or health paths itself. "
         "Exit 0 when all is well, 1 when problems were found, 2 on an invalid setting.",
     )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
@@ -51,6 +52,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--all", action="store_true", help="also list the per-signal OTLP settings that are unset"
+    )
+    parser.add_argument(
+        "--app",
+        metavar="MODULE:ATTRIBUTE",
+        help="also check that this app (imported as uvicorn imports it: myservice.main:app) does not "
+        "serve obskit's scrape or health paths itself; importing it runs its module",
     )
     parser.set_defaults(run=run)
 
@@ -115,10 +122,40 @@ def _report(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         name: {"value": _mask.setting_value(name, getattr(settings, name), redactor, secrets), "source": src}
         for name, src in origin.items()
     }
-    problems = [_mask.scrub(p, secrets) for p in obskit.check_backends(settings)]
+    found = obskit.check_backends(settings)
+    if args.app:
+        try:
+            found += [p for p in _app_problems(args.app, settings) if p not in found]
+        except Exception as error:
+            return 2, {"ok": False, "error": f"--app {args.app}: {error!r}", "setting": None}
+    problems = [_mask.scrub(p, secrets) for p in found]
     exporters = {s: list(getattr(settings, f"{s}_exporter")) for s in ("traces", "metrics", "logs")}
     report = {"ok": not problems, "exporters": exporters, "settings": shown, "problems": problems}
     return (1 if problems else 0), report
+
+
+def _app_problems(target: str, settings: Any) -> list[str]:
+    """The endpoints of obskit that the app ``module:attribute`` serves itself.
+
+    When importing the module configured obskit, the settings it configured decide the paths.
+    """
+    import importlib
+
+    import obskit
+    from obskit._core import state as _state
+    from obskit._runtime.doctor import endpoints_not_shadowed
+
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ValueError("expected MODULE:ATTRIBUTE, e.g. myservice.main:app")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    app: Any = importlib.import_module(module_name)
+    for name in attribute.split("."):
+        app = getattr(app, name)
+    if obskit.is_configured():
+        settings = _state.STATE.settings
+    return endpoints_not_shadowed(settings, app)
 
 
 def _print_text(report: dict[str, Any], show_all: bool) -> None:

@@ -5,6 +5,10 @@ is joined by ``asyncio.run()`` and at interpreter exit, so one hung check would 
 :meth:`HealthRegistry.handle` (which runs its own loop) and the process's exit. A sync check still
 running from an earlier probe is awaited again instead of being started twice, so a hung check
 holds one thread, not one per probe.
+
+Under asyncio the checks run as asyncio tasks; under any other event loop (trio, as anyio
+serves Starlette there) they run in an anyio task group, sync ones still in their own thread:
+anyio is imported only then, never by obskit otherwise.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import contextlib
 import contextvars
 import dataclasses
 import datetime
+import functools
 import inspect
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +41,7 @@ __all__ = [
     "CheckResult",
     "HealthRegistry",
     "HealthReport",
+    "async_library",
     "callable_check",
     "disk_space_check",
     "health_specs",
@@ -50,6 +57,7 @@ _KINDS: Final = ("live", "ready", "full")
 Kind: TypeAlias = Literal["live", "ready", "full"]
 CheckFunction: TypeAlias = Callable[[], Any]
 _C = TypeVar("_C", bound=CheckFunction)
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +202,11 @@ class HealthRegistry:
         with self._lock:
             checks = list(self._checks.values())
         started = time.perf_counter()
-        outcomes = await asyncio.gather(*(_run_one(c) for c in checks))
+        library = async_library()
+        if library == "asyncio":
+            outcomes = list(await asyncio.gather(*(_run_one(c) for c in checks)))
+        else:
+            outcomes = await _run_all_anyio(checks, library)
         by_name = {o.name: o for o in outcomes}
         _record(outcomes)
         return HealthReport(
@@ -277,10 +289,90 @@ def _start(check: _Check) -> asyncio.Future[Any]:
         task: asyncio.Future[Any] = asyncio.ensure_future(check.function())
         task.add_done_callback(_retrieve)
         return task
+    return asyncio.wrap_future(_pending(check))
+
+
+def _pending(check: _Check) -> concurrent.futures.Future[Any]:
+    """The sync check's run in its thread: the one still going from an earlier probe, else a new one."""
     with check.lock:
         if check.pending is None or check.pending.done():
             check.pending = _in_thread(check)
-        return asyncio.wrap_future(check.pending)
+        return check.pending
+
+
+# -- other event loops (trio), through anyio ------------------------------------------------------
+
+
+def async_library() -> str:
+    """The async library running the current task: ``"asyncio"``, ``"trio"``, ...
+
+    sniffio answers when it is imported (anyio and trio set it); else a running trio task is
+    recognised through ``sys.modules``; else asyncio. Neither is imported here.
+    """
+    sniffio = sys.modules.get("sniffio")
+    if sniffio is not None:
+        with contextlib.suppress(Exception):
+            return str(sniffio.current_async_library())
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        with contextlib.suppress(Exception):
+            trio.lowlevel.current_task()
+            return "trio"
+    return "asyncio"
+
+
+def _anyio(library: str) -> Any:
+    try:
+        import anyio
+    except ImportError:
+        raise RuntimeError(f"health checks under {library} need anyio (pip install anyio)") from None
+    return anyio
+
+
+async def _run_all_anyio(checks: list[_Check], library: str) -> list[CheckOutcome]:
+    """Every check at once in an anyio task group: under trio, or any loop that is not asyncio."""
+    anyio = _anyio(library)
+    outcomes: dict[int, CheckOutcome] = {}
+
+    async def run(index: int, check: _Check) -> None:
+        outcomes[index] = await _run_one_anyio(anyio, check)
+
+    async with anyio.create_task_group() as group:
+        for index, check in enumerate(checks):
+            group.start_soon(run, index, check)
+    return [outcomes[index] for index in range(len(checks))]
+
+
+async def _run_one_anyio(anyio: Any, check: _Check) -> CheckOutcome:
+    started = time.perf_counter()
+    timed_out = f"timed out after {check.timeout:g}s"
+    try:
+        if check.is_async:
+            with anyio.move_on_after(check.timeout) as scope:
+                value = await check.function()
+            if scope.cancelled_caught:
+                return _outcome(check, started, UNHEALTHY, timed_out)
+        else:
+            # The check runs in its own daemon thread (see the module's docstring); a worker of
+            # anyio's waits for it, at most the timeout, so the event loop never blocks.
+            future = _pending(check)
+            wait = functools.partial(concurrent.futures.wait, (future,), check.timeout)
+            done, _ = await _to_thread(anyio, wait)
+            if not done:
+                return _outcome(check, started, UNHEALTHY, timed_out)
+            value = future.result()
+        status, detail = _interpret(value)
+        return _outcome(check, started, status, None, detail)
+    except Exception as exc:
+        return _outcome(check, started, UNHEALTHY, f"{type(exc).__name__}: {exc}")
+
+
+async def _to_thread(anyio: Any, function: Callable[[], _T]) -> _T:
+    try:
+        result: _T = await anyio.to_thread.run_sync(function, abandon_on_cancel=True)
+    except TypeError:  # anyio < 4.1 calls it ``cancellable``
+        result = await anyio.to_thread.run_sync(function, cancellable=True)
+    return result
 
 
 def _in_thread(check: _Check) -> concurrent.futures.Future[Any]:
@@ -420,6 +512,14 @@ def tcp_check(host: str, port: int, timeout: float = 2.0) -> Callable[[], Awaita
     """
 
     async def check() -> CheckResult:
+        library = async_library()
+        if library != "asyncio":  # trio: anyio's connect (asyncio's streams need asyncio's loop)
+            anyio = _anyio(library)
+            with anyio.fail_after(timeout):
+                stream = await anyio.connect_tcp(host, port)
+            with contextlib.suppress(OSError):
+                await stream.aclose()
+            return CheckResult(HEALTHY, f"connected to {host}:{port}")
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         writer.close()
         # The peer may reset a connection it accepted only to drop it; it did accept it.

@@ -27,6 +27,7 @@ __all__ = [
     "CHECKS",
     "azure_ingestion_reachable",
     "check_backends",
+    "endpoints_not_shadowed",
     "extras_installed",
     "otlp_endpoints_reachable",
     "prometheus_port_free",
@@ -147,6 +148,20 @@ def azure_ingestion_reachable(settings: Settings) -> list[str]:
     return _reachable("azure_connection_string (IngestionEndpoint)", endpoint, "Application Insights")
 
 
+def endpoints_not_shadowed(settings: Settings, app: object | None = None) -> list[str]:
+    """The scrape and health paths that ``app``, else an app handed to ``configure()``, serves itself.
+
+    obskit steps aside there (it never answers a path the app serves), so its endpoint is
+    missing; one line per such path, naming the setting that moves it. Apps whose routes cannot
+    be read (plain ASGI/WSGI callables) are not checked.
+    """
+    from obskit._web.http import Config
+    from obskit._web.routes import shadowed
+
+    config = Config(settings)
+    return shadowed(config.metrics_path, config.health, app)
+
+
 #: The checks :func:`check_backends` runs, in order. Each takes the resolved settings and returns
 #: its problems (empty when all is well); it looks only at the backends the settings choose
 #: (:func:`ignored_settings` at the settings given for backends they do not).
@@ -158,6 +173,7 @@ CHECKS: list[Check] = [
     pushgateway_reachable,
     prometheus_port_free,
     azure_ingestion_reachable,
+    endpoints_not_shadowed,
 ]
 
 
@@ -171,8 +187,9 @@ def check_backends(settings: Settings | None = None, /, **overrides: Any) -> lis
     variable > default), or taken from the :class:`obskit.Settings` that ``configure()``
     returned. Unlike ``configure()`` this does connect: a TCP connection to each OTLP and Jaeger
     endpoint, the push gateway and Azure's ingestion endpoint in use, each given at most one
-    second; and it checks that a fixed Prometheus scrape port is free. Nothing is installed or
-    exported.
+    second; it checks that a fixed Prometheus scrape port is free, and that no app handed to
+    ``configure()`` serves obskit's scrape or health paths itself (obskit then steps aside
+    there). Nothing is installed or exported.
 
     Args:
         settings: already resolved settings (positional only); omit it to resolve ``overrides``.

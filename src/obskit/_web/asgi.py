@@ -15,12 +15,14 @@ from obskit._core import exit as _exit
 from obskit._core.errors import report_internal_error
 from obskit._web.http import (
     NO_HEADERS,
+    Config,
     Exchange,
     Hub,
     _propagation_fields,
     health_module,
     server_attributes,
 )
+from obskit._web.routes import ASK, TAKEN, AppRoutes, Endpoint
 
 __all__ = ["ObskitASGIMiddleware", "route_template"]
 
@@ -63,10 +65,12 @@ class ObskitASGIMiddleware:
     gains the request-id header.
     """
 
-    def __init__(self, app: ASGIApp, hub: Hub | None = None) -> None:
+    def __init__(self, app: ASGIApp, hub: Hub | None = None, routes: AppRoutes | None = None) -> None:
         self.app = app
         self.hub = hub if hub is not None else Hub()
         self._metrics_app: ASGIApp | None = None
+        #: Who serves obskit's paths: the app's routes when they can be read, else the app, asked first.
+        self._routes = routes if routes is not None else AppRoutes(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
@@ -81,11 +85,9 @@ class ObskitASGIMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        if path == config.metrics_path:
-            await self._metrics()(scope, receive, send)
-            return
-        kind = config.health.get(path)
-        if kind is not None and await _serve_health(kind, send):
+        if (path == config.metrics_path or path in config.health) and await self._serve_own(
+            config, path, scope, receive, send
+        ):
             return
         excluded = config._excluded
         if excluded is not None and excluded.search(path) is not None:
@@ -131,6 +133,33 @@ class ObskitASGIMiddleware:
             exchange.finish(route_template(scope, root_path), None)
             raise
         exchange.finish(route_template(scope, root_path), None)
+
+    async def _serve_own(self, config: Config, path: str, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer one of obskit's paths where the app has nothing; False: the app serves the request.
+
+        The app's routes decide when they can be read; else the app is asked first and obskit
+        answers only its 404 (its 404 response, streamed or not, is dropped unsent).
+        """
+        kind = "metrics" if path == config.metrics_path else config.health[path]
+        if kind != "metrics" and health_module() is None:
+            return False
+        endpoint = Endpoint(kind, path)
+        owner = self._routes.owner(path, scope.get("root_path", ""))
+        if owner == TAKEN:
+            self._routes.step_aside(endpoint)
+            return False
+        if owner == ASK:
+            asked = _AskFirst(send)
+            await self.app(scope, receive, asked)
+            if not asked.not_found:
+                if asked.answered:
+                    self._routes.step_aside(endpoint)
+                return True
+        if kind == "metrics":
+            await self._metrics()(scope, receive, send)
+        else:
+            await _serve_health(kind, send)
+        return True
 
     def _metrics(self) -> ASGIApp:
         if self._metrics_app is None:
@@ -230,6 +259,27 @@ async def _flush_before_exit() -> None:
             await asyncio.sleep(0.005)
     except Exception as exc:
         report_internal_error("flush at lifespan shutdown", exc)
+
+
+class _AskFirst:
+    """The ``send`` given to an app asked first: its 404 is held back, any other answer goes out as sent."""
+
+    __slots__ = ("answered", "not_found", "send")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.answered = False  # the app's response started (not a 404): everything passes through
+        self.not_found = False  # the app answered 404: its messages are dropped
+
+    async def __call__(self, message: Any) -> None:
+        if self.not_found:
+            return
+        if not self.answered and message.get("type") == "http.response.start":
+            if message.get("status") == 404:
+                self.not_found = True
+                return
+            self.answered = True
+        await self.send(message)
 
 
 async def _serve_health(kind: str, send: Send) -> bool:

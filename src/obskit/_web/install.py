@@ -10,6 +10,7 @@ from typing import Any
 from obskit._core.errors import ConfigError
 from obskit._core.settings import Settings
 from obskit._web.http import SERVER_ERROR_LOGGERS, AlreadyLoggedFilter, Hub, flask_route
+from obskit._web.routes import watch
 
 __all__ = ["check_app", "instrument"]
 
@@ -86,9 +87,10 @@ def _wrap_starlette(app: Any, hub: Hub) -> None:
     from obskit._web.asgi import ObskitASGIMiddleware
 
     build = app.build_middleware_stack
+    routes = watch(app, lambda: hub.enabled)  # obskit's paths are served only where the app has no route
 
     def build_instrumented_stack() -> Any:
-        return ObskitASGIMiddleware(build(), hub)
+        return ObskitASGIMiddleware(build(), hub, routes)
 
     app.build_middleware_stack = build_instrumented_stack
     app.middleware_stack = None  # an app already serving rebuilds its stack with the middleware
@@ -126,4 +128,4 @@ def _wrap_flask(app: Any, hub: Hub) -> None:
 
     signals.request_started.connect(note_route, app, weak=False)
     signals.got_request_exception.connect(note_error, app, weak=False)
-    app.wsgi_app = ObskitWSGIMiddleware(app.wsgi_app, hub)
+    app.wsgi_app = ObskitWSGIMiddleware(app.wsgi_app, hub, watch(app, lambda: hub.enabled))

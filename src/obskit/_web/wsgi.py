@@ -11,6 +11,7 @@ from opentelemetry import propagate
 
 from obskit._core.errors import report_internal_error
 from obskit._web.http import Config, Exchange, Hub, health_module, server_attributes
+from obskit._web.routes import ASK, TAKEN, AppRoutes, Endpoint
 
 __all__ = ["ERROR_KEY", "ROUTE_KEY", "ObskitWSGIMiddleware"]
 
@@ -52,10 +53,12 @@ class ObskitWSGIMiddleware:
     access line, span end) when the server closes the response body, so streamed bodies count.
     """
 
-    def __init__(self, app: WSGIApp, hub: Hub | None = None) -> None:
+    def __init__(self, app: WSGIApp, hub: Hub | None = None, routes: AppRoutes | None = None) -> None:
         self.app = app
         self.hub = hub if hub is not None else Hub()
         self._metrics_app: WSGIApp | None = None
+        #: Who serves obskit's paths: the app's routes when they can be read, else the app, asked first.
+        self._routes = routes if routes is not None else AppRoutes(app)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Serve one WSGI request."""
@@ -63,11 +66,8 @@ class ObskitWSGIMiddleware:
         if config is None:
             return self.app(environ, start_response)
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        if path == config.metrics_path:
-            return self._metrics()(environ, start_response)
-        kind = config.health.get(path)
-        if kind is not None:
-            body = _serve_health(kind, start_response)
+        if path == config.metrics_path or path in config.health:
+            body = self._serve_own(config, path, environ, start_response)
             if body is not None:
                 return body
         if config.excluded(path):
@@ -107,6 +107,33 @@ class ObskitWSGIMiddleware:
             raise
         exchange.deactivate()
         return _Body(body, exchange, environ)
+
+    def _serve_own(
+        self, config: Config, path: str, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes] | None:
+        """Answer one of obskit's paths where the app has nothing; None: the app serves the request.
+
+        The app's routes decide when they can be read; else the app is asked first and obskit
+        answers only its 404 (the 404's body is closed unsent).
+        """
+        kind = "metrics" if path == config.metrics_path else config.health[path]
+        if kind != "metrics" and health_module() is None:
+            return None
+        endpoint = Endpoint(kind, path)
+        owner = self._routes.owner(environ.get("PATH_INFO", ""), environ.get("SCRIPT_NAME", ""))
+        if owner == TAKEN:
+            self._routes.step_aside(endpoint)
+            return None
+        if owner == ASK:
+            asked = _AskFirst(start_response)
+            body = asked.call(self.app, environ)
+            if not asked.not_found:
+                if asked.answered:
+                    self._routes.step_aside(endpoint)
+                return body
+        if kind == "metrics":
+            return self._metrics()(environ, start_response)
+        return _serve_health(kind, start_response)
 
     def _metrics(self) -> WSGIApp:
         if self._metrics_app is None:
@@ -157,6 +184,71 @@ class _Body:
             exchange.finish(environ.get(ROUTE_KEY), handled, log_error=False)
         else:
             exchange.finish(environ.get(ROUTE_KEY), error)
+
+
+class _AskFirst:
+    """The ``start_response`` given to an app asked first: a 404 is held back, any other goes out."""
+
+    __slots__ = ("answered", "not_found", "start_response")
+
+    def __init__(self, start_response: Callable[..., Any]) -> None:
+        self.start_response = start_response
+        self.answered = False
+        self.not_found = False
+
+    def __call__(self, status: str, headers: list[Any], exc_info: Any = None) -> Callable[[bytes], Any]:
+        if not self.answered and status[:3] == "404":
+            self.not_found = True
+            return _discard
+        self.answered, self.not_found = True, False
+        write: Callable[[bytes], Any] = self.start_response(status, headers, exc_info)
+        return write
+
+    def call(self, app: WSGIApp, environ: dict[str, Any]) -> Iterable[bytes]:
+        """Run ``app``; when it said 404 its body is closed and an empty one returned.
+
+        An app may call ``start_response`` only when its body yields the first chunk: chunks
+        are read until it has, and handed on ahead of the rest.
+        """
+        body = app(environ, self)
+        first: list[bytes] = []
+        if not self.answered and not self.not_found:
+            chunks = iter(body)
+            for chunk in chunks:
+                first.append(chunk)
+                if self.answered or self.not_found:
+                    break
+            if not self.not_found:
+                return _Prepended(first, chunks, body)
+        if self.not_found:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            return []
+        return body
+
+
+def _discard(data: bytes) -> None:
+    """The ``write`` of a 404 that obskit answers instead."""
+
+
+class _Prepended:
+    """Chunks already read from an app's body, then the rest; closing closes the app's body."""
+
+    __slots__ = ("_body", "_first", "_rest")
+
+    def __init__(self, first: list[bytes], rest: Iterator[bytes], body: Iterable[bytes]) -> None:
+        self._first, self._rest, self._body = first, rest, body
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._first
+        yield from self._rest
+
+    def close(self) -> None:
+        """Close the app's body, as PEP 3333 asks."""
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
 
 
 def _serve_health(kind: str, start_response: Callable[..., Any]) -> list[bytes] | None:
