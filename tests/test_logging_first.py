@@ -157,7 +157,9 @@ def flask_app() -> Iterator[Flask]:
     logging.getLogger(app.name).handlers.clear()
 
 
-def test_the_app_logger_still_writes_to_wsgi_errors(flask_app: Flask, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_app_logger_still_writes_to_wsgi_errors(
+    flask_app: Flask, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Flask's test_wsgi_errors_stream: the app logger's record reaches the request's wsgi.errors."""
 
     @flask_app.route("/")
@@ -175,7 +177,9 @@ def test_the_app_logger_still_writes_to_wsgi_errors(flask_app: Flask, capsys: py
     assert [line["message"] for line in records] == ["test"]
 
 
-def test_a_view_exception_is_logged_to_wsgi_errors(flask_app: Flask, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_view_exception_is_logged_to_wsgi_errors(
+    flask_app: Flask, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Flask's test_log_view_exception: an unhandled exception is logged to wsgi.errors with its stack."""
 
     @flask_app.route("/")

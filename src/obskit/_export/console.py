@@ -77,6 +77,6 @@ def span_exporter(settings: object = None, out: IO[str] | None = None) -> Consol
 
 
 def metric_exporter(settings: object = None, out: IO[str] | None = None) -> ConsoleMetricExporter:
-    """OpenTelemetry's console metric exporter with obskit's one-line-per-point format, on stderr (or ``out``)."""
+    """OpenTelemetry's console metric exporter, one line per point, on stderr (or ``out``)."""
     stream: Any = out if out is not None else ConsoleStream("stderr", "metrics")
     return ConsoleMetricExporter(out=stream, formatter=format_metrics)

@@ -6,7 +6,6 @@ import atexit
 import dataclasses
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
 from obskit._core.redact import Redactor, redactor_for
 from obskit._core.resource import log_fields, resource_for
-from obskit._core.settings import Settings, given_settings, ignored_settings, log_level_number, resolve_settings
+from obskit._core.settings import Settings, ignored_settings, log_level_number, resolve_settings
 from obskit._recording.loghandler import ConsoleHandler, ConsoleStream, ObskitHandler, writes_to_console
 
 __all__ = ["configure", "is_configured", "shutdown"]
@@ -396,6 +395,8 @@ def _internal_logging(settings: Settings) -> None:
 
 def _level_given(settings: Settings) -> bool:
     """Whether ``log_level`` was asked for (keyword or ``OBSKIT_LOG_LEVEL``), not the default."""
+    from obskit._core.settings import given_settings
+
     return "log_level" in given_settings(settings)
 
 
