@@ -219,7 +219,37 @@ def test_flasks_copy_on_the_console_is_dropped_for_obskits_line(
     assert "WARNING in test_logging_first: once" in capsys.readouterr().err
 
 
-# -- an exception after the response, under a real uvicorn ----------------------------------------
+# -- an exception after the response ---------------------------------------------------------------
+
+
+def test_a_wsgi_body_failing_after_a_200_is_logged_at_error_with_the_status_sent() -> None:
+    """The WSGI side of the same promise: the body's generator raises once the 200 went out."""
+    from flask import Response
+
+    from obskit.testing import capture
+
+    app = Flask("flask_late_body")
+
+    @app.get("/report")
+    def report() -> Response:
+        def rows() -> Iterator[bytes]:
+            yield b"first row,"
+            raise LookupError("row 2 vanished")
+
+        return Response(rows(), mimetype="text/plain")
+
+    obskit.configure(app, **QUIET)
+    with capture() as cap:
+        response = app.test_client().get("/report", buffered=False)
+        assert response.status_code == 200
+        with pytest.raises(LookupError):
+            b"".join(response.response)
+        response.close()
+        (line,) = cap.logs(logger="http.access")
+    assert line["level"] == "ERROR"
+    assert line["status"] == 200
+    assert line["exception"]["type"] == "LookupError"
+
 
 BACKGROUND_APP = """
 import obskit

@@ -256,7 +256,10 @@ class ConsoleCopyFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """False when the handler writes to the console and obskit's handler writes the record too."""
-        return not (is_console(self.handler.stream) and _obskit_writes(record))
+        try:
+            return not (is_console(self.handler.stream) and _obskit_writes(record))
+        except Exception:  # never in the way of the application's logging: keep the copy
+            return True
 
 
 def _obskit_writes(record: logging.LogRecord) -> bool:
