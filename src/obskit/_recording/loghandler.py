@@ -129,15 +129,12 @@ class ConsoleStream:
     def __init__(self, name: str = "stdout", signal: str | None = None) -> None:
         self.name = name
         self.signal = signal
-
-    def current(self) -> Any:
-        """The stream written to now."""
-        return getattr(sys, self.name)
+        self._stdout = name == "stdout"
 
     def write(self, text: str) -> int:
-        stream = getattr(sys, self.name)
+        stream = sys.stdout if self._stdout else sys.stderr
         try:
-            return int(stream.write(text))
+            return stream.write(text)
         except UnicodeEncodeError:
             # A lone surrogate (an undecodable file name, say) or a narrow stdout encoding:
             # write the same JSON with every non-ASCII character escaped instead of losing it.
@@ -162,7 +159,7 @@ class ConsoleStream:
             count_dropped(self.signal, "export_failed", max(1, text.count("\n")))
 
     def flush(self) -> None:
-        stream = getattr(sys, self.name)
+        stream = sys.stdout if self._stdout else sys.stderr
         try:
             stream.flush()
         except (ValueError, AttributeError):
@@ -171,7 +168,7 @@ class ConsoleStream:
 
     def interactive(self) -> bool:
         """Whether the stream is a terminal (asked once per stream object)."""
-        stream = getattr(sys, self.name)
+        stream = sys.stdout if self._stdout else sys.stderr
         if stream is not self._seen:
             try:
                 tty = bool(stream.isatty())
