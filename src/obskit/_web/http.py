@@ -171,15 +171,15 @@ class Config:
 #: their frames alive. The server logs within microseconds of obskit, so an id is not reused.
 LOGGED_ERRORS: deque[int] = deque(maxlen=64)
 #: The loggers on which servers report an exception that escaped the application.
-SERVER_ERROR_LOGGERS = ("uvicorn.error", "gunicorn.error")
+SERVER_ERROR_LOGGERS = ("uvicorn.error", "gunicorn.error", "hypercorn.error")
 
 
 class AlreadyLoggedFilter(logging.Filter):
     """Drops a server's record of an exception that obskit's access line already logged.
 
-    uvicorn logs "Exception in ASGI application" and gunicorn "Error handling request" with the
-    stack of the exception the application raised; obskit's ERROR access line has logged it, with
-    the trace and request ids. One error, one log line.
+    uvicorn logs "Exception in ASGI application", gunicorn "Error handling request" and hypercorn
+    "Error in ASGI Framework" with the stack of the exception the application raised; obskit's
+    ERROR access line has logged it, with the trace and request ids. One error, one log line.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
