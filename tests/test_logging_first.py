@@ -53,6 +53,41 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=5)
+
+
+def _get_when_up(url: str, files: dict[str, Path]) -> httpx.Response:
+    """GET ``url``, retrying while the worker is not listening yet."""
+    end = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(url, timeout=10)
+        except httpx.ConnectError:
+            if time.monotonic() > end:
+                pytest.fail(f"no answer from {url}: {files['stderr'].read_text()[-3000:]}")
+            time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(check: Any, what: str, files: dict[str, Path], timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what}: {files['stderr'].read_text()[-3000:]}")
+        time.sleep(0.05)
+
+
 # -- basicConfig() first ------------------------------------------------------------------------------
 
 BASIC_CONFIG_FIRST = """
@@ -219,6 +254,47 @@ def test_flasks_copy_on_the_console_is_dropped_for_obskits_line(
     assert "WARNING in test_logging_first: once" in capsys.readouterr().err
 
 
+GUNICORN_FLASK_APP = """
+import obskit
+from flask import Flask
+
+app = Flask("gunicorn_flask_app")
+
+
+@app.get("/note")
+def note() -> str:
+    app.logger.warning("noted once")
+    return "ok"
+
+
+obskit.configure(app, traces_exporter="none", metrics_exporter="none", access_log_flush_interval=0)
+"""
+
+
+def test_under_gunicorn_the_app_loggers_record_is_one_json_line(tmp_path: Path) -> None:
+    """gunicorn's wsgi.errors writes to its error log's stream (stderr): Flask's copy is dropped there."""
+    (tmp_path / "gunicorn_flask_app.py").write_text(GUNICORN_FLASK_APP)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_"))}
+    env.update(PYTHONPATH=os.pathsep.join([SRC, str(tmp_path)]), PYTHONUNBUFFERED="1")
+    args = [sys.executable, "-m", "gunicorn", "gunicorn_flask_app:app", "-b", f"127.0.0.1:{port}"]
+    files = {"stdout": tmp_path / "stdout.log", "stderr": tmp_path / "stderr.log"}
+    with files["stdout"].open("wb") as out, files["stderr"].open("wb") as err:
+        server = subprocess.Popen(args, stdout=out, stderr=err, env=env, cwd=tmp_path)
+        try:
+            _wait_for(lambda: "Booting worker" in files["stderr"].read_text(), "startup", files)
+            response = _get_when_up(f"http://127.0.0.1:{port}/note", files)
+            assert response.status_code == 200
+            _wait_for(lambda: "GET /note 200" in files["stdout"].read_text(), "the access line", files)
+        finally:
+            _stop(server)
+    stdout, stderr = files["stdout"].read_text(), files["stderr"].read_text()
+    assert [line["message"] for line in json_lines(stdout) if line["logger"] == "gunicorn_flask_app"] == [
+        "noted once"
+    ]
+    assert "noted once" not in stderr
+
+
 # -- an exception after the response ---------------------------------------------------------------
 
 
@@ -276,20 +352,6 @@ obskit.configure(app, traces_exporter="console", metrics_exporter="none", access
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(check: Any, what: str, files: dict[str, Path], timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}: {files['stderr'].read_text()[-3000:]}")
-        time.sleep(0.05)
-
-
 #: How to start each server on a port, and the line it writes once it serves.
 SERVERS = {
     "uvicorn": (
@@ -319,12 +381,7 @@ def _serve_once(tmp_path: Path, server_name: str, path: str) -> dict[str, Path]:
             assert response.status_code == 200
             _wait_for(lambda: "LateFailure" in files["stdout"].read_text(), "the error line", files)
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=5)
+            _stop(server)
     return files
 
 
