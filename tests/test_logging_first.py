@@ -254,6 +254,14 @@ def test_flasks_copy_on_the_console_is_dropped_for_obskits_line(
     assert "WARNING in test_logging_first: once" in capsys.readouterr().err
 
 
+def test_a_flask_handler_the_app_removed_stays_removed(flask_app: Flask) -> None:
+    """Flask's documented way to drop its handler: obskit does not put it back."""
+    bare_root()
+    flask_app.logger.removeHandler(default_handler)
+    obskit.configure(flask_app, **QUIET)
+    assert default_handler not in flask_app.logger.handlers
+
+
 GUNICORN_FLASK_APP = """
 import obskit
 from flask import Flask

@@ -86,18 +86,21 @@ def _drop_servers_copies_of_logged_errors() -> Callable[[], None]:
 def _keep_flask_logger(app: Any) -> Callable[[], None]:
     """Flask's own handler stays on the app's logger, as it would be without obskit.
 
-    Flask adds ``default_handler`` (to ``wsgi.errors``) to the app's logger when no handler would
-    handle its records; obskit's handler on the root must not count for that, or the app's errors
-    stop reaching ``wsgi.errors``. While obskit's console handler writes a record, Flask's copy on
-    the console (``wsgi.errors`` is the process's stderr under a real server) is dropped: one JSON
-    line per record. A ``wsgi.errors`` elsewhere (a test client's buffer) still gets it.
+    Flask adds ``default_handler`` (to ``wsgi.errors``) to the app's logger on first use of
+    ``app.logger`` when no handler would handle its records; obskit's handler on the root must
+    not count for that, or the app's errors stop reaching ``wsgi.errors``. A logger Flask made
+    already is left as it is (the application may have removed the handler). While obskit's
+    console handler writes a record, Flask's copy on the console (``wsgi.errors`` is the process's
+    stderr under a real server) is dropped: one JSON line per record. A ``wsgi.errors`` elsewhere
+    (a test client's buffer) still gets it.
     """
     from flask.logging import default_handler
 
     from obskit._recording.loghandler import ConsoleCopyFilter, handled_without_obskit
 
     logger = logging.getLogger(app.name)
-    if default_handler not in logger.handlers and not handled_without_obskit(logger):
+    made = "logger" in vars(app)  # Flask's cached_property, set on first use
+    if not made and default_handler not in logger.handlers and not handled_without_obskit(logger):
         logger.addHandler(default_handler)  # what Flask does on first use of app.logger
     copies = ConsoleCopyFilter(default_handler)
     default_handler.addFilter(copies)
