@@ -78,9 +78,10 @@ Keyword: ``sdk_disabled``.
 """
 
 OBSKIT_LOG_LEVEL: Final = "OBSKIT_LOG_LEVEL"
-"""Level of the root logger and obskit's handler: DEBUG, INFO, WARNING, ERROR or CRITICAL.
+"""Level of the root logger and obskit's handlers: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 
-Default: ``INFO``. Keyword: ``log_level``.
+Not given, a root level the application set before ``configure()`` (anything but Python's
+default, WARNING) is kept. Default: ``INFO``. Keyword: ``log_level``.
 """
 
 OBSKIT_LOG_FORMAT: Final = "OBSKIT_LOG_FORMAT"

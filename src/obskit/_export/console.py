@@ -1,16 +1,21 @@
-"""The console backend: spans and metrics as short readable lines on stderr. Needs nothing installed."""
+"""The console backend: spans and metrics as short readable lines on stderr. Needs nothing installed.
+
+The exporters write to ``sys.stderr`` as it is at each export, not the stream of configure()'s
+moment: pytest (or a test) swaps that stream and closes it later, and a batch exported after
+that would fail on a closed file. A closed stream drops the lines, counted, without an error.
+"""
 
 from __future__ import annotations
 
 import math
-import sys
-from typing import IO
+from typing import IO, Any
 
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, Histogram, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from obskit._core.redact import safe_text
+from obskit._recording.loghandler import ConsoleStream
 
 __all__ = ["format_metrics", "format_span", "metric_exporter", "span_exporter"]
 
@@ -66,10 +71,12 @@ def format_metrics(data: MetricsData) -> str:
 
 
 def span_exporter(settings: object = None, out: IO[str] | None = None) -> ConsoleSpanExporter:
-    """OpenTelemetry's console span exporter with obskit's one-line format, on stderr."""
-    return ConsoleSpanExporter(out=out or sys.stderr, formatter=format_span)
+    """OpenTelemetry's console span exporter with obskit's one-line format, on stderr (or ``out``)."""
+    stream: Any = out if out is not None else ConsoleStream("stderr", "traces")
+    return ConsoleSpanExporter(out=stream, formatter=format_span)
 
 
 def metric_exporter(settings: object = None, out: IO[str] | None = None) -> ConsoleMetricExporter:
-    """OpenTelemetry's console metric exporter with obskit's one-line-per-point format, on stderr."""
-    return ConsoleMetricExporter(out=out or sys.stderr, formatter=format_metrics)
+    """OpenTelemetry's console metric exporter, one line per point, on stderr (or ``out``)."""
+    stream: Any = out if out is not None else ConsoleStream("stderr", "metrics")
+    return ConsoleMetricExporter(out=stream, formatter=format_metrics)

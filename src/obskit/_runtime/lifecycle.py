@@ -6,7 +6,6 @@ import atexit
 import dataclasses
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from obskit._core.settings import (
     resolve_settings,
     unknown_variables,
 )
-from obskit._recording.loghandler import ObskitHandler, StdoutProxy
+from obskit._recording.loghandler import ConsoleHandler, ConsoleStream, ObskitHandler, writes_to_console
 
 __all__ = ["configure", "is_configured", "shutdown"]
 
@@ -411,13 +410,15 @@ def _internal_logging(settings: Settings) -> None:
     Each line has credentials hidden first (a push gateway URL with its password, an exception
     whose text quotes one, its traceback), with the shared patterns, even when ``redact_text``
     is off for the application's own lines: on the logger, for every handler it has, and on the
-    handler, for records of loggers below it.
+    handler, for records of loggers below it. The handler writes to ``sys.stderr`` as it is at
+    each write (pytest swaps and closes its capture streams), and drops a line quietly when that
+    stream is closed.
     """
     from obskit._core.errors import ScrubFilter
 
     internal = logging.getLogger("obskit")
     scrub = ScrubFilter(redactor_for(dataclasses.replace(settings, redact_text=True)).scrub)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ConsoleHandler("stderr")
     handler.setFormatter(logging.Formatter("obskit %(levelname)s: %(message)s"))
     handler.addFilter(scrub)
     previous = internal.propagate
@@ -433,12 +434,27 @@ def _internal_logging(settings: Settings) -> None:
     _installed.append(remove)
 
 
+def _level_given(settings: Settings) -> bool:
+    """Whether ``log_level`` was asked for (keyword or ``OBSKIT_LOG_LEVEL``), not the default."""
+    from obskit._core.settings import given_settings
+
+    return "log_level" in given_settings(settings)
+
+
 def _logging_pipeline(settings: Settings, resource: Any, redactor: Redactor) -> None:
+    """Obskit's own warnings, the root level, the console handler and the exported logs' handler.
+
+    The root level is the application's when it set one before configure() (anything but
+    Python's default, WARNING: ``basicConfig(level=logging.DEBUG)``, ``setLevel``); a
+    ``log_level`` given (keyword or ``OBSKIT_LOG_LEVEL``) is set whatever the root had, and so is
+    the default, INFO, on a root nobody set. shutdown() puts the previous level back.
+    """
     _internal_logging(settings)
     root = logging.getLogger()
     previous_level = root.level
-    root.setLevel(log_level_number(settings))
-    _installed.append(lambda timeout: root.setLevel(previous_level))
+    if _level_given(settings) or previous_level == logging.WARNING:
+        root.setLevel(log_level_number(settings))
+        _installed.append(lambda timeout: root.setLevel(previous_level))
     if "console" in settings.logs_exporter:
         _console_logs(settings)
     exported = [name for name in settings.logs_exporter if name != "console"]
@@ -447,13 +463,26 @@ def _logging_pipeline(settings: Settings, resource: Any, redactor: Redactor) -> 
 
 
 def _console_logs(settings: Settings) -> None:
+    """Obskit's handler on the root, in place of the stream handlers there writing to the console.
+
+    A handler ``basicConfig()`` (or the application) put on the root writing to stdout or stderr
+    would print every record a second time, as plain text beside the JSON line; it is taken off
+    while obskit runs and put back by shutdown(). Handlers writing elsewhere (files, sockets,
+    a test's buffer) stay, and so does every handler on other loggers. Without a ``log_level``
+    given, obskit's handler passes what the handlers it replaced passed (their lowest level; all,
+    when it replaced none): the loggers' levels decide, as before.
+    """
     from obskit._export.pipeline import RateLimitFilter
     from obskit.logging import ConsoleFormatter, JsonFormatter
 
     root = logging.getLogger()
-    handler = ObskitHandler(StdoutProxy())
+    replaced = [handler for handler in root.handlers if writes_to_console(handler)]
+    handler = ObskitHandler(ConsoleStream("stdout", "logs"))
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else ConsoleFormatter())
-    handler.setLevel(log_level_number(settings))
+    if _level_given(settings):
+        handler.setLevel(log_level_number(settings))
+    elif replaced:
+        handler.setLevel(min(each.level for each in replaced))
     handler.addFilter(RateLimitFilter())
     if settings.log_format == "json" and settings.access_log_flush_interval > 0:
         # JSON is the only format access lines are written direct in; the web layer's renderer
@@ -461,12 +490,17 @@ def _console_logs(settings: Settings) -> None:
         from obskit._web.http import render_kept_line
 
         handler.defer_access_lines(settings.access_log_flush_interval, render_kept_line)
+    for each in replaced:
+        root.removeHandler(each)
     root.addHandler(handler)
 
     def remove(timeout: float) -> None:
         root.removeHandler(handler)
         handler.flush()
         handler.close()
+        for each in replaced:
+            if each not in root.handlers:
+                root.addHandler(each)
 
     _installed.append(remove)
     _flushers.append(("console log flush", lambda timeout: handler.flush()))

@@ -165,21 +165,21 @@ class Config:
         return self._excluded is not None and self._excluded.search(path) is not None
 
 
-#: ids of the exceptions obskit's access line logged with their stack, newest last. The server
+#: ids of the exceptions obskit's access line logged at ERROR with their stack, newest last. The server
 #: that catches the same exception next logs it again; :class:`AlreadyLoggedFilter` drops that
 #: copy. Ids, not the exceptions: they cannot be weakly referenced, and holding them would keep
 #: their frames alive. The server logs within microseconds of obskit, so an id is not reused.
 LOGGED_ERRORS: deque[int] = deque(maxlen=64)
 #: The loggers on which servers report an exception that escaped the application.
-SERVER_ERROR_LOGGERS = ("uvicorn.error", "gunicorn.error")
+SERVER_ERROR_LOGGERS = ("uvicorn.error", "gunicorn.error", "hypercorn.error")
 
 
 class AlreadyLoggedFilter(logging.Filter):
     """Drops a server's record of an exception that obskit's access line already logged.
 
-    uvicorn logs "Exception in ASGI application" and gunicorn "Error handling request" with the
-    stack of the exception the application raised; obskit's ERROR access line has logged it, with
-    the trace and request ids. One error, one log line.
+    uvicorn logs "Exception in ASGI application", gunicorn "Error handling request" and hypercorn
+    "Error in ASGI Framework" with the stack of the exception the application raised; obskit's
+    ERROR access line has logged it, with the trace and request ids. One error, one log line.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -344,7 +344,9 @@ class Exchange:
             self.deactivate()
 
     def _access_line(self, route: str, status: int, duration: float, error: BaseException | None) -> None:
-        level = logging.ERROR if status >= 500 else logging.INFO
+        # An exception with its stack is an ERROR line whatever the status: one raised after the
+        # response went out (a background task failing after a 200) keeps the status sent.
+        level = logging.ERROR if status >= 500 or error is not None else logging.INFO
         if not ACCESS_LOGGER.isEnabledFor(level):
             return
         message = f"{self.method} {self.path} {status}"

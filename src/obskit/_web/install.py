@@ -58,11 +58,13 @@ def instrument(app: object, settings: Settings) -> Callable[[float], None]:
     hub.enabled = True
     restore_native = _quiet_fastapi_native_telemetry(app)
     unfilter = _drop_servers_copies_of_logged_errors()
+    release_flask_logger = _keep_flask_logger(app) if _kind(app) == "flask" else (lambda: None)
 
     def undo(timeout: float) -> None:
         hub.enabled = False
         restore_native()
         unfilter()
+        release_flask_logger()
 
     return undo
 
@@ -80,6 +82,30 @@ def _drop_servers_copies_of_logged_errors() -> Callable[[], None]:
             logger.removeFilter(already)
 
     return remove
+
+
+def _keep_flask_logger(app: Any) -> Callable[[], None]:
+    """Flask's own handler stays on the app's logger, as it would be without obskit.
+
+    Flask adds ``default_handler`` (to ``wsgi.errors``) to the app's logger on first use of
+    ``app.logger`` when no handler would handle its records; obskit's handler on the root must
+    not count for that, or the app's errors stop reaching ``wsgi.errors``. A logger Flask made
+    already is left as it is (the application may have removed the handler). While obskit's
+    console handler writes a record, Flask's copy on the console (``wsgi.errors`` is the process's
+    stderr under a real server) is dropped: one JSON line per record. A ``wsgi.errors`` elsewhere
+    (a test client's buffer) still gets it.
+    """
+    from flask.logging import default_handler
+
+    from obskit._recording.loghandler import ConsoleCopyFilter, handled_without_obskit
+
+    logger = logging.getLogger(app.name)
+    made = "logger" in vars(app)  # Flask's cached_property, set on first use
+    if not made and default_handler not in logger.handlers and not handled_without_obskit(logger):
+        logger.addHandler(default_handler)  # what Flask does on first use of app.logger
+    copies = ConsoleCopyFilter(default_handler)
+    default_handler.addFilter(copies)
+    return lambda: default_handler.removeFilter(copies)
 
 
 def _wrap_starlette(app: Any, hub: Hub) -> None:
