@@ -1,0 +1,208 @@
+"""Beside other OpenTelemetry set-ups: obskit adopts a provider that was there first, one pipeline.
+
+A TracerProvider the application set globally (or gave FastAPI's own telemetry) gets obskit's
+processors added; obskit's shutdown() takes them out and leaves that provider working; a provider
+that is not the SDK's gets one warning. When OpenTelemetry's own server instrumentation wraps
+the app, the request keeps its one server span and obskit works inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from opentelemetry.util._once import Once
+
+import obskit
+from obskit._runtime import lifecycle
+
+with warnings.catch_warnings():  # starlette asks for httpx2, not installed here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+SERVER_SPAN_LINE = "[obskit span] GET /items/{item_id} "
+
+
+@pytest.fixture
+def set_global(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Any], None]]:
+    """Set the process's global TracerProvider as an application would (restored afterwards)."""
+    saved = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
+    trace._TRACER_PROVIDER = None
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    monkeypatch.setattr(lifecycle, "_warned_providers", [], raising=False)  # warned once per process
+    try:
+        yield trace.set_tracer_provider
+    finally:
+        obskit.shutdown()
+        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved
+
+
+def user_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def make_app(**fastapi: Any) -> FastAPI:
+    app = FastAPI(**fastapi)
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    return app
+
+
+def serve(app: FastAPI, count: int) -> None:
+    with TestClient(app) as client:
+        for number in range(count):
+            assert client.get(f"/items/{number}").status_code == 200
+
+
+def server_spans(spans: tuple[ReadableSpan, ...]) -> list[ReadableSpan]:
+    return [span for span in spans if span.kind is SpanKind.SERVER]
+
+
+def test_a_global_sdk_provider_gets_one_server_span_per_request_and_obskit_exports_them_too(
+    set_global: Callable[[Any], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    provider, exporter = user_provider()
+    set_global(provider)
+    app = make_app()
+    obskit.configure(app, traces_exporter="console", metrics_exporter="none", logs_exporter="none")
+    serve(app, 4)
+    obskit.shutdown()  # flushes obskit's console exporter
+    spans = server_spans(exporter.get_finished_spans())
+    assert sorted(span.attributes["url.path"] for span in spans) == [f"/items/{n}" for n in range(4)]
+    assert len({span.context.trace_id for span in spans}) == 4  # one each, no duplicate
+    printed = [line for line in capsys.readouterr().err.splitlines() if line.startswith(SERVER_SPAN_LINE)]
+    assert sorted(f"{span.context.span_id:016x}" for span in spans) == sorted(
+        line.split(" span=")[1].split()[0] for line in printed
+    )
+    assert trace.get_tracer_provider() is provider  # still the application's
+
+
+def test_obskit_spans_and_the_users_join_one_trace(set_global: Callable[[Any], None]) -> None:
+    provider, exporter = user_provider()
+    set_global(provider)
+    app = make_app()
+
+    @app.get("/nested")
+    async def nested() -> str:
+        with trace.get_tracer("user").start_as_current_span("user work"):
+            with obskit.trace_operation("obskit work"):
+                return "ok"
+
+    obskit.configure(app, traces_exporter="none", metrics_exporter="none", logs_exporter="none")
+    with TestClient(app) as client:
+        client.get("/nested")
+    by_name = {span.name: span for span in exporter.get_finished_spans()}
+    server, user, ours = by_name["GET /nested"], by_name["user work"], by_name["obskit work"]
+    assert server.kind is SpanKind.SERVER
+    assert user.parent is not None and user.parent.span_id == server.context.span_id
+    assert ours.parent is not None and ours.parent.span_id == user.context.span_id
+
+
+def test_a_provider_given_to_fastapis_own_telemetry_is_adopted(set_global: Callable[[Any], None]) -> None:
+    """FastAPI >= 0.165 records its own server span into the provider it was given; obskit
+    turns that off (one server span each) and records its own into the same provider."""
+    provider, exporter = user_provider()
+    app = make_app(telemetry={"tracer_provider": provider})
+    obskit.configure(app, traces_exporter="none", metrics_exporter="none", logs_exporter="none")
+    serve(app, 4)
+    spans = server_spans(exporter.get_finished_spans())
+    assert sorted(span.attributes["url.path"] for span in spans) == [f"/items/{n}" for n in range(4)]
+    assert len({span.context.trace_id for span in spans}) == 4
+
+
+def test_configure_again_adds_obskits_processors_once(
+    set_global: Callable[[Any], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    provider, exporter = user_provider()
+    set_global(provider)
+    app = make_app()
+    for _ in range(3):
+        obskit.configure(app, traces_exporter="console", metrics_exporter="none", logs_exporter="none")
+    assert len(provider._active_span_processor._span_processors) == 2  # the user's and obskit's one
+    serve(app, 1)
+    obskit.shutdown()
+    assert len(server_spans(exporter.get_finished_spans())) == 1
+    printed = [line for line in capsys.readouterr().err.splitlines() if line.startswith(SERVER_SPAN_LINE)]
+    assert len(printed) == 1
+
+
+def test_c_shutdown_leaves_the_users_provider_working(
+    set_global: Callable[[Any], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    provider, exporter = user_provider()
+    set_global(provider)
+    obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
+    obskit.shutdown()
+    capsys.readouterr()
+    with trace.get_tracer("user").start_as_current_span("after obskit"):
+        pass
+    assert [span.name for span in exporter.get_finished_spans()] == ["after obskit"]
+    assert "[obskit span]" not in capsys.readouterr().err  # obskit's processors are out
+    assert trace.get_tracer_provider() is provider
+
+
+def test_d_a_provider_that_is_not_the_sdks_gets_one_warning(
+    set_global: Callable[[Any], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    class VendorTracerProvider(trace.NoOpTracerProvider):
+        """A provider of some other implementation: obskit cannot add processors to it."""
+
+    vendor = VendorTracerProvider()
+    set_global(vendor)
+    with caplog.at_level(logging.WARNING, logger="obskit"):
+        logging.getLogger("obskit").addHandler(caplog.handler)
+        try:
+            for _ in range(2):
+                obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
+        finally:
+            logging.getLogger("obskit").removeHandler(caplog.handler)
+    warned = [r.getMessage() for r in caplog.records if "TracerProvider" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "VendorTracerProvider" in warned[0] and "obskit's own spans" in warned[0]
+    assert trace.get_tracer_provider() is vendor
+    assert obskit.trace_operation  # obskit's decorators still record, into obskit's pipeline
+    from obskit._core import state
+
+    assert state.STATE.tracer_provider is not vendor and state.STATE.tracer is not None
+
+
+def test_the_official_fastapi_instrumentation_keeps_its_one_server_span(
+    set_global: Callable[[Any], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under FastAPIInstrumentor (what opentelemetry-instrument runs) each request has one server
+    span, the instrumentation's; obskit's access line carries its ids and its metrics count."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    provider, exporter = user_provider()
+    set_global(provider)
+    app = make_app()
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+    try:
+        with obskit.testing.capture() as cap:
+            obskit.configure(app, traces_exporter="none", metrics_exporter="none", log_format="json")
+            serve(app, 4)
+            cap.assert_counter("http_server_requests_total", 4, method="GET", route="/items/{item_id}", status_code="200")
+    finally:
+        FastAPIInstrumentor.uninstrument_app(app)
+    spans = server_spans(exporter.get_finished_spans())
+    assert len(spans) == 4
+    assert all(span.instrumentation_scope.name.startswith("opentelemetry.instrumentation") for span in spans)
+    access = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"route"' in line]
+    assert sorted(line["trace_id"] for line in access) == sorted(f"{s.context.trace_id:032x}" for s in spans)
+    assert all(line.get("request_id") for line in access)
