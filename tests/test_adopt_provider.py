@@ -8,12 +8,21 @@ the app, the request keeps its one server span and obskit works inside it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -100,9 +109,11 @@ def test_obskit_spans_and_the_users_join_one_trace(set_global: Callable[[Any], N
 
     @app.get("/nested")
     async def nested() -> str:
-        with trace.get_tracer("user").start_as_current_span("user work"):
-            with obskit.trace_operation("obskit work"):
-                return "ok"
+        with (
+            trace.get_tracer("user").start_as_current_span("user work"),
+            obskit.trace_operation("obskit work"),
+        ):
+            return "ok"
 
     obskit.configure(app, traces_exporter="none", metrics_exporter="none", logs_exporter="none")
     with TestClient(app) as client:
@@ -110,8 +121,10 @@ def test_obskit_spans_and_the_users_join_one_trace(set_global: Callable[[Any], N
     by_name = {span.name: span for span in exporter.get_finished_spans()}
     server, user, ours = by_name["GET /nested"], by_name["user work"], by_name["obskit work"]
     assert server.kind is SpanKind.SERVER
-    assert user.parent is not None and user.parent.span_id == server.context.span_id
-    assert ours.parent is not None and ours.parent.span_id == user.context.span_id
+    assert user.parent is not None
+    assert user.parent.span_id == server.context.span_id
+    assert ours.parent is not None
+    assert ours.parent.span_id == user.context.span_id
 
 
 def test_a_provider_given_to_fastapis_own_telemetry_is_adopted(set_global: Callable[[Any], None]) -> None:
@@ -174,12 +187,13 @@ def test_d_a_provider_that_is_not_the_sdks_gets_one_warning(
             logging.getLogger("obskit").removeHandler(caplog.handler)
     warned = [r.getMessage() for r in caplog.records if "TracerProvider" in r.getMessage()]
     assert len(warned) == 1, warned
-    assert "VendorTracerProvider" in warned[0] and "obskit's own spans" in warned[0]
+    assert "VendorTracerProvider" in warned[0]
+    assert "obskit's own spans" in warned[0]
     assert trace.get_tracer_provider() is vendor
-    assert obskit.trace_operation  # obskit's decorators still record, into obskit's pipeline
     from obskit._core import state
 
-    assert state.STATE.tracer_provider is not vendor and state.STATE.tracer is not None
+    assert state.STATE.tracer is not None  # obskit's decorators still record, into obskit's pipeline
+    assert state.STATE.tracer_provider is not vendor
 
 
 def test_the_official_fastapi_instrumentation_keeps_its_one_server_span(
@@ -197,7 +211,8 @@ def test_the_official_fastapi_instrumentation_keeps_its_one_server_span(
         with obskit.testing.capture() as cap:
             obskit.configure(app, traces_exporter="none", metrics_exporter="none", log_format="json")
             serve(app, 4)
-            cap.assert_counter("http_server_requests_total", 4, method="GET", route="/items/{item_id}", status_code="200")
+            labels = {"method": "GET", "route": "/items/{item_id}", "status_code": "200"}
+            cap.assert_counter("http_server_requests_total", 4, **labels)
     finally:
         FastAPIInstrumentor.uninstrument_app(app)
     spans = server_spans(exporter.get_finished_spans())
@@ -206,3 +221,123 @@ def test_the_official_fastapi_instrumentation_keeps_its_one_server_span(
     access = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"route"' in line]
     assert sorted(line["trace_id"] for line in access) == sorted(f"{s.context.trace_id:032x}" for s in spans)
     assert all(line.get("request_id") for line in access)
+
+
+# -- under opentelemetry-instrument, in a real uvicorn process ------------------------------------
+
+LAUNCHED_APP = """
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+
+import obskit
+
+app = FastAPI()
+
+
+@app.get("/items/{item_id}")
+async def item(item_id: int) -> dict[str, int]:
+    return {"id": item_id}
+
+
+# The launcher set OTEL_LOGS_EXPORTER=none, which obskit reads too: its access lines are asked for.
+obskit.configure(app, metrics_exporter="none", logs_exporter="console")
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None)
+"""
+
+#: What opentelemetry-distro is, in full: the SDK's configurator under the entry point the
+#: launcher loads. This venv has the launcher but not the distro; without a configurator the
+#: launcher instruments libraries but sets no provider.
+SHIM_CONFIGURATOR = """
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+
+class Configurator(_OTelSDKConfigurator):
+    pass
+"""
+
+
+def launcher_path(tmp_path: Path) -> str:
+    """PYTHONPATH for the launched app: obskit's source, and a configurator unless one is installed."""
+    from importlib.metadata import entry_points
+
+    paths = [str(Path(obskit.__file__).parents[1])]
+    if not list(entry_points(group="opentelemetry_configurator")):
+        shim = tmp_path / "shim"
+        info = shim / "obskit_test_distro-0.dist-info"
+        info.mkdir(parents=True)
+        (shim / "obskit_test_distro.py").write_text(SHIM_CONFIGURATOR)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: obskit-test-distro\nVersion: 0\n")
+        entry = "[opentelemetry_configurator]\ntest = obskit_test_distro:Configurator\n"
+        (info / "entry_points.txt").write_text(entry)
+        paths.append(str(shim))
+    return os.pathsep.join(paths)
+
+
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """Every JSON object that starts a line of ``text`` (the console exporter's spans span lines)."""
+    decoder = json.JSONDecoder()
+    found, at = [], 0
+    for line in text.splitlines(keepends=True):
+        if line.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                found.append(decoder.raw_decode(text, at)[0])
+        at += len(line)
+    return found
+
+
+@pytest.mark.integration
+def test_b_under_opentelemetry_instrument_each_request_has_one_server_span(tmp_path: Path) -> None:
+    bin_dir = Path(sys.executable).parent
+    launcher = bin_dir / "opentelemetry-instrument"
+    if not launcher.exists():
+        pytest.skip("opentelemetry-instrument is not installed")
+    (tmp_path / "app.py").write_text(LAUNCHED_APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_", "PYTEST_"))}
+    env.update(PYTHONPATH=launcher_path(tmp_path), OTEL_SERVICE_NAME="launched")
+    args = [str(launcher), "--traces_exporter", "console"]
+    args += ["--metrics_exporter", "none", "--logs_exporter", "none"]
+    process = subprocess.Popen(
+        [*args, sys.executable, "app.py", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            for _ in range(300):  # the launcher and the app start (no time is asserted)
+                if process.poll() is not None:
+                    break
+                try:
+                    client.get("/items/0")
+                    break
+                except httpx.TransportError:
+                    threading.Event().wait(0.1)
+            for number in range(1, 5):
+                assert client.get(f"/items/{number}").status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    objects = json_objects(out)
+    spans = [o for o in objects if "kind" in o and "context" in o]
+    access = {o["path"]: o for o in objects if o.get("route") == "/items/{item_id}"}
+    assert spans, (out[-3000:], err[-3000:])
+    for number in range(1, 5):
+        path = f"/items/{number}"
+        server = [
+            s
+            for s in spans
+            if s["kind"] == "SpanKind.SERVER"
+            and path in (s["attributes"].get("http.target"), s["attributes"].get("url.path"))
+        ]
+        assert len(server) == 1, (path, server)
+        assert server[0]["resource"]["attributes"]["service.name"] == "launched"
+        trace_id = server[0]["context"]["trace_id"].removeprefix("0x")
+        assert access[path]["trace_id"] == trace_id  # obskit's access line is inside that span
+    assert "[obskit span]" not in err  # the launcher's console exporter prints them; obskit does not again

@@ -137,7 +137,7 @@ def foreign_tracer_provider() -> Any:
 
 
 def is_sdk_provider(provider: object) -> bool:
-    """Whether ``provider`` is the OpenTelemetry SDK's TracerProvider (or a subclass): one obskit can adopt."""
+    """Whether ``provider`` is the SDK's TracerProvider (or a subclass of it): one obskit can adopt."""
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
     return isinstance(provider, SdkTracerProvider)

@@ -349,8 +349,8 @@ def _launched_by_opentelemetry_instrument() -> bool:
 
 
 def _exporters_in_environment() -> tuple[str, ...]:
-    names = os.environ.get("OTEL_TRACES_EXPORTER", "")
-    return tuple(name for name in (part.strip().lower() for part in names.split(",")) if name and name != "none")
+    names = (part.strip().lower() for part in os.environ.get("OTEL_TRACES_EXPORTER", "").split(","))
+    return tuple(name for name in names if name and name != "none")
 
 
 def _release_adopted(holder: Any, processors: list[Any], timeout: float) -> None:

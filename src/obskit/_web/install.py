@@ -101,6 +101,10 @@ def _wrap_starlette(app: Any, hub: Hub) -> None:
     app.middleware_stack = None  # an app already serving rebuilds its stack with the middleware
 
 
+#: The package of OpenTelemetry's own instrumentations (opentelemetry-python-contrib).
+_OFFICIAL = "opentelemetry.instrumentation"
+
+
 def _official_asgi_middleware(stack: Any) -> Any:
     """OpenTelemetry's ASGI server middleware in a built stack, or None.
 
@@ -113,7 +117,7 @@ def _official_asgi_middleware(stack: Any) -> Any:
     while stack is not None and id(stack) not in seen:
         seen.add(id(stack))
         kind = type(stack)
-        if kind.__name__ == "OpenTelemetryMiddleware" and kind.__module__.startswith("opentelemetry.instrumentation"):
+        if kind.__name__ == "OpenTelemetryMiddleware" and kind.__module__.startswith(_OFFICIAL):
             return stack
         stack = getattr(stack, "app", None)
     return None
