@@ -341,3 +341,38 @@ def test_b_under_opentelemetry_instrument_each_request_has_one_server_span(tmp_p
         trace_id = server[0]["context"]["trace_id"].removeprefix("0x")
         assert access[path]["trace_id"] == trace_id  # obskit's access line is inside that span
     assert "[obskit span]" not in err  # the launcher's console exporter prints them; obskit does not again
+
+
+def test_the_official_flask_instrumentation_leaves_one_server_span_obskits(
+    set_global: Callable[[Any], None],
+) -> None:
+    """OpenTelemetry's Flask instrumentation starts its span inside the app (before_request), under
+    obskit's middleware: the server span is obskit's and the instrumentation's is its INTERNAL child."""
+    from flask import Flask
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    provider, exporter = user_provider()
+    set_global(provider)
+    app = Flask(__name__)
+
+    @app.get("/items/<int:item_id>")
+    def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    FlaskInstrumentor.instrument_app(app, tracer_provider=provider)
+    try:
+        obskit.configure(app, traces_exporter="none", metrics_exporter="none", logs_exporter="none")
+        client = app.test_client()
+        for number in range(4):
+            with client.get(f"/items/{number}") as response:  # closed: the request is finished
+                assert response.status_code == 200
+    finally:
+        FlaskInstrumentor.uninstrument_app(app)
+    spans = exporter.get_finished_spans()
+    servers = server_spans(spans)
+    assert len(servers) == 4
+    assert all(span.instrumentation_scope.name == "obskit" for span in servers)
+    for span in spans:
+        if span.kind is not SpanKind.SERVER:
+            assert span.parent is not None
+            assert span.parent.span_id in {server.context.span_id for server in servers}
