@@ -376,3 +376,21 @@ def test_the_official_flask_instrumentation_leaves_one_server_span_obskits(
         if span.kind is not SpanKind.SERVER:
             assert span.parent is not None
             assert span.parent.span_id in {server.context.span_id for server in servers}
+
+
+def test_an_adopted_provider_naming_another_service_is_told_once(
+    set_global: Callable[[Any], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    provider, _ = user_provider()  # its resource names no service: unknown_service
+    set_global(provider)
+    obskit_logger = logging.getLogger("obskit")
+    obskit_logger.addHandler(caplog.handler)
+    try:
+        for _ in range(2):
+            obskit.configure(service_name="orders", traces_exporter="none", metrics_exporter="none")
+    finally:
+        obskit_logger.removeHandler(caplog.handler)
+    warned = [r.getMessage() for r in caplog.records if "OTEL_SERVICE_NAME" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "'unknown_service" in warned[0]
+    assert "'orders'" in warned[0]

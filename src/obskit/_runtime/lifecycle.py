@@ -336,6 +336,7 @@ def _adopt_tracer_provider(settings: Settings, redactor: Redactor, provider: Any
     exporters = settings.traces_exporter
     if _launched_by_opentelemetry_instrument() and exporters == _exporters_in_environment():
         exporters = ()
+    _warn_other_service_name(settings, provider)
     processors = span_processors(dataclasses.replace(settings, traces_exporter=exporters), redactor)
     holder = adopt(provider, processors)
     _installed.append(partial(_release_adopted, holder, processors))
@@ -369,6 +370,23 @@ def _release_adopted(holder: Any, processors: list[Any], timeout: float) -> None
 
 
 _warned_providers: list[Any] = []
+
+
+def _warn_other_service_name(settings: Settings, provider: Any) -> None:
+    """Say once per provider when its spans name another service than the one obskit was given."""
+    resource = getattr(provider, "resource", None)
+    theirs = resource.attributes.get("service.name") if resource is not None else None
+    ours = settings.service_name
+    if theirs == ours or ours == Settings.service_name or any(seen is provider for seen in _warned_providers):
+        return
+    _warned_providers.append(provider)
+    _log.warning(
+        "the TracerProvider set up before obskit names the service %r in its resource; its spans "
+        "(obskit's included) keep that name, while obskit's metrics and logs say %r: set "
+        "OTEL_SERVICE_NAME, which both read",
+        theirs,
+        ours,
+    )
 
 
 def _warn_foreign_provider(provider: Any) -> None:
