@@ -394,3 +394,16 @@ def test_an_adopted_provider_naming_another_service_is_told_once(
     assert len(warned) == 1, warned
     assert "'unknown_service" in warned[0]
     assert "'orders'" in warned[0]
+
+
+def test_a_provider_the_application_shut_down_first_is_no_trouble_for_shutdown(
+    set_global: Callable[[Any], None],
+) -> None:
+    provider, _ = user_provider()
+    set_global(provider)
+    obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
+    with obskit.trace_operation("before"):
+        pass
+    provider.shutdown()  # the application's own exit code ran first: obskit's processors stop too
+    obskit.shutdown()
+    assert not obskit.is_configured()

@@ -396,10 +396,9 @@ def _warn_foreign_provider(provider: Any) -> None:
     _warned_providers.append(provider)
     kind = type(provider)
     _log.warning(
-        "the global TracerProvider is a %s.%s, not the OpenTelemetry SDK's TracerProvider, so obskit "
+        "the TracerProvider set up before obskit is a %s.%s, not the OpenTelemetry SDK's, so obskit "
         "cannot add its span processors to it: obskit's own spans (its decorators, server spans, HTTP "
-        "client spans) go to a pipeline of obskit's, and opentelemetry.trace.get_tracer() keeps using "
-        "the %s",
+        "client spans) go to a pipeline of obskit's, and whatever was given the %s keeps using it",
         kind.__module__,
         kind.__qualname__,
         kind.__qualname__,
