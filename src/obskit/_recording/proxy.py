@@ -12,7 +12,6 @@ once per provider and emptied by ``shutdown()``, which never shuts the provider 
 
 from __future__ import annotations
 
-import logging
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,7 +34,6 @@ __all__ = [
     "is_sdk_provider",
 ]
 
-_log = logging.getLogger("obskit")
 _NOOP = trace.NoOpTracer()
 
 
