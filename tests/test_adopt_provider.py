@@ -243,7 +243,7 @@ async def item(item_id: int) -> dict[str, int]:
 
 # The launcher set OTEL_LOGS_EXPORTER=none, which obskit reads too: its access lines are asked for.
 obskit.configure(app, metrics_exporter="none", logs_exporter="console")
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
 #: What opentelemetry-distro is, in full: the SDK's configurator under the entry point the
@@ -407,3 +407,19 @@ def test_a_provider_the_application_shut_down_first_is_no_trouble_for_shutdown(
     provider.shutdown()  # the application's own exit code ran first: obskit's processors stop too
     obskit.shutdown()
     assert not obskit.is_configured()
+
+
+def test_opentelemetrys_asgi_middleware_added_by_hand_keeps_its_one_server_span(
+    set_global: Callable[[Any], None],
+) -> None:
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    provider, exporter = user_provider()
+    set_global(provider)
+    app = make_app()
+    app.add_middleware(OpenTelemetryMiddleware, tracer_provider=provider)
+    obskit.configure(app, traces_exporter="console", metrics_exporter="none", logs_exporter="none")
+    serve(app, 4)
+    spans = server_spans(exporter.get_finished_spans())
+    assert len(spans) == 4
+    assert all(span.instrumentation_scope.name == "opentelemetry.instrumentation.asgi" for span in spans)
