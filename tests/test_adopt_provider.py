@@ -155,7 +155,7 @@ def test_configure_again_adds_obskits_processors_once(
     assert len(printed) == 1
 
 
-def test_c_shutdown_leaves_the_users_provider_working(
+def test_shutdown_leaves_the_users_provider_working(
     set_global: Callable[[Any], None], capsys: pytest.CaptureFixture[str]
 ) -> None:
     provider, exporter = user_provider()
@@ -170,7 +170,7 @@ def test_c_shutdown_leaves_the_users_provider_working(
     assert trace.get_tracer_provider() is provider
 
 
-def test_d_a_provider_that_is_not_the_sdks_gets_one_warning(
+def test_a_provider_that_is_not_the_sdks_gets_one_warning(
     set_global: Callable[[Any], None], caplog: pytest.LogCaptureFixture
 ) -> None:
     class VendorTracerProvider(trace.NoOpTracerProvider):
@@ -288,7 +288,7 @@ def json_objects(text: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.integration
-def test_b_under_opentelemetry_instrument_each_request_has_one_server_span(tmp_path: Path) -> None:
+def test_under_opentelemetry_instrument_each_request_has_one_server_span(tmp_path: Path) -> None:
     bin_dir = Path(sys.executable).parent
     launcher = bin_dir / "opentelemetry-instrument"
     if not launcher.exists():
