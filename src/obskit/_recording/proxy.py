@@ -1,15 +1,20 @@
-"""The global TracerProvider obskit installs once: a proxy to whatever obskit runs with now.
+"""The global TracerProvider obskit installs once, and the provider obskit adopts instead.
 
 OpenTelemetry lets the global provider be set only once per process. Installing this proxy
 instead of a real provider lets a second ``configure()``, ``shutdown()`` and the test capture
 swap what is behind it, so ``opentelemetry.trace.get_tracer(__name__)`` in user code always
 records into obskit's current pipeline.
+
+When the application (or ``opentelemetry-instrument``) set an SDK provider first, obskit adopts
+it: its span processors join that provider inside one :class:`AdoptedSpanProcessors`, added
+once per provider and emptied by ``shutdown()``, which never shuts the provider itself down.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping, Sequence
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -20,9 +25,15 @@ from opentelemetry.util.types import Attributes
 
 from obskit._core import state as _state
 
-__all__ = ["ObskitTracerProvider", "install_global_tracer_provider"]
+__all__ = [
+    "AdoptedSpanProcessors",
+    "ObskitTracerProvider",
+    "adopt",
+    "foreign_tracer_provider",
+    "install_global_tracer_provider",
+    "is_sdk_provider",
+]
 
-_log = logging.getLogger("obskit")
 _NOOP = trace.NoOpTracer()
 
 
@@ -110,11 +121,74 @@ def install_global_tracer_provider() -> bool:
     if current is _PROXY:
         return True
     if not isinstance(current, trace.ProxyTracerProvider):
-        _log.warning(
-            "a global TracerProvider (%s) was set before obskit.configure(); obskit's decorators use "
-            "obskit's pipeline, but opentelemetry.trace.get_tracer() keeps using the existing provider",
-            type(current).__name__,
-        )
-        return False
+        return False  # configure() adopted it, or warned why it cannot
     trace.set_tracer_provider(_PROXY)
     return True
+
+
+def foreign_tracer_provider() -> Any:
+    """The global TracerProvider someone other than obskit set, or None."""
+    current = trace.get_tracer_provider()
+    if current is _PROXY or isinstance(current, trace.ProxyTracerProvider):
+        return None
+    return current
+
+
+def is_sdk_provider(provider: object) -> bool:
+    """Whether ``provider`` is the SDK's TracerProvider (or a subclass of it): one obskit can adopt."""
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    return isinstance(provider, SdkTracerProvider)
+
+
+class AdoptedSpanProcessors:
+    """obskit's span processors inside a provider it adopted; one per provider, however often configured.
+
+    The SDK cannot remove a span processor from a provider, so obskit adds this one once and
+    swaps what it holds: ``configure()`` puts obskit's processors in, ``shutdown()`` takes them
+    out (and flushes and shuts down only those). The provider's own processors never see it.
+    """
+
+    def __init__(self) -> None:
+        self.processors: tuple[Any, ...] = ()
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        for processor in self.processors:
+            processor.on_start(span, parent_context=parent_context)
+
+    def _on_ending(self, span: Any) -> None:  # the SDK's experimental hook (1.40 on)
+        for processor in self.processors:
+            hook = getattr(processor, "_on_ending", None)
+            if hook is not None:
+                hook(span)
+
+    def on_end(self, span: Any) -> None:
+        for processor in self.processors:
+            processor.on_end(span)
+
+    def shutdown(self) -> None:
+        """The provider is shutting down (the application's own shutdown): so do obskit's processors."""
+        processors, self.processors = self.processors, ()
+        for processor in processors:
+            processor.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        deadline = time.monotonic() + timeout_millis / 1000
+        done = True
+        for processor in self.processors:
+            left = max(0, int((deadline - time.monotonic()) * 1000))
+            done = bool(processor.force_flush(left)) and done
+        return done
+
+
+_ADOPTED: weakref.WeakKeyDictionary[Any, AdoptedSpanProcessors] = weakref.WeakKeyDictionary()
+
+
+def adopt(provider: Any, processors: Iterable[Any]) -> AdoptedSpanProcessors:
+    """Put ``processors`` into SDK ``provider`` (replacing the ones a previous configure() put there)."""
+    holder = _ADOPTED.get(provider)
+    if holder is None:
+        holder = _ADOPTED[provider] = AdoptedSpanProcessors()
+        provider.add_span_processor(holder)
+    holder.processors = tuple(processors)
+    return holder

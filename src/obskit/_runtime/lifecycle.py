@@ -6,6 +6,7 @@ import atexit
 import dataclasses
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -108,7 +109,7 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
         previous = _state.STATE.settings if _state.STATE.configured else None
         _teardown(resolved.shutdown_timeout)
         try:
-            _build(resolved)
+            _build(resolved, app)
             if app is not None:
                 from obskit._web.install import instrument
 
@@ -239,7 +240,7 @@ def _flush_all(timeout: float) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _build(settings: Settings) -> None:
+def _build(settings: Settings, app: object = None) -> None:
     first_undo = len(_installed)
     redactor = redactor_for(settings)
     resource = resource_for(settings)
@@ -254,7 +255,7 @@ def _build(settings: Settings) -> None:
     # removes the log handler last, letting exporters' last words still reach the logs.
     _logging_pipeline(settings, resource, redactor)
     _metrics_pipeline(settings, resource, store)
-    provider = _tracer_provider(settings, resource, redactor)
+    provider = _tracer_provider(settings, resource, redactor, app)
     tracer = provider.get_tracer("obskit") if provider is not None else None
     _state.set_state(
         _state.State(
@@ -328,9 +329,26 @@ def span_processors(settings: Settings, redactor: Redactor) -> list[Any]:
     return processors
 
 
-def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor) -> Any:
+def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor, app: object = None) -> Any:
+    """The provider obskit's spans go to: one set up before obskit (adopted), else obskit's own.
+
+    Adopted: the global SDK provider (the application's, or ``opentelemetry-instrument``'s), or
+    the one a FastAPI app was given for its own telemetry. obskit adds its processors to it and
+    keeps its resource and sampler (docs/deployment.md, "Beside other OpenTelemetry set-ups").
+    """
+    from obskit._recording import proxy as _proxy
+
+    existing = _proxy.foreign_tracer_provider()
+    if existing is None and app is not None:
+        from obskit._web.install import app_tracer_provider
+
+        existing = app_tracer_provider(app)
+    if existing is not None and _proxy.is_sdk_provider(existing):
+        return _adopt_tracer_provider(settings, redactor, existing)
     if not settings.traces_exporter:
         return None
+    if existing is not None:
+        _warn_foreign_provider(existing)
     from opentelemetry.sdk.trace import TracerProvider
 
     # obskit's own exit hook flushes within the shutdown deadline; the SDK's would flush again.
@@ -345,6 +363,87 @@ def _tracer_provider(settings: Settings, resource: Any, redactor: Redactor) -> A
     _installed.append(partial(_shutdown_provider, "span pipeline", provider))
     _flushers.append(("span pipeline flush", partial(_flush_provider, provider)))
     return provider
+
+
+def _adopt_tracer_provider(settings: Settings, redactor: Redactor, provider: Any) -> Any:
+    """Add obskit's span processors to ``provider``; shutdown() takes them out and leaves it running.
+
+    Under ``opentelemetry-instrument`` the exporters ``OTEL_TRACES_EXPORTER`` names are already
+    the provider's (the launcher built them from the same variable): obskit adds them only when
+    its setting says something else, so no span is exported twice to the same place.
+    """
+    from obskit._recording.proxy import adopt
+
+    exporters = settings.traces_exporter
+    if _launched_by_opentelemetry_instrument() and exporters == _exporters_in_environment():
+        exporters = ()
+    _warn_other_service_name(settings, provider)
+    processors = span_processors(dataclasses.replace(settings, traces_exporter=exporters), redactor)
+    holder = adopt(provider, processors)
+    _installed.append(partial(_release_adopted, holder, processors))
+    _flushers.append(("span pipeline flush", partial(_flush_provider, holder)))
+    return provider
+
+
+def _launched_by_opentelemetry_instrument() -> bool:
+    """Whether ``opentelemetry-instrument`` set this process up (its sitecustomize imports this module)."""
+    return "opentelemetry.instrumentation.auto_instrumentation" in sys.modules
+
+
+def _exporters_in_environment() -> tuple[str, ...]:
+    names = (part.strip().lower() for part in os.environ.get("OTEL_TRACES_EXPORTER", "").split(","))
+    return tuple(name for name in names if name and name != "none")
+
+
+def _release_adopted(holder: Any, processors: list[Any], timeout: float) -> None:
+    """Take obskit's processors out of an adopted provider, then flush and shut down only those."""
+    from obskit._export.pipeline import run_with_deadline
+
+    if holder.processors == tuple(processors):
+        holder.processors = ()
+
+    def flush_and_stop() -> None:
+        for processor in processors:
+            processor.force_flush(int(timeout * 1000))
+            processor.shutdown()
+
+    run_with_deadline("span pipeline", flush_and_stop, timeout)
+
+
+_warned_providers: list[Any] = []
+
+
+def _warn_other_service_name(settings: Settings, provider: Any) -> None:
+    """Say once per provider when its spans name another service than the one obskit was given."""
+    resource = getattr(provider, "resource", None)
+    theirs = resource.attributes.get("service.name") if resource is not None else None
+    ours = settings.service_name
+    if theirs == ours or ours == Settings.service_name or any(seen is provider for seen in _warned_providers):
+        return
+    _warned_providers.append(provider)
+    _log.warning(
+        "the TracerProvider set up before obskit names the service %r in its resource; its spans "
+        "(obskit's included) keep that name, while obskit's metrics and logs say %r: set "
+        "OTEL_SERVICE_NAME, which both read",
+        theirs,
+        ours,
+    )
+
+
+def _warn_foreign_provider(provider: Any) -> None:
+    """Say once per provider why obskit cannot adopt it and what it does instead."""
+    if any(seen is provider for seen in _warned_providers):
+        return
+    _warned_providers.append(provider)
+    kind = type(provider)
+    _log.warning(
+        "the TracerProvider set up before obskit is a %s.%s, not the OpenTelemetry SDK's, so obskit "
+        "cannot add its span processors to it: obskit's own spans (its decorators, server spans, HTTP "
+        "client spans) go to a pipeline of obskit's, and whatever was given the %s keeps using it",
+        kind.__module__,
+        kind.__qualname__,
+        kind.__qualname__,
+    )
 
 
 def _track_pid(provider: Any) -> None:

@@ -76,11 +76,15 @@ class Config:
         "metrics_path",
         "request_id_header",
         "request_id_name",
+        "server_span",
         "settings",
     )
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, server_span: bool = True) -> None:
         self.settings = settings
+        #: Whether requests get obskit's SERVER span (not when OpenTelemetry's own server
+        #: middleware, outside obskit's, makes the request's server span).
+        self.server_span = server_span
         patterns = settings.excluded_patterns()
         self._excluded = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self.request_id_header = settings.request_id_header.lower()
@@ -201,10 +205,11 @@ class Hub:
     whatever obskit is configured with, including nothing.
     """
 
-    __slots__ = ("_config", "enabled")
+    __slots__ = ("_config", "enabled", "server_span")
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
+        self.server_span = True
         self._config: Config | None = None
 
     def config(self) -> Config | None:
@@ -214,7 +219,7 @@ class Hub:
         settings = _state.STATE.settings
         config = self._config
         if config is None or config.settings is not settings:
-            config = self._config = Config(settings)
+            config = self._config = Config(settings, self.server_span)
         return config
 
 
@@ -266,7 +271,7 @@ class Exchange:
             self.user_agent = attributes.get("user_agent.original", "")
             self.client = attributes.get("client.address", "")
             tracer = _state.STATE.tracer
-            if tracer is not None:
+            if tracer is not None and self.config.server_span:
                 parent = _NO_PARENT if carrier is NO_HEADERS else _extract(carrier)
                 self.span = start_server_span(tracer, self.method, parent, attributes)
             self._in_progress = self.config.in_progress(self.method)

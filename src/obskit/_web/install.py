@@ -12,7 +12,7 @@ from obskit._core.settings import Settings
 from obskit._web.http import SERVER_ERROR_LOGGERS, AlreadyLoggedFilter, Hub, flask_route
 from obskit._web.routes import watch
 
-__all__ = ["check_app", "instrument"]
+__all__ = ["app_tracer_provider", "check_app", "instrument"]
 
 SUPPORTED = "a FastAPI/Starlette application (ASGI) or a Flask application (WSGI)"
 #: The attribute marking an instrumented app; its value is the app's :class:`Hub`.
@@ -116,10 +116,45 @@ def _wrap_starlette(app: Any, hub: Hub) -> None:
     routes = watch(app, lambda: hub.enabled)  # obskit's paths are served only where the app has no route
 
     def build_instrumented_stack() -> Any:
-        return ObskitASGIMiddleware(build(), hub, routes)
+        stack = build()
+        official = _official_asgi_middleware(stack)
+        hub.server_span = official is None
+        hub._config = None  # a config made before this stack was built may say otherwise
+        if official is not None:  # its server span is the request's; obskit works inside it
+            official.app = ObskitASGIMiddleware(official.app, hub, routes)
+            return stack
+        return ObskitASGIMiddleware(stack, hub, routes)
 
     app.build_middleware_stack = build_instrumented_stack
     app.middleware_stack = None  # an app already serving rebuilds its stack with the middleware
+
+
+#: The package of OpenTelemetry's own instrumentations (opentelemetry-python-contrib).
+_OFFICIAL = "opentelemetry.instrumentation"
+
+
+def _official_asgi_middleware(stack: Any) -> Any:
+    """OpenTelemetry's ASGI server middleware in a built stack, or None.
+
+    ``opentelemetry-instrument`` (its FastAPI instrumentor) or ``instrument_app()`` put it there.
+    obskit then starts no SERVER span of its own: it runs just inside that middleware, so that
+    the request has one server span, the one the application chose (with its hooks, excluded
+    URLs and semantic conventions), and obskit's access line, logs and exemplars carry its ids.
+    """
+    seen: set[int] = set()
+    while stack is not None and id(stack) not in seen:
+        seen.add(id(stack))
+        kind = type(stack)
+        if kind.__name__ == "OpenTelemetryMiddleware" and kind.__module__.startswith(_OFFICIAL):
+            return stack
+        stack = getattr(stack, "app", None)
+    return None
+
+
+def app_tracer_provider(app: object) -> Any:
+    """The tracer provider an application was given for its own telemetry (FastAPI >= 0.165), or None."""
+    config = getattr(app, "_telemetry", None)
+    return config.get("tracer_provider") if isinstance(config, dict) else None
 
 
 def _quiet_fastapi_native_telemetry(app: Any) -> Callable[[], None]:
