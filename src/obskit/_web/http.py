@@ -89,6 +89,8 @@ class Config:
         "_bound",
         "_excluded",
         "_gauges",
+        "_hosts",
+        "_queries",
         "_red",
         "access_log",
         "forwarded",
@@ -112,6 +114,11 @@ class Config:
         self.forwarded = FORWARDED_HEADERS if settings.trust_forwarded_headers else None
         #: Hides sensitive values in ``url.query`` when the span is made.
         self.redactor: Redactor = redactor_for(settings)
+        #: Host header -> (server.address, server.port), and query -> ``url.query``, as computed
+        #: before: a service sees few distinct hosts and mostly repeated queries. Capped (both
+        #: come from clients); past the cap each is computed again.
+        self._hosts: dict[str, tuple[str, int | None]] = {}
+        self._queries: dict[str, str] = {}
         self.metrics_path = settings.prometheus_path if "prometheus" in settings.metrics_exporter else None
         self.health = {
             settings.health_path: "full",
@@ -213,6 +220,8 @@ class AlreadyLoggedFilter(logging.Filter):
         return not (info and info[1] is not None and id(info[1]) in LOGGED_ERRORS)
 
 
+#: Distinct Host headers and queries whose attribute values a config keeps.
+_PARSED_CAP = 1024
 #: Bound RED children kept per config: methods x routes x statuses, bounded by the routes an app
 #: has (unmatched paths share one label); past this the handles' own label caches serve.
 _BOUND_CAP = 4096
@@ -679,38 +688,51 @@ def server_attributes(
     host, and the proxy's own address becomes ``network.peer.address``. Optional attributes are
     computed only when their input is there.
     """
-    known = method if method in KNOWN_METHODS else _method(method)
-    attributes: dict[str, Any] = {"http.request.method": known, "url.path": path}
-    if known != method:
-        attributes["http.request.method_original"] = method
-    if query:
-        attributes["url.query"] = config.redactor.query(query)
+    peer = None
     if forwarded:
         proxy_scheme, proxy_client, proxy_host = proxy_view(forwarded)
         scheme = proxy_scheme or scheme
         host = proxy_host or host
         if proxy_client:
-            if client:
-                attributes["network.peer.address"] = client
-            client = proxy_client
-    attributes["url.scheme"] = scheme
+            peer, client = client, proxy_client
+    known = method if method in KNOWN_METHODS else _method(method)
+    attributes: dict[str, Any] = {"http.request.method": known, "url.path": path, "url.scheme": scheme}
+    if known != method:
+        attributes["http.request.method_original"] = method
+    if query:
+        redacted = config._queries.get(query)
+        if redacted is None:
+            redacted = config.redactor.query(query)
+            if len(config._queries) < _PARSED_CAP:
+                config._queries[query] = redacted
+        attributes["url.query"] = redacted
     if host:
-        address, port = host_and_port(host)
-    elif local is not None:
-        address, port = local
+        parsed = config._hosts.get(host) or _parsed_host(config, host)
+        attributes["server.address"] = parsed[0]
+        port = parsed[1]
+    elif local is not None and local[0]:
+        attributes["server.address"] = local[0]
+        port = local[1]
     else:
-        address, port = "", None
-    if address:
-        attributes["server.address"] = address
-        if port is not None and port != _DEFAULT_PORTS.get(scheme):
-            attributes["server.port"] = port
+        port = None
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        attributes["server.port"] = port
     if version:
         attributes["network.protocol.version"] = version
     if client:
         attributes["client.address"] = client
+        if peer:
+            attributes["network.peer.address"] = peer
     if user_agent:
         attributes["user_agent.original"] = user_agent
     return attributes
+
+
+def _parsed_host(config: Config, host: str) -> tuple[str, int | None]:
+    parsed = host_and_port(host)
+    if len(config._hosts) < _PARSED_CAP:
+        config._hosts[host] = parsed
+    return parsed
 
 
 def host_and_port(host: str) -> tuple[str, int | None]:
