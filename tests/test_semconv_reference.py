@@ -382,3 +382,91 @@ def test_obskit_duration_histogram_and_opentelemetry_s_never_share_a_name(offici
     )
     # promtool fails an exposition with two families of one name ("second HELP line").
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# -- the attribute helpers, at their edges --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("example.com", ("example.com", None)),
+        ("example.com:8443", ("example.com", 8443)),
+        ("[::1]:8080", ("::1", 8080)),
+        ("[2001:db8::1]", ("2001:db8::1", None)),
+        ("example.com:", ("example.com", None)),
+        ("example.com:http", ("example.com", None)),
+    ],
+)
+def test_host_header_gives_address_and_port(host: str, expected: tuple[str, int | None]) -> None:
+    from obskit._web.http import host_and_port
+
+    assert host_and_port(host) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({b"forwarded": "for=192.0.2.60;proto=HTTPS;by=203.0.113.43"}, ("https", "192.0.2.60", None)),
+        ({b"forwarded": 'for="[2001:db8:cafe::17]:4711", for=10.0.0.1'}, (None, "2001:db8:cafe::17", None)),
+        ({b"forwarded": "for=192.0.2.43:47011;host=api.example"}, (None, "192.0.2.43", "api.example")),
+        (
+            {b"x-forwarded-proto": "https, http", b"x-forwarded-for": " 203.0.113.9 , 10.0.0.1"},
+            ("https", "203.0.113.9", None),
+        ),
+        ({b"x-forwarded-host": "api.example:8443"}, (None, None, "api.example:8443")),
+        (  # Forwarded first; the X- headers fill in what it does not say
+            {b"forwarded": "proto=https", b"x-forwarded-for": "198.51.100.2"},
+            ("https", "198.51.100.2", None),
+        ),
+        ({b"forwarded": "for=;proto="}, (None, None, None)),
+    ],
+)
+def test_proxy_headers_are_read_rfc_7239_first(
+    headers: dict[bytes, str], expected: tuple[str | None, str | None, str | None]
+) -> None:
+    from obskit._web.http import proxy_view
+
+    assert proxy_view(headers) == expected
+
+
+def test_wsgi_request_without_host_header_names_the_server_and_its_port() -> None:
+    from werkzeug.test import create_environ
+
+    app = flask_app()
+    obskit.configure(app, service_name="reference")
+    environ = create_environ("/plain", "http://10.1.2.3:8080/")
+    environ.update(SERVER_PROTOCOL="HTTP/1.0", SERVER_NAME="10.1.2.3", SERVER_PORT="8080")
+    del environ["HTTP_HOST"]  # HTTP/1.0 clients may send none
+    with capture() as cap:
+        body = app.wsgi_app(environ, lambda status, headers, exc_info=None: None)
+        b"".join(body)
+        body.close()  # type: ignore[attr-defined]
+        [span] = [s for s in cap.spans() if s.kind is SpanKind.SERVER]
+    attributes = dict(span.attributes or {})
+    assert attributes["server.address"] == "10.1.2.3"
+    assert attributes["server.port"] == 8080
+    assert attributes["network.protocol.version"] == "1.0"
+
+
+def test_trusted_proxy_headers_reach_the_access_line_and_the_port() -> None:
+    app = fastapi_app()
+    obskit.configure(app, service_name="reference", trust_forwarded_headers=True)
+    with capture() as cap:
+        headers = {
+            "x-forwarded-proto": "https",
+            "x-forwarded-host": "api.example:8443",
+            "x-forwarded-for": "203.0.113.9",
+        }
+        TestClient(app).get("/plain", headers=headers)
+        [span] = [
+            s for s in cap.spans() if s.kind is SpanKind.SERVER and s.instrumentation_scope.name == "obskit"
+        ]
+        [line] = cap.logs(logger="http.access")
+    attributes = dict(span.attributes or {})
+    assert attributes["url.scheme"] == "https"
+    assert attributes["server.address"] == "api.example"
+    assert attributes["server.port"] == 8443
+    assert attributes["client.address"] == "203.0.113.9"
+    assert attributes["network.peer.address"] == "testclient"
+    assert line["client"] == "203.0.113.9"

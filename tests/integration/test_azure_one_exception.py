@@ -92,3 +92,16 @@ def test_without_azure_traces_the_access_line_keeps_the_exception(ingestion: Ing
     assert ingestion.named("Request") == []
     exceptions = [e for e in ingestion.named("Exception") if "CheckoutFailed" in json.dumps(e)]
     assert len(exceptions) == 1
+
+
+def test_a_request_whose_span_is_not_sampled_keeps_the_exception_on_its_line(
+    ingestion: Ingestion,
+) -> None:
+    app = _app()
+    _configure(ingestion, app, sampling_ratio=0.0)
+    _request(app)
+    obskit.shutdown(timeout=5)
+
+    assert [e for e in ingestion.named("Request") if "orders" in e["data"]["baseData"]["name"]] == []
+    exceptions = [e for e in ingestion.named("Exception") if "CheckoutFailed" in json.dumps(e)]
+    assert len(exceptions) == 1
