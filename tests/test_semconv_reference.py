@@ -82,7 +82,8 @@ CASES = [
     Case("not-found", "GET", "/nope"),
     Case("raised", "GET", "/boom"),
     Case("unknown-method", "PURGE", "/any"),
-    Case("lowercase-method", "FOO", "/any"),
+    Case("another-unknown-method", "FOO", "/any"),
+    Case("query-method", "QUERY", "/any"),
     Case("query-with-secret", "GET", f"/items/7?page=2&api_key={SECRET}"),
     Case("host-with-port", "GET", "/items/7", {"host": "shop.example:8443"}),
     Case("host-default-port", "GET", "/items/7", {"host": "shop.example:80"}),
@@ -124,7 +125,7 @@ def fastapi_app() -> FastAPI:
     def boom() -> None:
         raise ValueError("boom")
 
-    @app.api_route("/any", methods=["GET", "PURGE", "FOO"])
+    @app.api_route("/any", methods=["GET", "PURGE", "FOO", "QUERY"])
     def any_method() -> dict[str, str]:
         return {}
 
@@ -146,7 +147,7 @@ def flask_app() -> Flask:
     def boom() -> None:
         raise ValueError("boom")
 
-    @app.route("/any", methods=["GET", "PURGE", "FOO"])
+    @app.route("/any", methods=["GET", "PURGE", "FOO", "QUERY"])
     def any_method() -> dict[str, str]:
         return {}
 

@@ -399,10 +399,16 @@ def test_every_rule_and_panel_expression_answers_on_real_obskit_data(
     assert rule_results["job_route:http_server_requests:rate5m"][items] > 0
     assert rule_results["job_route:http_server_requests_5xx:ratio_rate5m"][items] == pytest.approx(0.25)
     assert rule_results["job_route:http_server_requests_5xx:ratio_rate5m"]["job=obskit,route=/slow"] == 0
-    assert 0.025 <= rule_results["job_route:obskit_http_server_request_duration_seconds:p95_rate5m"][items] <= 0.05
+    assert (
+        0.025
+        <= rule_results["job_route:obskit_http_server_request_duration_seconds:p95_rate5m"][items]
+        <= 0.05
+    )
     assert (
         2.5
-        <= rule_results["job_route:obskit_http_server_request_duration_seconds:p95_rate5m"]["job=obskit,route=/slow"]
+        <= rule_results["job_route:obskit_http_server_request_duration_seconds:p95_rate5m"][
+            "job=obskit,route=/slow"
+        ]
         <= 5
     )
     nightly = "exported_job=nightly,job=obskit"
