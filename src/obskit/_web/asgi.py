@@ -92,8 +92,8 @@ class ObskitASGIMiddleware:
             await self.app(scope, receive, send)
             return
         # Instrumented, in this coroutine (not one more per request). The headers are read once:
-        # the request id and user agent, and whether any header matters to the propagators (the
-        # carrier is built only then).
+        # the request id, host and user agent, a trusted proxy's headers (only when trusted), and
+        # whether any header matters to the propagators (the carrier is built only then).
         request_id = user_agent = host = None
         wanted = _propagation_fields()[1]
         carrier: Mapping[str, str] = NO_HEADERS
