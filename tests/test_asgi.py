@@ -108,7 +108,9 @@ def test_request_gets_a_server_span_metrics_and_an_access_line(app: FastAPI, sta
         "http_server_requests_total", 1, method="GET", route="/items/{item_id}", status_code="200"
     )
     assert (
-        cap.histogram_count("http_server_request_duration_seconds", method="GET", route="/items/{item_id}")
+        cap.histogram_count(
+            "obskit_http_server_request_duration_seconds", method="GET", route="/items/{item_id}"
+        )
         == 1
     )
     assert cap.gauge_value("http_server_requests_in_progress", method="GET") == 0

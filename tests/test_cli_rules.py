@@ -93,7 +93,9 @@ def test_default_alerts_follow_the_seed_alert_set_with_obskit_names(
     assert rule["HighErrorRate"]["expr"].endswith("\n  > 0.05")
     assert rule["HighErrorRate"]["for"] == "5m"
     assert rule["HighRequestLatency"]["expr"].startswith("histogram_quantile(0.95, sum by (job, route, le)")
-    assert "rate(http_server_request_duration_seconds_bucket[5m])" in rule["HighRequestLatency"]["expr"]
+    assert (
+        "rate(obskit_http_server_request_duration_seconds_bucket[5m])" in rule["HighRequestLatency"]["expr"]
+    )
     assert rule["HighRequestLatency"]["expr"].endswith("> 1")
     assert rule["JobsStuck"]["expr"] == (
         "sum by (job, exported_job) (obskit_jobs_in_progress) > 0\n"

@@ -466,8 +466,13 @@ def test_http_request_helper(obskit_capture: Capture) -> None:
     cap = obskit_capture
     cap.assert_counter("http_server_requests_total", 1, method="GET", route="/items/{id}", status_code="200")
     cap.assert_counter("http_server_requests_total", 1, method="GET", route="/items/{id}", status_code="404")
-    assert cap.histogram_count("http_server_request_duration_seconds", method="GET", route="/items/{id}") == 2
-    assert cap.histogram_sum("http_server_request_duration_seconds", method="GET") == pytest.approx(0.13)
+    assert (
+        cap.histogram_count("obskit_http_server_request_duration_seconds", method="GET", route="/items/{id}")
+        == 2
+    )
+    assert cap.histogram_sum("obskit_http_server_request_duration_seconds", method="GET") == pytest.approx(
+        0.13
+    )
 
 
 def test_cache_access_helper(obskit_capture: Capture) -> None:

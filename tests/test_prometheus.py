@@ -268,7 +268,7 @@ def test_http_helper_records_an_exemplar(obskit_capture: Capture) -> None:
     obskit_capture.store.exemplars = True  # as the prometheus backend sets it
     with obskit.trace_operation("request"):
         obskit.MetricsCollector().http_request("GET", "/items/{id}", 200, 0.03)
-    assert len(exemplars(openmetrics_text(), "http_server_request_duration_seconds_bucket")) == 1
+    assert len(exemplars(openmetrics_text(), "obskit_http_server_request_duration_seconds_bucket")) == 1
 
 
 def test_a_bucket_takes_at_most_one_exemplar_per_interval(

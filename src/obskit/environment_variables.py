@@ -378,6 +378,13 @@ Keyword: ``request_id_header``.
 OBSKIT_ACCESS_LOG: Final = "OBSKIT_ACCESS_LOG"
 """``false`` turns off the one-line access log per request. Default: ``true``. Keyword: ``access_log``."""
 
+OBSKIT_TRUST_FORWARDED: Final = "OBSKIT_TRUST_FORWARDED"
+"""``true`` when every request comes through a proxy you run: server spans then take ``url.scheme``,
+``client.address`` and ``server.address``/``server.port`` from ``Forwarded``, or from
+``X-Forwarded-Proto``, ``X-Forwarded-For`` and ``X-Forwarded-Host``, instead of the connection and
+the ``Host`` header. Off, a client could write what these attributes say. Default: ``false``.
+Keyword: ``trust_forwarded_headers``."""
+
 OBSKIT_ACCESS_LOG_FLUSH_INTERVAL: Final = "OBSKIT_ACCESS_LOG_FLUSH_INTERVAL"
 """Seconds an access line may wait to be written with others, from 0 to 60. Default: ``1``.
 

@@ -89,7 +89,8 @@ def scrape_and_query(server: Prometheus) -> None:
         traffic()
         rate = server.scalar('sum(rate(obskit_jobs_total{status="success"}[1m]))')
         p95 = server.scalar(
-            "histogram_quantile(0.95, sum by (le) (rate(http_server_request_duration_seconds_bucket[1m])))"
+            "histogram_quantile(0.95, sum by (le) "
+            "(rate(obskit_http_server_request_duration_seconds_bucket[1m])))"
         )
         return bool(rate and rate > 0 and p95 is not None and not math.isnan(p95))  # NaN until 2 scrapes
 
@@ -97,14 +98,16 @@ def scrape_and_query(server: Prometheus) -> None:
     assert server.scalar('sum(obskit_jobs_total{status="error"})') == 3
     # Prometheus renames obskit's own "job" label, since every target carries job="<scrape job>".
     assert server.scalar('sum(obskit_jobs_total{exported_job="integration_job",status="error"})') == 3
-    p95 = server.scalar("histogram_quantile(0.95, rate(http_server_request_duration_seconds_bucket[1m]))")
+    p95 = server.scalar(
+        "histogram_quantile(0.95, rate(obskit_http_server_request_duration_seconds_bucket[1m]))"
+    )
     assert p95 is not None
     assert 0.025 <= p95 <= 0.05  # the bucket holding every observation (0.03 and 0.045)
     assert server.scalar('up{job="obskit"}') == 1
 
     # Prometheus asked for OpenMetrics, so the exemplars came along with the trace ids.
     def exemplar_trace_ids() -> set[str]:
-        series = server.exemplars("http_server_request_duration_seconds_bucket")
+        series = server.exemplars("obskit_http_server_request_duration_seconds_bucket")
         return {e["labels"].get("trace_id", "") for s in series for e in s["exemplars"]}
 
     found = wait_until(lambda: exemplar_trace_ids() & trace_ids, "an exemplar with a recorded trace id", 30)
@@ -176,7 +179,7 @@ def test_promtool_accepts_a_realistic_exposition() -> None:
         "obskit_jobs_in_progress",
         "obskit_job_result",
         "http_server_requests_total",
-        "http_server_request_duration_seconds_bucket",
+        "obskit_http_server_request_duration_seconds_bucket",
         "obskit_cache_requests_total",
         "obskit_db_query_duration_seconds_bucket",
         "obskit_external_call_duration_seconds_bucket",
@@ -345,9 +348,12 @@ def test_gunicorn_four_workers_sum_in_one_scrape(gunicorn: dict[str, Any]) -> No
     assert (
         sample(text, "http_server_requests_total", method="GET", route="/work", status_code="200") == requests
     )
-    assert sample(text, "http_server_request_duration_seconds_count", method="GET", route="/work") == requests
+    assert (
+        sample(text, "obskit_http_server_request_duration_seconds_count", method="GET", route="/work")
+        == requests
+    )
     buckets = [
-        sample(text, "http_server_request_duration_seconds_bucket", le=le, method="GET", route="/work")
+        sample(text, "obskit_http_server_request_duration_seconds_bucket", le=le, method="GET", route="/work")
         for le in ("0.005", "0.01", "0.025", "+Inf")
     ]
     assert buckets[0] == 0  # each request sleeps 10 ms: buckets are kept, not flattened

@@ -90,7 +90,7 @@ def test_promtool_check_rules_accepts_the_generated_file(tmp_path: Path, options
 # finishing; "flaky" fails half its runs; instance b of api stops answering at minute 2.
 API = 'job="api",instance="a",method="GET"'
 REQUESTS = "http_server_requests_total"
-BUCKETS = "http_server_request_duration_seconds_bucket"
+BUCKETS = "obskit_http_server_request_duration_seconds_bucket"
 SERIES = {
     f'{REQUESTS}{{{API},route="/items",status_code="200"}}': "0+90x40",
     f'{REQUESTS}{{{API},route="/items",status_code="500"}}': "0+10x40",
@@ -213,12 +213,12 @@ RECORDED = [
         "0",
     ),
     (
-        'round(job_route:http_server_request_duration_seconds:p95_rate5m{route="/slow"}, 0.001)',
+        'round(job_route:obskit_http_server_request_duration_seconds:p95_rate5m{route="/slow"}, 0.001)',
         {"job": "api", "route": "/slow"},
         "2.425",
     ),
     (
-        'round(job_route:http_server_request_duration_seconds:p50_rate5m{route="/slow"}, 0.001)',
+        'round(job_route:obskit_http_server_request_duration_seconds:p50_rate5m{route="/slow"}, 0.001)',
         {"job": "api", "route": "/slow"},
         "1.75",
     ),
@@ -399,10 +399,16 @@ def test_every_rule_and_panel_expression_answers_on_real_obskit_data(
     assert rule_results["job_route:http_server_requests:rate5m"][items] > 0
     assert rule_results["job_route:http_server_requests_5xx:ratio_rate5m"][items] == pytest.approx(0.25)
     assert rule_results["job_route:http_server_requests_5xx:ratio_rate5m"]["job=obskit,route=/slow"] == 0
-    assert 0.025 <= rule_results["job_route:http_server_request_duration_seconds:p95_rate5m"][items] <= 0.05
+    assert (
+        0.025
+        <= rule_results["job_route:obskit_http_server_request_duration_seconds:p95_rate5m"][items]
+        <= 0.05
+    )
     assert (
         2.5
-        <= rule_results["job_route:http_server_request_duration_seconds:p95_rate5m"]["job=obskit,route=/slow"]
+        <= rule_results["job_route:obskit_http_server_request_duration_seconds:p95_rate5m"][
+            "job=obskit,route=/slow"
+        ]
         <= 5
     )
     nightly = "exported_job=nightly,job=obskit"

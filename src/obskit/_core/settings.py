@@ -110,6 +110,7 @@ class Settings:
     request_id_header: str = "X-Request-ID"
     access_log: bool = True
     access_log_flush_interval: float = 1.0
+    trust_forwarded_headers: bool = False
     instrument_http_clients: bool = True
     otlp_endpoint: str | None = None
     otlp_protocol: str = "http/protobuf"
@@ -455,6 +456,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "readiness_path": ((env.OBSKIT_READINESS_PATH,), _path("readiness_path")),
     "request_id_header": ((env.OBSKIT_REQUEST_ID_HEADER,), _header_name),
     "access_log": ((env.OBSKIT_ACCESS_LOG,), _flag("access_log")),
+    "trust_forwarded_headers": ((env.OBSKIT_TRUST_FORWARDED,), _flag("trust_forwarded_headers")),
     "access_log_flush_interval": (
         (env.OBSKIT_ACCESS_LOG_FLUSH_INTERVAL,),
         _number(

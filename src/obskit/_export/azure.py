@@ -22,6 +22,7 @@ so that an ingestion endpoint answering 5xx or 429 holds an export thread for se
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import functools
 import math
@@ -82,7 +83,9 @@ def log_exporter(settings: Settings) -> Any:
         ConfigError: the ``azure`` extra is missing or no connection string is set.
     """
     _check(settings, "logs_exporter")
-    return _build(_classes()[2], settings)
+    exporter = _build(_classes()[2], settings)
+    exporter._obskit_spans_here = "azure" in settings.traces_exporter
+    return exporter
 
 
 def _check(settings: Settings, setting: str) -> None:
@@ -311,6 +314,44 @@ def _sendable(point: Any) -> Any:
     return point
 
 
+#: The logger of the web middleware's access lines (obskit._web.http.ACCESS_LOGGER).
+ACCESS_LOGGER_NAME = "http.access"
+_EXCEPTION_KEYS = ("exception.type", "exception.message", "exception.stacktrace")
+
+
+def without_request_exceptions(batch: Sequence[Any]) -> Sequence[Any]:
+    """``batch`` with the exception left out of each error access line of a sampled request.
+
+    The middleware logs a request's escaped exception once, on its access line, and records the
+    same exception as the exception event of the request's SERVER span. Application Insights
+    makes an exception item of each: the span's (linked to the request item) is kept, and the
+    access line becomes a trace item at error level. The line of a request whose span was not
+    sampled keeps its exception: the span will not be exported. Other records are left as they are.
+    """
+    changed: list[Any] | None = None
+    for index, readable in enumerate(batch):
+        record = readable.log_record
+        attributes = record.attributes
+        if (
+            not attributes
+            or "exception.type" not in attributes
+            or attributes.get("logger.name") != ACCESS_LOGGER_NAME
+            or not (record.trace_flags is not None and record.trace_flags & 0x01)
+        ):
+            continue
+        try:
+            stripped = copy.copy(record)
+            stripped.attributes = {k: v for k, v in attributes.items() if k not in _EXCEPTION_KEYS}
+            replacement = dataclasses.replace(readable, log_record=stripped)
+        except Exception as exc:  # an SDK whose records cannot be copied: sent as they are
+            report_internal_error("azure access line", exc)
+            return batch
+        if changed is None:
+            changed = list(batch)
+        changed[index] = replacement
+    return batch if changed is None else changed
+
+
 @functools.cache
 def _classes() -> tuple[type, type, type]:
     """The Azure exporters with obskit's additions (imported here: the package is heavy)."""
@@ -351,10 +392,18 @@ def _classes() -> tuple[type, type, type]:
                 _release(self)
 
     class ObskitAzureLogExporter(AzureMonitorLogExporter):
-        """Also feeds live metrics (when on) and stops what obskit started at shutdown."""
+        """Also feeds live metrics (when on) and stops what obskit started at shutdown.
+
+        With spans exported to Application Insights too, an error access line is sent without its
+        exception (see :func:`without_request_exceptions`): one failed request, one exception item.
+        """
+
+        _obskit_spans_here = False
 
         def export(self, batch: Sequence[Any], **kwargs: Any) -> Any:
             _live_record(batch, "log")
+            if self._obskit_spans_here:
+                batch = without_request_exceptions(batch)
             return super().export(batch, **kwargs)
 
         def shutdown(self) -> None:

@@ -101,11 +101,14 @@ def call_specs(namespace: str) -> dict[str, MetricSpec]:
         "http_requests": MetricSpec(
             "counter", "http_server_requests", "HTTP requests served.", ("method", "route", "status_code")
         ),
+        # Not OpenTelemetry's ``http.server.request.duration``, whose Prometheus name is
+        # ``http_server_request_duration_seconds`` with other labels (``http_request_method``...):
+        # the namespace keeps the two apart wherever both arrive (docs/metrics.md).
         "http_duration": MetricSpec(
             "histogram",
-            "http_server_request_duration_seconds",
-            "Duration of HTTP requests in seconds.",
-            ("method", "route"),
+            f"{namespace}_http_server_request_duration_seconds",
+            "Duration of HTTP requests in seconds; error_type is the span's error.type.",
+            ("method", "route", "error_type"),
             CALL_DURATION_BUCKETS,
             "s",
         ),

@@ -81,8 +81,10 @@ class MetricsCollector:
     def http_request(self, method: str, route: str, status_code: int | str, duration: float) -> None:
         """Count one served request and observe its duration (seconds), labelled by route template."""
         method = method.upper()
-        self._family("http_requests").inc(method=method, route=route, status_code=str(status_code))
-        self._family("http_duration").observe(duration, method=method, route=route)
+        status = str(status_code)
+        self._family("http_requests").inc(method=method, route=route, status_code=status)
+        error_type = status if status[:1] == "5" and len(status) == 3 else ""  # as the middleware's
+        self._family("http_duration").observe(duration, method=method, route=route, error_type=error_type)
 
     def cache_access(self, cache: str, hit: bool) -> None:
         """Count one cache lookup: ``<ns>_cache_requests_total{cache, result=hit|miss}``."""

@@ -94,17 +94,25 @@ class ObskitASGIMiddleware:
             await self.app(scope, receive, send)
             return
         # Instrumented, in this coroutine (not one more per request). The headers are read once:
-        # the request id and user agent, and whether any header matters to the propagators (the
-        # carrier is built only then).
-        request_id = user_agent = None
+        # the request id, host and user agent, a trusted proxy's headers (only when trusted), and
+        # whether any header matters to the propagators (the carrier is built only then).
+        request_id = user_agent = host = None
         wanted = _propagation_fields()[1]
         carrier: Mapping[str, str] = NO_HEADERS
         headers = scope.get("headers") or ()
+        trusted = config.forwarded  # a trusted proxy's headers, or None: not read
+        forwarded: dict[bytes, str] | None = None
         for name, value in headers:
             if name == config.request_id_name:
                 request_id = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
+            elif trusted is not None and name in trusted:
+                if forwarded is None:
+                    forwarded = {}
+                forwarded.setdefault(name, value.decode("latin-1"))
             if carrier is NO_HEADERS and (wanted is None or name in wanted):
                 carrier = {key.decode("latin-1"): item.decode("latin-1") for key, item in headers}
         root_path = scope.get("root_path", "")
@@ -115,12 +123,17 @@ class ObskitASGIMiddleware:
         exchange.start(
             carrier,
             server_attributes(
+                config,
                 method,
                 path,
                 scope.get("scheme", "http"),
+                host,
                 scope.get("server"),
                 str(client[0]) if client else None,
                 user_agent,
+                query.decode("latin-1") if (query := scope.get("query_string")) else "",
+                scope.get("http_version", ""),
+                forwarded,
             ),
         )
         try:

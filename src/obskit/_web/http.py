@@ -29,6 +29,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from obskit._core import state as _state
 from obskit._core.context import _FIELDS, new_request_id
 from obskit._core.errors import report_internal_error
+from obskit._core.redact import Redactor, redactor_for
 from obskit._core.settings import Settings
 from obskit._export.pipeline import RateLimitFilter
 from obskit._recording.exemplars import OTEL_CONTEXT_VAR as _OTEL_VAR
@@ -40,12 +41,30 @@ from obskit._recording.tracing import describe, record_exception
 from obskit._web.serverspan import ServerSpan, start_server_span
 from obskit.logging import JsonFormatter, _current_ids, _span_ids
 
-__all__ = ["UNMATCHED_ROUTE", "Config", "Exchange", "Hub", "flask_route", "valid_request_id"]
+__all__ = [
+    "UNMATCHED_ROUTE",
+    "Config",
+    "Exchange",
+    "Hub",
+    "error_type_of",
+    "flask_route",
+    "host_and_port",
+    "proxy_view",
+    "server_attributes",
+    "valid_request_id",
+]
 
 #: The one ``route`` label value (and span name suffix) of requests that matched no route.
 UNMATCHED_ROUTE = "__unmatched__"
-#: Methods kept as they are; any other becomes ``_OTHER`` (OpenTelemetry HTTP conventions).
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+#: Methods kept as they are; any other becomes ``_OTHER`` (OpenTelemetry HTTP conventions, and the
+#: official instrumentations' list: QUERY is known there too).
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
+)
+#: The request headers a trusted proxy sets (``trust_forwarded_headers``), as ASGI spells them.
+FORWARDED_HEADERS = frozenset({b"forwarded", b"x-forwarded-proto", b"x-forwarded-for", b"x-forwarded-host"})
+#: The port a URL of each scheme has when it names none (left out of ``server.port``).
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 ACCESS_LOGGER = logging.getLogger("http.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _FLASK_PARAM = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
@@ -70,10 +89,14 @@ class Config:
         "_bound",
         "_excluded",
         "_gauges",
+        "_hosts",
+        "_queries",
         "_red",
         "access_log",
+        "forwarded",
         "health",
         "metrics_path",
+        "redactor",
         "request_id_header",
         "request_id_name",
         "server_span",
@@ -91,6 +114,15 @@ class Config:
         #: The same, as ASGI spells header names (lowercase bytes).
         self.request_id_name = self.request_id_header.encode("latin-1")
         self.access_log = settings.access_log
+        #: The forwarded headers to read (a trusted proxy's), or None: they are ignored.
+        self.forwarded = FORWARDED_HEADERS if settings.trust_forwarded_headers else None
+        #: Hides sensitive values in ``url.query`` when the span is made.
+        self.redactor: Redactor = redactor_for(settings)
+        #: Host header -> (server.address, server.port), and query -> ``url.query``, as computed
+        #: before: a service sees few distinct hosts and mostly repeated queries. Capped (both
+        #: come from clients); past the cap each is computed again.
+        self._hosts: dict[str, tuple[str, int | None]] = {}
+        self._queries: dict[str, str] = {}
         self.metrics_path = settings.prometheus_path if "prometheus" in settings.metrics_exporter else None
         self.health = {
             settings.health_path: "full",
@@ -100,10 +132,10 @@ class Config:
         #: (family key, label values) -> a bound child of the RED families, for the hot path. A
         #: bound child follows store swaps (test capture) itself; the cache is capped.
         self._bound: dict[tuple[str, ...], Any] = {}
-        #: (method, route, status) -> (store, add to the requests counter, duration histogram
-        #: child) and method -> (store, add to the in-progress gauge): prometheus_client's own
+        #: (method, route, status, error type) -> (store, add to the requests counter, duration
+        #: histogram child) and method -> (store, add to the in-progress gauge): prometheus_client's own
         #: children, for as long as the store is the current one (see :meth:`record`).
-        self._red: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+        self._red: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
         self._gauges: dict[str, tuple[Any, Any]] = {}
 
     def in_progress(self, method: str) -> Any:
@@ -116,13 +148,13 @@ class Config:
             entry = self._gauges[method] = (_state.STATE.store, value_adder(child))
         return entry[1]
 
-    def record(self, method: str, route: str, status: str, duration: float) -> None:
+    def record(self, method: str, route: str, status: str, error_type: str, duration: float) -> None:
         """Count a request and observe its duration (with an exemplar, as the histogram handle does)."""
         state = _state.STATE
         store = state.store
-        entry = self._red.get((method, route, status))
+        entry = self._red.get((method, route, status, error_type))
         if entry is None or entry[0] is not store:
-            entry = self._red_entry(method, route, status)
+            entry = self._red_entry(method, route, status, error_type)
         entry[1](1.0)
         if entry[0] is None:  # not cached (an overflow child): the bound histogram records
             entry[2].observe(duration)
@@ -131,14 +163,14 @@ class Config:
         else:
             entry[2].observe(duration)
 
-    def _red_entry(self, method: str, route: str, status: str) -> tuple[Any, Any, Any]:
+    def _red_entry(self, method: str, route: str, status: str, error_type: str) -> tuple[Any, Any, Any]:
         counter, counter_child = self._child("http_requests", method, route, status)
-        histogram, histogram_child = self._child("http_duration", method, route)
+        histogram, histogram_child = self._child("http_duration", method, route, error_type)
         if counter_child is None or histogram_child is None:
             return (None, counter.inc, histogram)
         entry = (_state.STATE.store, value_adder(counter_child), histogram_child)
         if len(self._red) < _BOUND_CAP:
-            self._red[(method, route, status)] = entry
+            self._red[(method, route, status, error_type)] = entry
         return entry
 
     def _child(self, family: str, *values: str) -> tuple[Any, Any]:
@@ -192,6 +224,8 @@ class AlreadyLoggedFilter(logging.Filter):
         return not (info and info[1] is not None and id(info[1]) in LOGGED_ERRORS)
 
 
+#: Distinct Host headers and queries whose attribute values a config keeps.
+_PARSED_CAP = 1024
 #: Bound RED children kept per config: methods x routes x statuses, bounded by the routes an app
 #: has (unmatched paths share one label); past this the handles' own label caches serve.
 _BOUND_CAP = 4096
@@ -226,6 +260,30 @@ class Hub:
 def _method(raw: str) -> str:
     method = raw.upper()
     return method if method in KNOWN_METHODS else "_OTHER"
+
+
+def _span_method(method: str) -> str:
+    """The method as a span name starts: ``HTTP`` for one not in :data:`KNOWN_METHODS`."""
+    return "HTTP" if method == "_OTHER" else method
+
+
+def error_type_of(error: BaseException | None, status: int) -> str:
+    """The ``error.type`` of a request ("" when it did not fail).
+
+    An exception gives its class name as the ``exception.type`` of the span's exception event
+    spells it (module and qualified name, the module left out for builtins), so both say the same;
+    a 5xx answer without one gives its status code.
+    """
+    if error is not None:
+        return exception_attributes_type(error)
+    return str(status) if status >= 500 else ""
+
+
+def exception_attributes_type(error: BaseException) -> str:
+    """``exception.type`` as the SDK's ``record_exception`` (and :func:`exception_attributes`) writes it."""
+    cls = type(error)
+    module, qualname = cls.__module__, cls.__qualname__
+    return f"{module}.{qualname}" if module and module != "builtins" else qualname
 
 
 class Exchange:
@@ -273,7 +331,7 @@ class Exchange:
             tracer = _state.STATE.tracer
             if tracer is not None and self.config.server_span:
                 parent = _NO_PARENT if carrier is NO_HEADERS else _extract(carrier)
-                self.span = start_server_span(tracer, self.method, parent, attributes)
+                self.span = start_server_span(tracer, _span_method(self.method), parent, attributes)
             self._in_progress = self.config.in_progress(self.method)
             self._in_progress(1.0)
         except Exception as exc:
@@ -338,11 +396,13 @@ class Exchange:
             template = route or UNMATCHED_ROUTE
             if self._in_progress is not None:
                 self._in_progress(-1.0)
-            self.config.record(self.method, template, str(status), duration)
+            # One error.type for the span, its exception event and the duration metric.
+            error_type = error_type_of(error, status)
+            self.config.record(self.method, template, str(status), error_type, duration)
             if self.config.access_log or (error is not None and log_error):
                 self._access_line(template, status, duration, error if log_error else None)
             if self.span is not None:
-                self._end_span(route, status, error)
+                self._end_span(route, status, error, error_type)
         except Exception as exc:
             report_internal_error("http request finish", exc)
         finally:
@@ -372,21 +432,21 @@ class Exchange:
         if error is not None:
             LOGGED_ERRORS.append(id(error))
 
-    def _end_span(self, route: str | None, status: int, error: BaseException | None) -> None:
+    def _end_span(self, route: str | None, status: int, error: BaseException | None, error_type: str) -> None:
         span = self.span
         attributes: dict[str, Any] = {}
         name = None
         if route is not None:
-            name = f"{self.method} {route}"
+            name = f"{_span_method(self.method)} {route}"
             attributes["http.route"] = route
         if status:
             attributes["http.response.status_code"] = status
+        if error_type:
+            attributes["error.type"] = error_type
         if error is not None:
             record_exception(span, error)
-            attributes["error.type"] = type(error).__qualname__
             span.set_status(Status(StatusCode.ERROR, describe(error)[:256]))
-        elif status >= 500:
-            attributes["error.type"] = str(status)
+        elif error_type:
             span.set_status(Status(StatusCode.ERROR))
         if span.__class__ is ServerSpan and status.__class__ is int:
             span.end_request(name, attributes)  # str and int values: no cleaning needed
@@ -613,31 +673,123 @@ def _plain_fields(textmap: Any) -> frozenset[str] | None:
 
 
 def server_attributes(
+    config: Config,
     method: str,
     path: str,
     scheme: str,
-    server: tuple[str, int | None] | None,
+    host: str | None,
+    local: tuple[str, int | None] | None,
     client: str | None,
     user_agent: str | None,
+    query: str = "",
+    version: str = "",
+    forwarded: Mapping[bytes, str] | None = None,
 ) -> dict[str, Any]:
-    """The span attributes known when the request arrives (OpenTelemetry HTTP server conventions)."""
+    """The span attributes known when the request arrives (OpenTelemetry HTTP server conventions).
+
+    ``host`` is the request's ``Host`` header (``:authority``), which names the server as the
+    client asked for it; ``local`` (the socket's address) stands in only without one. A port that
+    is the scheme's default is left out, as the URL leaves it out. ``query`` (raw) is kept with
+    the values of sensitive parameters hidden. ``forwarded`` holds a trusted proxy's headers
+    (``trust_forwarded_headers``, lowercase names): they then say the scheme, the client and the
+    host, and the proxy's own address becomes ``network.peer.address``. Optional attributes are
+    computed only when their input is there.
+    """
+    peer = None
+    if forwarded:
+        proxy_scheme, proxy_client, proxy_host = proxy_view(forwarded)
+        scheme = proxy_scheme or scheme
+        host = proxy_host or host
+        if proxy_client:
+            peer, client = client, proxy_client
     known = method if method in KNOWN_METHODS else _method(method)
-    attributes: dict[str, Any] = {
-        "http.request.method": known,
-        "url.path": path,
-        "url.scheme": scheme,
-    }
-    if known == "_OTHER":
+    attributes: dict[str, Any] = {"http.request.method": known, "url.path": path, "url.scheme": scheme}
+    if known != method:
         attributes["http.request.method_original"] = method
-    if server is not None:
-        attributes["server.address"] = server[0]
-        if server[1] is not None:
-            attributes["server.port"] = server[1]
+    if query:
+        redacted = config._queries.get(query)
+        if redacted is None:
+            redacted = config.redactor.query(query)
+            if len(config._queries) < _PARSED_CAP:
+                config._queries[query] = redacted
+        attributes["url.query"] = redacted
+    if host:
+        parsed = config._hosts.get(host) or _parsed_host(config, host)
+        attributes["server.address"] = parsed[0]
+        port = parsed[1]
+    elif local is not None and local[0]:
+        attributes["server.address"] = local[0]
+        port = local[1]
+    else:
+        port = None
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        attributes["server.port"] = port
+    if version:
+        attributes["network.protocol.version"] = version
     if client:
         attributes["client.address"] = client
+        if peer:
+            attributes["network.peer.address"] = peer
     if user_agent:
         attributes["user_agent.original"] = user_agent
     return attributes
+
+
+def _parsed_host(config: Config, host: str) -> tuple[str, int | None]:
+    parsed = host_and_port(host)
+    if len(config._hosts) < _PARSED_CAP:
+        config._hosts[host] = parsed
+    return parsed
+
+
+def host_and_port(host: str) -> tuple[str, int | None]:
+    """A ``Host`` header's name and port (None when it names none): ``[::1]:8080`` -> ``("::1", 8080)``."""
+    if host.startswith("["):  # an IPv6 literal
+        end = host.find("]")
+        if end < 0:
+            return host, None
+        name, rest = host[1:end], host[end + 1 :]
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        name, _, port = host.partition(":")
+    return name, (int(port) if port.isdigit() else None)
+
+
+def proxy_view(headers: Mapping[bytes, str]) -> tuple[str | None, str | None, str | None]:
+    """The scheme, client address and host a proxy forwarded (RFC 7239 ``Forwarded`` first).
+
+    The first element of each header is the one the client's side of the first proxy wrote.
+    """
+    scheme = client = host = None
+    forwarded = headers.get(b"forwarded")
+    if forwarded:
+        for pair in forwarded.split(",", 1)[0].split(";"):
+            key, _, value = pair.partition("=")
+            key, value = key.strip().lower(), value.strip().strip('"')
+            if not value:
+                continue
+            if key == "proto":
+                scheme = value.lower()
+            elif key == "for":
+                client = _node(value)
+            elif key == "host":
+                host = value
+    if scheme is None and b"x-forwarded-proto" in headers:
+        scheme = headers[b"x-forwarded-proto"].split(",", 1)[0].strip().lower() or None
+    if client is None and b"x-forwarded-for" in headers:
+        client = _node(headers[b"x-forwarded-for"].split(",", 1)[0].strip()) or None
+    if host is None and b"x-forwarded-host" in headers:
+        host = headers[b"x-forwarded-host"].split(",", 1)[0].strip() or None
+    return scheme, client, host
+
+
+def _node(value: str) -> str:
+    """A forwarded client address without its port: ``[2001:db8::1]:4711`` -> ``2001:db8::1``."""
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        return value.partition(":")[0]
+    return value
 
 
 def health_module() -> Any:

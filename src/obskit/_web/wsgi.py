@@ -38,12 +38,25 @@ def _carrier(environ: dict[str, Any]) -> dict[str, str]:
     return carrier
 
 
-def _server(environ: dict[str, Any]) -> tuple[str, int | None]:
-    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-    name, _, port = host.rpartition(":") if ":" in host and not host.endswith("]") else (host, "", "")
-    if not port:
-        port = environ.get("SERVER_PORT", "")
-    return name, int(port) if port.isdigit() else None
+def _local(environ: dict[str, Any]) -> tuple[str, int | None]:
+    """The server's own name and port, for a request without a ``Host`` header (HTTP/1.0)."""
+    port = environ.get("SERVER_PORT", "")
+    return environ.get("SERVER_NAME", ""), int(port) if port.isdigit() else None
+
+
+#: The environ keys of a trusted proxy's headers, and their names as ASGI spells them.
+_FORWARDED_KEYS = (
+    ("HTTP_FORWARDED", b"forwarded"),
+    ("HTTP_X_FORWARDED_PROTO", b"x-forwarded-proto"),
+    ("HTTP_X_FORWARDED_FOR", b"x-forwarded-for"),
+    ("HTTP_X_FORWARDED_HOST", b"x-forwarded-host"),
+)
+
+
+def _forwarded(environ: dict[str, Any]) -> dict[bytes, str] | None:
+    """A trusted proxy's headers in ``environ`` (``trust_forwarded_headers``), or None."""
+    found = {name: environ[key] for key, name in _FORWARDED_KEYS if key in environ}
+    return found or None
 
 
 class ObskitWSGIMiddleware:
@@ -79,13 +92,19 @@ class ObskitWSGIMiddleware:
     ) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         exchange = Exchange(config, method, path, environ.get(_environ_key(config.request_id_header)))
+        protocol = environ.get("SERVER_PROTOCOL", "")
         attributes = server_attributes(
+            config,
             method,
             path,
             environ.get("wsgi.url_scheme", "http"),
-            _server(environ),
+            environ.get("HTTP_HOST"),
+            _local(environ),
             environ.get("REMOTE_ADDR"),
             environ.get("HTTP_USER_AGENT"),
+            environ.get("QUERY_STRING", ""),
+            protocol[5:] if protocol.startswith("HTTP/") else "",
+            _forwarded(environ) if config.forwarded is not None else None,
         )
         exchange.start(_carrier(environ), attributes)
         header = (config.settings.request_id_header, exchange.request_id)
