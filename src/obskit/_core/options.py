@@ -62,6 +62,7 @@ class SettingsKeywords(TypedDict, total=False):
     access_log: bool | None
     access_log_flush_interval: float | None
     instrument_http_clients: bool | None
+    trust_forwarded_headers: bool | None
     otlp_endpoint: str | None
     otlp_traces_endpoint: str | None
     otlp_metrics_endpoint: str | None
