@@ -8,6 +8,7 @@ restored on exit. Metric values read through the capture are therefore the incre
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import StatusCode
 
 from obskit._core import state as _state
@@ -26,7 +28,7 @@ from obskit._recording.proxy import install_global_tracer_provider
 from obskit._recording.store import Store
 from obskit.logging import JsonFormatter
 
-__all__ = ["Buckets", "Capture", "capture"]
+__all__ = ["Buckets", "Capture", "SequentialIds", "capture"]
 
 #: How many series (or spans) an assertion's failure message lists at most.
 _SHOWN = 10
@@ -108,13 +110,36 @@ def _counter_base(name: str) -> str:
     return name[: -len("_total")] if name.endswith("_total") else name
 
 
+class SequentialIds(IdGenerator):
+    """Trace ids 1, 2, 3... and span ids 1, 2, 3...: the ids of a deterministic capture."""
+
+    def __init__(self) -> None:
+        self._traces = itertools.count(1)
+        self._spans = itertools.count(1)
+
+    def generate_trace_id(self) -> int:
+        """The next trace id."""
+        return next(self._traces)
+
+    def generate_span_id(self) -> int:
+        """The next span id."""
+        return next(self._spans)
+
+
+#: Nanoseconds between two consecutive instants of a deterministic capture's clock (one second).
+_TICK = 1_000_000_000
+
+
 class Capture:
     """What :func:`capture` yields: the spans, metrics and logs recorded inside it, with assertions."""
 
-    def __init__(self, store: Store, spans: InMemorySpanExporter, logs: _ListHandler) -> None:
+    def __init__(
+        self, store: Store, spans: InMemorySpanExporter, logs: _ListHandler, deterministic: bool = False
+    ) -> None:
         self.store = store
         self._spans = spans
         self._logs = logs
+        self.deterministic = deterministic
 
     # -- spans -----------------------------------------------------------------------------------
 
@@ -139,6 +164,48 @@ class Capture:
         raise AssertionError(
             f"no span {name!r} with status={status} and {attributes}; spans: {_listed(seen)}"
         )
+
+    def spans_as_dicts(self) -> list[dict[str, Any]]:
+        """The finished spans as plain dicts, oldest first: for snapshot tests and plain ``==``.
+
+        Each has ``name``, ``kind``, ``context`` and ``parent`` (``{"trace_id", "span_id"}`` as
+        ints; ``parent`` None for a root), ``start_time`` and ``end_time`` (ns), ``status``
+        (``{"code"}`` plus ``"description"`` when set), ``attributes`` and ``events`` (each
+        ``{"name", "timestamp", "attributes"}``). In a deterministic capture the ids count up
+        from 1 and the times are instants of a clock that ticks one second per distinct
+        timestamp seen, in order: the same code gives the same dicts on every run.
+        """
+        spans = self.spans()
+        clock = _clock(spans) if self.deterministic else None
+
+        def at(ns: int | None) -> int | None:
+            return ns if clock is None or ns is None else clock[ns]
+
+        result = []
+        for span in spans:
+            status: dict[str, Any] = {"code": span.status.status_code.name}
+            if span.status.description:
+                status["description"] = span.status.description
+            parent = span.parent
+            result.append(
+                {
+                    "name": span.name,
+                    "kind": span.kind.name,
+                    "context": {"trace_id": span.context.trace_id, "span_id": span.context.span_id},
+                    "parent": None
+                    if parent is None
+                    else {"trace_id": parent.trace_id, "span_id": parent.span_id},
+                    "start_time": at(span.start_time),
+                    "end_time": at(span.end_time),
+                    "status": status,
+                    "attributes": dict(span.attributes or {}),
+                    "events": [
+                        {"name": e.name, "timestamp": at(e.timestamp), "attributes": dict(e.attributes or {})}
+                        for e in span.events
+                    ],
+                }
+            )
+        return result
 
     # -- metrics ---------------------------------------------------------------------------------
 
@@ -249,6 +316,45 @@ class Capture:
         self._known(name, "gauge")
         return self._sum(name, labels)
 
+    def metrics_as_dicts(self) -> list[dict[str, Any]]:
+        """The metrics recorded in the capture as plain dicts, sorted by name: for snapshot tests.
+
+        One dict per family with samples: ``name`` (counters with ``_total``, as exposed),
+        ``type``, ``unit``, ``description`` and ``series``, sorted by labels. A counter's or
+        gauge's series is ``{"labels", "value"}``; a histogram's ``{"labels", "count", "sum",
+        "buckets"}``, ``buckets`` the cumulative count per upper bound (``"+Inf"`` last), as
+        in the exposition. ``_created`` samples are left out: they are times.
+        """
+        families = []
+        for family in self.store.registry.collect():
+            if not family.samples:
+                continue
+            name = f"{family.name}_total" if family.type == "counter" else family.name
+            series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+            for sample in family.samples:
+                labels = {k: v for k, v in sample.labels.items() if k != "le"}
+                key = tuple(sorted(labels.items()))
+                entry = series.setdefault(key, {"labels": labels})
+                suffix = sample.name[len(family.name) :]
+                if family.type == "histogram":
+                    if suffix == "_bucket":
+                        entry.setdefault("buckets", {})[sample.labels["le"]] = sample.value
+                    elif suffix in ("_count", "_sum"):
+                        entry[suffix[1:]] = sample.value
+                elif suffix in ("", "_total"):
+                    entry["value"] = sample.value
+            spec = _store._DECLARED.get(family.name)
+            families.append(
+                {
+                    "name": name,
+                    "type": family.type,
+                    "unit": spec.unit if spec is not None else family.unit,
+                    "description": family.documentation,
+                    "series": [series[key] for key in sorted(series)],
+                }
+            )
+        return sorted(families, key=lambda family: str(family["name"]))
+
     # -- logs ------------------------------------------------------------------------------------
 
     def logs(self, level: str | None = None, **fields: Any) -> list[dict[str, Any]]:
@@ -262,8 +368,15 @@ class Capture:
         ]
 
 
+def _clock(spans: list[ReadableSpan]) -> dict[int, int]:
+    """Each timestamp of ``spans`` -> its instant on a clock ticking once per distinct timestamp."""
+    seen = {t for span in spans for t in (span.start_time, span.end_time) if t is not None}
+    seen.update(event.timestamp for span in spans for event in span.events)
+    return {ns: (index + 1) * _TICK for index, ns in enumerate(sorted(seen))}
+
+
 @contextmanager
-def capture(*, strict: bool = True) -> Iterator[Capture]:
+def capture(*, strict: bool = True, deterministic: bool = False) -> Iterator[Capture]:
     """Record spans, metrics and logs in memory until the block ends, then restore the previous set-up.
 
     Args:
@@ -271,11 +384,16 @@ def capture(*, strict: bool = True) -> Iterator[Capture]:
             that is no number, a counter going down) raise :class:`obskit.MetricUsageError` at
             the faulty call instead of being logged, so that a test catches them the day they
             are written. ``strict=False`` records as production does.
+        deterministic: trace and span ids count up from 1 (:class:`SequentialIds`; log lines
+            carry them too) and :meth:`Capture.spans_as_dicts` gives times on a clock that
+            ticks one second per distinct instant, so snapshots are the same on every run.
     """
     previous = _state.STATE
     settings = previous.settings
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=resource_for(settings))
+    provider = TracerProvider(
+        resource=resource_for(settings), id_generator=SequentialIds() if deterministic else None
+    )
     provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exporter, previous.redactor)))
     store = Store(series_cap=settings.series_cap)
     store.exemplars = previous.store.exemplars
@@ -298,7 +416,7 @@ def capture(*, strict: bool = True) -> Iterator[Capture]:
     )
     install_global_tracer_provider()
     try:
-        yield Capture(store, exporter, handler)
+        yield Capture(store, exporter, handler, deterministic)
     finally:
         _state.set_state(previous)
         root.removeHandler(handler)
