@@ -301,3 +301,21 @@ def test_structlog_processors_with_a_stdlib_logger_use_its_name():
         stdlib_logger.setLevel(logging.NOTSET)
     (line,) = records.lines
     assert json.loads(line)["logger"] == LOGGER
+
+
+def test_structlog_exception_wrapped_for_a_formatter_renders_once_as_exception(capsys):
+    structlog.configure(
+        processors=[structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    quiet_configure(service_name="svc")
+    try:
+        raise ZeroDivisionError("nope")
+    except ZeroDivisionError:
+        structlog.get_logger(LOGGER).exception("boom")
+    (line,) = lines_of(capsys.readouterr().out)
+    assert line["level"] == "ERROR"
+    assert line["message"] == "boom"
+    assert line["exception"]["type"] == "ZeroDivisionError"
+    assert "exc_info" not in line

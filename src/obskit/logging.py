@@ -604,7 +604,8 @@ class JsonFormatter(logging.Formatter):
             _add_fields(out, context, state.redactor)
         exc_info = record.exc_info
         if event is not None:
-            exc_info = exc_info or _exc_tuple(event.pop("exc_info", None), False)
+            asked = _exc_tuple(event.pop("exc_info", None), False)
+            exc_info = exc_info or asked
             event.pop("stack_info", None)  # asked for at the call; the stack is gone by now
             _add_fields(out, event, state.redactor)
         attrs = record.__dict__
