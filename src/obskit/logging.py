@@ -183,6 +183,9 @@ def _trace_ids(out: dict[str, Any]) -> None:
 
 
 _STRUCTLOG_PREFIX = "structlog_"
+#: structlog's registry of the context variables bind_contextvars() made, once structlog is
+#: imported (None before): looked up once, then a length check per line.
+_registry: dict[str, Any] | None = None
 
 
 def _bound_contextvars() -> dict[str, Any] | None:
@@ -191,12 +194,16 @@ def _bound_contextvars() -> dict[str, Any] | None:
     What structlog's ``merge_contextvars`` would add. Cheap when nothing was ever bound: structlog
     keeps one registry of the variables it made, empty until the first bind.
     """
-    module = sys.modules.get("structlog.contextvars")
-    if module is None:
-        return None
-    registry = getattr(module, "_CONTEXT_VARS", None)
-    if registry is None:  # a structlog without the registry: its public (slower) reader
-        return dict(module.get_contextvars()) or None
+    global _registry
+    registry = _registry
+    if registry is None:
+        module = sys.modules.get("structlog.contextvars")
+        if module is None:
+            return None
+        registry = getattr(module, "_CONTEXT_VARS", None)
+        if registry is None:  # a structlog without the registry: its public (slower) reader
+            return dict(module.get_contextvars()) or None
+        _registry = registry
     if not registry:
         return None
     bound = {}
