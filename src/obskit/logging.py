@@ -2,8 +2,8 @@
 
 Every line is one JSON object: ``timestamp`` (UTC, RFC 3339), ``level``, ``logger``, ``message``,
 ``service``, ``environment``, ``trace_id``/``span_id`` (W3C hex, only inside a span), the fields
-of the active :class:`~obskit.LoggingContext` (``request_id``, ``user_id``, ...), ``extra`` fields,
-and ``exception`` (type, message, stack). Sensitive keys are redacted with the same list as span
+of the active :class:`~obskit.LoggingContext` (``request_id``, ``user_id``, ...), the keys bound
+with structlog's ``bind_contextvars()``, ``extra`` fields, and ``exception`` (type, message, stack). Sensitive keys are redacted with the same list as span
 attributes, at any depth, and credentials in the message, exception and string fields are hidden
 (:meth:`obskit._core.redact.Redactor.scrub`). Messages with newlines, quotes or non-ASCII stay one
 valid JSON line, of valid UTF-8 whatever they hold; a value that cannot be rendered costs its own
@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping
+from functools import partial
 from typing import Any
 
 from opentelemetry.context import get_current as _current_context
@@ -25,12 +27,15 @@ from opentelemetry.trace import get_current_span
 
 from obskit._core import state as _state
 from obskit._core.context import current_fields
+from obskit._core.errors import report_internal_error
 from obskit._core.redact import REDACTED, safe_json, safe_text, unrenderable
 
 __all__ = [
     "ConsoleFormatter",
     "JsonFormatter",
+    "add_obskit_fields",
     "get_logger",
+    "print_logger_factory",
     "render_record",
     "structlog_processors",
 ]
@@ -43,6 +48,8 @@ _RESERVED = frozenset(
         "asctime",
         "taskName",
         _STRUCTLOG_FIELDS,
+        "_logger",  # set by structlog's ProcessorFormatter.wrap_for_formatter
+        "_name",
         "otelTraceID",
         "otelSpanID",
         "otelServiceName",
@@ -175,6 +182,38 @@ def _trace_ids(out: dict[str, Any]) -> None:
         out["span_id"] = cached[2]
 
 
+_STRUCTLOG_PREFIX = "structlog_"
+#: structlog's registry of the context variables bind_contextvars() made, once structlog is
+#: imported (None before): looked up once, then a length check per line.
+_registry: dict[str, Any] | None = None
+
+
+def _bound_contextvars() -> dict[str, Any] | None:
+    """The keys bound with ``structlog.contextvars.bind_contextvars()`` in this context, or None.
+
+    What structlog's ``merge_contextvars`` would add. Cheap when nothing was ever bound: structlog
+    keeps one registry of the variables it made, empty until the first bind.
+    """
+    global _registry
+    registry = _registry
+    if registry is None:
+        module = sys.modules.get("structlog.contextvars")
+        if module is None:
+            return None
+        registry = getattr(module, "_CONTEXT_VARS", None)
+        if registry is None:  # a structlog without the registry: its public (slower) reader
+            return dict(module.get_contextvars()) or None
+        _registry = registry
+    if not registry:
+        return None
+    bound = {}
+    for name, var in list(registry.items()):
+        value = var.get(Ellipsis)
+        if value is not Ellipsis:
+            bound[name[len(_STRUCTLOG_PREFIX) :] if name.startswith(_STRUCTLOG_PREFIX) else name] = value
+    return bound or None
+
+
 def _add_fields(out: dict[str, Any], fields: Mapping[str, Any], redactor: Any) -> None:
     sensitive, scrub = redactor.is_sensitive, redactor.scrub
     for key, value in fields.items():
@@ -229,6 +268,9 @@ def render_record(
         **state.log_fields,
     }
     _trace_ids(out)
+    bound = _bound_contextvars()
+    if bound:
+        _add_fields(out, bound, state.redactor)
     context = current_fields()
     if context:
         _add_fields(out, context, state.redactor)
@@ -371,6 +413,8 @@ class JsonFormatter(logging.Formatter):
         request id alone, and ``ids`` its span ids fragment (None: the current span's). None
         when the service or context fields need the general path.
         """
+        if _bound_contextvars() is not None:  # structlog's bound keys: the general path adds them
+            return None
         fields = state.log_fields
         static = self._static
         if static[0] is not fields:
@@ -544,11 +588,14 @@ class JsonFormatter(logging.Formatter):
     def to_dict(self, record: logging.LogRecord) -> dict[str, Any]:
         """The fields of ``record`` as they will be rendered."""
         state = _state.STATE
+        event = _wrapped_event(record)
         out: dict[str, Any] = {
             "timestamp": self._clock.format(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": state.redactor.scrub(_message(record)),
+            "message": state.redactor.scrub(
+                _message(record) if event is None else _str_or_marker(event.pop("event", ""))
+            ),
             **state.log_fields,
         }
         trace_id = getattr(record, "otelTraceID", None)
@@ -556,9 +603,18 @@ class JsonFormatter(logging.Formatter):
             out["trace_id"], out["span_id"] = trace_id, record.otelSpanID  # type: ignore[attr-defined]
         else:
             _trace_ids(out)
+        bound = _bound_contextvars()
+        if bound:
+            _add_fields(out, bound, state.redactor)
         context = current_fields()
         if context:
             _add_fields(out, context, state.redactor)
+        exc_info = record.exc_info
+        if event is not None:
+            asked = _exc_tuple(event.pop("exc_info", None), False)
+            exc_info = exc_info or asked
+            event.pop("stack_info", None)  # asked for at the call; the stack is gone by now
+            _add_fields(out, event, state.redactor)
         attrs = record.__dict__
         if len(attrs) > _BASE_KEYS:
             structured = attrs.get(_STRUCTLOG_FIELDS)
@@ -567,8 +623,8 @@ class JsonFormatter(logging.Formatter):
             extra = {k: v for k, v in attrs.items() if k not in _RESERVED}
             if extra:
                 _add_fields(out, extra, state.redactor)
-        if record.exc_info:
-            out["exception"] = _exception(record.exc_info, self)
+        if exc_info:
+            out["exception"] = _exception(exc_info, self)
         elif record.exc_text:
             out["exception"] = {"type": "", "message": "", "stack": state.redactor.scrub(record.exc_text)}
         if record.stack_info:
@@ -603,6 +659,34 @@ def _message(record: logging.LogRecord) -> str:
         return record.getMessage()
     except Exception:
         return record.msg if record.msg.__class__ is str else _text_of(record.msg)
+
+
+def _wrapped_event(record: logging.LogRecord) -> dict[str, Any] | None:
+    """A copy of the event of a record from structlog's ``ProcessorFormatter.wrap_for_formatter``.
+
+    Such a record's message is structlog's event dict; obskit renders it as structlog's
+    ``ProcessorFormatter`` would see it: ``event`` is the message, the other keys are fields.
+    """
+    msg = record.msg
+    if msg.__class__ is dict and "_logger" in record.__dict__ and "_name" in record.__dict__:
+        return {k: v for k, v in msg.items() if k not in ("_record", "_from_structlog")}
+    return None
+
+
+def _exc_tuple(exc_info: Any, error: bool) -> Any:
+    """An ``exc_info`` as structlog takes it (True, an exception, a tuple) as a ``sys.exc_info()`` tuple.
+
+    ``error`` is whether the call was ``.exception()``, where structlog takes the
+    exception being handled when none is given.
+    """
+    if exc_info is True or (error and exc_info is None):
+        current = sys.exc_info()
+        return current if current[0] is not None else None
+    if isinstance(exc_info, BaseException):
+        return (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and len(exc_info) == 3 and exc_info[0] is not None:
+        return exc_info
+    return None
 
 
 def _str_or_marker(value: Any) -> str:
@@ -655,23 +739,35 @@ def _render_structlog(logger: Any, method_name: str, event_dict: MutableMapping[
     message = _str_or_marker(event_dict.pop("event", ""))
     level = str(event_dict.pop("level", method_name)).upper()
     level = "WARNING" if level == "WARN" else level
-    name = event_dict.pop("logger", None) or getattr(logger, "name", "") or ""
-    exc_info = event_dict.pop("exc_info", None)
-    if exc_info is True or (method_name == "exception" and exc_info is None):
-        import sys
-
-        exc_info = sys.exc_info()
-    elif isinstance(exc_info, BaseException):
-        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
-    out = render_record(time.time(), level, str(name), message, event_dict, exc_info or None)
+    name = event_dict.pop("logger", None) or getattr(logger, "name", None) or _calling_module()
+    exc_info = _exc_tuple(event_dict.pop("exc_info", None), method_name == "exception")
+    out = render_record(time.time(), level, str(name), message, event_dict, exc_info)
     return safe_json(_encode(out))
+
+
+def _calling_module() -> str:
+    """The ``__name__`` of the module that made the log call (outside structlog and obskit).
+
+    The name of a logger that has none (structlog's ``PrintLogger``), as stdlib's
+    ``getLogger(__name__)`` would have it; ``"root"`` when no frame is found.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__") or ""
+        if not (name == "obskit.logging" or name == "structlog" or name.startswith("structlog.")):
+            return str(name) or "root"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "root"
 
 
 def structlog_processors() -> list[Callable[..., Any]]:
     """Processors for ``structlog.configure(processors=...)`` that print obskit's JSON lines.
 
-    Use them when structlog writes directly (``PrintLoggerFactory``) rather than through stdlib
-    logging; the lines have the same fields as :class:`JsonFormatter` produces.
+    Use them when structlog writes directly (``PrintLoggerFactory``, or :func:`print_logger_factory`
+    to keep the names given to ``structlog.get_logger(name)``) rather than through stdlib logging;
+    the lines have the same fields as :class:`JsonFormatter` produces, keys bound with
+    ``structlog.contextvars.bind_contextvars()`` included. The ``logger`` field is the bound
+    ``logger`` key, else the logger's name, else the calling module's ``__name__``.
     """
     import structlog
 
@@ -680,3 +776,119 @@ def structlog_processors() -> list[Callable[..., Any]]:
         structlog.stdlib.PositionalArgumentsFormatter(),
         _render_structlog,
     ]
+
+
+def print_logger_factory(file: Any = None) -> Any:
+    """A ``structlog.PrintLoggerFactory`` whose loggers keep the name given to ``get_logger(name)``.
+
+    structlog's own ``PrintLogger`` has no name; with this factory :func:`structlog_processors`
+    (and structlog's ``add_logger_name``) see it. ``file`` defaults to standard output.
+    """
+    import structlog
+
+    class _NamedPrintLoggerFactory(structlog.PrintLoggerFactory):
+        def __call__(self, *args: Any) -> Any:
+            logger: Any = super().__call__(*args)
+            if args and isinstance(args[0], str):
+                logger.name = args[0]
+            return logger
+
+    return _NamedPrintLoggerFactory(file)
+
+
+def add_obskit_fields(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """A structlog processor adding obskit's fields to the event; put it before your renderer.
+
+    Adds the service fields (``service``, ``environment``, ...), ``trace_id`` and ``span_id``
+    (inside a span) and the active :class:`~obskit.LoggingContext` fields (``request_id``, ...),
+    redacted as obskit's own lines have them. Keys the event already has are kept. Never raises:
+    a failure costs obskit's fields, not the log line. ``obskit.configure()`` inserts it in a
+    structlog set-up made before it (see docs/logging.md).
+    """
+    try:
+        state = _state.STATE
+        added: dict[str, Any] = dict(state.log_fields)
+        _trace_ids(added)
+        context = current_fields()
+        if context:
+            _add_fields(added, context, state.redactor)
+        for key, value in added.items():
+            event_dict.setdefault(key, value)
+    except Exception as exc:
+        report_internal_error("structlog fields", exc)
+    return event_dict
+
+
+def _renders_itself(chain: list[Any]) -> bool:
+    """Whether a structlog chain renders its own lines (so obskit's fields belong before its end).
+
+    Not when it ends in obskit's own renderer (the fields are there already) or hands the event
+    to stdlib logging (obskit's handler or the user's ``ProcessorFormatter`` adds them there).
+    """
+    import structlog
+
+    last = chain[-1]
+    handed_on = (
+        _render_structlog,
+        _forward_to_stdlib,
+        structlog.stdlib.render_to_log_kwargs,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    )
+    return _render_structlog not in chain and not any(last == each for each in handed_on)
+
+
+def adopt_structlog(undo: list[Callable[[float], None]]) -> bool:
+    """Add obskit's fields to a structlog set-up the application made before ``configure()``.
+
+    Touches two things, each only once however often ``configure()`` runs, and appends to
+    ``undo`` what puts them back (``shutdown()`` runs it):
+
+    - structlog's global processor chain, when ``structlog.configure()`` was called and the chain
+      renders its own lines: :func:`add_obskit_fields` goes just before its last processor (the
+      renderer). The list is changed in place, so loggers structlog already cached get it too.
+    - each ``structlog.stdlib.ProcessorFormatter`` on a root-logger handler: the same, in its
+      ``processors``; it then adds the fields to structlog's and stdlib's records alike.
+
+    Returns whether such a handler writes to the console: the application's structlog set-up
+    owns the console, and obskit adds no console handler of its own (each line would be written
+    twice). Nothing happens when structlog was never imported.
+    """
+    structlog = sys.modules.get("structlog")
+    if structlog is None:
+        return False
+    from obskit._recording.loghandler import writes_to_console
+
+    owns_console = False
+    try:
+        if structlog.is_configured():
+            chain = structlog.get_config()["processors"]
+            if (
+                isinstance(chain, list)
+                and chain
+                and add_obskit_fields not in chain
+                and _renders_itself(chain)
+            ):
+                chain.insert(len(chain) - 1, add_obskit_fields)
+                undo.append(lambda timeout: _take_out(chain))
+        for handler in logging.getLogger().handlers:
+            formatter = handler.formatter
+            if not isinstance(formatter, structlog.stdlib.ProcessorFormatter):
+                continue
+            processors = list(formatter.processors)
+            if processors and add_obskit_fields not in processors:
+                before = formatter.processors
+                formatter.processors = [*processors[:-1], add_obskit_fields, processors[-1]]
+                undo.append(partial(_put_back, formatter, before))
+            owns_console = owns_console or writes_to_console(handler)
+    except Exception as exc:
+        report_internal_error("structlog set-up", exc)
+    return owns_console
+
+
+def _put_back(formatter: Any, processors: Any, timeout: float) -> None:
+    formatter.processors = processors
+
+
+def _take_out(chain: list[Any]) -> None:
+    while add_obskit_fields in chain:
+        chain.remove(add_obskit_fields)

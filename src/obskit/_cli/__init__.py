@@ -22,6 +22,7 @@ _MODULES = ("demo", "doctor", "rules", "dashboard", "logs")
 def build_parser() -> argparse.ArgumentParser:
     """The ``obskit`` argument parser with every subcommand registered."""
     from obskit import __version__
+    from obskit._cli._plain import plain_help
 
     parser = argparse.ArgumentParser(
         prog="obskit",
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name in _MODULES:
         importlib.import_module(f"obskit._cli.{name}").register(subparsers)
+    plain_help(parser)  # docstrings are reST; a terminal shows plain text
     return parser
 
 

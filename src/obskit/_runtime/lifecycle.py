@@ -554,7 +554,11 @@ def _logging_pipeline(settings: Settings, resource: Any, redactor: Redactor) -> 
     if _level_given(settings) or previous_level == logging.WARNING:
         root.setLevel(log_level_number(settings))
         _installed.append(lambda timeout: root.setLevel(previous_level))
-    if "console" in settings.logs_exporter:
+    from obskit.logging import adopt_structlog
+
+    # The application's structlog set-up gains obskit's fields; its console handler stays its own.
+    structlog_owns_console = adopt_structlog(_installed)
+    if "console" in settings.logs_exporter and not structlog_owns_console:
         _console_logs(settings)
     exported = [name for name in settings.logs_exporter if name != "console"]
     if exported:
