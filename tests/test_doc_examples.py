@@ -13,8 +13,8 @@ The rules, for whoever writes a page:
 - Web applications are served in-process, never on a port: when a block leaves a module-level
   ``app`` that is a Flask app, the test sends it ``GET /`` through ``app.test_client()``; when it
   is any other ASGI application (FastAPI, Starlette, ``obskit.asgi.middleware(...)``), through
-  Starlette's ``TestClient`` (lifespan included). The answer must not be a 5xx. A block that wants
-  a particular request makes it itself.
+  Starlette's ``TestClient`` (without the lifespan protocol, which a bare ASGI app may ignore).
+  The answer must not be a 5xx. A block that wants a particular request makes it itself.
 - Markers, HTML comments on the lines just before the fence (invisible on the site):
   ``<!-- continues -->``: the block continues the previous python block of the same page; the
   two (or more) run as one program. ``<!-- not-run: reason -->``: the block cannot run here
@@ -141,8 +141,7 @@ if app is not None and callable(getattr(app, "test_client", None)):  # Flask
 elif app is not None and callable(app):  # ASGI
     from starlette.testclient import TestClient
 
-    with TestClient(app) as client:
-        status = client.get("/").status_code
+    status = TestClient(app).get("/").status_code  # no lifespan: a bare ASGI app may not speak it
 else:
     sys.exit(0)
 print(f"docs-test: GET / answered {status}", file=sys.stderr)
