@@ -11,8 +11,9 @@ The rules, for whoever writes a page:
   ``python -m pytest`` in a subprocess (the ``obskit_capture`` fixture comes from obskit's
   pytest plugin) and must pass.
 - Web applications are served in-process, never on a port: when a block leaves a module-level
-  ``app`` that is a Flask app, the test sends it ``GET /`` through ``app.test_client()``; when it
-  is any other ASGI application (FastAPI, Starlette, ``obskit.asgi.middleware(...)``), through
+  ``app`` that is a WSGI application (Flask, a WSGI function), the test sends it ``GET /``
+  through werkzeug's test ``Client`` (what Flask's ``test_client()`` is); when it is an ASGI
+  application (FastAPI, Starlette, ``obskit.asgi.middleware(...)``: an async callable), through
   Starlette's ``TestClient`` (without the lifespan protocol, which a bare ASGI app may ignore).
   The answer must not be a 5xx. A block that wants a particular request makes it itself.
 - Markers, HTML comments on the lines just before the fence (invisible on the site):
@@ -131,19 +132,22 @@ def _runnable() -> list[Block]:
 
 # Runs the block as __main__, then serves a module-level `app` one request, as the rules say.
 _DRIVER = '''\
+import inspect
 import runpy
 import sys
 
 namespace = runpy.run_path("snippet.py", run_name="__main__")
 app = namespace.get("app")
-if app is not None and callable(getattr(app, "test_client", None)):  # Flask
-    status = app.test_client().get("/").status_code
-elif app is not None and callable(app):  # ASGI
+if app is None or not callable(app):
+    sys.exit(0)
+if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(getattr(app, "__call__", None)):
     from starlette.testclient import TestClient
 
     status = TestClient(app).get("/").status_code  # no lifespan: a bare ASGI app may not speak it
-else:
-    sys.exit(0)
+else:  # WSGI: Flask's test_client() is this client
+    from werkzeug.test import Client
+
+    status = Client(app).get("/").status_code
 print(f"docs-test: GET / answered {status}", file=sys.stderr)
 sys.exit(1 if status >= 500 else 0)
 '''
