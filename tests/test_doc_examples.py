@@ -81,7 +81,8 @@ class Block:
         return "continues" in self.markers
 
 
-def _blocks(path: Path) -> list[Block]:
+def _blocks(path: Path, root: Path = ROOT) -> list[Block]:
+    """The fenced blocks of a page, dedented (fences inside tabs and lists are indented)."""
     lines = path.read_text().splitlines()
     blocks: list[Block] = []
     index = 0
@@ -101,7 +102,7 @@ def _blocks(path: Path) -> list[Block]:
             above -= 1
         body = textwrap.dedent("\n".join(lines[index + 1 : end])) + "\n"
         code = _SNIPPET.sub(lambda m: (ROOT / m["path"]).read_text(), body)
-        blocks.append(Block(path.relative_to(ROOT).as_posix(), index + 1, opening["lang"], code, markers))
+        blocks.append(Block(path.relative_to(root).as_posix(), index + 1, opening["lang"], code, markers))
         index = end + 1
     return blocks
 
@@ -115,15 +116,16 @@ def _python_blocks() -> list[Block]:
     return [block for block in _all_blocks() if block.lang == "python"]
 
 
-def _program(block: Block) -> str:
-    """The block's code, after the blocks it continues."""
+def _program(block: Block, blocks: list[Block] | None = None) -> str:
+    """The block's code, after the blocks it continues (python blocks of `blocks`, all by default)."""
     if not block.continues:
         return block.code
-    same_page = [b for b in _python_blocks() if b.page == block.page and b.line < block.line]
+    python = [b for b in blocks or _all_blocks() if b.lang == "python"]
+    same_page = [b for b in python if b.page == block.page and b.line < block.line]
     assert same_page, f"{block.id}: <!-- continues --> on the first python block of the page"
     previous = same_page[-1]
     assert previous.not_run is None, f"{block.id} continues {previous.id}, which is not run"
-    return _program(previous) + "\n" + block.code
+    return _program(previous, python) + "\n" + block.code
 
 
 def _runnable() -> list[Block]:
@@ -131,7 +133,7 @@ def _runnable() -> list[Block]:
 
 
 # Runs the block as __main__, then serves a module-level `app` one request, as the rules say.
-_DRIVER = '''\
+_DRIVER = """\
 import inspect
 import runpy
 import sys
@@ -150,7 +152,7 @@ else:  # WSGI: Flask's test_client() is this client
     status = Client(app).get("/").status_code
 print(f"docs-test: GET / answered {status}", file=sys.stderr)
 sys.exit(1 if status >= 500 else 0)
-'''
+"""
 
 
 def _environment() -> dict[str, str]:
@@ -214,6 +216,21 @@ def test_continuations_follow_a_block_that_runs() -> None:
             _program(block)  # asserts
 
 
+def test_markers_are_read(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```python\na = 1\n```\n\n<!-- continues -->\n```python\nb = a + 1\n```\n\n"
+        '=== "Tab"\n\n    <!-- not-run: needs a cloud -->\n    ```python\n    cloud()\n    ```\n'
+        "<!-- not-run -->\n```bash\nobskit demo\n```\n"
+    )
+    first, second, third, shell = _blocks(page, tmp_path)
+    assert (first.id, first.markers, first.not_run, first.continues) == ("page.md:1", [], None, False)
+    assert second.continues
+    assert _program(second, [first, second, third]) == "a = 1\n\nb = a + 1\n"
+    assert (third.id, third.code, third.not_run) == ("page.md:13", "cloud()\n", "needs a cloud")
+    assert (shell.lang, shell.not_run) == ("bash", "")
+
+
 def test_not_run_blocks_say_why_and_are_few() -> None:
     blocks = _python_blocks()
     not_run = [block for block in blocks if block.not_run is not None]
@@ -250,7 +267,7 @@ def test_the_environment_is_cleaned(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # -- shell blocks ---------------------------------------------------------------------------------
 
 _OBSKIT_COMMAND = re.compile(
-    r"(?:^|[;&|(]\s*|\$\s+)(?:\w+=\S*\s+)*(?:python3?\s+-m\s+)?obskit((?:[ \t]+[^\s;&|#)<>]+)*)", re.M
+    r"(?:^|[;&|(]\s*|\$\s+)(?:\w+=\S*\s+)*(?:python3?\s+-m\s+)?obskit(?=\s|$)((?:[ \t]+[^\s;&|#)<>]+)*)", re.M
 )
 
 
@@ -277,10 +294,11 @@ def _subcommands(*words: str) -> set[str]:
 
 
 def _shell_commands() -> list[tuple[str, list[str]]]:
+    """(block id, the words after `obskit`) for each obskit command line of the shell blocks."""
     found = []
     for block in _all_blocks():
         if block.lang in SHELL:
-            code = block.code.replace("\\\n", " ")
+            code = re.sub(r"(?:^|\s)#.*$", "", block.code.replace("\\\n", " "), flags=re.M)
             for match in _OBSKIT_COMMAND.finditer(code):
                 found.append((block.id, match[1].split()))
     return found
@@ -290,17 +308,37 @@ def test_shell_blocks_mention_obskit_commands() -> None:
     assert any(words[:1] == ["demo"] for _, words in _shell_commands())
 
 
-@pytest.mark.parametrize(("where", "words"), _shell_commands(), ids=lambda x: x if isinstance(x, str) else "")
-def test_shell_block_obskit_command_exists(where: str, words: list[str]) -> None:
+def _command_problem(words: list[str]) -> str | None:
+    """What is wrong with `obskit <words>`: an unknown command or option; None when nothing."""
     command: list[str] = []
     for word in words:
         if word.startswith("--"):
             option = word.split("=", 1)[0]
-            assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", _help(*command)), (
-                f"{where}: obskit {' '.join(command)} has no option {option}"
-            )
+            if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", _help(*command)):
+                return f"obskit {' '.join(command)} has no option {option}"
         elif word.startswith("-") or not re.fullmatch(r"[a-z][\w-]*", word):
             continue  # a short option or an argument (a file, a value)
         elif commands := _subcommands(*command):
-            assert word in commands, f"{where}: 'obskit {' '.join([*command, word])}' is no command"
+            if word not in commands:
+                return f"'obskit {' '.join([*command, word])}' is no command: {sorted(commands)}"
             command.append(word)
+    return None
+
+
+def test_the_shell_check_finds_a_wrong_command_or_option() -> None:
+    assert _command_problem(["logs", "summarize", "--top", "3", "app.log"]) is None
+    assert "is no command" in str(_command_problem(["demoo"]))
+    assert "is no command" in str(_command_problem(["logs", "summarise"]))
+    assert "has no option --nope" in str(_command_problem(["doctor", "--nope"]))
+
+
+@pytest.mark.parametrize(
+    ("where", "words"),
+    [
+        pytest.param(where, words, id=f"{where} obskit {' '.join(words)}")
+        for where, words in _shell_commands()
+    ],
+)
+def test_shell_block_obskit_command_exists(where: str, words: list[str]) -> None:
+    problem = _command_problem(words)
+    assert problem is None, f"{where}: {problem}"
