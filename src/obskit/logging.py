@@ -3,8 +3,9 @@
 Every line is one JSON object: ``timestamp`` (UTC, RFC 3339), ``level``, ``logger``, ``message``,
 ``service``, ``environment``, ``trace_id``/``span_id`` (W3C hex, only inside a span), the fields
 of the active :class:`~obskit.LoggingContext` (``request_id``, ``user_id``, ...), the keys bound
-with structlog's ``bind_contextvars()``, ``extra`` fields, and ``exception`` (type, message, stack). Sensitive keys are redacted with the same list as span
-attributes, at any depth, and credentials in the message, exception and string fields are hidden
+with structlog's ``bind_contextvars()``, ``extra`` fields, and ``exception`` (type, message,
+stack). Sensitive keys are redacted with the same list as span attributes, at any depth, and
+credentials in the message, exception and string fields are hidden
 (:meth:`obskit._core.redact.Redactor.scrub`). Messages with newlines, quotes or non-ASCII stay one
 valid JSON line, of valid UTF-8 whatever they hold; a value that cannot be rendered costs its own
 field only (see docs/logging.md).
