@@ -36,17 +36,57 @@ def route_template(scope: Scope, root_path: str = "") -> str | None:
     """The template of the route that handled the request (``scope["route"]``, set by Starlette's router).
 
     Inside a ``Mount`` the inner router leaves its own route there; the mount's prefix is what
-    the mount added to ``root_path`` (a concrete path: mounts are rarely parametrised).
+    the mounts added to ``root_path`` (a concrete path: mounts are rarely parametrised).
     """
     route = scope.get("route")
     path = getattr(route, "path", None)
     if not isinstance(path, str):
         return None
     if not _is_mount(route):
+        # ``app_root_path`` is the root path the server gave, kept by the first Mount: the base
+        # also when obskit instruments only an app mounted in another one.
+        base = scope.get("app_root_path", root_path)
         mounted = scope.get("root_path", "")
-        if isinstance(mounted, str) and mounted.startswith(root_path) and len(mounted) > len(root_path):
-            path = mounted[len(root_path) :] + path
+        if isinstance(mounted, str) and isinstance(base, str) and mounted.startswith(base):
+            path = mounted[len(base) :] + path
     return _CONVERTOR.sub(r"{\1}", path) if ":" in path else path
+
+
+#: The scope key marking a request an obskit middleware serves; its value is the request's exchange.
+REQUEST_KEY = "obskit.exchange"
+#: The scope key FastAPI (0.165 on) reads to know that its telemetry is not to serve a request.
+_FASTAPI_KEY = "fastapi.telemetry"
+
+
+def _claim(scope: Scope, exchange: Exchange) -> None:
+    """Mark the request as served by this middleware, for the apps mounted inside.
+
+    An obskit middleware around a mounted app then passes the request through, and so does
+    FastAPI's own telemetry in a mounted FastAPI app (FastAPI marks the scope the same way for
+    the apps mounted in one it serves). A FastAPI app further out that serves the request
+    itself has left its own value there, which stays.
+    """
+    scope[REQUEST_KEY] = exchange
+    if _FASTAPI_KEY not in scope:
+        scope[_FASTAPI_KEY] = None
+
+
+def _carrier(headers: Any) -> dict[str, str]:
+    """The request headers for the propagators, a header sent on several lines joined by commas.
+
+    As RFC 9110 (section 5.3) combines them: two ``tracestate`` or ``baggage`` lines are one
+    list, in order; two ``traceparent`` lines make an invalid one, which W3C Trace Context
+    has the receiver ignore.
+    """
+    carrier: dict[str, str] = {}
+    for key, item in headers:
+        name = key.decode("latin-1")
+        value = item.decode("latin-1")
+        if name in carrier:
+            carrier[name] = f"{carrier[name]},{value}"
+        else:
+            carrier[name] = value
+    return carrier
 
 
 def _is_mount(route: object) -> bool:
@@ -91,6 +131,11 @@ class ObskitASGIMiddleware:
         if excluded is not None and excluded.search(path) is not None:
             await self.app(scope, receive, send)
             return
+        if REQUEST_KEY in scope:
+            # An obskit middleware further out (around the app this one is mounted in) serves
+            # this request: one request, one span.
+            await self.app(scope, receive, send)
+            return
         # Instrumented, in this coroutine (not one more per request). The headers are read once:
         # the request id and user agent, and whether any header matters to the propagators (the
         # carrier is built only then).
@@ -104,12 +149,13 @@ class ObskitASGIMiddleware:
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
             if carrier is NO_HEADERS and (wanted is None or name in wanted):
-                carrier = {key.decode("latin-1"): item.decode("latin-1") for key, item in headers}
+                carrier = _carrier(headers)
         root_path = scope.get("root_path", "")
         method = scope.get("method", "GET")
         client = scope.get("client")
         exchange = _ASGIExchange(config, method, path, request_id)
         exchange._send = send
+        _claim(scope, exchange)
         exchange.start(
             carrier,
             server_attributes(
