@@ -52,14 +52,20 @@ class TenantPropagator(TextMapPropagator):
     """A custom propagator: the ``x-tenant`` header into a context value of its own."""
 
     def extract(
-        self, carrier: CarrierT, context: otel_context.Context | None = None, getter: Getter[CarrierT] = default_getter
+        self,
+        carrier: CarrierT,
+        context: otel_context.Context | None = None,
+        getter: Getter[CarrierT] = default_getter,
     ) -> otel_context.Context:
         values = getter.get(carrier, "x-tenant")
         context = context if context is not None else otel_context.Context()
         return otel_context.set_value(TENANT_KEY, values[0], context) if values else context
 
     def inject(
-        self, carrier: CarrierT, context: otel_context.Context | None = None, setter: Setter[CarrierT] = default_setter
+        self,
+        carrier: CarrierT,
+        context: otel_context.Context | None = None,
+        setter: Setter[CarrierT] = default_setter,
     ) -> None:
         value = otel_context.get_value(TENANT_KEY, context)
         if value is not None:
@@ -152,7 +158,11 @@ def test_fastapi_handlers_see_the_incoming_baggage(path: str) -> None:
     with capture():
         response = TestClient(app).get(path, headers={"traceparent": TRACEPARENT, **BAGGAGE})
     assert response.status_code == 200
-    assert SEEN[path.strip("/")] == {"baggage": {"user": "alice", "tenant": "t1"}, "tenant": None, "trace_id": TRACE_ID}
+    assert SEEN[path.strip("/")] == {
+        "baggage": {"user": "alice", "tenant": "t1"},
+        "tenant": None,
+        "trace_id": TRACE_ID,
+    }
 
 
 @pytest.mark.parametrize("path", ["/view", "/stream", "/stream-with-context"])
@@ -163,7 +173,11 @@ def test_flask_views_and_streamed_bodies_see_the_incoming_baggage(path: str) -> 
         response = app.test_client().get(path, headers={"traceparent": TRACEPARENT, **BAGGAGE})
         assert response.status_code == 200
         response.get_data()
-    assert SEEN[path.strip("/")] == {"baggage": {"user": "alice", "tenant": "t1"}, "tenant": None, "trace_id": TRACE_ID}
+    assert SEEN[path.strip("/")] == {
+        "baggage": {"user": "alice", "tenant": "t1"},
+        "tenant": None,
+        "trace_id": TRACE_ID,
+    }
 
 
 def test_baggage_reaches_the_handler_with_traces_off() -> None:
@@ -231,7 +245,10 @@ async def test_two_traceparent_lines_are_ignored_as_w3c_asks() -> None:
     obskit.configure()
     other = f"00-{'1' * 32}-{'2' * 16}-01"
     with capture() as cap:
-        await _raw_get(obskit.asgi.middleware(app), [(b"traceparent", TRACEPARENT.encode()), (b"traceparent", other.encode())])
+        await _raw_get(
+            obskit.asgi.middleware(app),
+            [(b"traceparent", TRACEPARENT.encode()), (b"traceparent", other.encode())],
+        )
     [span] = cap.spans()
     assert span.parent is None
     assert f"{span.context.trace_id:032x}" not in (TRACE_ID, "1" * 32)
@@ -297,7 +314,9 @@ def test_a_propagator_named_in_otel_propagators_reaches_the_handler(tmp_path: Pa
     dist = tmp_path / "tenantprop-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tenantprop\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[opentelemetry_propagator]\ntenant = tenantprop:TenantPropagator\n")
+    (dist / "entry_points.txt").write_text(
+        "[opentelemetry_propagator]\ntenant = tenantprop:TenantPropagator\n"
+    )
     script = textwrap.dedent(
         """
         import json, warnings
@@ -322,7 +341,12 @@ def test_a_propagator_named_in_otel_propagators_reaches_the_handler(tmp_path: Pa
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_"))}
     src = Path(obskit.__file__).resolve().parents[1]
-    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), str(src)]), OTEL_PROPAGATORS="tracecontext,baggage,tenant")
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(tmp_path), str(src)]), OTEL_PROPAGATORS="tracecontext,baggage,tenant"
+    )
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"tenant": "acme", "baggage": {"user": "alice"}}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "tenant": "acme",
+        "baggage": {"user": "alice"},
+    }

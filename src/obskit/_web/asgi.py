@@ -22,7 +22,7 @@ from obskit._web.http import (
     server_attributes,
 )
 
-__all__ = ["ObskitASGIMiddleware", "route_template"]
+__all__ = ["REQUEST_KEY", "WEBSOCKET_METHOD", "ObskitASGIMiddleware", "route_template"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
@@ -95,12 +95,13 @@ def _is_mount(route: object) -> bool:
 
 
 class ObskitASGIMiddleware:
-    """Spans, RED metrics, request ids and access logs for HTTP requests; the rest passes through.
+    """Spans, RED metrics, request ids and access logs for HTTP requests and websocket connections.
 
-    Websocket scopes, and everything while the hub is off, go to the app untouched; the lifespan
-    too, with obskit listening: it flushes every pipeline when the app has shut down.
-    Response bodies (streaming included) are passed on as they come; only the start message
-    gains the request-id header.
+    Everything while the hub is off goes to the app untouched; the lifespan too, with obskit
+    listening: it flushes every pipeline when the app has shut down. Response bodies (streaming
+    included) are passed on as they come; only the start message (a websocket's accept)
+    gains the request-id header. The app runs in the context extracted from the request's
+    headers, with the request's span and request id.
     """
 
     def __init__(self, app: ASGIApp, hub: Hub | None = None) -> None:
@@ -111,6 +112,9 @@ class ObskitASGIMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
         if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
+                return
             if scope["type"] == "lifespan" and self.hub.config() is not None:
                 await self.app(scope, *_exit_aware(receive, send))
                 return
@@ -178,6 +182,65 @@ class ObskitASGIMiddleware:
             raise
         exchange.finish(route_template(scope, root_path), None)
 
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one websocket connection: a SERVER span for it, RED metrics, request id, access line.
+
+        The method is ``WS``; the status is what the connection came to: 101 accepted, 403
+        closed by the app before accepting (what the server answers then), the status of a
+        denial response the app sent, 500 when the app raised, closed with 1011 (internal
+        error) or returned without answering the handshake. A client going away is not the
+        app's error. The duration is the connection's lifetime (docs/web.md, "Websockets").
+        """
+        config = self.hub.config()
+        path: str = scope.get("path", "")
+        if config is None or REQUEST_KEY in scope or config.excluded(path):
+            await self.app(scope, receive, send)
+            return
+        request_id = user_agent = None
+        wanted = _propagation_fields()[1]
+        carrier: Mapping[str, str] = NO_HEADERS
+        headers = scope.get("headers") or ()
+        for name, value in headers:
+            if name == config.request_id_name:
+                request_id = value.decode("latin-1")
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+            if carrier is NO_HEADERS and (wanted is None or name in wanted):
+                carrier = _carrier(headers)
+        root_path = scope.get("root_path", "")
+        client = scope.get("client")
+        exchange = _WebSocketExchange(config, "GET", path, request_id)
+        exchange.method = WEBSOCKET_METHOD
+        exchange._send = send
+        _claim(scope, exchange)
+        attributes = server_attributes(
+            "GET",
+            path,
+            scope.get("scheme", "ws"),
+            scope.get("server"),
+            str(client[0]) if client else None,
+            user_agent,
+        )
+        attributes.pop("http.request.method", None)  # the handshake's GET; the span is the connection
+        attributes["network.protocol.name"] = "websocket"
+        exchange.start(carrier, attributes)
+        try:
+            await self.app(scope, receive, exchange)
+        except Exception as error:
+            if _client_went_away(error):
+                exchange.finish(route_template(scope, root_path), None)
+            else:
+                exchange.status = 500
+                exchange.finish(route_template(scope, root_path), error)
+            raise
+        except BaseException:  # cancelled (server stopping): not the app's error
+            exchange.status = exchange.status or 499
+            exchange.finish(route_template(scope, root_path), None)
+            raise
+        if exchange.status == 0:  # the server answers 500 to a handshake the app left unanswered
+            exchange.status = 500
+        exchange.finish(route_template(scope, root_path), None)
+
     def _metrics(self) -> ASGIApp:
         if self._metrics_app is None:
             from obskit._export.prometheus import make_asgi_app
@@ -224,6 +287,43 @@ class _ASGIExchange(Exchange):
                 self.activate()
             return
         await self._send(message)
+
+
+#: The ``method`` of websocket connections in span names, metrics and access lines.
+WEBSOCKET_METHOD = "WS"
+#: The close code of a server that failed (RFC 6455, section 7.4.1): counted as a 500.
+_INTERNAL_ERROR = 1011
+
+
+class _WebSocketExchange(_ASGIExchange):
+    """A websocket connection's exchange, which is also the ``send`` the app is given.
+
+    It notes how the handshake and the connection end (see
+    :meth:`ObskitASGIMiddleware._websocket`) and adds the request-id header to the accept.
+    """
+
+    __slots__ = ()
+
+    async def __call__(self, message: Any) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept" or kind == "websocket.http.response.start":
+            self.status = 101 if kind == "websocket.accept" else message["status"]
+            headers = message.get("headers") or ()
+            name = self.config.request_id_name
+            if not any(key.lower() == name for key, _ in headers):
+                message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
+        elif kind == "websocket.close":
+            if self.status == 0:
+                self.status = 403  # closed before accepting: the server answers 403
+            elif message.get("code") == _INTERNAL_ERROR:
+                self.status = 500
+        await self._send(message)
+
+
+def _client_went_away(error: BaseException) -> bool:
+    """Whether ``error`` is Starlette's report that the client closed the connection."""
+    websockets = sys.modules.get("starlette.websockets")
+    return websockets is not None and isinstance(error, websockets.WebSocketDisconnect)
 
 
 def _exit_aware(receive: Receive, send: Send) -> tuple[Receive, Send]:

@@ -306,7 +306,9 @@ class Exchange:
                 self._context_token = otel_context.attach(otel_context.Context(merged))
         elif span is not None:
             if _OTEL_VAR is not None:  # what attach(set_span_in_context(span)) does, directly
-                self._context_token = _OTEL_VAR.set(otel_context.Context({**_OTEL_VAR.get(), _SPAN_KEY: span}))
+                self._context_token = _OTEL_VAR.set(
+                    otel_context.Context({**_OTEL_VAR.get(), _SPAN_KEY: span})
+                )
             else:  # pragma: no cover - another runtime context (OTEL_PYTHON_CONTEXT)
                 self._context_token = otel_context.attach(trace.set_span_in_context(span))
         outer = _FIELDS.get()
