@@ -84,6 +84,15 @@ def test_fastapi_mounted_in_fastapi_is_one_span_with_the_mount_prefix() -> None:
     assert_one_request(cap)
 
 
+def test_an_excluded_path_gets_no_span_from_a_mounted_fastapi_app_either() -> None:
+    outer = mounted(inner_app())
+    obskit.configure(outer, excluded_urls="^/api/items/")
+    with capture() as cap:
+        assert TestClient(outer).get("/api/items/3").json() == {"id": 3}
+    assert server_spans(cap) == []
+    assert cap.counter_value("http_server_requests_total") == 0
+
+
 def test_an_inner_app_configured_first_then_the_outer_is_one_span() -> None:
     """configure(inner) then configure(outer): the inner's middleware passes through and its own
     (restored) FastAPI telemetry stays quiet under obskit's request."""

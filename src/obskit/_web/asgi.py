@@ -67,6 +67,11 @@ def _claim(scope: Scope, exchange: Exchange) -> None:
     itself has left its own value there, which stays.
     """
     scope[REQUEST_KEY] = exchange
+    _quiet_fastapi(scope)
+
+
+def _quiet_fastapi(scope: Scope) -> None:
+    """Have the FastAPI apps mounted inside skip their own telemetry for this request."""
     if _FASTAPI_KEY not in scope:
         scope[_FASTAPI_KEY] = None
 
@@ -133,6 +138,7 @@ class ObskitASGIMiddleware:
             return
         excluded = config._excluded
         if excluded is not None and excluded.search(path) is not None:
+            _quiet_fastapi(scope)  # excluded: no telemetry from the apps mounted inside either
             await self.app(scope, receive, send)
             return
         if REQUEST_KEY in scope:
@@ -193,7 +199,11 @@ class ObskitASGIMiddleware:
         """
         config = self.hub.config()
         path: str = scope.get("path", "")
-        if config is None or REQUEST_KEY in scope or config.excluded(path):
+        if config is None or REQUEST_KEY in scope:
+            await self.app(scope, receive, send)
+            return
+        if config.excluded(path):
+            _quiet_fastapi(scope)
             await self.app(scope, receive, send)
             return
         request_id = user_agent = None
