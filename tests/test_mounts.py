@@ -156,6 +156,19 @@ def test_starlette_nested_mounts_and_host_routers_carry_their_prefixes() -> None
     cap.assert_counter("http_server_requests_total", 1, route="/stats/{day}")
 
 
+def test_an_app_without_routes_mounted_in_a_mounted_app_is_labelled_with_both_prefixes() -> None:
+    async def files(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("file")(scope, receive, send)
+
+    inner = inner_app()
+    inner.mount("/files", files)
+    outer = mounted(inner)
+    obskit.configure(outer)
+    with capture() as cap:
+        assert TestClient(outer).get("/api/files/a.txt").text == "file"
+    assert [span.name for span in server_spans(cap)] == ["GET /api/files"]
+
+
 def test_flask_blueprint_routes_carry_the_url_prefix() -> None:
     app = Flask(__name__)
     items = Blueprint("items", __name__)

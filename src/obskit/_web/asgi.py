@@ -36,19 +36,26 @@ def route_template(scope: Scope, root_path: str = "") -> str | None:
     """The template of the route that handled the request (``scope["route"]``, set by Starlette's router).
 
     Inside a ``Mount`` the inner router leaves its own route there; the mount's prefix is what
-    the mounts added to ``root_path`` (a concrete path: mounts are rarely parametrised).
+    the mounts added to ``root_path`` (a concrete path: mounts are rarely parametrised). A
+    ``Mount`` left there itself (an app without routes: static files) already added its path;
+    FastAPI's router leaves no route for one, and the mounts' prefix is the route then.
     """
     route = scope.get("route")
     path = getattr(route, "path", None)
+    # ``app_root_path`` is the root path the server gave, kept by the first Mount: the base also
+    # when obskit instruments only an app mounted in another one.
+    base = scope.get("app_root_path", root_path)
+    mounted = scope.get("root_path", "")
+    if not (isinstance(mounted, str) and isinstance(base, str) and mounted.startswith(base)):
+        mounted = base = ""
     if not isinstance(path, str):
-        return None
-    if not _is_mount(route):
-        # ``app_root_path`` is the root path the server gave, kept by the first Mount: the base
-        # also when obskit instruments only an app mounted in another one.
-        base = scope.get("app_root_path", root_path)
-        mounted = scope.get("root_path", "")
-        if isinstance(mounted, str) and isinstance(base, str) and mounted.startswith(base):
-            path = mounted[len(base) :] + path
+        if len(mounted) == len(base):
+            return None
+        path = mounted[len(base) :]
+    elif not _is_mount(route):
+        path = mounted[len(base) :] + path
+    elif "{" not in path and mounted.endswith(path):
+        path = mounted[len(base) :]
     return _CONVERTOR.sub(r"{\1}", path) if ":" in path else path
 
 
