@@ -26,6 +26,7 @@ from opentelemetry import baggage
 from opentelemetry.trace import SpanKind, StatusCode
 
 import obskit
+import obskit.asgi
 from obskit.testing import Capture, capture
 
 with warnings.catch_warnings():  # starlette asks for httpx2, not installed here
@@ -195,6 +196,26 @@ def test_the_client_going_away_is_not_an_error() -> None:
     [span] = ws_spans(cap)
     assert span.status.status_code == StatusCode.UNSET
     cap.assert_counter("http_server_requests_total", 1, method="WS", route="/unhandled", status_code="101")
+
+
+async def test_a_client_gone_before_the_handshake_is_answered_is_499() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # websocket.connect
+        raise WebSocketDisconnect(1001)  # what Starlette raises for the disconnect that follows
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError(message)
+
+    scope = {"type": "websocket", "path": "/ws", "root_path": "", "scheme": "ws", "headers": []}
+    obskit.configure()
+    with capture() as cap, pytest.raises(WebSocketDisconnect):
+        await obskit.asgi.middleware(app)(scope, receive, send)
+    [span] = ws_spans(cap)
+    assert span.status.status_code == StatusCode.UNSET
+    cap.assert_counter("http_server_requests_total", 1, method="WS", status_code="499")
 
 
 def test_a_mounted_apps_websocket_route_carries_the_prefix() -> None:

@@ -202,7 +202,8 @@ class ObskitASGIMiddleware:
         closed by the app before accepting (what the server answers then), the status of a
         denial response the app sent, 500 when the app raised, closed with 1011 (internal
         error) or returned without answering the handshake. A client going away is not the
-        app's error. The duration is the connection's lifetime (docs/web.md, "Websockets").
+        app's error (499 when it left before the handshake was answered, as for requests).
+        The duration is the connection's lifetime (docs/web.md, "Websockets").
         """
         config = self.hub.config()
         path: str = scope.get("path", "")
@@ -245,6 +246,7 @@ class ObskitASGIMiddleware:
             await self.app(scope, receive, exchange)
         except Exception as error:
             if _client_went_away(error):
+                exchange.status = exchange.status or 499  # gone before the handshake was answered
                 exchange.finish(route_template(scope, root_path), None)
             else:
                 exchange.status = 500
