@@ -59,13 +59,13 @@ def route_template(scope: Scope, root_path: str = "") -> str | None:
     return _CONVERTOR.sub(r"{\1}", path) if ":" in path else path
 
 
-#: The scope key marking a request an obskit middleware serves; its value is the request's exchange.
-REQUEST_KEY = "obskit.exchange"
+#: The scope key marking a request an obskit middleware serves (its value is True).
+REQUEST_KEY = "obskit.served"
 #: The scope key FastAPI (0.165 on) reads to know that its telemetry is not to serve a request.
 _FASTAPI_KEY = "fastapi.telemetry"
 
 
-def _claim(scope: Scope, exchange: Exchange) -> None:
+def _claim(scope: Scope) -> None:
     """Mark the request as served by this middleware, for the apps mounted inside.
 
     An obskit middleware around a mounted app then passes the request through, and so does
@@ -73,7 +73,7 @@ def _claim(scope: Scope, exchange: Exchange) -> None:
     the apps mounted in one it serves). A FastAPI app further out that serves the request
     itself has left its own value there, which stays.
     """
-    scope[REQUEST_KEY] = exchange
+    scope[REQUEST_KEY] = True  # not the exchange: the scope may outlive the request
     _quiet_fastapi(scope)
 
 
@@ -172,7 +172,7 @@ class ObskitASGIMiddleware:
         client = scope.get("client")
         exchange = _ASGIExchange(config, method, path, request_id)
         exchange._send = send
-        _claim(scope, exchange)
+        _claim(scope)
         exchange.start(
             carrier,
             server_attributes(
@@ -230,7 +230,7 @@ class ObskitASGIMiddleware:
         exchange = _WebSocketExchange(config, "GET", path, request_id)
         exchange.method = WEBSOCKET_METHOD
         exchange._send = send
-        _claim(scope, exchange)
+        _claim(scope)
         attributes = server_attributes(
             "GET",
             path,
