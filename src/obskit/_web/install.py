@@ -164,7 +164,9 @@ def _quiet_fastapi_native_telemetry(app: Any) -> Callable[[], None]:
     once a global tracer provider exists, and logs validation failures and unhandled exceptions
     through an OpenTelemetry logger provider when one exists: one server span per request, and
     one log line per error, are obskit's promises. With all three off FastAPI also skips its
-    per-request telemetry bookkeeping.
+    per-request telemetry bookkeeping. FastAPI apps mounted inside, which configure() does not
+    see, skip theirs for each request obskit serves: the middleware marks the scope as FastAPI
+    does for the apps mounted in one it serves (``obskit._web.asgi._claim``).
     """
     config = getattr(app, "_telemetry", None)
     if not isinstance(config, dict):
