@@ -66,7 +66,11 @@ def _spawn(code: str, env: dict[str, str]) -> float:
     """Milliseconds from spawning a fresh interpreter running ``code`` to its exit."""
     start = time.perf_counter_ns()
     subprocess.run(
-        [sys.executable, "-c", code], check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", code],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return (time.perf_counter_ns() - start) / 1e6
 

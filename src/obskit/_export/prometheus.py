@@ -299,9 +299,28 @@ def _routed(path: str, app: WSGIApplication) -> WSGIApplication:
 
 
 class _ScrapeHandler(WSGIRequestHandler):
-    """Answers one scrape, quietly, giving up on a client that stops sending."""
+    """Answers one scrape, quietly; counted by its server from the request until the answer is sent."""
 
     timeout = 10  # a client that stops sending cannot hold a thread for ever
+    server: _ScrapeServer
+    _counted = False
+
+    def parse_request(self) -> bool:
+        # A request has arrived: stopping the server waits for its answer from here. A connection
+        # that sent nothing yet is not waited for: it is no different from one made a moment later.
+        parsed: bool = super().parse_request()
+        if parsed:
+            self._counted = True
+            self.server.request_started()
+        return parsed
+
+    def finish(self) -> None:
+        try:
+            super().finish()  # flushes the answer
+        finally:
+            if self._counted:
+                self._counted = False
+                self.server.request_finished()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes are not logged."""
@@ -349,7 +368,9 @@ class _ScrapeServer(ThreadingWSGIServer):
         finally:
             self._stopped.set()
 
-    serve_forever = serve_until_stopped  # type: ignore[assignment]
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """As :meth:`serve_until_stopped`: woken, not polling (``poll_interval`` is not used)."""
+        self.serve_until_stopped()
 
     def wake(self) -> None:
         """Make the serving loop return now (from any thread)."""
@@ -358,36 +379,22 @@ class _ScrapeServer(ThreadingWSGIServer):
             self._wake_writer.send(b"\0")
 
     def shutdown(self) -> None:
+        """Stop the serving loop and wait until it has returned (from another thread)."""
         self.wake()
         self._stopped.wait()
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # Counted from the accept (on the serving thread) until its thread closed the connection.
-        self._request_started()
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._request_finished()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._request_finished()
-
-    def _request_started(self) -> None:
+    def request_started(self) -> None:
         with self._idle:
             self._busy += 1
 
-    def _request_finished(self) -> None:
+    def request_finished(self) -> None:
         with self._idle:
             self._busy -= 1
             if not self._busy:
                 self._idle.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until every accepted connection is answered and closed, at most ``timeout`` seconds."""
+        """Wait until every request received is answered, at most ``timeout`` seconds."""
         with self._idle:
             return self._idle.wait_for(lambda: not self._busy, max(0.0, timeout))
 
@@ -502,7 +509,8 @@ class _Endpoint:
 
         The serving loop is woken rather than polled, so this takes no longer than the scrapes
         under way: nothing when there are none. The port is free when this returns (the
-        connections already accepted keep their own sockets until answered).
+        connections already accepted keep their own sockets until answered). A connection that
+        has sent no request yet is not waited for.
         """
         deadline = time.monotonic() + timeout
         with self._lock:
