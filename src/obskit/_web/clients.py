@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.machinery
-import importlib.util
 import logging
 import os
 import sys
@@ -53,6 +52,8 @@ SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
 
 def _installed(module: str) -> bool:
+    import importlib.util
+
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
@@ -118,12 +119,15 @@ class _Clients:
         self._closed = False
 
     def start(self, libraries: Sequence[str]) -> None:
-        """Instrument the libraries already imported; wait for the import of the others."""
+        """Instrument the libraries already imported; wait for the import of the others.
+
+        Whether a library and its instrumentation are installed is looked up when it is imported,
+        not here: the look-up reads directories on ``sys.path``, for libraries perhaps never used.
+        """
         for library in libraries:
-            module, _ = CLIENTS[library]
             if library in sys.modules:
                 self._instrument_quietly(library)
-            elif _installed(library) and _installed(module):
+            else:
                 self._waiting.add(library)
         if self._waiting:
             self._finder = _PostImportFinder(self)
