@@ -356,7 +356,9 @@ class _ScrapeServer(ThreadingWSGIServer):
     def serve_until_stopped(self) -> None:
         """Accept connections (each served on its own thread) until :meth:`wake` is called."""
         try:
-            with selectors.DefaultSelector() as selector:
+            # poll() as socketserver uses: no kernel object shared with a forked child (epoll).
+            selector_class = getattr(selectors, "PollSelector", selectors.SelectSelector)
+            with selector_class() as selector:
                 selector.register(self, selectors.EVENT_READ)
                 selector.register(self._wake_reader, selectors.EVENT_READ)
                 while not self._stopping:
