@@ -27,7 +27,7 @@ from obskit._core import state as _state
 
 IMPORTED_LATER = textwrap.dedent(
     """
-    import http.server, importlib.resources, json, sys, threading
+    import http.server, importlib.resources, importlib.util, json, sys, threading
     import obskit
     from obskit.testing import capture
 
@@ -47,6 +47,8 @@ IMPORTED_LATER = textwrap.dedent(
     obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
     heavy = ("httpx", "requests", "opentelemetry.instrumentation.httpx", "wrapt")
     report = {"loaded_by_configure": [m for m in heavy if m in sys.modules]}
+    found = importlib.util.find_spec("httpx")  # found, not loaded: its loader answers as the real one
+    report["found_is_package"] = found.loader.is_package("httpx")
     import httpx
     report["after_one"] = [type(f).__name__ for f in sys.meta_path if "obskit" in type(f).__module__]
     import requests
@@ -90,6 +92,7 @@ def _run(script: str) -> dict[str, object]:
 def test_a_client_library_imported_after_configure_gets_client_spans() -> None:
     report = _run(IMPORTED_LATER)
     assert report["loaded_by_configure"] == []  # nothing paid for a library not imported
+    assert report["found_is_package"] is True
     assert report["after_one"] == ["_PostImportFinder"]  # still waiting for requests
     assert report["after_both"] == []  # nothing left to wait for: out of every later import
     assert report["loaders"] == ["SourceFileLoader", "SourceFileLoader"]

@@ -227,6 +227,11 @@ class _CallingBackLoader:
         self._loader = loader
         self._clients = clients
 
+    def __getattr__(self, name: str) -> Any:
+        # get_code, get_resource_reader, is_package...: a spec found but not loaded (find_spec,
+        # pkgutil) still answers as the real loader would.
+        return getattr(self._loader, name)
+
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)  # type: ignore[no-any-return]
 
