@@ -179,7 +179,7 @@ def _quiet_fastapi_native_telemetry(app: Any) -> Callable[[], None]:
 def _wrap_flask(app: Any, hub: Hub) -> None:
     from flask import request, signals
 
-    from obskit._web.wsgi import ERROR_KEY, ROUTE_KEY, ObskitWSGIMiddleware
+    from obskit._web.wsgi import COMPLETE_KEY, ERROR_KEY, ROUTE_KEY, ObskitWSGIMiddleware
 
     def note_route(sender: Any, **extra: Any) -> None:
         rule = request.url_rule
@@ -189,6 +189,14 @@ def _wrap_flask(app: Any, hub: Hub) -> None:
     def note_error(sender: Any, exception: BaseException, **extra: Any) -> None:
         request.environ[ERROR_KEY] = exception
 
+    def note_complete(sender: Any, response: Any, **extra: Any) -> None:
+        # Not streamed: the body is all made. Flask's answer to an exception it caught (its
+        # error page, or the app's error handler) counts as made too: werkzeug wraps an HTTP
+        # error's page in an iterator, so it looks streamed.
+        environ = request.environ
+        environ[COMPLETE_KEY] = not response.is_streamed or ERROR_KEY in environ
+
     signals.request_started.connect(note_route, app, weak=False)
     signals.got_request_exception.connect(note_error, app, weak=False)
+    signals.request_finished.connect(note_complete, app, weak=False)
     app.wsgi_app = ObskitWSGIMiddleware(app.wsgi_app, hub, watch(app, lambda: hub.enabled))

@@ -19,13 +19,17 @@ from obskit._web.http import (
 )
 from obskit._web.routes import ASK, TAKEN, AppRoutes, Endpoint
 
-__all__ = ["ERROR_KEY", "ROUTE_KEY", "ObskitWSGIMiddleware"]
+__all__ = ["COMPLETE_KEY", "ERROR_KEY", "ROUTE_KEY", "ObskitWSGIMiddleware"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: Environ key where a framework hook leaves the matched route template.
 ROUTE_KEY = "obskit.route"
 #: Environ key where a framework hook leaves an exception it handled itself (Flask's 500 page).
 ERROR_KEY = "obskit.error"
+#: Set by a framework hook when the response body is complete as the app returns it (Flask: not
+#: streamed): the request is finished then, whether or not the client reads the body (a test
+#: client that only looks at the status never does).
+COMPLETE_KEY = "obskit.complete"
 
 #: What ``next()`` gives for a body's end (a chunk is bytes).
 _DONE: Any = object()
@@ -145,7 +149,11 @@ class ObskitWSGIMiddleware:
             exchange.finish(environ.get(ROUTE_KEY), error)
             raise
         exchange.deactivate()
-        return _Body(body, exchange, environ)
+        wrapped = _Body(body, exchange, environ)
+        if environ.get(COMPLETE_KEY):
+            wrapped._finish(None)  # all made: nothing of the app's runs while it is sent
+            return body
+        return wrapped
 
     def _serve_own(
         self, config: Config, path: str, environ: dict[str, Any], start_response: Callable[..., Any]
