@@ -191,7 +191,7 @@ def main() -> int:
     options = parser.parse_args()
     suite = SUITES[options.framework]
     ver = version(suite.dist)
-    work = options.work or Path(tempfile.mkdtemp(prefix="obskit-compat-"))
+    work = (options.work or Path(tempfile.mkdtemp(prefix="obskit-compat-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     root = sdist(suite.dist, ver, work)
     if options.install:
