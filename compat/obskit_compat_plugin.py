@@ -14,7 +14,10 @@ with ``obskit._web.install.instrument`` (what ``configure(app)`` calls) and stay
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +27,29 @@ import pytest
 EXPORTER = os.environ.get("OBSKIT_COMPAT_EXPORTER", "none")
 _undos: list[Callable[[float], None]] = []
 _depth = threading.local()
+#: What went wrong quietly, test by test: obskit's own warnings and logging's "--- Logging error ---"
+#: (a handler that raised), which pytest shows only for failing tests. run.py prints them.
+_problems: list[dict[str, str]] = []
+_current_test = "(collection)"
+
+
+class _ObskitWarnings(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        _note("obskit warning", record.getMessage())
+
+
+def _note(kind: str, text: str) -> None:
+    _problems.append({"test": _current_test, "kind": kind, "text": text.splitlines()[0][:300] if text else ""})
+
+
+def _watch_logging_errors() -> None:
+    original = logging.Handler.handleError
+
+    def handleError(self: logging.Handler, record: logging.LogRecord) -> None:
+        _note("logging error", f"{type(self).__name__}: {sys.exc_info()[1]!r}")
+        original(self, record)
+
+    logging.Handler.handleError = handleError  # type: ignore[method-assign]
 
 
 def _settings() -> dict[str, Any]:
@@ -70,6 +96,8 @@ def pytest_configure(config: pytest.Config) -> None:
     import obskit
 
     obskit.configure(**_settings())
+    logging.getLogger("obskit").addHandler(_ObskitWarnings(logging.WARNING))
+    _watch_logging_errors()
     for module, name in (("starlette.applications", "Starlette"), ("fastapi", "FastAPI"), ("flask", "Flask")):
         try:
             imported = __import__(module, fromlist=[name])
@@ -78,8 +106,21 @@ def pytest_configure(config: pytest.Config) -> None:
         _patch(getattr(imported, name))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _current_test
+    _current_test = item.nodeid
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     import obskit
+
+    report = os.environ.get("OBSKIT_COMPAT_PROBLEMS")
+    if report and os.environ.get("PYTEST_XDIST_WORKER"):  # one file per xdist worker
+        report = f"{report}.{os.environ['PYTEST_XDIST_WORKER']}"
+    if report:
+        with open(report, "w") as out:
+            json.dump(_problems, out)
 
     for undo in reversed(_undos):
         undo(1.0)

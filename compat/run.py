@@ -13,6 +13,7 @@ run fails on any that ``allowlist.txt`` does not list. Counts and new failures a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,7 @@ SUITES = {
             "a2wsgi>=1.9.0,<=2.0.0",
             "pytest>=9.0.0,<9.2",
             "pytest-timeout>=2.4.0",
+            "pytest-xdist[psutil]>=3.0.2",
             "python-slugify>=8.0.4",
             "httpx2>=2.0.0",
             "python-multipart>=0.0.18",
@@ -66,7 +68,7 @@ SUITES = {
             "orjson",
             "ujson",
         ],
-        ["tests"],
+        ["-n", "auto", "tests"],  # the suite runs under xdist in FastAPI's own CI
     ),
     # pyproject [project.optional-dependencies] full + [dependency-groups] dev.
     "starlette": Suite(
@@ -179,6 +181,9 @@ def run_suite(root: Path, suite: Suite, junit: Path, extra: list[str], exporter:
     args = [sys.executable, "-m", "pytest", *COMMON_ARGS, f"--junitxml={junit}", *suite.args, *extra]
     if exporter is not None:
         env["OBSKIT_COMPAT_EXPORTER"] = exporter
+        env["OBSKIT_COMPAT_PROBLEMS"] = str(junit.with_suffix(".problems.json"))
+        for old in junit.parent.glob(f"{junit.stem}.problems.json*"):
+            old.unlink()
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
         args[3:3] = ["-p", "obskit_compat_plugin"]
     log = junit.with_suffix(".log")
@@ -231,9 +236,21 @@ def main() -> int:
             if options.show_allowed or not is_allowed(test_id, allow):
                 tag = "allowed" if is_allowed(test_id, allow) else "NEW"
                 print(f"  {tag}: {test_id} [{with_obskit.get(test_id, 'missing')}] {why.get(test_id, '')}")
+        problems(xml.with_suffix(".problems.json"))
         failed = failed or bool(unexpected)
     print(f"reports and logs: {work}")
     return 1 if failed else 0
+
+
+def problems(path: Path) -> None:
+    """obskit's warnings and logging errors seen while the suite ran, counted by kind and text."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for part in [path, *path.parent.glob(f"{path.name}.gw*")]:  # xdist: one file per worker
+        if part.exists():
+            for problem in json.loads(part.read_text()):
+                seen.setdefault((problem["kind"], problem["text"]), []).append(problem["test"])
+    for (kind, text), tests in sorted(seen.items(), key=lambda item: -len(item[1])):
+        print(f"  {kind} x{len(tests)} (first in {tests[0]}): {text}")
 
 
 def summary(result: dict[str, str]) -> str:
