@@ -68,7 +68,7 @@ SUITES = {
             "orjson",
             "ujson",
         ],
-        ["-n", "auto", "tests"],  # the suite runs under xdist in FastAPI's own CI
+        ["-n", "auto", "--dist", "loadgroup", "tests"],  # as FastAPI's scripts/test.sh runs it
     ),
     # pyproject [project.optional-dependencies] full + [dependency-groups] dev.
     "starlette": Suite(
