@@ -39,7 +39,8 @@ class _ObskitWarnings(logging.Handler):
 
 
 def _note(kind: str, text: str) -> None:
-    _problems.append({"test": _current_test, "kind": kind, "text": text.splitlines()[0][:300] if text else ""})
+    first_line = text.splitlines()[0][:300] if text else ""
+    _problems.append({"test": _current_test, "kind": kind, "text": first_line})
 
 
 def _watch_logging_errors() -> None:
@@ -91,6 +92,7 @@ def _patch(cls: type) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Configure obskit once, then have every app constructor instrument its app."""
     if EXPORTER not in ("none", "console"):
         raise pytest.UsageError(f"OBSKIT_COMPAT_EXPORTER must be none or console, not {EXPORTER!r}")
     import obskit
@@ -108,11 +110,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember the running test, to name it with any problem noted."""
     global _current_test
     _current_test = item.nodeid
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Write the problems noted, switch every app's middleware off, shut obskit down."""
     import obskit
 
     report = os.environ.get("OBSKIT_COMPAT_PROBLEMS")

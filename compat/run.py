@@ -13,6 +13,7 @@ run fails on any that ``allowlist.txt`` does not list. Counts and new failures a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -74,6 +75,7 @@ SUITES = {
     "starlette": Suite(
         "starlette",
         [
+            "pytest>=9.1.1",
             "itsdangerous",
             "jinja2",
             "python-multipart>=0.0.18",
@@ -85,8 +87,7 @@ SUITES = {
         ],
         ["tests"],
     ),
-    # pyproject [dependency-groups] tests.
-    # pyproject [dependency-groups] tests; its conftest.py needs pytest < 9 (``monkeypatch.notset``; its lock has 8.4).
+    # pyproject [dependency-groups] tests; its conftest.py needs pytest < 9 (``monkeypatch.notset``).
     "flask": Suite("Flask", ["pytest<9", "asgiref", "greenlet", "python-dotenv"], ["tests"]),
 }
 #: Options for both runs: the suite's own order and plugins (obskit's test extra brings pytest-randomly
@@ -120,11 +121,11 @@ def install(suite: Suite, dist_version: str) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as pins:
         pins.write(f"{suite.dist}=={dist_version}\n")
         for held in ("pydantic", "starlette", "flask", "werkzeug", "httpx", "anyio"):
-            try:
+            with contextlib.suppress(PackageNotFoundError):
                 pins.write(f"{held}=={version(held)}\n")
-            except Exception:
-                pass
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", pins.name, *suite.requirements], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-c", pins.name, *suite.requirements], check=True
+    )
 
 
 def outcomes(junit: Path) -> dict[str, str]:
@@ -155,7 +156,8 @@ def messages(junit: Path, ids: set[str]) -> dict[str, str]:
         if test_id in ids:
             for child in case:
                 if child.tag in ("failure", "error"):
-                    found.setdefault(test_id, (child.get("message") or "").splitlines()[0][:300] if child.get("message") else "")
+                    message = child.get("message") or ""
+                    found.setdefault(test_id, message.splitlines()[0][:300] if message else "")
     return found
 
 
@@ -166,17 +168,19 @@ def allowed(framework: str) -> dict[str, str]:
         if line.strip() and not line.startswith("#"):
             name, test_id, reason = line.split(maxsplit=2)
             if name != "fastapi" or not test_id.startswith(FASTAPI_TELEMETRY_TESTS):
-                sys.exit(f"allowlist.txt may list only tests of FastAPI's own telemetry, not {name} {test_id}")
+                sys.exit(f"allowlist.txt may list only FastAPI's own telemetry tests, not {name} {test_id}")
             if name == framework:
                 result[test_id] = reason
     return result
 
 
 def is_allowed(test_id: str, allow: dict[str, str]) -> bool:
+    """Whether the allow-list names the test, or its function (every parameter set)."""
     return test_id in allow or test_id.split("[", 1)[0] in allow
 
 
 def run_suite(root: Path, suite: Suite, junit: Path, extra: list[str], exporter: str | None) -> float:
+    """Run the suite in ``root`` (with the plugin when ``exporter`` is given); returns seconds taken."""
     env = dict(os.environ)
     args = [sys.executable, "-m", "pytest", *COMMON_ARGS, f"--junitxml={junit}", *suite.args, *extra]
     if exporter is not None:
@@ -197,10 +201,15 @@ def run_suite(root: Path, suite: Suite, junit: Path, extra: list[str], exporter:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Baseline, then one run per exporter; 1 when a new failure is not allowed."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("framework", choices=sorted(SUITES))
     parser.add_argument("--exporter", action="append", choices=["none", "console"], help="default: both")
-    parser.add_argument("--install", action="store_true", help="pip install the suite's test requirements first")
+    parser.add_argument(
+        "--install", action="store_true", help="pip install the suite's test requirements first"
+    )
     parser.add_argument("--show-allowed", action="store_true", help="list the allowed new failures too")
     parser.add_argument("--work", type=Path, help="where sdists and reports go (default: a temporary folder)")
     parser.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments for both runs")
@@ -225,12 +234,13 @@ def main() -> int:
         xml = work / f"{options.framework}-{exporter}.xml"
         took = run_suite(root, suite, xml, options.pytest_args, exporter)
         with_obskit = outcomes(xml)
-        new = sorted(
-            t for t, o in base.items() if o == "passed" and with_obskit.get(t, "missing") in ("failed", "error", "missing")
-        )
+        broken = ("failed", "error", "missing")
+        new = sorted(t for t, o in base.items() if o == "passed" and with_obskit.get(t, "missing") in broken)
         unexpected = [t for t in new if not is_allowed(t, allow)]
-        print(f"with obskit (exporters {exporter}): {summary(with_obskit)} in {took:.0f}s; new failures {len(new)}, "
-              f"allowed {len(new) - len(unexpected)}", flush=True)
+        counts = f"{summary(with_obskit)} in {took:.0f}s; new failures {len(new)}"
+        print(
+            f"with obskit (exporters {exporter}): {counts}, allowed {len(new) - len(unexpected)}", flush=True
+        )
         why = messages(xml, set(new))
         for test_id in new:
             if options.show_allowed or not is_allowed(test_id, allow):
@@ -243,7 +253,7 @@ def main() -> int:
 
 
 def problems(path: Path) -> None:
-    """obskit's warnings and logging errors seen while the suite ran, counted by kind and text."""
+    """Print obskit's warnings and logging errors seen while the suite ran, counted by kind and text."""
     seen: dict[tuple[str, str], list[str]] = {}
     for part in [path, *path.parent.glob(f"{path.name}.gw*")]:  # xdist: one file per worker
         if part.exists():
@@ -254,6 +264,7 @@ def problems(path: Path) -> None:
 
 
 def summary(result: dict[str, str]) -> str:
+    """Counts of each outcome."""
     counts = {k: sum(1 for o in result.values() if o == k) for k in ("passed", "failed", "error", "skipped")}
     return ", ".join(f"{n} {k}" for k, n in counts.items())
 
