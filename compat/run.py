@@ -42,10 +42,16 @@ class Suite:
 
 
 SUITES = {
-    # pyproject [dependency-groups] tests (+ docs-tests, + the standard extra the tests import).
+    # pyproject [dependency-groups] tests (+ docs-tests, + the standard extra the tests import),
+    # without linters, type checkers, coverage and benchmarks.
     "fastapi": Suite(
         "fastapi",
         [
+            "opentelemetry-instrumentation-fastapi>=0.65b0",
+            "logfire>=5.1.0",
+            "sentry-sdk>=2.70.0",
+            "opentelemetry-sdk>=1.44.0",
+            "opentelemetry-exporter-otlp-proto-http>=1.44.0",
             "anyio[trio]>=4.1.0,<5.0.0",
             "dirty-equals>=0.9.0",
             "inline-snapshot>=0.21.1",
@@ -66,6 +72,8 @@ SUITES = {
             "pydantic-settings>=2.0.0",
             "pydantic-extra-types>=2.0.0",
             "jinja2>=3.1.5",
+            "httpx>=0.23.0,<1.0.0",
+            "uvicorn>=0.12.0",
             "orjson",
             "ujson",
         ],
