@@ -266,7 +266,10 @@ def main() -> int:
 
 
 def problems(path: Path) -> None:
-    """Print obskit's warnings and logging errors seen while the suite ran, counted by kind and text."""
+    """Print obskit's warnings and logging errors seen while the suite ran, counted by kind and text.
+
+    obskit reports a repeated internal error at most once a minute: a count is a lower bound.
+    """
     seen: dict[tuple[str, str], list[str]] = {}
     for part in [path, *path.parent.glob(f"{path.name}.gw*")]:  # xdist: one file per worker
         if part.exists():
