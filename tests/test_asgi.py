@@ -86,7 +86,7 @@ def server_spans(cap: Capture) -> list[Any]:
 
 
 def test_request_gets_a_server_span_metrics_and_an_access_line(app: FastAPI, stack: ExitStack) -> None:
-    obskit.configure(app, service_name="api")
+    obskit.configure(app, service_name="api", request_id_echo="always")
     cap = stack.enter_context(capture())
     response = TestClient(app).get("/items/7", headers={"user-agent": "probe/1"})
     assert response.json() == {"id": 7}

@@ -108,3 +108,23 @@ def test_an_app_that_wrapped_wsgi_app_first_keeps_its_wrapper() -> None:
     obskit.configure(app, **QUIET)
     assert app.test_client().get("/").status_code == 200
     assert calls == ["/"]
+
+
+def test_every_app_configured_stays_served_until_shutdown() -> None:
+    from obskit.testing import capture
+
+    first, second = starlette_app(), starlette_app()
+    obskit.configure(first, **QUIET)
+    obskit.configure(second, **QUIET)  # a second app: the first is still served
+    with capture() as cap:
+        response_headers(first)
+        response_headers(second)
+        assert cap.counter_value("http_server_requests", route="/") == 2
+    obskit.configure(service_name="renamed", **QUIET)  # new settings, no app given
+    with capture() as cap:
+        response_headers(first)
+        assert cap.counter_value("http_server_requests", route="/") == 1
+    obskit.shutdown()
+    with capture() as cap:
+        response_headers(first)
+        assert cap.metric_names() == set()

@@ -61,7 +61,7 @@ def server_spans(cap: Capture) -> list[Any]:
 
 def test_request_gets_a_server_span_metrics_and_an_access_line(app: Flask, stack: ExitStack) -> None:
     obskit.configure(app)
-    obskit.configure(app)  # instrumented once
+    obskit.configure(app, request_id_echo="always")  # instrumented once
     cap = stack.enter_context(capture())
     response = app.test_client().get(
         "/items/7", headers={"traceparent": f"00-{TRACE_ID}-b7ad6b7169203331-01"}, buffered=True
