@@ -7,6 +7,7 @@ behind the Requests and Dependencies charts, and custom events.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -176,3 +177,25 @@ def test_without_metrics_to_azure_items_are_not_marked_as_extracted(ingestion: I
     # Application Insights then extracts requests/duration and dependencies/duration itself.
     for item in (request, dependency):
         assert "_MS.ProcessedByMetricExtractors" not in item["data"]["baseData"].get("properties", {})
+
+
+def test_event_becomes_a_custom_event_with_its_attributes(ingestion: Ingestion) -> None:
+    _configure(ingestion)
+    with obskit.trace_operation("checkout"):
+        obskit.event("order_placed", order_id=42, region="eu", password="hunter2")
+    logging.getLogger("azure_views.app").info("a plain line")
+    obskit.shutdown(timeout=5)
+
+    (item,) = ingestion.named("Event")
+    data = item["data"]["baseData"]
+    assert data["name"] == "order_placed"
+    assert data["properties"]["region"] == "eu"
+    assert data["properties"]["order_id"] == "42"
+    assert data["properties"]["password"] == "[REDACTED]"
+    (dependency,) = [
+        e for e in ingestion.named("RemoteDependency") if e["data"]["baseData"]["name"] == "checkout"
+    ]
+    assert item["tags"]["ai.operation.id"] == dependency["tags"]["ai.operation.id"]
+    assert item["tags"]["ai.operation.parentId"] == dependency["data"]["baseData"]["id"]
+    # Plain log lines stay traces.
+    assert [e["data"]["baseData"]["message"] for e in ingestion.named("Message")] == ["a plain line"]

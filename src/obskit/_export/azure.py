@@ -403,9 +403,9 @@ def finite_points(data: Any) -> tuple[Any, int]:
 
     JSON has no NaN or infinity, and the exporter writes them as bare ``NaN``, which the
     ingestion endpoint rejects with the whole batch. A histogram point's min or max that is not
-    finite (or unknown) is sent absent, which Application Insights accepts. A point whose value or sum is not finite cannot
-    be sent at all and is dropped (counted as ``reason="invalid_value"``). ``data`` itself is
-    returned when nothing needed changing.
+    finite (or unknown) is sent absent, which Application Insights accepts. A point whose value
+    or sum is not finite cannot be sent at all and is dropped (counted as
+    ``reason="invalid_value"``). ``data`` itself is returned when nothing needed changing.
     """
     from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
 
@@ -482,6 +482,40 @@ def without_request_exceptions(batch: Sequence[Any]) -> Sequence[Any]:
     return batch if changed is None else changed
 
 
+#: The attribute the Azure log exporter turns into a ``customEvents`` item of that name.
+CUSTOM_EVENT_NAME = "microsoft.custom_event.name"
+
+
+def as_custom_events(batch: Sequence[Any]) -> Sequence[Any]:
+    """``batch`` with each ``obskit.event()`` record marked to become a custom event on Azure.
+
+    The record keeps its ``event.name`` attribute (and its other attributes, which become the
+    event's properties); the exporter reads the name from ``microsoft.custom_event.name``.
+    """
+    from obskit._export.logexport import EVENT_NAME
+    from obskit._recording.events import EVENT_LOGGER
+
+    changed: list[Any] | None = None
+    for index, readable in enumerate(batch):
+        record = readable.log_record
+        attributes = record.attributes
+        if not attributes or EVENT_NAME not in attributes:
+            continue
+        if attributes.get("logger.name") != EVENT_LOGGER:
+            continue
+        try:
+            marked = copy.copy(record)
+            marked.attributes = {**attributes, CUSTOM_EVENT_NAME: attributes[EVENT_NAME]}
+            replacement = dataclasses.replace(readable, log_record=marked)
+        except Exception as exc:  # an SDK whose records cannot be copied: sent as traces
+            report_internal_error("azure custom event", exc)
+            return batch
+        if changed is None:
+            changed = list(batch)
+        changed[index] = replacement
+    return batch if changed is None else changed
+
+
 @functools.cache
 def _classes() -> tuple[type, type, type]:
     """The Azure exporters with obskit's additions (imported here: the package is heavy)."""
@@ -546,6 +580,7 @@ def _classes() -> tuple[type, type, type]:
 
         def export(self, batch: Sequence[Any], **kwargs: Any) -> Any:
             _live_record(batch, "log")
+            batch = as_custom_events(batch)
             if self._obskit_spans_here:
                 batch = without_request_exceptions(batch)
             return super().export(batch, **kwargs)

@@ -121,7 +121,9 @@ def _histogram(family: PromMetric, now: int, start: int, extremes: Extremes | No
     return Metric(family.name, family.documentation, _unit(family), data)
 
 
-def translate(families: Iterable[PromMetric], start_ns: int, extremes: Extremes | None = None) -> list[Metric]:
+def translate(
+    families: Iterable[PromMetric], start_ns: int, extremes: Extremes | None = None
+) -> list[Metric]:
     """OpenTelemetry metrics for prometheus_client families (summaries and info are skipped).
 
     ``extremes`` gives histogram series their min and max (those not in it have none).

@@ -208,7 +208,9 @@ def want_extremes(wanted: bool = True) -> None:
         _Extremes.users = max(0, _Extremes.users + (1 if wanted else -1))
 
 
-def take_extremes(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]]:
+def take_extremes(
+    registry: CollectorRegistry,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]]:
     """Min and max of each histogram series in ``registry`` since the last call, keyed like samples.
 
     The key is the family name and the series' labels, sorted. Series with no observation since
@@ -226,7 +228,7 @@ def take_extremes(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[st
                 found[(metric._name, ())] = taken
             continue
         with metric._lock:
-            children = list(metric._metrics.items())
+            children: list[tuple[Sequence[str], Any]] = list(metric._metrics.items())
         for values, child in children:
             taken = child.take_extremes()
             if taken is not None:
