@@ -199,3 +199,24 @@ def test_event_becomes_a_custom_event_with_its_attributes(ingestion: Ingestion) 
     assert item["tags"]["ai.operation.parentId"] == dependency["data"]["baseData"]["id"]
     # Plain log lines stay traces.
     assert [e["data"]["baseData"]["message"] for e in ingestion.named("Message")] == ["a plain line"]
+
+
+def test_histograms_track_min_and_max_only_while_an_azure_metric_exporter_runs(
+    ingestion: Ingestion,
+) -> None:
+    from prometheus_client import Histogram as PromHistogram
+
+    from obskit._core import state as _state
+    from obskit._recording import store as _store
+
+    def kind(name: str) -> type:
+        obskit.MetricsCollector().histogram(name, "h").observe(1.0)
+        return type(_state.STATE.store.registry._names_to_collectors[name])
+
+    suffix = uuid.uuid4().hex[:8]
+    obskit.configure(service_name="azure-views", metrics_exporter="console", metric_export_interval_ms=60_000)
+    assert kind(f"azure_views_plain_{suffix}") is PromHistogram  # nothing added to the hot path
+    _configure(ingestion, metric_export_interval_ms=60_000)
+    assert issubclass(kind(f"azure_views_tracked_{suffix}"), _store._ExtremesHistogram)
+    obskit.shutdown(timeout=5)
+    assert _store._Extremes.users == 0

@@ -300,6 +300,10 @@ class StandardMetrics:
     """
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start empty, with a new lock: also in a forked child, which counts its own items only."""
         self._lock = threading.Lock()
         self._series: dict[tuple[str, str, str], list[float]] = {}
         self._start = time.time_ns()
@@ -356,6 +360,8 @@ class StandardMetrics:
 
 #: The process's standard metrics, fed by the trace exporter and taken by the metric exporter.
 STANDARD_METRICS = StandardMetrics()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=STANDARD_METRICS.reset)
 
 
 def standard_metric_of(envelope: Any, span: Any, standard: StandardMetrics | None) -> None:
