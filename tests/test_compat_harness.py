@@ -40,7 +40,7 @@ def test_every_app_built_is_served_through_obskit():
 
 def _run_suite(tmp_path: Path, exporter: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_suite.py").write_text(SUITE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_", "PYTEST_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(COMPAT), str(ROOT / "src")])
     env["OBSKIT_COMPAT_EXPORTER"] = exporter
     env["OBSKIT_COMPAT_PROBLEMS"] = str(tmp_path / "problems.json")
