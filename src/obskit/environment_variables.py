@@ -131,6 +131,15 @@ OBSKIT_SERIES_CAP: Final = "OBSKIT_SERIES_CAP"
 A whole number of at least 1. Default: ``2000``. Keyword: ``series_cap``.
 """
 
+OBSKIT_HISTOGRAM_BUCKETS: Final = "OBSKIT_HISTOGRAM_BUCKETS"
+"""Bucket bounds (seconds) of obskit's duration histograms, by family, as a JSON object.
+
+Families: ``http``, ``db``, ``external_call``, ``job``; say ``{"external_call": [0.5, 1, 5, 10,
+30, 60, 120, 300]}``. Bounds are finite, distinct and increasing, at most 40 (``+Inf`` is
+implied). Default: none (the built-in buckets of docs/metrics.md). Keyword: ``histogram_buckets``
+(a mapping).
+"""
+
 OBSKIT_RUNTIME_METRICS: Final = "OBSKIT_RUNTIME_METRICS"
 """``true`` adds process metrics (CPU seconds, resident memory, open fds, threads, GC collections).
 
@@ -173,6 +182,14 @@ OBSKIT_PROMETHEUS_PATH: Final = "OBSKIT_PROMETHEUS_PATH"
 """Path of the scrape endpoint, on the standalone server or mounted in the app. Default: ``/metrics``.
 
 Keyword: ``prometheus_path``.
+"""
+
+OBSKIT_PROMETHEUS_CREATED: Final = "OBSKIT_PROMETHEUS_CREATED"
+"""``true`` serves a ``<name>_created`` series next to every counter and histogram series.
+
+Default: ``false``: a ``_created`` sample is a start time nothing in PromQL needs, and it adds
+one series per counter and histogram series to every scrape and push. OTLP and Azure exports
+keep their start times either way. Keyword: ``prometheus_created``.
 """
 
 OBSKIT_PROMETHEUS_MULTIPROC_DIR: Final = "OBSKIT_PROMETHEUS_MULTIPROC_DIR"

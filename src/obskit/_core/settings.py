@@ -6,10 +6,11 @@ import dataclasses
 import difflib
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote, urlparse
 
 from obskit import environment_variables as env
@@ -84,6 +85,7 @@ class Settings:
     redact_text: bool = True
     redact_patterns: tuple[str, ...] = ()
     series_cap: int = 2000
+    histogram_buckets: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
     runtime_metrics: bool = False
     host_metrics: bool = False
     metric_export_interval_ms: float = 60_000.0
@@ -93,6 +95,7 @@ class Settings:
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 9464
     prometheus_path: str = "/metrics"
+    prometheus_created: bool = False
     multiprocess_dir: str | None = None
     pushgateway_url: str | None = None
     pushgateway_job: str | None = None
@@ -231,6 +234,44 @@ def _key_list(value: object) -> tuple[str, ...]:
             "redact_keys", value, "a list of key patterns or a comma-separated string"
         ) from None
     return tuple(k for k in keys if k)
+
+
+#: The built-in histogram families whose buckets ``histogram_buckets`` may set.
+HISTOGRAM_FAMILIES: Final = ("http", "db", "external_call", "job")
+#: Most buckets one histogram family may have: each is one series per label combination.
+MAX_BUCKETS: Final = 40
+
+
+def _bucket_list(family: str, value: object) -> tuple[float, ...]:
+    """``value`` as a histogram's upper bounds: finite, distinct, increasing numbers (``+Inf`` implied)."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    bounds = tuple(float(b) for b in items)  # type: ignore[attr-defined]
+    if bounds and math.isinf(bounds[-1]) and bounds[-1] > 0:
+        bounds = bounds[:-1]
+    if not bounds or len(bounds) > MAX_BUCKETS:
+        raise ValueError(f"{family}: from 1 to {MAX_BUCKETS} bucket bounds")
+    if any(math.isnan(b) or math.isinf(b) for b in bounds) or list(bounds) != sorted(set(bounds)):
+        raise ValueError(f"{family}: bounds must be finite, distinct and increasing")
+    return bounds
+
+
+def parse_histogram_buckets(value: object) -> dict[str, tuple[float, ...]]:
+    allowed = (
+        "a mapping of family to increasing bucket bounds, as JSON in the environment:"
+        f' {{"external_call": [0.1, 1, 10, 60, 300]}}; families: {", ".join(HISTOGRAM_FAMILIES)}'
+    )
+    try:
+        items = json.loads(value) if isinstance(value, str) else value
+        if not isinstance(items, Mapping):
+            raise ValueError("not a mapping")
+        result = {}
+        for family, bounds in items.items():
+            if family not in HISTOGRAM_FAMILIES:
+                raise ValueError(f"unknown family {family!r}")
+            result[str(family)] = _bucket_list(family, bounds)
+        return result
+    except (TypeError, ValueError) as error:
+        raise ConfigError("histogram_buckets", value, allowed, f"Not one: {error}") from None
 
 
 def _pairs(setting: str) -> Callable[[object], dict[str, str]]:
@@ -413,6 +454,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "redact_text": ((env.OBSKIT_REDACT_TEXT,), _flag("redact_text")),
     "redact_patterns": ((env.OBSKIT_REDACT_PATTERNS,), _regexes("redact_patterns")),
     "series_cap": ((env.OBSKIT_SERIES_CAP,), _number("series_cap", int, 1, 10**7, "a whole number >= 1")),
+    "histogram_buckets": ((env.OBSKIT_HISTOGRAM_BUCKETS,), parse_histogram_buckets),
     "runtime_metrics": ((env.OBSKIT_RUNTIME_METRICS,), _flag("runtime_metrics")),
     "host_metrics": ((env.OBSKIT_HOST_METRICS,), _flag("host_metrics")),
     "metric_export_interval_ms": (
@@ -437,6 +479,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
         _number("prometheus_port", int, 0, 65535, "a port number from 0 (any free port) to 65535"),
     ),
     "prometheus_path": ((env.OBSKIT_PROMETHEUS_PATH,), _path("prometheus_path")),
+    "prometheus_created": ((env.OBSKIT_PROMETHEUS_CREATED,), _flag("prometheus_created")),
     "multiprocess_dir": (
         (env.OBSKIT_PROMETHEUS_MULTIPROC_DIR, env.PROMETHEUS_MULTIPROC_DIR),
         _existing("multiprocess_dir", directory=True),
@@ -525,7 +568,7 @@ def _backend_settings() -> dict[str, tuple[str, Callable[[Settings], bool]]]:
             also = timeout if signal == "traces" else ()
             table[f"otlp_{signal}_{option}"] = (f"{signal}_exporter=otlp", _uses(("otlp", signal), *also))
     prometheus = _uses(("prometheus", "metrics"))
-    for name in ("prometheus_host", "prometheus_port", "prometheus_path"):
+    for name in ("prometheus_host", "prometheus_port", "prometheus_path", "prometheus_created"):
         table[name] = ("metrics_exporter=prometheus", prometheus)
     for name in ("pushgateway_url", "pushgateway_job", "pushgateway_grouping", "push_on"):
         table[name] = ("metrics_exporter=prometheus (its push gateway)", prometheus)
