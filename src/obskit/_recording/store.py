@@ -227,8 +227,8 @@ def _configured(spec: MetricSpec) -> MetricSpec:
 
 def unit_word(spec: MetricSpec) -> str:
     """The unit word ``spec``'s name ends with (OpenMetrics' ``# UNIT``), or ``""``."""
-    word = _UCUM_WORDS.get(spec.unit, spec.unit)
-    return word if word and word != "1" and spec.name.endswith(f"_{word}") else ""
+    words = [w for w, ucum in _UNITS.items() if ucum == spec.unit] or [spec.unit]
+    return next((w for w in words if w and spec.name.endswith(f"_{w}")), "")
 
 
 def _create(spec: MetricSpec, registry: CollectorRegistry) -> MetricWrapperBase:
