@@ -62,8 +62,18 @@ def test_histogram_snapshot_has_count_sum_and_cumulative_buckets() -> None:
         latency.observe(0.5, op="read")
         latency.observe(3, op="write")
         assert latency.snapshot() == [
-            {"labels": {"op": "read"}, "buckets": {"0.1": 1.0, "1.0": 2.0, "+Inf": 2.0}, "count": 2.0, "sum": 0.55},
-            {"labels": {"op": "write"}, "buckets": {"0.1": 0.0, "1.0": 0.0, "+Inf": 1.0}, "count": 1.0, "sum": 3.0},
+            {
+                "labels": {"op": "read"},
+                "buckets": {"0.1": 1.0, "1.0": 2.0, "+Inf": 2.0},
+                "count": 2.0,
+                "sum": 0.55,
+            },
+            {
+                "labels": {"op": "write"},
+                "buckets": {"0.1": 0.0, "1.0": 0.0, "+Inf": 1.0},
+                "count": 1.0,
+                "sum": 3.0,
+            },
         ]
         assert latency.value() == 3.0  # a histogram's value is its number of observations
         assert latency.value(op="read") == 2.0
@@ -106,7 +116,8 @@ def test_a_failing_read_gives_nothing_and_never_raises(
 WORKER = """
 import sys
 import obskit
-obskit.configure(traces_exporter="none", logs_exporter="none", metrics_exporter="none", multiprocess_dir=sys.argv[1])
+quiet = {"traces_exporter": "none", "logs_exporter": "none", "metrics_exporter": "none"}
+obskit.configure(**quiet, multiprocess_dir=sys.argv[1])
 obskit.MetricsCollector().counter(sys.argv[2], labels=["worker"]).inc(5, worker="other")
 obskit.MetricsCollector().gauge(sys.argv[2] + "_busy").set(1)
 """

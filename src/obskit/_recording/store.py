@@ -83,7 +83,9 @@ _UNIT_PREFIXES = (
     "pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo", "kibi",
     "mega", "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi",
 )  # fmt: skip
-_ABBREVIATED_UNITS = frozenset(("s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d"))
+_ABBREVIATED_UNITS = frozenset(
+    ("s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d")
+)
 _TYPE_WORDS = ("counter", "gauge", "histogram", "summary", "untyped", "gauge_histogram")
 _RESERVED_SUFFIXES = ("_bucket", "_count", "_sum", "_created", "_info", "_total")
 #: How a gauge's per-process values combine in Prometheus multi-process mode (prometheus_client's
@@ -330,7 +332,7 @@ def _unit_word(name: str, unit: str) -> str:
     word = _UCUM_WORDS.get(unit, unit)
     if not re.match(r"^[a-z][a-z0-9_]*$", word) or word.endswith("_"):
         raise MetricDeclarationError(
-            f"invalid unit {unit!r} on {name}: a lowercase word as the name's suffix (seconds, bytes, ratio...)"
+            f"invalid unit {unit!r} on {name}: a lowercase word ending the name (seconds, bytes, ratio...)"
         )
     return word
 
@@ -354,7 +356,9 @@ def _check_name(spec: MetricSpec) -> None:
         if name.endswith(suffix):
             if suffix == "_total":
                 refuse(f"only counters end in _total; name the {spec.kind} without it")
-            refuse(f"{suffix} is a suffix of the samples of histograms, counters or info metrics; choose another")
+            refuse(
+                f"{suffix} is a suffix of the samples of histograms, counters or info metrics; choose another"
+            )
     for index, part in enumerate(name.split("_")):
         base = _BASE_UNITS.get(part)
         prefix = next((p for p in _UNIT_PREFIXES if part.startswith(p) and part[len(p) :] in _BASE_UNITS), "")
