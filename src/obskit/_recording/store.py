@@ -517,7 +517,7 @@ class _Handle:
 
 
 def _read_series(spec: MetricSpec) -> list[dict[str, Any]]:
-    """``spec``'s series in the current store (every process's in multi-process mode)."""
+    """``spec``'s series in the current store (every process's, merged, in multi-process mode)."""
     from prometheus_client import values
 
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -525,29 +525,33 @@ def _read_series(spec: MetricSpec) -> list[dict[str, Any]]:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         collected = MultiProcessCollector(None, directory).collect()  # type: ignore[no-untyped-call]
-        families = [f for f in collected if f.name == spec.name]
+        family = next((f for f in collected if f.name == spec.name), None)
     else:
         metric = _state.STATE.store._metrics.get(spec.name)
-        families = [] if metric is None else list(metric.collect())
+        family = None if metric is None else next(iter(metric.collect()), None)
+    return [] if family is None else family_series(family)
+
+
+def family_series(family: Any) -> list[dict[str, Any]]:
+    """A prometheus_client family's series as plain dicts, sorted by labels; ``_created`` left out.
+
+    A counter's or gauge's series is ``{"labels", "value"}``; a histogram's ``{"labels",
+    "count", "sum", "buckets"}``, ``buckets`` the cumulative count per upper bound (``"+Inf"``
+    last), as the exposition writes them.
+    """
+    histogram = family.type == "histogram"
     series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
-    for family in families:
-        for sample in family.samples:
-            suffix = sample.name[len(family.name) :]
-            labels = {k: v for k, v in sample.labels.items() if k != "le"}
-            entry = series.setdefault(tuple(sorted(labels.items())), {"labels": labels})
-            if spec.kind == "histogram":
-                if suffix == "_bucket":
-                    buckets = entry.setdefault("buckets", {})
-                    buckets[sample.labels["le"]] = buckets.get(sample.labels["le"], 0.0) + sample.value
-                elif suffix in ("_count", "_sum"):
-                    entry[suffix[1:]] = entry.get(suffix[1:], 0.0) + sample.value
-            elif suffix in ("", "_total"):
-                entry["value"] = entry.get("value", 0.0) + sample.value
-    if spec.kind == "histogram":
-        for entry in series.values():
-            entry.setdefault("count", 0.0)
-            entry.setdefault("sum", 0.0)
-            entry["buckets"] = dict(sorted(entry.get("buckets", {}).items(), key=lambda b: float(b[0])))
+    for sample in family.samples:
+        suffix = sample.name[len(family.name) :]
+        labels = {k: v for k, v in sample.labels.items() if k != "le"}
+        entry = series.setdefault(tuple(sorted(labels.items())), {"labels": labels})
+        if histogram:
+            if suffix == "_bucket":
+                entry.setdefault("buckets", {})[sample.labels["le"]] = sample.value
+            elif suffix in ("_count", "_sum"):
+                entry[suffix[1:]] = sample.value
+        elif suffix in ("", "_total"):
+            entry["value"] = sample.value
     return [series[key] for key in sorted(series)]
 
 
