@@ -69,10 +69,11 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, sampler,
             sdk_disabled, log_level, log_format, metric_namespace, redact_keys, redact_text,
-            redact_patterns, series_cap,
+            redact_patterns, series_cap, histogram_buckets,
             runtime_metrics, host_metrics, metric_export_interval_ms, shutdown_timeout,
             export_queue_size, export_batch_size;
-            Prometheus: prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
+            Prometheus: prometheus_host, prometheus_port, prometheus_path, prometheus_created,
+            multiprocess_dir, pushgateway_url,
             pushgateway_job, pushgateway_grouping, push_on; OTLP: otlp_endpoint, otlp_protocol,
             otlp_headers, otlp_timeout (ms), otlp_compression, otlp_certificate, otlp_insecure,
             each also per signal as otlp_traces_*, otlp_metrics_*, otlp_logs_* (e.g.
