@@ -93,7 +93,8 @@ Keyword: ``log_format``.
 OBSKIT_METRIC_NAMESPACE: Final = "OBSKIT_METRIC_NAMESPACE"
 """Prefix of obskit's built-in metric families (``<namespace>_jobs_total`` ...).
 
-A Prometheus name: letters, digits and underscores, not starting with a digit. Default: ``obskit``.
+A snake_case Prometheus name: lowercase letters, digits and underscores, not starting with a
+digit (promtool flags capitals). Default: ``obskit``.
 Keyword: ``metric_namespace``.
 """
 

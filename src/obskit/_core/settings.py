@@ -59,7 +59,7 @@ SAMPLERS = (
 #: The samplers the OpenTelemetry SDK itself provides; the others need their package installed.
 BUILTIN_SAMPLERS = SAMPLERS[:6]
 SAMPLER_ENTRY_POINTS = "opentelemetry_traces_sampler"
-_NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_NAMESPACE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -221,7 +221,12 @@ def _text(setting: str) -> Callable[[object], str]:
 
 def _namespace(value: object) -> str:
     if not isinstance(value, str) or not _NAMESPACE.match(value):
-        raise ConfigError("metric_namespace", value, "a Prometheus name: [a-zA-Z_][a-zA-Z0-9_]*")
+        raise ConfigError(
+            "metric_namespace",
+            value,
+            "a snake_case Prometheus name: [a-z_][a-z0-9_]*",
+            "promtool flags capitals in metric names.",
+        )
     return value
 
 
