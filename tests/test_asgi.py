@@ -211,13 +211,15 @@ def test_streaming_response_passes_through_chunk_by_chunk(app: FastAPI, stack: E
     cap.assert_span("GET /stream", **{"http.response.status_code": 200})
 
 
-def test_websocket_passes_through_untouched(app: FastAPI, stack: ExitStack) -> None:
+def test_websocket_messages_pass_through_and_the_connection_gets_a_span(
+    app: FastAPI, stack: ExitStack
+) -> None:
     obskit.configure(app)
     cap = stack.enter_context(capture())
     with TestClient(app).websocket_connect("/ws") as ws:
         ws.send_text("there")
         assert ws.receive_text() == "hello there"
-    assert server_spans(cap) == []
+    assert [span.name for span in server_spans(cap)] == ["WS /ws"]  # more in tests/test_websockets.py
 
 
 async def _get(app: Any, path: str) -> int:

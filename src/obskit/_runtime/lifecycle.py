@@ -470,7 +470,6 @@ def _shutdown_provider(what: str, provider: Any, timeout: float) -> None:
 
 def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
     from obskit._export.backends import METRIC_EXPORTERS, METRIC_INSTALLERS, factory
-    from obskit._export.bridge import make_reader
     from obskit._export.pipeline import counting_metric_exporter
     from obskit._recording import sysmetrics as _sysmetrics
 
@@ -488,6 +487,8 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
         if name in METRIC_INSTALLERS:
             _installed.append(factory(METRIC_INSTALLERS, name)(settings, store))
             continue
+        from obskit._export.bridge import make_reader  # the SDK's metrics: only for push exporters
+
         exporter = counting_metric_exporter(factory(METRIC_EXPORTERS, name)(settings))
         reader = make_reader(exporter, _current_registry, resource, settings.metric_export_interval_ms)
         _installed.append(partial(_shutdown_reader, name, reader))
@@ -651,10 +652,11 @@ def _teardown(timeout: float) -> None:
             undo(max(0.001, deadline - time.monotonic()))
         except Exception as exc:
             report_internal_error("shutdown", exc)
-    from obskit._export.logexport import ObskitLoggingHandler
-
+    # Only a configure() that exported logs imported logexport (and the SDK's log modules).
+    logexport = sys.modules.get("obskit._export.logexport")
+    ours = (ObskitHandler, logexport.ObskitLoggingHandler) if logexport is not None else (ObskitHandler,)
     for handler in list(logging.getLogger().handlers):
-        if isinstance(handler, ObskitHandler | ObskitLoggingHandler):
+        if isinstance(handler, ours):
             logging.getLogger().removeHandler(handler)
 
 

@@ -164,7 +164,9 @@ def _quiet_fastapi_native_telemetry(app: Any) -> Callable[[], None]:
     once a global tracer provider exists, and logs validation failures and unhandled exceptions
     through an OpenTelemetry logger provider when one exists: one server span per request, and
     one log line per error, are obskit's promises. With all three off FastAPI also skips its
-    per-request telemetry bookkeeping.
+    per-request telemetry bookkeeping. FastAPI apps mounted inside, which configure() does not
+    see, skip theirs for each request obskit serves: the middleware marks the scope as FastAPI
+    does for the apps mounted in one it serves (``obskit._web.asgi._claim``).
     """
     config = getattr(app, "_telemetry", None)
     if not isinstance(config, dict):
@@ -177,7 +179,7 @@ def _quiet_fastapi_native_telemetry(app: Any) -> Callable[[], None]:
 def _wrap_flask(app: Any, hub: Hub) -> None:
     from flask import request, signals
 
-    from obskit._web.wsgi import ERROR_KEY, ROUTE_KEY, ObskitWSGIMiddleware
+    from obskit._web.wsgi import COMPLETE_KEY, ERROR_KEY, ROUTE_KEY, ObskitWSGIMiddleware
 
     def note_route(sender: Any, **extra: Any) -> None:
         rule = request.url_rule
@@ -187,6 +189,14 @@ def _wrap_flask(app: Any, hub: Hub) -> None:
     def note_error(sender: Any, exception: BaseException, **extra: Any) -> None:
         request.environ[ERROR_KEY] = exception
 
+    def note_complete(sender: Any, response: Any, **extra: Any) -> None:
+        # Not streamed: the body is all made. Flask's answer to an exception it caught (its
+        # error page, or the app's error handler) counts as made too: werkzeug wraps an HTTP
+        # error's page in an iterator, so it looks streamed.
+        environ = request.environ
+        environ[COMPLETE_KEY] = not response.is_streamed or ERROR_KEY in environ
+
     signals.request_started.connect(note_route, app, weak=False)
     signals.got_request_exception.connect(note_error, app, weak=False)
+    signals.request_finished.connect(note_complete, app, weak=False)
     app.wsgi_app = ObskitWSGIMiddleware(app.wsgi_app, hub, watch(app, lambda: hub.enabled))
