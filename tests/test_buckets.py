@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -141,3 +145,117 @@ def test_track_job_uses_the_job_buckets() -> None:
     with capture() as cap:
         export()
     assert bounds(cap, "obskit_job_duration_seconds") == ["60.0", "600.0", "+Inf"]
+
+
+# -- exponential histograms over OTLP -------------------------------------------------------------
+
+
+class OtlpMetricsReceiver:
+    """A loopback OTLP/HTTP endpoint keeping the metrics requests it decodes (real protobuf)."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+        self.requests: list[Any] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append(ExportMetricsServiceRequest.FromString(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+        self.thread.start()
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            m.name: m
+            for request in self.requests
+            for rm in request.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        }
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpMetricsReceiver]:
+    fake = OtlpMetricsReceiver()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+def otlp(receiver: OtlpMetricsReceiver, **settings: Any) -> None:
+    obskit.configure(
+        traces_exporter="none",
+        logs_exporter="none",
+        metrics_exporter="otlp",
+        otlp_endpoint=receiver.url,
+        metric_export_interval_ms=3_600_000,
+        **settings,
+    )
+
+
+def test_otlp_gets_exponential_histograms_when_asked_and_prometheus_keeps_its_buckets(
+    receiver: OtlpMetricsReceiver,
+) -> None:
+    otlp(receiver, exponential_histograms=True)
+    name = f"llm_latency_{uuid.uuid4().hex[:8]}x"
+    latency = obskit.MetricsCollector().histogram(name, labels=["model"], unit="seconds", buckets=[1, 10])
+    for value in (0.8, 1.3, 2.1, 45.0):
+        latency.observe(value, model="large")
+    latency.labels(model="small").observe(0.2)
+    obskit.MetricsCollector().external_call("openai", "chat", 45.0)
+    assert latency.snapshot()[0]["buckets"] == {"1.0": 1.0, "10.0": 3.0, "+Inf": 4.0}  # Prometheus' own
+    obskit.shutdown()
+    received = receiver.metrics()
+    metric = received[f"{name}_seconds"]
+    assert metric.WhichOneof("data") == "exponential_histogram"
+    assert metric.unit == "s"
+    points = {p.attributes[0].value.string_value: p for p in metric.exponential_histogram.data_points}
+    large = points["large"]
+    assert (large.count, large.sum) == (4, pytest.approx(49.2))
+    assert large.min == pytest.approx(0.8)
+    assert large.max == pytest.approx(45.0)
+    assert sum(large.positive.bucket_counts) == 4
+    # base 2 ** 2 ** -scale: the largest value lies in the last bucket, not in a +Inf catch-all
+    base = 2 ** (2**-large.scale)
+    counts = list(large.positive.bucket_counts)
+    last = max(i for i, count in enumerate(counts) if count)
+    top = base ** (large.positive.offset + last + 1)  # the upper bound of the bucket holding 45 s
+    assert 45.0 <= top < 45.0 * base
+    assert points["small"].count == 1
+    family = received["obskit_external_call_duration_seconds"]
+    assert family.WhichOneof("data") == "exponential_histogram"
+
+
+def test_otlp_keeps_explicit_buckets_by_default(receiver: OtlpMetricsReceiver) -> None:
+    otlp(receiver)
+    name = f"plain_latency_{uuid.uuid4().hex[:8]}x"
+    obskit.MetricsCollector().histogram(name, unit="seconds", buckets=[1, 10]).observe(2)
+    obskit.shutdown()
+    metric = receiver.metrics()[f"{name}_seconds"]
+    assert metric.WhichOneof("data") == "histogram"
+    assert list(metric.histogram.data_points[0].explicit_bounds) == [1.0, 10.0]
+
+
+def test_after_shutdown_new_series_record_only_their_prometheus_buckets(
+    receiver: OtlpMetricsReceiver,
+) -> None:
+    otlp(receiver, exponential_histograms=True)
+    obskit.shutdown()
+    assert _store._EXPONENTIAL is None

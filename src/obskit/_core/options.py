@@ -36,6 +36,7 @@ class SettingsKeywords(TypedDict, total=False):
     redact_patterns: str | Sequence[str] | None
     series_cap: int | None
     histogram_buckets: str | Mapping[str, Sequence[float]] | None
+    exponential_histograms: bool | None
     runtime_metrics: bool | None
     host_metrics: bool | None
     metric_export_interval_ms: float | None

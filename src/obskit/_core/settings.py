@@ -86,6 +86,7 @@ class Settings:
     redact_patterns: tuple[str, ...] = ()
     series_cap: int = 2000
     histogram_buckets: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    exponential_histograms: bool = False
     runtime_metrics: bool = False
     host_metrics: bool = False
     metric_export_interval_ms: float = 60_000.0
@@ -460,6 +461,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "redact_patterns": ((env.OBSKIT_REDACT_PATTERNS,), _regexes("redact_patterns")),
     "series_cap": ((env.OBSKIT_SERIES_CAP,), _number("series_cap", int, 1, 10**7, "a whole number >= 1")),
     "histogram_buckets": ((env.OBSKIT_HISTOGRAM_BUCKETS,), parse_histogram_buckets),
+    "exponential_histograms": ((env.OBSKIT_EXPONENTIAL_HISTOGRAMS,), _flag("exponential_histograms")),
     "runtime_metrics": ((env.OBSKIT_RUNTIME_METRICS,), _flag("runtime_metrics")),
     "host_metrics": ((env.OBSKIT_HOST_METRICS,), _flag("host_metrics")),
     "metric_export_interval_ms": (
@@ -577,6 +579,7 @@ def _backend_settings() -> dict[str, tuple[str, Callable[[Settings], bool]]]:
         table[name] = ("metrics_exporter=prometheus", prometheus)
     for name in ("pushgateway_url", "pushgateway_job", "pushgateway_grouping", "push_on"):
         table[name] = ("metrics_exporter=prometheus (its push gateway)", prometheus)
+    table["exponential_histograms"] = ("metrics_exporter=otlp", _uses(("otlp", "metrics")))
     table["jaeger_endpoint"] = ("traces_exporter=jaeger", _uses(jaeger))
     any_azure = "an azure exporter (traces_exporter, metrics_exporter or logs_exporter=azure)"
     azure = _uses(*(("azure", signal) for signal in OTLP_SIGNALS))

@@ -9,6 +9,8 @@ timeouts, fork handling and shutdown are reused; no ``MeterProvider`` is needed.
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -32,7 +34,10 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromMetric
 
-__all__ = ["make_reader", "metrics_data"]
+from obskit._core.errors import report_internal_error
+from obskit._recording.store import MetricSpec, label_value, set_exponential
+
+__all__ = ["ExponentialHistograms", "make_reader", "metrics_data", "stop_exponential"]
 
 _SCOPE = InstrumentationScope("obskit")
 _UNITS = {"seconds": "s", "bytes": "By", "ratio": "1", "milliseconds": "ms"}
@@ -129,9 +134,86 @@ def translate(families: Iterable[PromMetric], start_ns: int) -> list[Metric]:
     return metrics
 
 
-def metrics_data(registry: CollectorRegistry, resource: Resource, start_ns: int) -> MetricsData:
-    """Everything in ``registry`` as one ``MetricsData`` batch."""
+class ExponentialHistograms:
+    """obskit's histograms aggregated a second time, as OpenTelemetry exponential (base-2) histograms.
+
+    For ``exponential_histograms=True`` with ``metrics_exporter=otlp``: each observation of a
+    histogram series created after ``configure()`` also goes to an OpenTelemetry SDK histogram
+    whose view is ``ExponentialBucketHistogramAggregation`` (160 buckets, scale adapted to the
+    values), read by an in-memory reader; :func:`metrics_data` sends those in place of the
+    explicit buckets. The Prometheus exposition keeps the declared buckets. A forked child starts
+    afresh instead of sending its parent's observations again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        from opentelemetry.sdk.metrics import Histogram as OtelHistogram
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+
+        self._pid = os.getpid()
+        self._reader = InMemoryMetricReader()
+        view = View(instrument_type=OtelHistogram, aggregation=ExponentialBucketHistogramAggregation())
+        provider = MeterProvider(
+            metric_readers=[self._reader],
+            resource=Resource.get_empty(),
+            views=[view],
+            shutdown_on_exit=False,
+        )
+        self._meter = provider.get_meter("obskit")
+        self._instruments: dict[str, Any] = {}
+
+    def _instrument(self, spec: MetricSpec) -> Any:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reset()
+            instrument = self._instruments.get(spec.name)
+            if instrument is None:
+                instrument = self._instruments[spec.name] = self._meter.create_histogram(
+                    spec.name, unit=spec.unit, description=spec.description
+                )
+            return instrument
+
+    def recorder(self, spec: MetricSpec, values: tuple[str, ...]) -> Callable[[float], None]:
+        """The function recording one observation of ``spec``'s series ``values``."""
+        attributes = dict(zip(spec.labels, map(label_value, values), strict=True))
+
+        def record(value: float) -> None:
+            try:
+                instrument = self._instruments.get(spec.name)
+                if instrument is None or self._pid != os.getpid():
+                    instrument = self._instrument(spec)
+                instrument.record(value, attributes)
+            except Exception as exc:
+                report_internal_error("exponential histogram", exc)
+
+        return record
+
+    def metrics(self) -> dict[str, Metric]:
+        """The exponential histograms recorded in this process, by name."""
+        if self._pid != os.getpid():
+            return {}
+        data = self._reader.get_metrics_data()
+        if data is None:
+            return {}
+        return {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+
+
+def metrics_data(
+    registry: CollectorRegistry,
+    resource: Resource,
+    start_ns: int,
+    exponential: ExponentialHistograms | None = None,
+) -> MetricsData:
+    """Everything in ``registry`` as one ``MetricsData`` batch (histograms exponential if given)."""
     metrics = translate(registry.collect(), start_ns)
+    if exponential is not None:
+        recorded = exponential.metrics()
+        metrics = [recorded.get(m.name, m) if isinstance(m.data, Histogram) else m for m in metrics]
     scope = ScopeMetrics(scope=_SCOPE, metrics=metrics, schema_url="")
     return MetricsData(
         resource_metrics=[ResourceMetrics(resource=resource, scope_metrics=[scope], schema_url="")]
@@ -210,16 +292,17 @@ def make_reader(
     registry: CollectorRegistry | Callable[[], CollectorRegistry],
     resource: Resource,
     interval_ms: float,
+    exponential: bool = False,
 ) -> PeriodicExportingMetricReader:
     """A periodic reader that exports ``registry`` through ``exporter`` on the SDK's export thread.
 
     ``registry`` may be a callable returning the registry to read at each collection (the current
     store's, which a forked child replaces with its own). The resource's ``process.pid`` follows
     the process, so a forked child's points are told apart from its parent's. The exporter's
-    preferred temporality for counters decides cumulative (as recorded) or delta.
+    preferred temporality for counters decides cumulative (as recorded) or delta. With
+    ``exponential``, histograms are sent as exponential histograms (:class:`ExponentialHistograms`,
+    installed here until :func:`stop_exponential`).
     """
-    import os
-    import threading
     import weakref
 
     from opentelemetry.sdk.metrics import Counter as OtelCounter
@@ -243,6 +326,9 @@ def make_reader(
     preferred = getattr(exporter, "_preferred_temporality", {}) or {}
     delta_wanted = preferred.get(OtelCounter) is AggregationTemporality.DELTA
     per_process: dict[str, Any] = {}
+    histograms = ExponentialHistograms() if exponential else None
+    if histograms is not None:
+        set_exponential(histograms.recorder)
 
     def start_process() -> None:
         pid = os.getpid()
@@ -258,9 +344,14 @@ def make_reader(
     def collect(_reader: Any, timeout_millis: float = 10_000) -> MetricsData:
         if per_process["pid"] != os.getpid():  # the first collection in a forked child
             start_process()
-        data = metrics_data(read_registry(), per_process["resource"], per_process["start_ns"])
+        data = metrics_data(read_registry(), per_process["resource"], per_process["start_ns"], histograms)
         delta = per_process["delta"]
         return delta.convert(data) if delta is not None else data
 
     reader._set_collect_callback(collect)
     return reader
+
+
+def stop_exponential() -> None:
+    """Histogram series created from now on record only their Prometheus buckets."""
+    set_exponential(None)

@@ -46,6 +46,7 @@ __all__ = [
     "Store",
     "declare",
     "declare_spec",
+    "set_exponential",
     "set_family_buckets",
 ]
 
@@ -176,7 +177,14 @@ class Store:
         """
         metric = self.metric(spec)
         if not spec.labels:
-            return metric, False
+            if _EXPONENTIAL is None or spec.kind != "histogram":
+                return metric, False
+            series = self._series[spec.name]
+            child = series.get(())
+            if child is None:
+                with self._lock:
+                    child = series.setdefault((), _also_exponential(spec, (), metric))
+            return child, False
         series = self._series[spec.name]
         child = series.get(values)
         if child is not None:
@@ -184,15 +192,59 @@ class Store:
         with self._lock:
             child = series.get(values)
             if child is None and len(series) < self.series_cap:
-                child = series[values] = metric.labels(*map(label_value, values))
+                child = metric.labels(*map(label_value, values))
+                if _EXPONENTIAL is not None and spec.kind == "histogram":
+                    child = _also_exponential(spec, values, child)
+                series[values] = child
         if child is None:
             self._overflow.labels(spec.sample_name).inc()
-            return metric.labels(*([OVERFLOW_LABEL_VALUE] * len(spec.labels))), True
+            overflow = (OVERFLOW_LABEL_VALUE,) * len(spec.labels)
+            child = metric.labels(*overflow)
+            if _EXPONENTIAL is not None and spec.kind == "histogram":
+                child = _also_exponential(spec, overflow, child)
+            return child, True
         return child, False
 
     def series_count(self, spec: MetricSpec) -> int:
         """How many series ``spec`` has in this store, overflow excluded."""
-        return len(self._series.get(spec.name, ()))
+        return len(self._series.get(spec.name, ())) if spec.labels else 0
+
+
+#: Where histograms also record each observation when OTLP exports exponential histograms
+#: (``exponential_histograms``): given a spec and label values, the function recording one
+#: observation of that series. None (the default) costs nothing.
+_EXPONENTIAL: Callable[[MetricSpec, tuple[str, ...]], Callable[[float], None]] | None = None
+
+
+def set_exponential(hook: Callable[[MetricSpec, tuple[str, ...]], Callable[[float], None]] | None) -> None:
+    """Make histogram series created from now on also record into ``hook``'s recorders (None: stop)."""
+    global _EXPONENTIAL
+    _EXPONENTIAL = hook
+
+
+class _AlsoExponential:
+    """A prometheus_client histogram child that also records each observation elsewhere.
+
+    The Prometheus buckets stay as declared; the exponential histogram is what OTLP receives.
+    Anything else (the exemplar bookkeeping reads ``_upper_bounds``) is the child's.
+    """
+
+    def __init__(self, child: Any, record: Callable[[float], None]) -> None:
+        self._child = child
+        self._record = record
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        """Observe ``amount`` in both."""
+        self._child.observe(amount, exemplar)
+        self._record(amount)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._child, name)
+
+
+def _also_exponential(spec: MetricSpec, values: tuple[str, ...], child: Any) -> Any:
+    hook = _EXPONENTIAL
+    return child if hook is None else _AlsoExponential(child, hook(spec, values))
 
 
 #: Buckets of obskit's histogram families given to ``MetricsCollector(buckets=...)``, by family.

@@ -69,7 +69,7 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, sampler,
             sdk_disabled, log_level, log_format, metric_namespace, redact_keys, redact_text,
-            redact_patterns, series_cap, histogram_buckets,
+            redact_patterns, series_cap, histogram_buckets, exponential_histograms,
             runtime_metrics, host_metrics, metric_export_interval_ms, shutdown_timeout,
             export_queue_size, export_batch_size;
             Prometheus: prometheus_host, prometheus_port, prometheus_path, prometheus_created,
@@ -490,8 +490,14 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
         from obskit._export.bridge import make_reader  # the SDK's metrics: only for push exporters
 
         exporter = counting_metric_exporter(factory(METRIC_EXPORTERS, name)(settings))
-        reader = make_reader(exporter, _current_registry, resource, settings.metric_export_interval_ms)
+        exponential = name == "otlp" and settings.exponential_histograms
+        interval = settings.metric_export_interval_ms
+        reader = make_reader(exporter, _current_registry, resource, interval, exponential)
         _installed.append(partial(_shutdown_reader, name, reader))
+        if exponential:
+            from obskit._export.bridge import stop_exponential
+
+            _installed.append(lambda timeout: stop_exponential())
         _flushers.append((f"{name} metrics flush", partial(_flush_reader, reader)))
 
 
