@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http.server
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -259,3 +262,37 @@ def test_after_shutdown_new_series_record_only_their_prometheus_buckets(
     otlp(receiver, exponential_histograms=True)
     obskit.shutdown()
     assert _store._EXPONENTIAL is None
+
+
+FORK_SCRIPT = """
+import os, sys
+import obskit
+obskit.configure(traces_exporter="none", logs_exporter="none", metrics_exporter="otlp",
+                 otlp_endpoint=sys.argv[1], metric_export_interval_ms=3_600_000, exponential_histograms=True)
+latency = obskit.MetricsCollector().histogram("forked_latency", unit="seconds")
+for value in (1, 2, 3):
+    latency.observe(value)
+pid = os.fork()
+if pid == 0:
+    latency.observe(40)
+    obskit.shutdown()
+    os._exit(0)
+os.waitpid(pid, 0)
+obskit.shutdown()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_sends_only_its_own_exponential_observations(receiver: OtlpMetricsReceiver) -> None:
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", FORK_SCRIPT, receiver.url], check=True, env=environ, timeout=60)
+    counts = sorted(
+        (p.count, p.sum)
+        for request in receiver.requests
+        for rm in request.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "forked_latency_seconds"
+        for p in m.exponential_histogram.data_points
+    )
+    assert counts == [(1, 40.0), (3, 6.0)]
