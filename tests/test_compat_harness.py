@@ -34,7 +34,7 @@ def test_every_app_built_is_served_through_obskit():
     app.add_url_rule("/", view_func=lambda: "hi")
     # The app built first (at import) is still instrumented after two more were built.
     for client in (TestClient(FIRST), TestClient(second), app.test_client()):
-        assert "x-request-id" in client.get("/").headers
+        assert client.get("/", headers={"X-Request-ID": "probe"}).headers.get("x-request-id") == "probe"
 """
 
 

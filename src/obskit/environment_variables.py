@@ -397,9 +397,20 @@ Keyword: ``readiness_path``.
 """
 
 OBSKIT_REQUEST_ID_HEADER: Final = "OBSKIT_REQUEST_ID_HEADER"
-"""Header carrying the request id, read from requests and echoed in responses. Default: ``X-Request-ID``.
+"""Header carrying the request id, read from requests and echoed in responses (``OBSKIT_REQUEST_ID_ECHO``).
+
+Default: ``X-Request-ID``.
 
 Keyword: ``request_id_header``.
+"""
+
+OBSKIT_REQUEST_ID_ECHO: Final = "OBSKIT_REQUEST_ID_ECHO"
+"""When the request id goes back in the response's ``OBSKIT_REQUEST_ID_HEADER`` header.
+
+``incoming`` (default): only when the request carried one (the caller asked for correlation; an
+invalid one is answered with its replacement), so that an app's responses are otherwise exactly
+its own; ``always``: a generated id too; ``never``. A response whose app set the header keeps
+its own. Keyword: ``request_id_echo``.
 """
 
 OBSKIT_ACCESS_LOG: Final = "OBSKIT_ACCESS_LOG"

@@ -148,7 +148,7 @@ def test_spans_logs_and_metrics_arrive_as_application_insights_envelopes(ingesti
     histogram = ingestion.metric_points(f"azure_it_latency_{suffix}_seconds")
     assert sum(p.get("count", 1) for p in histogram if p["value"]) == 3
     assert sum(p["value"] for p in histogram) == pytest.approx(0.95)
-    assert all("min" not in p and "max" not in p for p in histogram)  # unknown to prometheus_client
+    assert [(p["min"], p["max"]) for p in histogram if p.get("count")] == [(0.05, 0.7)]
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,7 @@ class SettingsKeywords(TypedDict, total=False):
     liveness_path: str | None
     readiness_path: str | None
     request_id_header: str | None
+    request_id_echo: str | None
     access_log: bool | None
     access_log_flush_interval: float | None
     instrument_http_clients: bool | None

@@ -42,6 +42,9 @@ OTLP_OPTIONS = ("endpoint", "protocol", "headers", "timeout", "compression", "ce
 PUSH_ON = ("job", "shutdown")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
+#: When the request id goes back in the response header: always, only when the request carried
+#: one, or never.
+REQUEST_ID_ECHOES = ("incoming", "always", "never")
 #: The samplers ``OTEL_TRACES_SAMPLER`` may name (the OpenTelemetry specification's list). The
 #: last three come from separate packages, found through the ``opentelemetry_traces_sampler``
 #: entry points as the SDK finds them; any other name such an entry point provides is accepted.
@@ -112,6 +115,7 @@ class Settings:
     liveness_path: str = "/health/live"
     readiness_path: str = "/health/ready"
     request_id_header: str = "X-Request-ID"
+    request_id_echo: str = "incoming"
     access_log: bool = True
     access_log_flush_interval: float = 1.0
     trust_forwarded_headers: bool = False
@@ -505,6 +509,10 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "liveness_path": ((env.OBSKIT_LIVENESS_PATH,), _path("liveness_path")),
     "readiness_path": ((env.OBSKIT_READINESS_PATH,), _path("readiness_path")),
     "request_id_header": ((env.OBSKIT_REQUEST_ID_HEADER,), _header_name),
+    "request_id_echo": (
+        (env.OBSKIT_REQUEST_ID_ECHO,),
+        _choice("request_id_echo", REQUEST_ID_ECHOES, upper=False),
+    ),
     "access_log": ((env.OBSKIT_ACCESS_LOG,), _flag("access_log")),
     "trust_forwarded_headers": ((env.OBSKIT_TRUST_FORWARDED,), _flag("trust_forwarded_headers")),
     "access_log_flush_interval": (

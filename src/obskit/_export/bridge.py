@@ -12,7 +12,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -35,9 +35,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromMetric
 
 from obskit._core.errors import report_internal_error
-from obskit._recording.store import MetricSpec, label_value, set_exponential
+from obskit._recording.store import MetricSpec, label_value, set_exponential, take_extremes, want_extremes
 
-__all__ = ["ExponentialHistograms", "make_reader", "metrics_data", "stop_exponential"]
+__all__ = ["ExponentialHistograms", "make_reader", "metrics_data"]
+
+#: (family name, sorted labels) -> (min, max) of a histogram series, from ``take_extremes``.
+Extremes = Mapping[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]]
 
 _SCOPE = InstrumentationScope("obskit")
 _UNITS = {"seconds": "s", "bytes": "By", "ratio": "1", "milliseconds": "ms"}
@@ -79,7 +82,7 @@ def _gauge(family: PromMetric, now: int) -> Metric:
     return Metric(family.name, family.documentation, _unit(family), Gauge(points))
 
 
-def _histogram(family: PromMetric, now: int, start: int) -> Metric:
+def _histogram(family: PromMetric, now: int, start: int, extremes: Extremes | None = None) -> Metric:
     starts = _start_times(family, start)
     series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for sample in family.samples:
@@ -93,6 +96,7 @@ def _histogram(family: PromMetric, now: int, start: int) -> Metric:
             entry[suffix] = sample.value
     points = []
     for key, entry in series.items():
+        low, high = (extremes or {}).get((family.name, key), (None, None))
         cumulative = sorted(entry["le"])
         bounds = [le for le, _ in cumulative if not math.isinf(le)]
         counts, previous = [], 0.0
@@ -108,18 +112,24 @@ def _histogram(family: PromMetric, now: int, start: int) -> Metric:
                 sum=entry.get("_sum", 0.0),
                 bucket_counts=counts,
                 explicit_bounds=bounds,
-                # prometheus_client keeps no min/max: None leaves OTLP's optional fields unset
+                # prometheus_client keeps no min/max; obskit's histograms track them for delta
+                # exporters (take_extremes). Otherwise None leaves OTLP's optional fields unset
                 # (NaN would be sent as a value) and Azure's omitted.
-                min=None,  # type: ignore[arg-type]
-                max=None,  # type: ignore[arg-type]
+                min=low,  # type: ignore[arg-type]
+                max=high,  # type: ignore[arg-type]
             )
         )
     data = Histogram(points, AggregationTemporality.CUMULATIVE)
     return Metric(family.name, family.documentation, _unit(family), data)
 
 
-def translate(families: Iterable[PromMetric], start_ns: int) -> list[Metric]:
-    """OpenTelemetry metrics for prometheus_client families (summaries and info are skipped)."""
+def translate(
+    families: Iterable[PromMetric], start_ns: int, extremes: Extremes | None = None
+) -> list[Metric]:
+    """OpenTelemetry metrics for prometheus_client families (summaries and info are skipped).
+
+    ``extremes`` gives histogram series their min and max (those not in it have none).
+    """
     now = time.time_ns()
     metrics: list[Metric] = []
     for family in families:
@@ -128,7 +138,7 @@ def translate(families: Iterable[PromMetric], start_ns: int) -> list[Metric]:
         if family.type == "counter":
             metrics.append(_sum(family, now, start_ns))
         elif family.type == "histogram":
-            metrics.append(_histogram(family, now, start_ns))
+            metrics.append(_histogram(family, now, start_ns, extremes))
         elif family.type in ("gauge", "unknown"):
             metrics.append(_gauge(family, now))
     return metrics
@@ -207,10 +217,15 @@ def metrics_data(
     registry: CollectorRegistry,
     resource: Resource,
     start_ns: int,
+    extremes: Extremes | None = None,
     exponential: ExponentialHistograms | None = None,
 ) -> MetricsData:
-    """Everything in ``registry`` as one ``MetricsData`` batch (histograms exponential if given)."""
-    metrics = translate(registry.collect(), start_ns)
+    """Everything in ``registry`` as one ``MetricsData`` batch.
+
+    Histogram min/max come from ``extremes``; with ``exponential``, the histograms it recorded
+    replace their explicit-bucket form.
+    """
+    metrics = translate(registry.collect(), start_ns, extremes)
     if exponential is not None:
         recorded = exponential.metrics()
         metrics = [recorded.get(m.name, m) if isinstance(m.data, Histogram) else m for m in metrics]
@@ -299,9 +314,12 @@ def make_reader(
     ``registry`` may be a callable returning the registry to read at each collection (the current
     store's, which a forked child replaces with its own). The resource's ``process.pid`` follows
     the process, so a forked child's points are told apart from its parent's. The exporter's
-    preferred temporality for counters decides cumulative (as recorded) or delta. With
-    ``exponential``, histograms are sent as exponential histograms (:class:`ExponentialHistograms`,
-    installed here until :func:`stop_exponential`).
+    preferred temporality for counters decides cumulative (as recorded) or delta. A delta
+    reader also sends each histogram point's min and max over the interval: histograms created
+    while it exists track them (obskit._recording.store.want_extremes), and each collection takes
+    them. Cumulative readers send none (prometheus_client keeps none since the start). With
+    ``exponential``, histograms created while the reader is open are sent as exponential
+    histograms (:class:`ExponentialHistograms`).
     """
     import weakref
 
@@ -325,10 +343,12 @@ def make_reader(
     read_registry = registry if callable(registry) else (lambda: registry)
     preferred = getattr(exporter, "_preferred_temporality", {}) or {}
     delta_wanted = preferred.get(OtelCounter) is AggregationTemporality.DELTA
+    if delta_wanted:
+        _track_extremes_while_open(reader)
     per_process: dict[str, Any] = {}
     histograms = ExponentialHistograms() if exponential else None
     if histograms is not None:
-        set_exponential(histograms.recorder)
+        _record_exponential_while_open(reader, histograms)
 
     def start_process() -> None:
         pid = os.getpid()
@@ -344,7 +364,9 @@ def make_reader(
     def collect(_reader: Any, timeout_millis: float = 10_000) -> MetricsData:
         if per_process["pid"] != os.getpid():  # the first collection in a forked child
             start_process()
-        data = metrics_data(read_registry(), per_process["resource"], per_process["start_ns"], histograms)
+        registry = read_registry()
+        extremes = take_extremes(registry) if delta_wanted else None
+        data = metrics_data(registry, per_process["resource"], per_process["start_ns"], extremes, histograms)
         delta = per_process["delta"]
         return delta.convert(data) if delta is not None else data
 
@@ -352,6 +374,33 @@ def make_reader(
     return reader
 
 
-def stop_exponential() -> None:
-    """Histogram series created from now on record only their Prometheus buckets."""
-    set_exponential(None)
+def _track_extremes_while_open(reader: PeriodicExportingMetricReader) -> None:
+    """Histograms track min/max from now until ``reader`` shuts down (once, however often called)."""
+    want_extremes(True)
+    shutdown = reader.shutdown
+    released = threading.Lock()
+
+    def shutdown_then_release(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return shutdown(*args, **kwargs)
+        finally:
+            if released.acquire(blocking=False):
+                want_extremes(False)
+
+    reader.shutdown = shutdown_then_release  # type: ignore[method-assign]
+
+
+def _record_exponential_while_open(
+    reader: PeriodicExportingMetricReader, histograms: ExponentialHistograms
+) -> None:
+    """Histogram series created from now until ``reader`` shuts down also record into ``histograms``."""
+    set_exponential(histograms.recorder)
+    shutdown = reader.shutdown
+
+    def shutdown_then_stop(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return shutdown(*args, **kwargs)
+        finally:
+            set_exponential(None)
+
+    reader.shutdown = shutdown_then_stop  # type: ignore[method-assign]

@@ -11,6 +11,7 @@ Why prometheus_client and not OpenTelemetry SDK instruments: see docs/metrics.md
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import re
@@ -285,12 +286,89 @@ def unit_word(spec: MetricSpec) -> str:
     return next((w for w in words if w and spec.name.endswith(f"_{w}")), "")
 
 
+class _ExtremesHistogram(PromHistogram):
+    """A histogram whose children also keep the least and greatest value observed since last taken.
+
+    prometheus_client keeps no min or max; Application Insights charts them. Used only while an
+    exporter wants them (:func:`want_extremes`), so other set-ups pay nothing. The common case
+    (a value inside the extremes already seen) costs two comparisons; a new extreme takes a lock,
+    so that concurrent observations never lose one.
+    """
+
+    def _metric_init(self) -> None:
+        super()._metric_init()
+        self._extremes_lock = threading.Lock()
+        self._low = math.inf
+        self._high = -math.inf
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        super().observe(amount, exemplar)
+        if amount < self._low or amount > self._high:
+            with self._extremes_lock:
+                if amount < self._low:
+                    self._low = amount
+                if amount > self._high:
+                    self._high = amount
+
+    def take_extremes(self) -> tuple[float, float] | None:
+        """The (min, max) observed since the last call, or None if nothing was; then start over."""
+        with self._extremes_lock:
+            low, high = self._low, self._high
+            self._low, self._high = math.inf, -math.inf
+        return (low, high) if low <= high else None
+
+
+class _Extremes:
+    """How many exporters want histogram min/max; histograms created meanwhile track them."""
+
+    users = 0
+    lock = threading.Lock()
+
+
+def want_extremes(wanted: bool = True) -> None:
+    """Count (or, with False, uncount) an exporter that sends histogram min and max.
+
+    Histograms created while at least one is counted keep their extremes (:func:`take_extremes`);
+    those created before do not, and their points carry no min/max.
+    """
+    with _Extremes.lock:
+        _Extremes.users = max(0, _Extremes.users + (1 if wanted else -1))
+
+
+def take_extremes(
+    registry: CollectorRegistry,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]]:
+    """Min and max of each histogram series in ``registry`` since the last call, keyed like samples.
+
+    The key is the family name and the series' labels, sorted. Series with no observation since
+    the last call are left out. Taking resets them: one exporter (the delta one) takes them.
+    """
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]] = {}
+    collectors = list(getattr(registry, "_collector_to_names", {}))
+    for metric in collectors:
+        if not isinstance(metric, _ExtremesHistogram):
+            continue
+        names = metric._labelnames
+        if not names:
+            taken = metric.take_extremes()
+            if taken is not None:
+                found[(metric._name, ())] = taken
+            continue
+        with metric._lock:
+            children: list[tuple[Sequence[str], Any]] = list(metric._metrics.items())
+        for values, child in children:
+            taken = child.take_extremes()
+            if taken is not None:
+                found[(metric._name, tuple(sorted(zip(names, values, strict=True))))] = taken
+    return found
+
+
 def _create(spec: MetricSpec, registry: CollectorRegistry) -> MetricWrapperBase:
     unit = unit_word(spec)
     if spec.kind == "counter":
         return PromCounter(spec.name, spec.description, spec.labels, registry=registry, unit=unit)
     if spec.kind == "histogram":
-        return PromHistogram(
+        return (_ExtremesHistogram if _Extremes.users else PromHistogram)(
             spec.name,
             spec.description,
             spec.labels,

@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Unpack
@@ -35,6 +36,9 @@ __all__ = ["configure", "is_configured", "shutdown"]
 _log = logging.getLogger("obskit")
 _lock = threading.RLock()
 _atexit_registered = False
+#: The web apps configure() instrumented since the last shutdown(), weakly: each configure()
+#: instruments them all again with its settings.
+_apps: weakref.WeakSet[Any] = weakref.WeakSet()
 #: Where the last configure() was called from, for the warning of the next one that changes something.
 _configured_from = "<never>"
 #: The misspelled-variable warnings already given: each once per process.
@@ -65,7 +69,9 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
     Args:
         app: a web application to instrument: FastAPI/Starlette (ASGI) or Flask (WSGI). Requests
             get spans, RED metrics, a request id and an access log line; the scrape and health
-            endpoints are mounted. Instrumented once however often configure() runs.
+            endpoints are mounted. Instrumented once however often configure() runs; an app
+            given to an earlier configure() stays served (with the new settings) until
+            shutdown(), so several apps in one process are all instrumented.
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, sampler,
             sdk_disabled, log_level, log_format, metric_namespace, redact_keys, redact_text,
@@ -109,16 +115,23 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
     with _lock:
         previous = _state.STATE.settings if _state.STATE.configured else None
         _teardown(resolved.shutdown_timeout)
+        # Every app instrumented since the last shutdown() stays served, with these settings: a
+        # second app (a test suite builds hundreds), or configure() again without the app.
+        apps = list(_apps)
+        if app is not None and app not in _apps:
+            apps.append(app)
         try:
             _build(resolved, app)
-            if app is not None:
+            if apps:
                 from obskit._web.install import instrument
 
-                _installed.append(instrument(app, resolved))
+                for each in apps:
+                    _installed.append(instrument(each, resolved))
         except BaseException:
             _teardown(resolved.shutdown_timeout)
             _set_unconfigured()
             raise
+        _apps.update(apps)
         _report_settings(resolved, previous, caller)
         _register_atexit()
         _exit.watch(resolved.shutdown_timeout, _shutdown_on_signal, _flush_all)
@@ -494,10 +507,6 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
         interval = settings.metric_export_interval_ms
         reader = make_reader(exporter, _current_registry, resource, interval, exponential)
         _installed.append(partial(_shutdown_reader, name, reader))
-        if exponential:
-            from obskit._export.bridge import stop_exponential
-
-            _installed.append(lambda timeout: stop_exponential())
         _flushers.append((f"{name} metrics flush", partial(_flush_reader, reader)))
 
 
@@ -686,6 +695,7 @@ def shutdown(timeout: float | None = None) -> None:
 
 def _set_unconfigured() -> None:
     """Back to the state before any configure(): defaults, the same metric store (values kept)."""
+    _apps.clear()
     defaults = Settings()
     store = _state.STATE.store
     store.series_cap = defaults.series_cap

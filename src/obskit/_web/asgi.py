@@ -337,13 +337,14 @@ class _ASGIExchange(Exchange):
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
-            headers = message.get("headers", ())
-            name = self.config.request_id_name
-            for key, _ in headers:
-                if key.lower() == name:
-                    break  # a response that already carries the header (set by the app) keeps its own
-            else:
-                message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
+            if self.echo:
+                headers = message.get("headers", ())
+                name = self.config.request_id_name
+                for key, _ in headers:
+                    if key.lower() == name:
+                        break  # a response that already carries the header (set by the app) keeps its own
+                else:
+                    message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
         elif (
             message["type"] == "http.response.body" and not message.get("more_body", False) and self.suspend()
         ):
@@ -384,7 +385,7 @@ class _WebSocketExchange(_ASGIExchange):
             self.status = 101 if kind == "websocket.accept" else message["status"]
             headers = message.get("headers") or ()
             name = self.config.request_id_name
-            if not any(key.lower() == name for key, _ in headers):
+            if self.echo and not any(key.lower() == name for key, _ in headers):
                 message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
         elif kind == "websocket.close":
             if self.status == 0:

@@ -93,6 +93,8 @@ class Config:
         "_queries",
         "_red",
         "access_log",
+        "echo_always",
+        "echo_incoming",
         "forwarded",
         "health",
         "metrics_path",
@@ -113,6 +115,9 @@ class Config:
         self.request_id_header = settings.request_id_header.lower()
         #: The same, as ASGI spells header names (lowercase bytes).
         self.request_id_name = self.request_id_header.encode("latin-1")
+        #: Whether the response carries the request id: always, or when the request had one.
+        self.echo_always = settings.request_id_echo == "always"
+        self.echo_incoming = settings.request_id_echo == "incoming"
         self.access_log = settings.access_log
         #: The forwarded headers to read (a trusted proxy's), or None: they are ignored.
         self.forwarded = FORWARDED_HEADERS if settings.trust_forwarded_headers else None
@@ -299,6 +304,7 @@ class Exchange:
         "_started",
         "client",
         "config",
+        "echo",
         "method",
         "path",
         "request_id",
@@ -312,6 +318,8 @@ class Exchange:
         self.method = method if method in KNOWN_METHODS else _method(method)
         self.path = path
         self.request_id = valid_request_id(request_id)
+        #: Whether the response gets the request id header (the ``request_id_echo`` setting).
+        self.echo = config.echo_always or (config.echo_incoming and request_id is not None)
         self.status = 0
         self.span: Any = None
         self.user_agent = ""

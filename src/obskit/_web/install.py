@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -112,7 +113,7 @@ def _wrap_starlette(app: Any, hub: Hub) -> None:
     """Outermost: around the stack Starlette builds (ServerErrorMiddleware and user middleware inside)."""
     from obskit._web.asgi import ObskitASGIMiddleware
 
-    build = app.build_middleware_stack
+    build = _weakly_bound(app, "build_middleware_stack")
     routes = watch(app, lambda: hub.enabled)  # obskit's paths are served only where the app has no route
 
     def build_instrumented_stack() -> Any:
@@ -127,6 +128,26 @@ def _wrap_starlette(app: Any, hub: Hub) -> None:
 
     app.build_middleware_stack = build_instrumented_stack
     app.middleware_stack = None  # an app already serving rebuilds its stack with the middleware
+
+
+def _weakly_bound(app: Any, name: str) -> Callable[..., Any]:
+    """``app.<name>``, for a wrapper kept on the app itself, without a reference cycle.
+
+    The app's bound method, held by a wrapper the app holds, would keep the app alive until the
+    garbage collector finds the cycle (Flask's ``test_app_freed_on_zero_refcount``): the class's
+    method is called through a weak reference instead. A method the instance holds itself (an
+    application that wrapped ``wsgi_app`` before) is kept as it is.
+    """
+    own: Callable[..., Any] | None = vars(app).get(name)
+    if own is not None:
+        return own
+    method = getattr(type(app), name)
+    ref = weakref.ref(app)
+
+    def call(*args: Any) -> Any:
+        return method(ref(), *args)
+
+    return call
 
 
 #: The package of OpenTelemetry's own instrumentations (opentelemetry-python-contrib).
@@ -199,4 +220,4 @@ def _wrap_flask(app: Any, hub: Hub) -> None:
     signals.request_started.connect(note_route, app, weak=False)
     signals.got_request_exception.connect(note_error, app, weak=False)
     signals.request_finished.connect(note_complete, app, weak=False)
-    app.wsgi_app = ObskitWSGIMiddleware(app.wsgi_app, hub, watch(app, lambda: hub.enabled))
+    app.wsgi_app = ObskitWSGIMiddleware(_weakly_bound(app, "wsgi_app"), hub, watch(app, lambda: hub.enabled))

@@ -139,7 +139,7 @@ class ObskitWSGIMiddleware:
             except ValueError:
                 exchange.status = 0
             # A response that already carries the header (set by the app) keeps its own.
-            if any(name.lower() == config.request_id_header for name, _ in headers):
+            if not exchange.echo or any(name.lower() == config.request_id_header for name, _ in headers):
                 return start_response(status, headers, exc_info)
             return start_response(status, [*headers, header], exc_info)
 
