@@ -90,7 +90,7 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
             otlp_metrics_timeout, otlp_metrics_certificate, otlp_metrics_insecure,
             otlp_logs_endpoint, otlp_logs_protocol, otlp_logs_timeout, otlp_logs_compression,
             otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
-            liveness_path, readiness_path, request_id_header, access_log,
+            liveness_path, readiness_path, request_id_header, request_id_echo, access_log,
             access_log_flush_interval, trust_forwarded_headers; outgoing calls:
             instrument_http_clients; Azure: azure_connection_string, azure_live_metrics,
             azure_offline_storage, azure_statsbeat. See
