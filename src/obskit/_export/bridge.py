@@ -9,6 +9,7 @@ timeouts, fork handling and shutdown are reused; no ``MeterProvider`` is needed.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,9 +34,10 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromMetric
 
-from obskit._recording.store import take_extremes, want_extremes
+from obskit._core.errors import report_internal_error
+from obskit._recording.store import MetricSpec, label_value, set_exponential, take_extremes, want_extremes
 
-__all__ = ["make_reader", "metrics_data"]
+__all__ = ["ExponentialHistograms", "make_reader", "metrics_data"]
 
 #: (family name, sorted labels) -> (min, max) of a histogram series, from ``take_extremes``.
 Extremes = Mapping[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]]
@@ -142,11 +144,91 @@ def translate(
     return metrics
 
 
+class ExponentialHistograms:
+    """obskit's histograms aggregated a second time, as OpenTelemetry exponential (base-2) histograms.
+
+    For ``exponential_histograms=True`` with ``metrics_exporter=otlp``: each observation of a
+    histogram series created after ``configure()`` also goes to an OpenTelemetry SDK histogram
+    whose view is ``ExponentialBucketHistogramAggregation`` (160 buckets, scale adapted to the
+    values), read by an in-memory reader; :func:`metrics_data` sends those in place of the
+    explicit buckets. The Prometheus exposition keeps the declared buckets. A forked child starts
+    afresh instead of sending its parent's observations again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        from opentelemetry.sdk.metrics import Histogram as OtelHistogram
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+
+        self._pid = os.getpid()
+        self._reader = InMemoryMetricReader()
+        view = View(instrument_type=OtelHistogram, aggregation=ExponentialBucketHistogramAggregation())
+        provider = MeterProvider(
+            metric_readers=[self._reader],
+            resource=Resource.get_empty(),
+            views=[view],
+            shutdown_on_exit=False,
+        )
+        self._meter = provider.get_meter("obskit")
+        self._instruments: dict[str, Any] = {}
+
+    def _instrument(self, spec: MetricSpec) -> Any:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reset()
+            instrument = self._instruments.get(spec.name)
+            if instrument is None:
+                instrument = self._instruments[spec.name] = self._meter.create_histogram(
+                    spec.name, unit=spec.unit, description=spec.description
+                )
+            return instrument
+
+    def recorder(self, spec: MetricSpec, values: tuple[str, ...]) -> Callable[[float], None]:
+        """The function recording one observation of ``spec``'s series ``values``."""
+        attributes = dict(zip(spec.labels, map(label_value, values), strict=True))
+
+        def record(value: float) -> None:
+            try:
+                instrument = self._instruments.get(spec.name)
+                if instrument is None or self._pid != os.getpid():
+                    instrument = self._instrument(spec)
+                instrument.record(value, attributes)
+            except Exception as exc:
+                report_internal_error("exponential histogram", exc)
+
+        return record
+
+    def metrics(self) -> dict[str, Metric]:
+        """The exponential histograms recorded in this process, by name."""
+        if self._pid != os.getpid():
+            return {}
+        data = self._reader.get_metrics_data()
+        if data is None:
+            return {}
+        return {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+
+
 def metrics_data(
-    registry: CollectorRegistry, resource: Resource, start_ns: int, extremes: Extremes | None = None
+    registry: CollectorRegistry,
+    resource: Resource,
+    start_ns: int,
+    extremes: Extremes | None = None,
+    exponential: ExponentialHistograms | None = None,
 ) -> MetricsData:
-    """Everything in ``registry`` as one ``MetricsData`` batch (histogram min/max from ``extremes``)."""
+    """Everything in ``registry`` as one ``MetricsData`` batch.
+
+    Histogram min/max come from ``extremes``; with ``exponential``, the histograms it recorded
+    replace their explicit-bucket form.
+    """
     metrics = translate(registry.collect(), start_ns, extremes)
+    if exponential is not None:
+        recorded = exponential.metrics()
+        metrics = [recorded.get(m.name, m) if isinstance(m.data, Histogram) else m for m in metrics]
     scope = ScopeMetrics(scope=_SCOPE, metrics=metrics, schema_url="")
     return MetricsData(
         resource_metrics=[ResourceMetrics(resource=resource, scope_metrics=[scope], schema_url="")]
@@ -225,6 +307,7 @@ def make_reader(
     registry: CollectorRegistry | Callable[[], CollectorRegistry],
     resource: Resource,
     interval_ms: float,
+    exponential: bool = False,
 ) -> PeriodicExportingMetricReader:
     """A periodic reader that exports ``registry`` through ``exporter`` on the SDK's export thread.
 
@@ -234,9 +317,10 @@ def make_reader(
     preferred temporality for counters decides cumulative (as recorded) or delta. A delta
     reader also sends each histogram point's min and max over the interval: histograms created
     while it exists track them (obskit._recording.store.want_extremes), and each collection takes
-    them. Cumulative readers send none (prometheus_client keeps none since the start).
+    them. Cumulative readers send none (prometheus_client keeps none since the start). With
+    ``exponential``, histograms created while the reader is open are sent as exponential
+    histograms (:class:`ExponentialHistograms`).
     """
-    import os
     import weakref
 
     from opentelemetry.sdk.metrics import Counter as OtelCounter
@@ -262,6 +346,9 @@ def make_reader(
     if delta_wanted:
         _track_extremes_while_open(reader)
     per_process: dict[str, Any] = {}
+    histograms = ExponentialHistograms() if exponential else None
+    if histograms is not None:
+        _record_exponential_while_open(reader, histograms)
 
     def start_process() -> None:
         pid = os.getpid()
@@ -279,7 +366,7 @@ def make_reader(
             start_process()
         registry = read_registry()
         extremes = take_extremes(registry) if delta_wanted else None
-        data = metrics_data(registry, per_process["resource"], per_process["start_ns"], extremes)
+        data = metrics_data(registry, per_process["resource"], per_process["start_ns"], extremes, histograms)
         delta = per_process["delta"]
         return delta.convert(data) if delta is not None else data
 
@@ -301,3 +388,19 @@ def _track_extremes_while_open(reader: PeriodicExportingMetricReader) -> None:
                 want_extremes(False)
 
     reader.shutdown = shutdown_then_release  # type: ignore[method-assign]
+
+
+def _record_exponential_while_open(
+    reader: PeriodicExportingMetricReader, histograms: ExponentialHistograms
+) -> None:
+    """Histogram series created from now until ``reader`` shuts down also record into ``histograms``."""
+    set_exponential(histograms.recorder)
+    shutdown = reader.shutdown
+
+    def shutdown_then_stop(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return shutdown(*args, **kwargs)
+        finally:
+            set_exponential(None)
+
+    reader.shutdown = shutdown_then_stop  # type: ignore[method-assign]

@@ -213,7 +213,27 @@ class _Exposition:
 
             families: Iterable[Metric] = MultiProcessCollector(None, directory).collect()  # type: ignore[no-untyped-call]
             return families
-        return _state.STATE.store.registry.collect()
+        state = _state.STATE
+        if state.settings.prometheus_created:
+            return state.store.registry.collect()
+        return _without_created(state.store.registry.collect())
+
+
+def _without_created(families: Iterable[Metric]) -> Iterable[Metric]:
+    """``families`` without their ``<name>_created`` samples (the ``prometheus_created`` setting).
+
+    prometheus_client writes one per counter and histogram series, and only switches them off
+    for every registry of the process at once (``disable_created_metrics()``), which would also
+    take the start times that the OTLP and Azure exports read from the same registry. So they
+    are left out here, where the scrape and the push read, and nowhere else.
+    """
+    for family in families:
+        if family.type in ("counter", "histogram", "gaugehistogram", "summary"):
+            created = f"{family.name}_created"
+            if any(sample.name == created for sample in family.samples):
+                family = copy.copy(family)
+                family.samples = [sample for sample in family.samples if sample.name != created]
+        yield family
 
 
 def _registry(collector: Any) -> CollectorRegistry:

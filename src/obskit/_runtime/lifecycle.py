@@ -75,10 +75,11 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, sampler,
             sdk_disabled, log_level, log_format, metric_namespace, redact_keys, redact_text,
-            redact_patterns, series_cap,
+            redact_patterns, series_cap, histogram_buckets, exponential_histograms,
             runtime_metrics, host_metrics, metric_export_interval_ms, shutdown_timeout,
             export_queue_size, export_batch_size;
-            Prometheus: prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
+            Prometheus: prometheus_host, prometheus_port, prometheus_path, prometheus_created,
+            multiprocess_dir, pushgateway_url,
             pushgateway_job, pushgateway_grouping, push_on; OTLP: otlp_endpoint, otlp_protocol,
             otlp_headers, otlp_timeout (ms), otlp_compression, otlp_certificate, otlp_insecure,
             each also per signal as otlp_traces_*, otlp_metrics_*, otlp_logs_* (e.g.
@@ -89,7 +90,7 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
             otlp_metrics_timeout, otlp_metrics_certificate, otlp_metrics_insecure,
             otlp_logs_endpoint, otlp_logs_protocol, otlp_logs_timeout, otlp_logs_compression,
             otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
-            liveness_path, readiness_path, request_id_header, access_log,
+            liveness_path, readiness_path, request_id_header, request_id_echo, access_log,
             access_log_flush_interval, trust_forwarded_headers; outgoing calls:
             instrument_http_clients; Azure: azure_connection_string, azure_live_metrics,
             azure_offline_storage, azure_statsbeat. See
@@ -502,7 +503,9 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
         from obskit._export.bridge import make_reader  # the SDK's metrics: only for push exporters
 
         exporter = counting_metric_exporter(factory(METRIC_EXPORTERS, name)(settings))
-        reader = make_reader(exporter, _current_registry, resource, settings.metric_export_interval_ms)
+        exponential = name == "otlp" and settings.exponential_histograms
+        interval = settings.metric_export_interval_ms
+        reader = make_reader(exporter, _current_registry, resource, interval, exponential)
         _installed.append(partial(_shutdown_reader, name, reader))
         _flushers.append((f"{name} metrics flush", partial(_flush_reader, reader)))
 
