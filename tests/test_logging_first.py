@@ -262,6 +262,17 @@ def test_a_flask_handler_the_app_removed_stays_removed(flask_app: Flask) -> None
     assert default_handler not in flask_app.logger.handlers
 
 
+def test_a_root_handler_added_after_configure_is_flasks_reason_to_add_none(flask_app: Flask) -> None:
+    """Flask's test_existing_handler: the app logger gets no handler when the root has one."""
+    bare_root()
+    obskit.configure(flask_app, **QUIET)
+    logging.root.addHandler(logging.StreamHandler())
+    assert flask_app.logger.level == logging.NOTSET
+    assert not flask_app.logger.handlers
+    flask_app.test_client().get("/")  # serving does not change Flask's choice either
+    assert not flask_app.logger.handlers
+
+
 GUNICORN_FLASK_APP = """
 import obskit
 from flask import Flask

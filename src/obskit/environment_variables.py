@@ -443,5 +443,13 @@ calls get a CLIENT span and a ``traceparent`` header, so that services chain int
 client without its instrumentation is skipped silently. Keyword: ``instrument_http_clients``.
 """
 
+OBSKIT_REQUEST_ID_PROPAGATION: Final = "OBSKIT_REQUEST_ID_PROPAGATION"
+"""Send the current request id on outgoing calls, in the ``OBSKIT_REQUEST_ID_HEADER`` header.
+
+Every instrumented client that injects trace headers (httpx, requests, any OpenTelemetry
+instrumentation) adds it, inside a request or a ``LoggingContext``; a downstream service running
+obskit takes it up as its own request id. Default: ``true``. Keyword: ``request_id_propagation``.
+"""
+
 ALL: Final = tuple(value for key, value in sorted(globals().items()) if key.isupper() and key not in {"ALL"})
 """Every variable name above, sorted."""

@@ -120,6 +120,7 @@ class Settings:
     access_log_flush_interval: float = 1.0
     trust_forwarded_headers: bool = False
     instrument_http_clients: bool = True
+    request_id_propagation: bool = True
     otlp_endpoint: str | None = None
     otlp_protocol: str = "http/protobuf"
     otlp_headers: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
@@ -525,6 +526,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
             "a number of seconds from 0 to 60 (0: write each access line at once)",
         ),
     ),
+    "request_id_propagation": ((env.OBSKIT_REQUEST_ID_PROPAGATION,), _flag("request_id_propagation")),
     "instrument_http_clients": (
         (env.OBSKIT_INSTRUMENT_HTTP_CLIENTS,),
         _flag("instrument_http_clients"),

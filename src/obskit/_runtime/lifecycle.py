@@ -92,8 +92,8 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
             otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
             liveness_path, readiness_path, request_id_header, request_id_echo, access_log,
             access_log_flush_interval, trust_forwarded_headers; outgoing calls:
-            instrument_http_clients; Azure: azure_connection_string, azure_live_metrics,
-            azure_offline_storage, azure_statsbeat. See
+            instrument_http_clients, request_id_propagation; Azure: azure_connection_string,
+            azure_live_metrics, azure_offline_storage, azure_statsbeat. See
             :mod:`obskit.environment_variables` for what each does.
 
     Raises:
@@ -289,6 +289,9 @@ def _build(settings: Settings, app: object = None) -> None:
         from obskit._web import clients as _clients
 
         _installed.append(_clients.instrument(settings))
+        from obskit._web import propagation as _propagation
+
+        _installed.append(_propagation.install(settings))
     _quiet_exporting_libraries(first_undo)
 
 

@@ -705,6 +705,8 @@ def _propagation_fields() -> tuple[frozenset[str] | None, frozenset[bytes] | Non
 
 def _plain_fields(textmap: Any) -> frozenset[str] | None:
     propagators = textmap._propagators if isinstance(textmap, CompositePropagator) else [textmap]
+    # obskit's request id propagator extracts nothing: its header never makes extracting worth it.
+    propagators = [p for p in propagators if type(p).__name__ != "RequestIdPropagator"]
     if not all(type(p) in _PLAIN_PROPAGATORS for p in propagators):
         return None
     return frozenset(field.lower() for p in propagators for field in p.fields)

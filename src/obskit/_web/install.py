@@ -85,25 +85,41 @@ def _drop_servers_copies_of_logged_errors() -> Callable[[], None]:
     return remove
 
 
+#: Set on a Flask app whose logger obskit looks at on its first request (once per app).
+_FLASK_LOGGER_WATCHED = "_obskit_flask_logger_watched"
+
+
 def _keep_flask_logger(app: Any) -> Callable[[], None]:
     """Flask's own handler stays on the app's logger, as it would be without obskit.
 
     Flask adds ``default_handler`` (to ``wsgi.errors``) to the app's logger on first use of
     ``app.logger`` when no handler would handle its records; obskit's handler on the root must
-    not count for that, or the app's errors stop reaching ``wsgi.errors``. A logger Flask made
-    already is left as it is (the application may have removed the handler). While obskit's
+    not count for that, or the app's errors stop reaching ``wsgi.errors``. obskit makes Flask's
+    choice again, without its own handler, when the app serves its first request (the handlers
+    are then what the application set up, as late as Flask itself would look). A logger Flask
+    made before ``configure()`` is left as it is (the application may have removed the
+    handler), and so is an app that serves no request (Flask's ``test_existing_handler``). While obskit's
     console handler writes a record, Flask's copy on the console (``wsgi.errors`` is the process's
     stderr under a real server) is dropped: one JSON line per record. A ``wsgi.errors`` elsewhere
     (a test client's buffer) still gets it.
     """
+    from flask import signals
     from flask.logging import default_handler
 
     from obskit._recording.loghandler import ConsoleCopyFilter, handled_without_obskit
 
-    logger = logging.getLogger(app.name)
     made = "logger" in vars(app)  # Flask's cached_property, set on first use
-    if not made and default_handler not in logger.handlers and not handled_without_obskit(logger):
-        logger.addHandler(default_handler)  # what Flask does on first use of app.logger
+    if not made and not getattr(app, _FLASK_LOGGER_WATCHED, False):
+        setattr(app, _FLASK_LOGGER_WATCHED, True)
+        name = app.name
+
+        def first_request(sender: Any, **extra: Any) -> None:
+            signals.request_started.disconnect(first_request, sender)
+            logger = logging.getLogger(name)
+            if default_handler not in logger.handlers and not handled_without_obskit(logger):
+                logger.addHandler(default_handler)  # what Flask does on first use of app.logger
+
+        signals.request_started.connect(first_request, app, weak=False)
     copies = ConsoleCopyFilter(default_handler)
     default_handler.addFilter(copies)
     return lambda: default_handler.removeFilter(copies)
