@@ -1,0 +1,12 @@
+"""WSGI entry point: configure(application) unless obskit's middleware is in MIDDLEWARE."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproj.settings")
+
+import obskit  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+application = get_wsgi_application()
+if os.environ.get("DJPROJ_MIDDLEWARE") != "1":
+    obskit.configure(application, service_name="djproj")

@@ -1,0 +1,390 @@
+"""Django: configure(app) with the project's handlers, and obskit's middleware in MIDDLEWARE.
+
+In process with Django's test clients (the project in tests/django_project, set up once: Django's
+settings are process-global), and served by real gunicorn (WSGI) and uvicorn (ASGI) processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+django = pytest.importorskip("django", reason="Django is not installed (pip install obskit[django])")
+
+from django.test import AsyncClient, Client, override_settings  # noqa: E402
+from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
+
+import obskit  # noqa: E402
+from obskit._web.django import django_route  # noqa: E402
+from obskit.testing import Capture, capture  # noqa: E402
+
+PROJECT = Path(__file__).parent / "django_project"
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+OBSKIT_FIRST = ["obskit.django.ObskitMiddleware", "django.middleware.common.CommonMiddleware"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _project() -> None:
+    """The test project, set up once for this process."""
+    if str(PROJECT) not in sys.path:
+        sys.path.insert(0, str(PROJECT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproj.settings")
+    django.setup()
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as s:
+        yield s
+
+
+def server_spans(cap: Capture) -> list[Any]:
+    return [s for s in cap.spans() if s.kind == SpanKind.SERVER]
+
+
+def instrumented_client(stack: ExitStack, asynchronous: bool = False) -> Any:
+    """A test client whose handler configure(app) instrumented, as get_wsgi_application()'s would be."""
+    client = AsyncClient(raise_request_exception=False) if asynchronous else Client(raise_request_exception=False)
+    obskit.configure(client.handler)
+    return client
+
+
+# -- routes ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "template"),
+    [
+        ("", "/"),
+        ("api/items/<int:item_id>/", "/api/items/{item_id}/"),
+        ("api/^archive/(?P<year>[0-9]{4})/(?P<month>[0-9]{2})/$", "/api/^archive/{year}/{month}/"),
+        ("^legacy/(?P<slug>[a-z]+)/$", "/legacy/{slug}/"),
+        ("^nested/(?P<a>(x|y)+)/\\Z", "/nested/{a}/"),
+        ("^users/(\\d+)/$", "/users/(\\d+)/"),
+        ("async/<name>/", "/async/{name}/"),
+    ],
+)
+def test_resolver_routes_become_url_templates(route: str, template: str) -> None:
+    assert django_route(route) == template
+
+
+# -- configure(app) in process ---------------------------------------------------------------------
+
+
+def test_sync_view_gets_a_server_span_metrics_request_id_and_access_line(stack: ExitStack) -> None:
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    response = client.get("/api/items/7/", headers={"traceparent": TRACEPARENT, "x-request-id": "req-7"})
+    assert response.json() == {"id": 7}
+    assert response["X-Request-ID"] == "req-7"
+    [span] = server_spans(cap)
+    assert span.name == "GET /api/items/{item_id}/"
+    assert span.attributes["http.route"] == "/api/items/{item_id}/"
+    assert span.attributes["http.response.status_code"] == 200
+    assert span.attributes["http.request.method"] == "GET"
+    assert span.attributes["url.path"] == "/api/items/7/"
+    assert span.attributes["url.scheme"] == "http"
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    cap.assert_counter(
+        "http_server_requests_total", 1, method="GET", route="/api/items/{item_id}/", status_code=200
+    )
+    [view_line] = cap.logs(logger="djproj")
+    assert view_line["request_id"] == "req-7"
+    assert view_line["trace_id"] == TRACE_ID
+    [access] = cap.logs(logger="http.access")
+    assert access["route"] == "/api/items/{item_id}/"
+    assert access["request_id"] == "req-7"
+
+
+def test_invalid_request_id_is_replaced(stack: ExitStack) -> None:
+    client = instrumented_client(stack)
+    stack.enter_context(capture())
+    response = client.get("/", headers={"x-request-id": "not valid!"})
+    assert response["X-Request-ID"] != "not valid!"
+    assert len(response["X-Request-ID"]) == 32
+
+
+def test_regex_and_include_routes_are_joined(stack: ExitStack) -> None:
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    assert client.get("/api/archive/2024/05/").status_code == 200
+    assert client.get("/legacy/abc/").status_code == 200
+    names = sorted(span.name for span in server_spans(cap))
+    assert names == ["GET /api/archive/{year}/{month}/", "GET /legacy/{slug}/"]
+
+
+def test_unmatched_path_has_one_route_and_the_method_as_span_name(stack: ExitStack) -> None:
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    for i in range(3):
+        assert client.get(f"/scan/{i}/admin.php").status_code == 404
+    spans = server_spans(cap)
+    assert {span.name for span in spans} == {"GET"}
+    assert all("http.route" not in span.attributes for span in spans)
+    cap.assert_counter("http_server_requests_total", 3, method="GET", route="__unmatched__", status_code=404)
+
+
+def test_exception_django_turns_into_500_has_its_class_as_error_type(stack: ExitStack) -> None:
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    assert client.get("/fail/").status_code == 500
+    [span] = server_spans(cap)
+    assert span.attributes["http.response.status_code"] == 500
+    assert span.attributes["error.type"] == "djproj.views.Boom"
+    assert span.status.status_code is StatusCode.ERROR
+    [event] = span.events
+    assert event.attributes["exception.type"] == "djproj.views.Boom"
+    cap.assert_counter("http_server_requests_total", 1, method="GET", route="/fail/", status_code=500)
+    # Django logs the error (django.request, at ERROR, with its stack); obskit's access line does
+    # not log the stack a second time.
+    [django_line] = cap.logs(logger="django.request")
+    assert django_line["level"] == "ERROR"
+    assert django_line["exception"]["type"] == "Boom"
+    [access] = cap.logs(logger="http.access")
+    assert access["level"] == "ERROR"
+    assert "exception" not in access
+
+
+def test_streaming_response_is_finished_when_its_body_is_read(stack: ExitStack) -> None:
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    response = client.get("/stream/")
+    assert server_spans(cap) == []  # not read yet: the request is still running
+    assert b"".join(response.streaming_content) == b"chunk 0\nchunk 1\nchunk 2\n"
+    [span] = server_spans(cap)
+    assert span.name == "GET /stream/"
+    chunk_lines = cap.logs(logger="djproj")
+    assert len(chunk_lines) == 3
+    assert {line["trace_id"] for line in chunk_lines} == {format(span.context.trace_id, "032x")}
+
+
+async def test_async_view_and_async_failure_under_the_async_client(stack: ExitStack) -> None:
+    client = instrumented_client(stack, asynchronous=True)
+    cap = stack.enter_context(capture())
+    response = await client.get("/async/ada/", headers={"x-request-id": "req-a"})
+    assert response.json() == {"name": "ada"}
+    assert response["X-Request-ID"] == "req-a"
+    failed = await client.get("/async-fail/")
+    assert failed.status_code == 500
+    ok, bad = sorted(server_spans(cap), key=lambda span: span.name)
+    assert ok.name == "GET /async-fail/"  # sorted: async-fail before async/
+    ok, bad = bad, ok
+    assert ok.name == "GET /async/{name}/"
+    assert bad.attributes["error.type"] == "djproj.views.Boom"
+    [line] = cap.logs(logger="djproj")
+    assert line["request_id"] == "req-a"
+    assert line["trace_id"] == format(ok.context.trace_id, "032x")
+
+
+def test_health_and_metrics_are_served_where_the_project_has_no_such_url(stack: ExitStack) -> None:
+    client = Client()
+    obskit.configure(client.handler, metrics_exporter="prometheus", prometheus_port=0)
+    assert client.get("/health/live").json() == {"status": "alive"}
+    client.get("/api/items/1/")
+    scrape = client.get("/metrics")
+    assert scrape.status_code == 200
+    assert b"http_server_requests_total" in scrape.content
+
+
+def test_project_url_at_obskits_path_is_not_shadowed(stack: ExitStack, monkeypatch: Any) -> None:
+    from django.urls import clear_url_caches, path
+
+    from djproj import urls, views
+
+    monkeypatch.setattr(urls, "urlpatterns", [*urls.urlpatterns, path("metrics", views.own_metrics)])
+    clear_url_caches()
+    stack.callback(clear_url_caches)
+    client = Client()
+    obskit.configure(client.handler, metrics_exporter="prometheus", prometheus_port=0)
+    assert client.get("/metrics").content == b"the project's own metrics"
+
+
+def test_shutdown_leaves_a_pass_through(stack: ExitStack) -> None:
+    client = instrumented_client(stack)
+    obskit.shutdown()
+    cap = stack.enter_context(capture())
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "X-Request-ID" not in response
+    assert server_spans(cap) == []
+
+
+# -- MIDDLEWARE ------------------------------------------------------------------------------------
+
+
+def test_middleware_in_settings_configures_obskit_and_instruments(stack: ExitStack) -> None:
+    stack.enter_context(override_settings(MIDDLEWARE=OBSKIT_FIRST, OBSKIT={"service_name": "from-settings"}))
+    client = Client(raise_request_exception=False)
+    assert not obskit.is_configured()
+    response = client.get("/api/items/3/")  # loads the middleware, which configures obskit
+    assert obskit.is_configured()
+    from obskit._core import state
+
+    assert state.STATE.settings.service_name == "from-settings"
+    assert "X-Request-ID" in response
+    cap = stack.enter_context(capture())
+    client.get("/legacy/abc/")
+    [span] = server_spans(cap)
+    assert span.name == "GET /legacy/{slug}/"
+
+
+def test_middleware_and_configure_app_make_one_server_span(stack: ExitStack) -> None:
+    stack.enter_context(override_settings(MIDDLEWARE=OBSKIT_FIRST))
+    client = Client(raise_request_exception=False)
+    obskit.configure(client.handler)  # detected: MIDDLEWARE instruments already
+    cap = stack.enter_context(capture())
+    client.get("/api/items/1/")
+    assert len(server_spans(cap)) == 1
+    assert len(cap.logs(logger="http.access")) == 1
+
+
+async def test_middleware_in_settings_under_the_async_client(stack: ExitStack) -> None:
+    stack.enter_context(override_settings(MIDDLEWARE=OBSKIT_FIRST))
+    obskit.configure()
+    cap = stack.enter_context(capture())
+    client = AsyncClient(raise_request_exception=False)
+    response = await client.get("/async/bob/")
+    assert response.status_code == 200
+    [span] = server_spans(cap)
+    assert span.name == "GET /async/{name}/"
+
+
+# -- logging -----------------------------------------------------------------------------------------
+
+
+def test_djangos_console_handler_drops_the_copies_obskit_writes(stack: ExitStack) -> None:
+    """Django's default LOGGING (DEBUG on) writes django.* records to the console: one line each."""
+    from django.utils.log import DEFAULT_LOGGING
+
+    logging.config.dictConfig(DEFAULT_LOGGING)
+    django_logger = logging.getLogger("django")
+    stack.callback(lambda: setattr(django_logger, "handlers", []))
+    [console] = [h for h in django_logger.handlers if type(h) is logging.StreamHandler]
+    instrumented_client(stack)
+    record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Internal Server Error", (), None)
+    assert not all(f.filter(record) if hasattr(f, "filter") else f(record) for f in console.filters[-1:])
+    assert django_logger.level == logging.INFO  # the project's levels are left alone
+
+
+# -- served by real servers --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[dict[str, Path]]:
+    out, err = cwd / "stdout.log", cwd / "stderr.log"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env, cwd=cwd)
+        try:
+            yield {"stdout": out, "stderr": err}
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+def wait_until_up(base: str, files: dict[str, Path]) -> None:
+    import httpx
+
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"server did not come up: {files['stderr'].read_text()[-3000:]}")
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_", "DJPROJ_"))}
+    env.update(
+        OTEL_TRACES_EXPORTER="console",
+        OBSKIT_METRICS_EXPORTER="prometheus",
+        OBSKIT_PROMETHEUS_PORT="0",
+        PYTHONUNBUFFERED="1",
+        DJANGO_SETTINGS_MODULE="djproj.settings",
+        PYTHONPATH=os.pathsep.join([str(Path(obskit.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+        **extra,
+    )
+    return env
+
+
+SERVERS = {
+    "gunicorn-wsgi": ["gunicorn", "djproj.wsgi:application", "--workers", "2", "--bind"],
+    "uvicorn-asgi": ["uvicorn", "djproj.asgi:application", "--host", "127.0.0.1", "--port"],
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", sorted(SERVERS))
+@pytest.mark.parametrize("way", ["configure", "middleware"])
+def test_project_served_by_a_real_server(server: str, way: str, tmp_path: Path) -> None:
+    import httpx
+
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
+    port = free_port()
+    address = f"127.0.0.1:{port}" if server.startswith("gunicorn") else str(port)
+    args = [str(Path(sys.executable).parent / SERVERS[server][0]), *SERVERS[server][1:], address]
+    env = server_env(DJPROJ_MIDDLEWARE="1" if way == "middleware" else "0")
+    base = f"http://127.0.0.1:{port}"
+    with serving(args, project, env) as files:
+        wait_until_up(base, files)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            found = client.get("/api/items/5/", headers={"x-request-id": "req-5", "traceparent": TRACEPARENT})
+            failed = client.get("/fail/")
+            streamed = client.get("/stream/")
+            asynchronous = client.get("/async/eve/")
+            missing = client.get("/nowhere/admin.php")
+            scrape = client.get("/metrics").text
+    assert found.json() == {"id": 5}
+    assert found.headers["x-request-id"] == "req-5"
+    assert failed.status_code == 500
+    assert streamed.text == "chunk 0\nchunk 1\nchunk 2\n"
+    assert asynchronous.json() == {"name": "eve"}
+    assert missing.status_code == 404
+    assert 'route="/api/items/{item_id}/",status_code="200"' in scrape
+    assert 'route="__unmatched__",status_code="404"' in scrape
+    stdout = files["stdout"].read_text()
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("logger") == "http.access"]
+    assert {(line["route"], line["status"]) for line in access} >= {
+        ("/api/items/{item_id}/", 200),
+        ("/fail/", 500),
+        ("/stream/", 200),
+        ("/async/{name}/", 200),
+        ("__unmatched__", 404),
+    }
+    [item_line] = [line for line in lines if line.get("logger") == "djproj" and "item" in line["message"]]
+    assert item_line["request_id"] == "req-5"
+    assert item_line["trace_id"] == TRACE_ID
+    errors = [line for line in lines if line.get("logger") == "django.request"]
+    assert [line["level"] for line in errors] == ["ERROR"]  # one line for the error, at its level
+    stderr = files["stderr"].read_text()
+    assert '"GET /api/items/{item_id}/"' in stderr or "GET /api/items/{item_id}/" in stderr
+    assert "djproj.views.Boom" in stderr  # the 500's error.type on the span
