@@ -324,8 +324,8 @@ def server_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_", "DJPROJ_"))}
     env.update(
         OTEL_TRACES_EXPORTER="console",
-        OBSKIT_METRICS_EXPORTER="prometheus",
-        OBSKIT_PROMETHEUS_PORT="0",
+        OTEL_METRICS_EXPORTER="prometheus",
+        OTEL_EXPORTER_PROMETHEUS_PORT="0",
         PYTHONUNBUFFERED="1",
         DJANGO_SETTINGS_MODULE="djproj.settings",
         PYTHONPATH=os.pathsep.join([str(Path(obskit.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
@@ -335,7 +335,8 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 SERVERS = {
-    "gunicorn-wsgi": ["gunicorn", "djproj.wsgi:application", "--workers", "2", "--bind"],
+    # --preload: configure() runs in the arbiter, the worker is forked from it (fork safety).
+    "gunicorn-wsgi": ["gunicorn", "djproj.wsgi:application", "--preload", "--workers", "1", "--bind"],
     "uvicorn-asgi": ["uvicorn", "djproj.asgi:application", "--host", "127.0.0.1", "--port"],
 }
 
@@ -384,7 +385,11 @@ def test_project_served_by_a_real_server(server: str, way: str, tmp_path: Path) 
     assert item_line["request_id"] == "req-5"
     assert item_line["trace_id"] == TRACE_ID
     errors = [line for line in lines if line.get("logger") == "django.request"]
-    assert [line["level"] for line in errors] == ["ERROR"]  # one line for the error, at its level
+    # Each of Django's records once, at its level: the 500 and the 404.
+    assert sorted((line["level"], line["message"]) for line in errors) == [
+        ("ERROR", "Internal Server Error: /fail/"),
+        ("WARNING", "Not Found: /nowhere/admin.php"),
+    ]
     stderr = files["stderr"].read_text()
     assert '"GET /api/items/{item_id}/"' in stderr or "GET /api/items/{item_id}/" in stderr
     assert "djproj.views.Boom" in stderr  # the 500's error.type on the span
