@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -393,3 +394,44 @@ def test_project_served_by_a_real_server(server: str, way: str, tmp_path: Path) 
     stderr = files["stderr"].read_text()
     assert '"GET /api/items/{item_id}/"' in stderr or "GET /api/items/{item_id}/" in stderr
     assert "djproj.views.Boom" in stderr  # the 500's error.type on the span
+
+
+# -- Django's tutorial app -----------------------------------------------------------------------------
+
+
+def run_polls_tests(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    project = tmp_path / "django_polls"
+    shutil.copytree(Path(__file__).parent / "django_polls", project, ignore=shutil.ignore_patterns("__pycache__"))
+    env = server_env(**extra)
+    env.pop("DJANGO_SETTINGS_MODULE")
+    return subprocess.run(
+        [sys.executable, "manage.py", "test", "--noinput", "-v", "2"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.integration
+def test_the_tutorials_polls_suite_passes_with_obskit_as_without(tmp_path: Path) -> None:
+    """The polls app of Django's tutorial (parts 1-5): its tests.py gives the same results with obskit."""
+    plain = run_polls_tests(tmp_path / "plain")
+    instrumented = run_polls_tests(tmp_path / "obskit", POLLS_OBSKIT="middleware")
+    for run in (plain, instrumented):
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "Ran 10 tests" in run.stderr
+        assert "\nOK\n" in run.stderr
+
+    def results(run: subprocess.CompletedProcess[str]) -> list[str]:
+        return re.findall(r"\.\.\. (ok|FAIL|ERROR|skipped)", run.stderr)
+
+    assert results(instrumented) == results(plain) == ["ok"] * 10
+    assert "obskit WARNING" not in instrumented.stderr
+    access = [json.loads(line) for line in instrumented.stdout.splitlines() if '"http.access"' in line]
+    routes = {(line["route"], line["status"]) for line in access}
+    assert ("/polls/", 200) in routes
+    assert ("/polls/{pk}/", 404) in routes  # the future question's detail page
+    assert "http.access" not in plain.stdout
