@@ -267,18 +267,54 @@ async def test_middleware_in_settings_under_the_async_client(stack: ExitStack) -
 # -- logging -----------------------------------------------------------------------------------------
 
 
-def test_djangos_console_handler_drops_the_copies_obskit_writes(stack: ExitStack) -> None:
-    """Django's default LOGGING (DEBUG on) writes django.* records to the console: one line each."""
-    from django.utils.log import DEFAULT_LOGGING
+def run_log_lines(tmp_path: Path, *args: str, **extra: str) -> tuple[list[str], dict[str, Any]]:
+    """tests/django_project/log_lines.py run in its own process: its console lines, the loggers' state."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
+    env = server_env(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", **extra)
+    env.pop("OTEL_EXPORTER_PROMETHEUS_PORT")
+    run = subprocess.run(
+        [sys.executable, "log_lines.py", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [*run.stdout.splitlines(), *run.stderr.splitlines()]
+    [state] = [json.loads(line[6:]) for line in lines if line.startswith("STATE ")]
+    return [line for line in lines if not line.startswith("STATE ")], state
 
-    logging.config.dictConfig(DEFAULT_LOGGING)
-    django_logger = logging.getLogger("django")
-    stack.callback(lambda: setattr(django_logger, "handlers", []))
-    [console] = [h for h in django_logger.handlers if type(h) is logging.StreamHandler]
-    instrumented_client(stack)
-    record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Internal Server Error", (), None)
-    assert not all(f.filter(record) if hasattr(f, "filter") else f(record) for f in console.filters[-1:])
-    assert django_logger.level == logging.INFO  # the project's levels are left alone
+
+def count(lines: list[str], text: str) -> int:
+    return sum(text in line for line in lines)
+
+
+@pytest.mark.parametrize("way", ["configure", "middleware"])
+def test_djangos_default_logging_writes_each_record_once(tmp_path: Path, way: str) -> None:
+    """DEBUG on: Django's default LOGGING has a console handler on ``django``; obskit's line is the one."""
+    middleware = way == "middleware"
+    lines, state = run_log_lines(
+        tmp_path, *(["--middleware"] if middleware else []), DJPROJ_DEBUG="1", DJPROJ_MIDDLEWARE=str(int(middleware))
+    )
+    assert count(lines, "Internal Server Error: /fail/") == 1
+    assert count(lines, "a django warning") == 1
+    [error] = [json.loads(line) for line in lines if "Internal Server Error" in line]
+    assert error["level"] == "ERROR"
+    assert error["logger"] == "django.request"
+    assert state["django"] == [logging.INFO, False]  # Django's level, left alone
+
+
+def test_a_projects_logging_keeps_its_levels_and_writes_each_record_once(tmp_path: Path) -> None:
+    lines, state = run_log_lines(tmp_path, DJPROJ_LOGGING="1")
+    assert count(lines, "a project warning") == 1
+    assert count(lines, "a project debug line") <= 1
+    assert not any(line.startswith("PLAIN ") for line in lines if "project warning" in line)
+    assert state["djproj"] == [logging.DEBUG, False]
+    # LOGGING without disable_existing_loggers=False disabled obskit's logger: enabled again.
+    assert state["obskit"][1] is False
 
 
 # -- served by real servers --------------------------------------------------------------------------
@@ -330,8 +366,8 @@ def server_env(**extra: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         DJANGO_SETTINGS_MODULE="djproj.settings",
         PYTHONPATH=os.pathsep.join([str(Path(obskit.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
-        **extra,
     )
+    env.update(extra)
     return env
 
 

@@ -500,21 +500,30 @@ def _handler_is_async(handler: Any) -> bool:
 
 
 def keep_django_console() -> Callable[[], None]:
-    """Django's own console handlers (its default ``LOGGING``) drop records obskit writes as JSON.
+    """Django's ``LOGGING`` and obskit's JSON lines coexist: one line per record on the console.
 
-    Django's default ``LOGGING`` puts a console handler on the ``django`` logger (with
-    ``DEBUG``); its records propagate to the root, where obskit's handler writes them too. While
-    obskit's handler writes a record, those copies on the console are dropped: one line per
-    record. Handlers to files or elsewhere, and the loggers' levels, are left as they are.
+    Django's default ``LOGGING`` puts a console handler on the ``django`` logger (shown with
+    ``DEBUG``), and a project's ``LOGGING`` may put console handlers on its own loggers. Their
+    records propagate to the root, where obskit's handler writes them as JSON: while it does,
+    those handlers' copies on the console are dropped (handlers to files, mail or elsewhere
+    keep theirs; a logger that does not propagate, as ``django.server``, keeps its own). The
+    loggers' levels are left as they are. ``LOGGING`` without ``disable_existing_loggers:
+    False`` disables the loggers that existed when Django set it up: obskit's own is enabled
+    again, so that its warnings are not lost.
     """
+    from django.conf import settings
+    from django.utils.log import DEFAULT_LOGGING
+
+    configured = getattr(settings, "LOGGING", None)
+    names = {"django", *DEFAULT_LOGGING.get("loggers", {})}
+    if isinstance(configured, dict):
+        names.update(str(name) for name in configured.get("loggers", {}) if name)
+    own = logging.getLogger("obskit")
+    if own.disabled:
+        own.disabled = False
     filters: list[tuple[logging.Handler, logging.Filter]] = []
-    loggers = [logging.getLogger("django")] + [
-        logger
-        for name, logger in list(logging.root.manager.loggerDict.items())
-        if name.startswith("django.") and isinstance(logger, logging.Logger)
-    ]
-    for logger in loggers:
-        for handler in logger.handlers:
+    for name in sorted(names):
+        for handler in logging.getLogger(name).handlers:
             if (
                 isinstance(handler, logging.StreamHandler)
                 and not isinstance(handler, ObskitHandler)

@@ -14,3 +14,12 @@ if os.environ.get("DJPROJ_MIDDLEWARE") == "1":
     OBSKIT = {"service_name": "djproj"}
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 USE_TZ = True
+WSGI_APPLICATION = "djproj.wsgi.application"  # runserver serves the same handler
+# DJPROJ_LOGGING=1: a project's own LOGGING (no disable_existing_loggers: Django's default True).
+if os.environ.get("DJPROJ_LOGGING") == "1":
+    LOGGING = {
+        "version": 1,
+        "formatters": {"plain": {"format": "PLAIN %(levelname)s %(name)s %(message)s"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+        "loggers": {"djproj": {"handlers": ["console"], "level": "DEBUG"}},
+    }
