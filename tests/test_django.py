@@ -471,3 +471,50 @@ def test_the_tutorials_polls_suite_passes_with_obskit_as_without(tmp_path: Path)
     assert ("/polls/", 200) in routes
     assert ("/polls/{pk}/", 404) in routes  # the future question's detail page
     assert "http.access" not in plain.stdout
+
+
+# -- beside OpenTelemetry's contrib instrumentations ---------------------------------------------------
+
+
+def test_database_queries_are_client_spans_under_the_request_with_the_sqlite3_instrumentation(
+    stack: ExitStack,
+) -> None:
+    """opentelemetry-instrumentation-sqlite3, enabled by the project, records into obskit's pipeline."""
+    sqlite3_instrumentation = pytest.importorskip(
+        "opentelemetry.instrumentation.sqlite3", reason="opentelemetry-instrumentation-sqlite3 is not installed"
+    )
+    from django.db import connection
+
+    instrumentor = sqlite3_instrumentation.SQLite3Instrumentor()
+    instrumentor.instrument()
+    stack.callback(instrumentor.uninstrument)
+    connection.close()
+    connection.connection = None  # an in-memory database stays open: connect again, instrumented
+    stack.callback(setattr, connection, "connection", None)
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    assert client.get("/query/").json() == {"value": 1}
+    [server] = server_spans(cap)
+    queries = [span for span in cap.spans() if span.kind == SpanKind.CLIENT]
+    assert queries
+    assert all(span.parent.span_id == server.context.span_id for span in queries)
+    assert any(span.attributes.get("db.statement", span.attributes.get("db.query.text")) == "SELECT 1" for span in queries)
+
+
+def test_beside_opentelemetrys_django_instrumentation_there_is_one_server_span(stack: ExitStack) -> None:
+    """DjangoInstrumentor's middleware makes the request's server span; obskit makes none of its own."""
+    official = pytest.importorskip(
+        "opentelemetry.instrumentation.django", reason="opentelemetry-instrumentation-django is not installed"
+    )
+    stack.enter_context(override_settings(MIDDLEWARE=["django.middleware.common.CommonMiddleware"]))
+    instrumentor = official.DjangoInstrumentor()
+    instrumentor.instrument()
+    stack.callback(instrumentor.uninstrument)
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    assert client.get("/api/items/2/").status_code == 200
+    [span] = server_spans(cap)
+    assert span.instrumentation_scope.name.startswith("opentelemetry.instrumentation.django")
+    cap.assert_counter(
+        "http_server_requests_total", 1, method="GET", route="/api/items/{item_id}/", status_code=200
+    )
