@@ -518,3 +518,37 @@ def test_beside_opentelemetrys_django_instrumentation_there_is_one_server_span(s
     cap.assert_counter(
         "http_server_requests_total", 1, method="GET", route="/api/items/{item_id}/", status_code=200
     )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("way", ["configure", "middleware"])
+def test_runserver_with_its_autoreloader_instruments_the_serving_process_only(tmp_path: Path, way: str) -> None:
+    """The autoreloader's parent watches files and never loads the handler; the child (RUN_MAIN) serves.
+
+    Both would bind obskit's scrape port if both were configured: the parent first, leaving the
+    serving child's metrics unscraped. The port answers with the served requests' series.
+    """
+    import httpx
+
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
+    port, scrape_port = free_port(), free_port()
+    env = server_env(
+        DJPROJ_MIDDLEWARE="1" if way == "middleware" else "0", OTEL_EXPORTER_PROMETHEUS_PORT=str(scrape_port)
+    )
+    args = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]
+    base = f"http://127.0.0.1:{port}"
+    with serving(args, project, env) as files:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                found = httpx.get(f"{base}/api/items/9/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(files["stderr"].read_text()[-3000:])
+        assert "x-request-id" in found.headers
+        scrape = httpx.get(f"http://127.0.0.1:{scrape_port}/metrics", timeout=5).text
+    assert 'route="/api/items/{item_id}/",status_code="200"' in scrape
+    assert "Address already in use" not in files["stderr"].read_text()
