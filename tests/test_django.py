@@ -552,3 +552,41 @@ def test_runserver_with_its_autoreloader_instruments_the_serving_process_only(tm
         scrape = httpx.get(f"http://127.0.0.1:{scrape_port}/metrics", timeout=5).text
     assert 'route="/api/items/{item_id}/",status_code="200"' in scrape
     assert "Address already in use" not in files["stderr"].read_text()
+
+
+async def test_a_client_gone_before_the_answer_finishes_the_request_as_499(stack: ExitStack) -> None:
+    """Django's ASGI handler cancels the view when the client disconnects: the request still ends."""
+    import asyncio
+
+    from django.core.asgi import get_asgi_application
+
+    handler = get_asgi_application()
+    obskit.configure(handler)
+    cap = stack.enter_context(capture())
+    messages = [{"type": "http.request", "body": b"", "more_body": False}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict[str, Any]:
+        if len(messages) == 1:
+            await asyncio.sleep(0.05)  # the view is waiting by now
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError(f"nothing is sent to a client that left: {message}")
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/slow/",
+        "raw_path": b"/slow/",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "http_version": "1.1",
+        "scheme": "http",
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    await asyncio.wait_for(handler(scope, receive, send), 10)
+    [span] = server_spans(cap)
+    assert span.name == "GET /slow/"
+    assert span.attributes["http.response.status_code"] == 499
+    assert cap.gauge_value("http_server_requests_in_progress", method="GET") == 0

@@ -259,6 +259,10 @@ class ObskitDjangoMiddleware:
         except Exception as error:
             exchange.finish(_route_of(request), error)
             raise
+        except BaseException:  # cancelled: Django's ASGI handler saw the client go
+            exchange.status = exchange.status or 499  # nginx's "client closed request"
+            exchange.finish(_route_of(request), None)
+            raise
         return self._answered(exchange, request, response)
 
     def _answered(self, exchange: Exchange, request: Any, response: Any) -> Any:

@@ -17,6 +17,7 @@ urlpatterns = [
     re_path(r"^legacy/(?P<slug>[a-z]+)/$", views.legacy),
     path("async/<str:name>/", views.async_view),
     path("stream/", views.stream),
+    path("slow/", views.slow),
     path("fail/", views.fail),
     path("async-fail/", views.async_fail),
     path("query/", views.query),

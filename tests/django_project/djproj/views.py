@@ -36,6 +36,11 @@ async def async_view(request, name):
     return JsonResponse({"name": name})
 
 
+async def slow(request):
+    await asyncio.sleep(30)
+    return HttpResponse("too late")
+
+
 def stream(request):
     def chunks():
         for i in range(3):
