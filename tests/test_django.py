@@ -590,3 +590,44 @@ async def test_a_client_gone_before_the_answer_finishes_the_request_as_499(stack
     assert span.name == "GET /slow/"
     assert span.attributes["http.response.status_code"] == 499
     assert cap.gauge_value("http_server_requests_in_progress", method="GET") == 0
+
+
+# -- the example -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "server",
+    [
+        ["gunicorn", "--chdir", "{dir}", "shop.wsgi:application", "--bind", "127.0.0.1:{port}"],
+        ["uvicorn", "--app-dir", "{dir}", "shop.asgi:application", "--port", "{port}", "--no-access-log"],
+    ],
+    ids=["gunicorn", "uvicorn"],
+)
+def test_the_django_example_serves_as_its_docstrings_say(server: list[str], tmp_path: Path) -> None:
+    import httpx
+
+    example = tmp_path / "django_app"
+    examples = Path(__file__).parents[1] / "examples" / "django_app"
+    shutil.copytree(examples, example, ignore=shutil.ignore_patterns("__pycache__"))
+    port = free_port()
+    args = [arg.format(dir=example, port=port) for arg in server]
+    args[0] = str(Path(sys.executable).parent / args[0])
+    env = server_env()
+    env.pop("DJANGO_SETTINGS_MODULE")
+    base = f"http://127.0.0.1:{port}"
+    with serving(args, tmp_path, env) as files:
+        wait_until_up(base, files)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            assert client.get("/items/3/").json() == {"id": 3, "name": "item 3"}
+            assert client.get("/items/by-sku/ABC-12/").json() == {"sku": "ABC-12"}
+            assert client.get("/prices/eur/").json()["currency"] == "eur"
+            assert client.get("/export/").text == "row 0\nrow 1\nrow 2\n"
+            assert client.get("/fail/").status_code == 500
+            scrape = client.get("/metrics").text
+    for route in ("/items/{item_id}/", "/items/by-sku/{sku}/", "/prices/{currency}/", "/export/"):
+        assert f'route="{route}",status_code="200"' in scrape
+    assert 'route="/fail/",status_code="500"' in scrape
+    assert "error.type=RuntimeError" in files["stderr"].read_text()
+    lines = [json.loads(line) for line in files["stdout"].read_text().splitlines() if line.startswith("{")]
+    assert {line["service"] for line in lines} == {"shop"}
