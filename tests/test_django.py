@@ -59,7 +59,9 @@ def server_spans(cap: Capture) -> list[Any]:
 
 def instrumented_client(stack: ExitStack, asynchronous: bool = False) -> Any:
     """A test client whose handler configure(app) instrumented, as get_wsgi_application()'s would be."""
-    client = AsyncClient(raise_request_exception=False) if asynchronous else Client(raise_request_exception=False)
+    client = (
+        AsyncClient(raise_request_exception=False) if asynchronous else Client(raise_request_exception=False)
+    )
     obskit.configure(client.handler)
     return client
 
@@ -203,7 +205,6 @@ def test_health_and_metrics_are_served_where_the_project_has_no_such_url(stack: 
 
 def test_project_url_at_obskits_path_is_not_shadowed(stack: ExitStack, monkeypatch: Any) -> None:
     from django.urls import clear_url_caches, path
-
     from djproj import urls, views
 
     monkeypatch.setattr(urls, "urlpatterns", [*urls.urlpatterns, path("metrics", views.own_metrics)])
@@ -297,7 +298,10 @@ def test_djangos_default_logging_writes_each_record_once(tmp_path: Path, way: st
     """DEBUG on: Django's default LOGGING has a console handler on ``django``; obskit's line is the one."""
     middleware = way == "middleware"
     lines, state = run_log_lines(
-        tmp_path, *(["--middleware"] if middleware else []), DJPROJ_DEBUG="1", DJPROJ_MIDDLEWARE=str(int(middleware))
+        tmp_path,
+        *(["--middleware"] if middleware else []),
+        DJPROJ_DEBUG="1",
+        DJPROJ_MIDDLEWARE=str(int(middleware)),
     )
     assert count(lines, "Internal Server Error: /fail/") == 1
     assert count(lines, "a django warning") == 1
@@ -437,7 +441,9 @@ def test_project_served_by_a_real_server(server: str, way: str, tmp_path: Path) 
 
 def run_polls_tests(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     project = tmp_path / "django_polls"
-    shutil.copytree(Path(__file__).parent / "django_polls", project, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        Path(__file__).parent / "django_polls", project, ignore=shutil.ignore_patterns("__pycache__")
+    )
     env = server_env(**extra)
     env.pop("DJANGO_SETTINGS_MODULE")
     return subprocess.run(
@@ -481,7 +487,8 @@ def test_database_queries_are_client_spans_under_the_request_with_the_sqlite3_in
 ) -> None:
     """opentelemetry-instrumentation-sqlite3, enabled by the project, records into obskit's pipeline."""
     sqlite3_instrumentation = pytest.importorskip(
-        "opentelemetry.instrumentation.sqlite3", reason="opentelemetry-instrumentation-sqlite3 is not installed"
+        "opentelemetry.instrumentation.sqlite3",
+        reason="opentelemetry-instrumentation-sqlite3 is not installed",
     )
     from django.db import connection
 
@@ -498,7 +505,10 @@ def test_database_queries_are_client_spans_under_the_request_with_the_sqlite3_in
     queries = [span for span in cap.spans() if span.kind == SpanKind.CLIENT]
     assert queries
     assert all(span.parent.span_id == server.context.span_id for span in queries)
-    assert any(span.attributes.get("db.statement", span.attributes.get("db.query.text")) == "SELECT 1" for span in queries)
+    assert any(
+        span.attributes.get("db.statement", span.attributes.get("db.query.text")) == "SELECT 1"
+        for span in queries
+    )
 
 
 def test_beside_opentelemetrys_django_instrumentation_there_is_one_server_span(stack: ExitStack) -> None:
@@ -522,7 +532,9 @@ def test_beside_opentelemetrys_django_instrumentation_there_is_one_server_span(s
 
 @pytest.mark.integration
 @pytest.mark.parametrize("way", ["configure", "middleware"])
-def test_runserver_with_its_autoreloader_instruments_the_serving_process_only(tmp_path: Path, way: str) -> None:
+def test_runserver_with_its_autoreloader_instruments_the_serving_process_only(
+    tmp_path: Path, way: str
+) -> None:
     """The autoreloader's parent watches files and never loads the handler; the child (RUN_MAIN) serves.
 
     Both would bind obskit's scrape port if both were configured: the parent first, leaving the

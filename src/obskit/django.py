@@ -42,8 +42,9 @@ _console_kept = False
 def _configure_once() -> None:
     """Configure obskit from ``settings.OBSKIT`` unless the project configured it already."""
     global _console_kept
-    import obskit
     from django.conf import settings
+
+    import obskit
 
     if not obskit.is_configured():
         keywords = getattr(settings, "OBSKIT", None) or {}

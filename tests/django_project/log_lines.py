@@ -17,6 +17,7 @@ logging.getLogger("django").warning("a django warning")
 logging.getLogger("djproj").warning("a project warning")
 logging.getLogger("djproj").debug("a project debug line")
 state = {
-    name: [logging.getLogger(name).level, logging.getLogger(name).disabled] for name in ("django", "djproj", "obskit")
+    name: [logging.getLogger(name).level, logging.getLogger(name).disabled]
+    for name in ("django", "djproj", "obskit")
 }
 print("STATE " + json.dumps(state), file=sys.stderr)

@@ -2,12 +2,12 @@
 
 obskit answers its scrape and health paths only where the app has nothing. For apps whose
 routes can be read (a Starlette/FastAPI router, a Flask ``url_map``, a Django URLconf) the
-routes decide: a route (path parameters and converters included), a mount holding such a route, a redirect the router
-would send (a trailing slash added or removed) or a method the route refuses all mean the app
-serves the path. What cannot be read (a plain ASGI/WSGI callable, a mounted app that is not a
-router, a Starlette ``Host``, a router with its own default app, Flask host or subdomain
-matching) is asked first: the request goes to the app and obskit answers only if the app
-answers 404.
+routes decide: a route (path parameters and converters included), a mount holding such a
+route, a redirect the router would send (a trailing slash added or removed) or a method the
+route refuses all mean the app serves the path. What cannot be read (a plain ASGI/WSGI
+callable, a mounted app that is not a router, a Starlette ``Host``, a router with its own
+default app, Flask host or subdomain matching) is asked first: the request goes to the app
+and obskit answers only if the app answers 404.
 
 The routes are read only for requests to obskit's own paths, and the answer is cached per app
 and path until the route list changes (routes added after ``configure()`` count).

@@ -4,8 +4,9 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproj.settings")
 
-import obskit  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
+
+import obskit
 
 application = get_asgi_application()
 if os.environ.get("DJPROJ_MIDDLEWARE") != "1":
