@@ -113,6 +113,26 @@ def test_sync_view_gets_a_server_span_metrics_request_id_and_access_line(stack: 
     assert access["request_id"] == "req-7"
 
 
+def test_a_call_made_by_a_view_carries_the_requests_trace(stack: ExitStack) -> None:
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    sent = client.get("/outgoing/", headers={"traceparent": TRACEPARENT}).json()
+    [span] = server_spans(cap)
+    assert sent["traceparent"] == f"00-{TRACE_ID}-{span.context.span_id:016x}-01"
+
+
+def test_djangos_urlconf_decides_who_serves_obskits_paths() -> None:
+    from obskit._web.routes import FREE, TAKEN, AppRoutes, DjangoURLs
+
+    routes = AppRoutes(DjangoURLs())
+    assert routes.readable
+    assert routes.owner("/api/items/1/") == TAKEN
+    assert routes.owner("/api/items/1") == TAKEN  # APPEND_SLASH: CommonMiddleware redirects
+    assert routes.owner("/legacy/abc/") == TAKEN
+    assert routes.owner("/metrics") == FREE
+    assert routes.owner("/health/live") == FREE
+
+
 def test_invalid_request_id_is_replaced(stack: ExitStack) -> None:
     client = instrumented_client(stack)
     stack.enter_context(capture())

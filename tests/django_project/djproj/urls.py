@@ -21,6 +21,7 @@ urlpatterns = [
     path("fail/", views.fail),
     path("async-fail/", views.async_fail),
     path("query/", views.query),
+    path("outgoing/", views.outgoing),
 ]
 if os.environ.get("DJPROJ_OWN_METRICS") == "1":
     urlpatterns.append(path("metrics", views.own_metrics))

@@ -65,5 +65,14 @@ def query(request):
     return JsonResponse({"value": value})
 
 
+def outgoing(request):
+    """The headers an outgoing call made here carries (what obskit's httpx/requests instrumentation sends)."""
+    from opentelemetry import propagate
+
+    headers = {}
+    propagate.inject(headers)
+    return JsonResponse(headers)
+
+
 def own_metrics(request):
     return HttpResponse("the project's own metrics")
