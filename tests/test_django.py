@@ -663,3 +663,38 @@ def test_the_django_example_serves_as_its_docstrings_say(server: list[str], tmp_
     assert "error.type=RuntimeError" in files["stderr"].read_text()
     lines = [json.loads(line) for line in files["stdout"].read_text().splitlines() if line.startswith("{")]
     assert {line["service"] for line in lines} == {"shop"}
+
+
+def test_opentelemetrys_django_middleware_in_settings_but_not_in_the_handler_leaves_obskits_span(
+    stack: ExitStack,
+) -> None:
+    """DjangoInstrumentor run after the handler loaded its middleware: the handler does not have it."""
+    official = pytest.importorskip(
+        "opentelemetry.instrumentation.django", reason="opentelemetry-instrumentation-django is not installed"
+    )
+    stack.enter_context(override_settings(MIDDLEWARE=["django.middleware.common.CommonMiddleware"]))
+    client = Client()
+    client.handler.load_middleware()  # as get_wsgi_application() does
+    instrumentor = official.DjangoInstrumentor()
+    instrumentor.instrument()  # MIDDLEWARE gains its middleware; the handler's chain does not
+    stack.callback(instrumentor.uninstrument)
+    obskit.configure(client.handler)
+    cap = stack.enter_context(capture())
+    assert client.get("/api/items/2/").status_code == 200
+    [span] = server_spans(cap)
+    assert span.instrumentation_scope.name == "obskit"
+
+
+def test_a_request_obskit_cannot_read_is_served_untouched(
+    stack: ExitStack, monkeypatch: pytest.MonkeyPatch, swallow_internal_errors: None
+) -> None:
+    import obskit._web.django as obskit_django
+
+    def broken(*args: Any) -> dict[str, Any]:
+        raise RuntimeError("telemetry bug")
+
+    monkeypatch.setattr(obskit_django, "server_attributes", broken)
+    client = instrumented_client(stack)
+    response = client.get("/api/items/4/")
+    assert response.json() == {"id": 4}
+    assert "X-Request-ID" not in response

@@ -196,6 +196,15 @@ def _start(config: Config, request: Any) -> Exchange:
     return exchange
 
 
+def _begin(config: Config, request: Any) -> Exchange | None:
+    """:func:`_start`, or None (reported) when the request cannot be read: it is served untouched."""
+    try:
+        return _start(config, request)
+    except Exception as exc:
+        report_internal_error("django request start", exc)
+        return None
+
+
 class ObskitDjangoMiddleware:
     """Spans, RED metrics, request ids and access lines for a Django project's requests.
 
@@ -218,7 +227,11 @@ class ObskitDjangoMiddleware:
         #: Who serves obskit's paths: Django's URL resolver decides.
         self.urls = DjangoURLs()
         self._routes: AppRoutes = watch(self.urls, lambda: self.hub.enabled)
-        self.hub.server_span = not official_middleware()
+        # OpenTelemetry's Django middleware, when the project has it, makes the server span:
+        # beside obskit's in MIDDLEWARE (loaded with it), or inside the chain configure(app) wraps.
+        official = official_middleware() if hub is None else _official_in(get_response)
+        self.hub.server_span = not official
+        self.hub._config = None  # a config made before may say otherwise
         _connect_receiver()
 
     def __call__(self, request: Any) -> Any:
@@ -234,7 +247,9 @@ class ObskitDjangoMiddleware:
                 return own
         if config.excluded(path):
             return self.get_response(request)
-        exchange = _start(config, request)
+        exchange = _begin(config, request)
+        if exchange is None:
+            return self.get_response(request)
         try:
             response = self.get_response(request)
         except Exception as error:  # DEBUG_PROPAGATE_EXCEPTIONS: the server sees it
@@ -253,7 +268,9 @@ class ObskitDjangoMiddleware:
                 return own
         if config.excluded(path):
             return await self.get_response(request)
-        exchange = _start(config, request)
+        exchange = _begin(config, request)
+        if exchange is None:
+            return await self.get_response(request)
         try:
             response = await self.get_response(request)
         except Exception as error:
@@ -430,6 +447,20 @@ _metrics_app: Any = None
 
 def _metrics_response(request: Any) -> Any:
     """The scrape answer of obskit's metrics app (text or OpenMetrics, gzip) as a Django response."""
+    from django.http import HttpResponse
+
+    try:
+        return _scrape(request)
+    except Exception as exc:
+        report_internal_error("prometheus exposition", exc)
+        return HttpResponse(
+            b"# obskit could not collect the metrics; see the obskit log\n",
+            status=500,
+            content_type="text/plain; charset=utf-8",
+        )
+
+
+def _scrape(request: Any) -> Any:
     global _metrics_app
     from django.http import HttpResponse
 
@@ -466,6 +497,22 @@ def in_chain(handler: Any) -> bool:
     if MIDDLEWARE_PATH in (getattr(settings, "MIDDLEWARE", None) or ()):
         return True
     return isinstance(getattr(handler, "_middleware_chain", None), ObskitDjangoMiddleware)
+
+
+def _official_in(chain: Any) -> bool:
+    """Whether OpenTelemetry's Django middleware is in a handler's loaded middleware chain.
+
+    Each middleware Django loaded is wrapped (``functools.wraps``: ``__wrapped__``) and holds the
+    next as ``get_response``.
+    """
+    seen: set[int] = set()
+    while chain is not None and id(chain) not in seen:
+        seen.add(id(chain))
+        chain = getattr(chain, "__wrapped__", chain)
+        if type(chain).__module__.startswith(_OFFICIAL):
+            return True
+        chain = getattr(chain, "get_response", None)
+    return False
 
 
 def official_middleware() -> bool:
