@@ -195,6 +195,20 @@ def test_streaming_response_is_finished_when_its_body_is_read(stack: ExitStack) 
     assert {line["trace_id"] for line in chunk_lines} == {format(span.context.trace_id, "032x")}
 
 
+async def test_an_async_stream_is_made_inside_the_request(stack: ExitStack) -> None:
+    client = instrumented_client(stack, asynchronous=True)
+    cap = stack.enter_context(capture())
+    response = await client.get("/astream/", headers={"x-request-id": "req-s"})
+    assert b"".join([chunk async for chunk in response.streaming_content]) == b"chunk 0\nchunk 1\nchunk 2\n"
+    [span] = server_spans(cap)
+    assert span.name == "GET /astream/"
+    lines = cap.logs(logger="djproj")
+    assert [line["message"] for line in lines] == [f"async chunk {i}" for i in range(3)]
+    assert {(line["request_id"], line["trace_id"]) for line in lines} == {
+        ("req-s", format(span.context.trace_id, "032x"))
+    }
+
+
 async def test_async_view_and_async_failure_under_the_async_client(stack: ExitStack) -> None:
     client = instrumented_client(stack, asynchronous=True)
     cap = stack.enter_context(capture())

@@ -18,6 +18,7 @@ urlpatterns = [
     path("async/<str:name>/", views.async_view),
     path("stream/", views.stream),
     path("slow/", views.slow),
+    path("astream/", views.astream),
     path("fail/", views.fail),
     path("async-fail/", views.async_fail),
     path("query/", views.query),

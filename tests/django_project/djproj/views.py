@@ -50,6 +50,16 @@ def stream(request):
     return StreamingHttpResponse(chunks(), content_type="text/plain")
 
 
+async def astream(request):
+    async def chunks():
+        for i in range(3):
+            await asyncio.sleep(0)
+            log.info("async chunk %s", i)
+            yield f"chunk {i}\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
 def fail(request):
     raise Boom("boom")
 
