@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,24 @@ def test_streaming_response_is_finished_when_its_body_is_read(stack: ExitStack) 
     chunk_lines = cap.logs(logger="djproj")
     assert len(chunk_lines) == 3
     assert {line["trace_id"] for line in chunk_lines} == {format(span.context.trace_id, "032x")}
+
+
+def test_a_stream_failing_after_its_200_is_logged_once_with_its_stack(stack: ExitStack) -> None:
+    """Django does not see an exception raised while the server reads the body: obskit logs it."""
+    from djproj.views import Boom
+
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    response = client.get("/stream-fail/")
+    assert response.status_code == 200
+    with pytest.raises(Boom):
+        b"".join(response.streaming_content)
+    [span] = server_spans(cap)
+    assert span.attributes["error.type"] == "djproj.views.Boom"
+    assert span.attributes["http.response.status_code"] == 200
+    [access] = cap.logs(logger="http.access")
+    assert access["level"] == "ERROR"
+    assert access["exception"]["type"] == "Boom"
 
 
 async def test_an_async_stream_is_made_inside_the_request(stack: ExitStack) -> None:
@@ -437,6 +455,9 @@ def test_project_served_by_a_real_server(server: str, way: str, tmp_path: Path) 
             streamed = client.get("/stream/")
             asynchronous = client.get("/async/eve/")
             missing = client.get("/nowhere/admin.php")
+            # The body breaks after its first chunk: the server cuts the response.
+            with suppress(httpx.HTTPError):
+                httpx.get(f"{base}/stream-fail/", timeout=10).read()
             scrape = client.get("/metrics").text
     assert found.json() == {"id": 5}
     assert found.headers["x-request-id"] == "req-5"
@@ -465,9 +486,18 @@ def test_project_served_by_a_real_server(server: str, way: str, tmp_path: Path) 
         ("ERROR", "Internal Server Error: /fail/"),
         ("WARNING", "Not Found: /nowhere/admin.php"),
     ]
+    # A body failing after its 200: obskit's ERROR access line is its one log line, with the stack
+    # (the server's own report of it is dropped).
+    [broken] = [line for line in access if line["path"] == "/stream-fail/"]
+    assert broken["level"] == "ERROR"
+    assert broken["exception"]["type"] == "Boom"
     stderr = files["stderr"].read_text()
-    assert '"GET /api/items/{item_id}/"' in stderr or "GET /api/items/{item_id}/" in stderr
+    assert "GET /api/items/{item_id}/" in stderr
     assert "djproj.views.Boom" in stderr  # the 500's error.type on the span
+    for report in ("Error handling request", "Exception in ASGI application"):
+        assert report not in stderr
+        assert report not in stdout
+    assert "Traceback" not in stderr
 
 
 # -- Django's tutorial app -----------------------------------------------------------------------------

@@ -50,5 +50,8 @@ def _configure_once() -> None:
         keywords = getattr(settings, "OBSKIT", None) or {}
         obskit.configure(**keywords)
     if not _console_kept:
+        from obskit._web.install import _drop_servers_copies_of_logged_errors
+
         keep_django_console()
+        _drop_servers_copies_of_logged_errors()  # gunicorn's copy of an error obskit logged
         _console_kept = True

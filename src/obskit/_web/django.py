@@ -43,8 +43,6 @@ __all__ = [
 ACTIVE_KEY = "obskit.django"
 #: ``request.META`` key where the ``got_request_exception`` receiver leaves the exception.
 ERROR_KEY = "obskit.django.error"
-#: ``request.META`` key for an exception a streamed body raised (Django does not log that one).
-STREAM_ERROR_KEY = "obskit.django.stream_error"
 #: The dotted path of the public middleware, as written in ``MIDDLEWARE``.
 MIDDLEWARE_PATH = "obskit.django.ObskitMiddleware"
 #: The package of OpenTelemetry's own Django instrumentation (its middleware makes the server span).
@@ -289,10 +287,11 @@ class ObskitDjangoMiddleware:
             name = exchange.config.settings.request_id_header
             if not response.has_header(name):  # one the app set keeps its own
                 response[name] = exchange.request_id
+            closer = _Closer(response.close, exchange, request)
             if response.streaming:
                 iterate = _acurrent if response.is_async else _current
-                response.streaming_content = iterate(response.streaming_content, exchange, request)
-            response.close = _Closer(response.close, exchange, request)
+                response.streaming_content = iterate(response.streaming_content, exchange, closer)
+            response.close = closer
         except Exception as exc:
             report_internal_error("django response", exc)
             exchange.finish(_route_of(request), None)
@@ -358,24 +357,29 @@ class ObskitDjangoMiddleware:
         return _json_response(status, payload)
 
 
-def _current(chunks: Iterable[Any], exchange: Exchange, request: Any) -> Iterator[Any]:
-    """A streamed body whose chunks are made with the request's span and id current (only then)."""
+def _current(chunks: Iterable[Any], exchange: Exchange, closer: _Closer) -> Iterator[Any]:
+    """A streamed body whose chunks are made with the request's span and id current (only then).
+
+    An exception from the body finishes the request at once, logged with its stack: Django never
+    sees it, and under ASGI the response is then not closed.
+    """
     iterator = iter(chunks)
     while True:
         exchange.activate()
         try:
             chunk = next(iterator)
         except StopIteration:
+            exchange.deactivate()
             return
         except Exception as error:
-            request.META[STREAM_ERROR_KEY] = error
-            raise
-        finally:
             exchange.deactivate()
+            closer.finish(error)
+            raise
+        exchange.deactivate()
         yield chunk
 
 
-async def _acurrent(chunks: AsyncIterable[Any], exchange: Exchange, request: Any) -> AsyncIterator[Any]:
+async def _acurrent(chunks: AsyncIterable[Any], exchange: Exchange, closer: _Closer) -> AsyncIterator[Any]:
     """:func:`_current` for an async streamed body."""
     iterator = aiter(chunks)
     while True:
@@ -383,12 +387,13 @@ async def _acurrent(chunks: AsyncIterable[Any], exchange: Exchange, request: Any
         try:
             chunk = await anext(iterator)
         except StopAsyncIteration:
+            exchange.deactivate()
             return
         except Exception as error:
-            request.META[STREAM_ERROR_KEY] = error
-            raise
-        finally:
             exchange.deactivate()
+            closer.finish(error)
+            raise
+        exchange.deactivate()
         yield chunk
 
 
@@ -410,17 +415,16 @@ class _Closer:
         try:
             self._close()
         finally:
-            exchange, self._exchange = self._exchange, None
-            if exchange is not None:
-                request = self._request
-                exchange.activate()
-                error = request.META.get(ERROR_KEY)
-                streamed = request.META.get(STREAM_ERROR_KEY)
-                if isinstance(error, BaseException):
-                    # Django answered 500 and logged it (django.request): record, don't log again.
-                    exchange.finish(_route_of(request), error, log_error=False)
-                else:  # a streamed body's exception reached the server: obskit logs it
-                    exchange.finish(_route_of(request), streamed if isinstance(streamed, Exception) else None)
+            error = self._request.META.get(ERROR_KEY)
+            # Django answered 500 and logged it (django.request): record it, don't log it again.
+            self.finish(error if isinstance(error, BaseException) else None, log_error=False)
+
+    def finish(self, error: BaseException | None, log_error: bool = True) -> None:
+        """Finish the request's telemetry (once), with the exception that ended it, if any."""
+        exchange, self._exchange = self._exchange, None
+        if exchange is not None:
+            exchange.activate()
+            exchange.finish(_route_of(self._request), error, log_error=log_error)
 
 
 def _is_async(get_response: Callable[[Any], Any]) -> bool:

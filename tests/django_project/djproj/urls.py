@@ -19,6 +19,7 @@ urlpatterns = [
     path("stream/", views.stream),
     path("slow/", views.slow),
     path("astream/", views.astream),
+    path("stream-fail/", views.stream_fail),
     path("fail/", views.fail),
     path("async-fail/", views.async_fail),
     path("query/", views.query),

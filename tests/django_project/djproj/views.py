@@ -60,6 +60,14 @@ async def astream(request):
     return StreamingHttpResponse(chunks(), content_type="text/plain")
 
 
+def stream_fail(request):
+    def chunks():
+        yield "first\n"
+        raise Boom("broken stream")
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
 def fail(request):
     raise Boom("boom")
 
