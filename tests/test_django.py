@@ -39,12 +39,21 @@ OBSKIT_FIRST = ["obskit.django.ObskitMiddleware", "django.middleware.common.Comm
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _project() -> None:
-    """The test project, set up once for this process."""
-    if str(PROJECT) not in sys.path:
-        sys.path.insert(0, str(PROJECT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproj.settings")
-    django.setup()
+def _project() -> Iterator[None]:
+    """The test project, set up once for this process (Django's settings stay: they are global).
+
+    What Django's set-up changed outside Django is put back for the rest of the suite: the
+    settings variable, the import path, the warnings it sends to logging, its loggers' handlers.
+    """
+    loggers = {name: list(logging.getLogger(name).handlers) for name in ("django", "django.server")}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(PROJECT))
+        patch.setenv("DJANGO_SETTINGS_MODULE", "djproj.settings")
+        django.setup()
+        yield
+    logging.captureWarnings(False)
+    for name, handlers in loggers.items():
+        logging.getLogger(name).handlers[:] = handlers
 
 
 @pytest.fixture
