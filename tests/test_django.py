@@ -751,3 +751,38 @@ def test_a_request_obskit_cannot_read_is_served_untouched(
     response = client.get("/api/items/4/")
     assert response.json() == {"id": 4}
     assert "X-Request-ID" not in response
+
+
+def test_the_doctor_names_a_project_url_shadowing_obskits_path(stack: ExitStack, monkeypatch: Any) -> None:
+    from django.urls import clear_url_caches, path
+    from djproj import urls, views
+
+    from obskit._web.routes import shadowed
+
+    monkeypatch.setattr(urls, "urlpatterns", [*urls.urlpatterns, path("metrics", views.own_metrics)])
+    clear_url_caches()
+    stack.callback(clear_url_caches)
+    obskit.configure(Client().handler, metrics_exporter="prometheus", prometheus_port=0)
+    [line] = shadowed("/metrics", {"/health/live": "live"})
+    assert "the application serves /metrics itself" in line
+
+
+def test_the_span_has_the_attributes_a_flask_request_gets(stack: ExitStack) -> None:
+    """The same request to Django and to Flask: the same semantic-convention attributes."""
+    flask = pytest.importorskip("flask")
+    app = flask.Flask("same_attributes")
+    app.add_url_rule("/api/items/<int:item_id>/", view_func=lambda item_id: {"id": item_id})
+    headers = {"Host": "shop.example:8080", "User-Agent": "probe/1.0", "traceparent": TRACEPARENT}
+    client = instrumented_client(stack)
+    cap = stack.enter_context(capture())
+    client.get("/api/items/7/?q=1", headers=headers)
+    [django_span] = server_spans(cap)
+    obskit.configure(app)
+    cap = stack.enter_context(capture())
+    flask_client = app.test_client()
+    flask_client.get(
+        "/api/items/7/?q=1", headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"}, buffered=True
+    )
+    [flask_span] = server_spans(cap)
+    assert dict(django_span.attributes) == dict(flask_span.attributes)
+    assert django_span.name == flask_span.name == "GET /api/items/{item_id}/"
