@@ -7,8 +7,9 @@ loaded by Django. It works on Django's request and response, so the same code re
 environs and ASGI scopes (``request.META``), and runs sync or async as the handler does.
 
 The request is finished when Django closes the response (after the last byte of a streamed
-body went out); the route is the resolver's match, read once the view has answered; an
-exception Django turned into a 500 page is taken from its ``got_request_exception`` signal.
+body went out) or when a streamed body raises; the route is the resolver's match, read once the
+view has answered; an exception Django turned into a 500 page is taken from its
+``got_request_exception`` signal.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "in_chain",
     "is_django_app",
     "keep_django_console",
+    "official_middleware",
     "wrap_handler",
 ]
 
@@ -50,7 +52,6 @@ _OFFICIAL = "opentelemetry.instrumentation.django"
 
 _NAMED_GROUP = re.compile(r"\(\?P<([^>]+)>")
 _CONVERTER = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
-_STATUS_TEXT = {200: "OK", 503: "Service Unavailable"}
 
 
 def is_django_app(app: object) -> bool:
