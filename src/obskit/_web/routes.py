@@ -169,13 +169,14 @@ def shadowed(metrics_path: str | None, health: dict[str, str], app: object | Non
         apps = [AppRoutes(app)]
     else:
         apps = [routes for routes, active in list(_WATCHED.values()) if active()]
-    return [
+    lines = [
         shadowed_message(endpoint)
         for routes in apps
         if routes.readable
         for endpoint in endpoints(metrics_path, health)
         if routes.owner(endpoint.path) == TAKEN
     ]
+    return list(dict.fromkeys(lines))  # once each: Django's middlewares in a process share one URLconf
 
 
 # -- reading routes -------------------------------------------------------------------------------
