@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "obskit._cli",
             "obskit.asgi",
             "obskit.wsgi",
+            "obskit.django",
             "obskit.prometheus",
             "obskit.testing",
             "obskit.pytest_plugin",

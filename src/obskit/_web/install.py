@@ -10,12 +10,16 @@ from typing import Any
 
 from obskit._core.errors import ConfigError
 from obskit._core.settings import Settings
+from obskit._web.django import is_django_app
 from obskit._web.http import SERVER_ERROR_LOGGERS, AlreadyLoggedFilter, Hub, flask_route
 from obskit._web.routes import watch
 
 __all__ = ["app_tracer_provider", "check_app", "instrument"]
 
-SUPPORTED = "a FastAPI/Starlette application (ASGI) or a Flask application (WSGI)"
+SUPPORTED = (
+    "a FastAPI/Starlette application (ASGI), a Flask application (WSGI) or a Django project's "
+    "get_wsgi_application()/get_asgi_application()"
+)
 #: The attribute marking an instrumented app; its value is the app's :class:`Hub`.
 MARK = "_obskit_hub"
 
@@ -28,6 +32,8 @@ def _kind(app: object) -> str | None:
     flask = sys.modules.get("flask")
     if flask is not None and isinstance(app, flask.Flask):
         return "flask"
+    if is_django_app(app):
+        return "django"
     return None
 
 
@@ -38,7 +44,8 @@ def check_app(app: object) -> None:
             "app",
             type(app).__name__,
             SUPPORTED,
-            "Wrap other ASGI/WSGI callables with obskit.asgi.middleware(app) / obskit.wsgi.middleware(app).",
+            "Wrap other ASGI/WSGI callables with obskit.asgi.middleware(app) / obskit.wsgi.middleware(app);"
+            " in a Django project, add 'obskit.django.ObskitMiddleware' first in MIDDLEWARE instead.",
         )
 
 
@@ -48,18 +55,30 @@ def instrument(app: object, settings: Settings) -> Callable[[float], None]:
     The middleware stays in place for the app's lifetime; the undo switches it to a plain
     pass-through, and the next configure(app) switches the same middleware back on.
     """
+    kind = _kind(app)
     hub: Hub | None = getattr(app, MARK, None)
     if hub is None:
         hub = Hub(enabled=False)
-        if _kind(app) == "starlette":
+        if kind == "starlette":
             _wrap_starlette(app, hub)
+        elif kind == "django":
+            from obskit._web.django import wrap_handler
+
+            wrap_handler(app, hub)  # not when MIDDLEWARE has obskit's: that one instruments
         else:
             _wrap_flask(app, hub)
         setattr(app, MARK, hub)
     hub.enabled = True
     restore_native = _quiet_fastapi_native_telemetry(app)
     unfilter = _drop_servers_copies_of_logged_errors()
-    release_flask_logger = _keep_flask_logger(app) if _kind(app) == "flask" else (lambda: None)
+    if kind == "flask":
+        release_flask_logger = _keep_flask_logger(app)
+    elif kind == "django":
+        from obskit._web.django import keep_django_console
+
+        release_flask_logger = keep_django_console()
+    else:
+        release_flask_logger = lambda: None  # noqa: E731
 
     def undo(timeout: float) -> None:
         hub.enabled = False

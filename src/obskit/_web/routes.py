@@ -1,13 +1,13 @@
 """Whether the application serves one of obskit's paths itself: obskit never shadows an app's route.
 
 obskit answers its scrape and health paths only where the app has nothing. For apps whose
-routes can be read (a Starlette/FastAPI router, a Flask ``url_map``) the routes decide: a route
-(path parameters and converters included), a mount holding such a route, a redirect the router
-would send (a trailing slash added or removed) or a method the route refuses all mean the app
-serves the path. What cannot be read (a plain ASGI/WSGI callable, a mounted app that is not a
-router, a Starlette ``Host``, a router with its own default app, Flask host or subdomain
-matching) is asked first: the request goes to the app and obskit answers only if the app
-answers 404.
+routes can be read (a Starlette/FastAPI router, a Flask ``url_map``, a Django URLconf) the
+routes decide: a route (path parameters and converters included), a mount holding such a
+route, a redirect the router would send (a trailing slash added or removed) or a method the
+route refuses all mean the app serves the path. What cannot be read (a plain ASGI/WSGI
+callable, a mounted app that is not a router, a Starlette ``Host``, a router with its own
+default app, Flask host or subdomain matching) is asked first: the request goes to the app
+and obskit answers only if the app answers 404.
 
 The routes are read only for requests to obskit's own paths, and the answer is cached per app
 and path until the route list changes (routes added after ``configure()`` count).
@@ -31,6 +31,7 @@ __all__ = [
     "FREE",
     "TAKEN",
     "AppRoutes",
+    "DjangoURLs",
     "Endpoint",
     "endpoints",
     "shadowed",
@@ -168,13 +169,14 @@ def shadowed(metrics_path: str | None, health: dict[str, str], app: object | Non
         apps = [AppRoutes(app)]
     else:
         apps = [routes for routes, active in list(_WATCHED.values()) if active()]
-    return [
+    lines = [
         shadowed_message(endpoint)
         for routes in apps
         if routes.readable
         for endpoint in endpoints(metrics_path, health)
         if routes.owner(endpoint.path) == TAKEN
     ]
+    return list(dict.fromkeys(lines))  # once each: Django's middlewares in a process share one URLconf
 
 
 # -- reading routes -------------------------------------------------------------------------------
@@ -188,9 +190,18 @@ class _Reader:
         raise NotImplementedError
 
 
+class DjangoURLs:
+    """Stands for a Django project's URLconf where there is no app object (the ``MIDDLEWARE`` entry)."""
+
+    __slots__ = ("__weakref__",)
+
+
 def _reader_for(app: object | None) -> _Reader | None:
     if app is None:
         return None
+    base = sys.modules.get("django.core.handlers.base")
+    if isinstance(app, DjangoURLs) or (base is not None and isinstance(app, base.BaseHandler)):
+        return _DjangoReader()
     applications = sys.modules.get("starlette.applications")
     routing = sys.modules.get("starlette.routing")
     if (applications is not None and isinstance(app, applications.Starlette)) or (
@@ -317,4 +328,34 @@ class _FlaskReader(_Reader):
             return FREE
         except (HTTPException, RoutingException):  # MethodNotAllowed, RequestRedirect: the app answers
             return TAKEN
+        return TAKEN
+
+
+class _DjangoReader(_Reader):
+    """The project's root URLconf, resolved as Django resolves a request's ``path_info``.
+
+    A path that resolves, or that ``APPEND_SLASH`` would redirect to one that does, is served by
+    the project.
+    """
+
+    def signature(self) -> object:
+        from django.urls import get_resolver
+
+        return id(get_resolver())  # a new resolver when the URL caches are cleared
+
+    def owner(self, path: str, root_path: str) -> str:
+        from django.conf import settings
+        from django.urls import Resolver404, get_resolver
+
+        resolver = get_resolver()
+        try:
+            resolver.resolve(path)
+        except Resolver404:
+            if getattr(settings, "APPEND_SLASH", False) and not path.endswith("/"):
+                try:
+                    resolver.resolve(path + "/")
+                except Resolver404:
+                    return FREE
+                return TAKEN  # CommonMiddleware redirects there
+            return FREE
         return TAKEN
