@@ -9,6 +9,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,7 +243,28 @@ def test_otlp_gets_exponential_histograms_when_asked_and_prometheus_keeps_its_bu
     top = base ** (large.positive.offset + last + 1)  # the upper bound of the bucket holding 45 s
     assert 45.0 <= top < 45.0 * base
     assert points["small"].count == 1
-    family = received["obskit_external_call_duration_seconds"]
+
+
+BUILT_IN_FAMILY = """
+import sys
+import obskit
+
+obskit.configure(
+    traces_exporter="none", logs_exporter="none", metrics_exporter="otlp", otlp_endpoint=sys.argv[1],
+    metric_export_interval_ms=3_600_000, exponential_histograms=True,
+)
+obskit.MetricsCollector().external_call("openai", "chat", 45.0)
+obskit.shutdown()
+"""
+
+
+def test_a_built_in_family_is_exponential_too(receiver: OtlpMetricsReceiver) -> None:
+    # In a fresh process: a family first recorded before configure() keeps what it was made with,
+    # and this suite's process has recorded the built-in families already.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_"))}
+    env["PYTHONPATH"] = str(Path(obskit.__file__).parents[1])
+    subprocess.run([sys.executable, "-c", BUILT_IN_FAMILY, receiver.url], env=env, check=True, timeout=60)
+    family = receiver.metrics()["obskit_external_call_duration_seconds"]
     assert family.WhichOneof("data") == "exponential_histogram"
 
 
