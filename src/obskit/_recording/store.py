@@ -149,9 +149,13 @@ class Store:
             if child is None and len(series) < self.series_cap:
                 child = series[values] = metric.labels(*map(label_value, values))
         if child is None:
-            self._overflow.labels(spec.sample_name).inc()
+            self.count_overflow(spec.sample_name)
             return metric.labels(*([OVERFLOW_LABEL_VALUE] * len(spec.labels))), True
         return child, False
+
+    def count_overflow(self, sample_name: str) -> None:
+        """Add one to ``obskit_telemetry_overflow_total{metric=sample_name}``."""
+        self._overflow.labels(sample_name).inc()
 
     def series_count(self, spec: MetricSpec) -> int:
         """How many series ``spec`` has in this store, overflow excluded."""
