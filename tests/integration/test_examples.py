@@ -105,7 +105,7 @@ def test_batch_worker_leaves_its_final_numbers_at_the_push_gateway(pushgateway: 
     # The process has exited: what the gateway holds now is what stays for Prometheus to scrape.
     text = http_get(f"{pushgateway}/metrics")[1]
     group = {"job": "nightly-export", "instance": "worker-1"}
-    record, batch = {**group, "exported_job": "export_record"}, {**group, "exported_job": "nightly_export"}
+    record, batch = {**group, "job_name": "export_record"}, {**group, "job_name": "nightly_export"}
     assert sample(text, "obskit_jobs_total", **record, status="success") == RECORDS - INVALID
     assert sample(text, "obskit_jobs_total", **record, status="error") == INVALID
     assert sample(text, "obskit_jobs_total", **batch, status="success") == 1
@@ -135,11 +135,11 @@ def test_a_failed_batch_exits_1_and_the_gateway_shows_the_failed_job(
     assert failed["exception"]["type"] == "StoreUnavailable"
     assert failed["trace_id"]
     text = http_get(f"{pushgateway}/metrics")[1]
-    batch = {"job": "nightly-export", "exported_job": "nightly_export"}
+    batch = {"job": "nightly-export", "job_name": "nightly_export"}
     assert sample(text, "obskit_jobs_total", **batch, status="error") == 1
     assert sample(text, "obskit_jobs_total", **batch, status="success") == 0
     assert (
-        sample(text, "obskit_jobs_total", job="nightly-export", exported_job="export_record", status="error")
+        sample(text, "obskit_jobs_total", job="nightly-export", job_name="export_record", status="error")
         == 1
     )
     assert sample(text, "export_retries_total", job="nightly-export") == 2
