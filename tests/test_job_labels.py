@@ -237,16 +237,18 @@ def test_set_labels_on_an_async_block_and_a_failing_run(obskit_capture: Capture)
 
 
 def test_set_labels_with_an_undeclared_name_is_a_usage_error_naming_job_and_declared() -> None:
+    declared_source = r"track_job\(load\).set_labels: label 'model' not declared \(declared: source\)"
     with capture() as cap:
-        with pytest.raises(
-            MetricUsageError,
-            match=r"track_job\(load\).set_labels: label 'model' not declared \(declared: source\)",
+        with (
+            pytest.raises(MetricUsageError, match=declared_source),
+            track_job("load", labels=("source",)) as job,
         ):
-            with track_job("load", labels=("source",)) as job:
-                job.set_labels(model="m1")
-        with pytest.raises(MetricUsageError, match=r"label 'model' not declared \(declared: none\)"):
-            with track_job("plain") as job:
-                job.set_labels(model="m1")
+            job.set_labels(model="m1")
+        with (
+            pytest.raises(MetricUsageError, match=r"label 'model' not declared \(declared: none\)"),
+            track_job("plain") as job,
+        ):
+            job.set_labels(model="m1")
     assert cap.counter_value(JOBS, job_name="load") == 1  # the runs still counted
 
 
