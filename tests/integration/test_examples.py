@@ -67,7 +67,7 @@ def test_demo_logs_json_lines_and_prints_the_job_metrics(tmp_path: Path) -> None
     assert result.returncode == 0, explain(result)
     combined = result.stdout + result.stderr  # what .ci/run greps, in its words
     assert '"message":"article checked"' in combined
-    assert 'obskit_jobs_total{job="compliance_check",status="success"} 3' in combined
+    assert 'obskit_jobs_total{job_name="compliance_check",status="success"} 3' in combined
     lines = json_lines(result.stdout)
     checked = [line for line in lines if line["message"] == "article checked"]
     assert len(checked) == 3
@@ -75,7 +75,7 @@ def test_demo_logs_json_lines_and_prints_the_job_metrics(tmp_path: Path) -> None
     [rejected] = [line for line in lines if line["message"] == "article rejected"]
     assert rejected["level"] == "ERROR"
     assert rejected["exception"]["type"] == "ValueError"
-    assert 'obskit_jobs_total{job="compliance_check",status="error"} 1' in result.stderr
+    assert 'obskit_jobs_total{job_name="compliance_check",status="error"} 1' in result.stderr
     assert "[obskit span] compliance_check " in result.stderr
     assert "code.args.api_key=[REDACTED]" in result.stderr
     assert "sk-demo-secret" not in combined
@@ -149,8 +149,8 @@ def test_batch_worker_without_a_gateway_prints_its_metrics_at_exit(tmp_path: Pat
     result = run([BATCH_WORKER, "--records", "8"], tmp_path)
 
     assert result.returncode == 0, explain(result)
-    assert 'obskit_jobs_total{job="export_record",status="success"} 7' in result.stderr
-    assert 'obskit_jobs_total{job="nightly_export",status="success"} 1' in result.stderr
+    assert 'obskit_jobs_total{job_name="export_record",status="success"} 7' in result.stderr
+    assert 'obskit_jobs_total{job_name="nightly_export",status="success"} 1' in result.stderr
     assert 'export_records_total{outcome="invalid"} 1' in result.stderr
     assert "export_retries_total 1" in result.stderr
     assert len({line["request_id"] for line in json_lines(result.stdout)}) == 1  # one run, one id

@@ -202,7 +202,7 @@ def test_promtool_accepts_the_merged_multiprocess_exposition(tmp_path: Path) -> 
     host, port = obskit.prometheus.server_address() or ("", 0)
     status, text = http_get(f"http://{host}:{port}/metrics")
     assert status == 200
-    assert sample(text, "obskit_jobs_total", job="nightly_export", status="error", tenant="acme") == 1
+    assert sample(text, "obskit_jobs_total", job_name="nightly_export", status="error", tenant="acme") == 1
     promtool_check(text)
 
 

@@ -411,16 +411,16 @@ def test_every_rule_and_panel_expression_answers_on_real_obskit_data(
         ]
         <= 5
     )
-    nightly = "job_name=nightly,job=obskit"
+    nightly = "job=obskit,job_name=nightly"
     assert rule_results["job_job_name:obskit_jobs_error:ratio_rate1h"][nightly] == pytest.approx(0.5)
     assert 0.1 <= rule_results["job_job_name:obskit_job_duration_seconds:p95_rate1h"][nightly] <= 0.5
     assert set(rule_results["job_job_name_status:obskit_jobs:rate5m"]) >= {
-        f"job_name=nightly,job=obskit,status={s}" for s in ("success", "error")
+        f"job=obskit,job_name=nightly,status={s}" for s in ("success", "error")
     }
     # Alert conditions (default thresholds): each fires exactly where the traffic says it should.
     assert set(rule_results["HighErrorRate"]) == {items}  # 25% > 5%
     assert set(rule_results["HighRequestLatency"]) == {"job=obskit,route=/slow"}  # 3 s > 1 s
-    assert rule_results["JobsStuck"] == {"job_name=stuck,job=obskit": 1}
+    assert rule_results["JobsStuck"] == {"job=obskit,job_name=stuck": 1}
     assert set(rule_results["HighJobFailureRate"]) == {nightly}
     assert rule_results["ServiceDown"] == {}
     target = f"instance={host}:{port},job=obskit"
