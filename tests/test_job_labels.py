@@ -265,3 +265,13 @@ def test_metrics_collector_job_shares_the_families_with_labelled_jobs(obskit_cap
     obskit.MetricsCollector().job("nightly", 2.0)
     obskit_capture.assert_counter(JOBS, 1, job_name="nightly", status="success")
     obskit_capture.assert_counter(JOBS, 1, job_name="infer", model="m1", status="success")
+
+
+def test_set_labels_on_a_fixed_label_is_a_usage_error() -> None:
+    with capture() as cap:
+        with (
+            pytest.raises(MetricUsageError, match=r"label 'model' has a fixed value"),
+            track_job("infer", labels={"model": "m1"}) as job,
+        ):
+            job.set_labels(model="m2")
+        cap.assert_counter(JOBS, 1, job_name="infer", model="m1")  # the run (raising) still counted

@@ -139,8 +139,7 @@ def test_a_failed_batch_exits_1_and_the_gateway_shows_the_failed_job(
     assert sample(text, "obskit_jobs_total", **batch, status="error") == 1
     assert sample(text, "obskit_jobs_total", **batch, status="success") == 0
     assert (
-        sample(text, "obskit_jobs_total", job="nightly-export", job_name="export_record", status="error")
-        == 1
+        sample(text, "obskit_jobs_total", job="nightly-export", job_name="export_record", status="error") == 1
     )
     assert sample(text, "export_retries_total", job="nightly-export") == 2
 

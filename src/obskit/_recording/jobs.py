@@ -146,6 +146,7 @@ class _Bound:
         "in_progress",
         "names",
         "state",
+        "store",
         "success",
         "values",
     )
@@ -155,6 +156,7 @@ class _Bound:
     ) -> None:
         families = _families(state)
         self.families = families
+        self.store = state.store
         self.names = names
         self.state: _state.State | None = state
         values = {JOB_NAME_LABEL: job, **labels}
@@ -175,10 +177,6 @@ class _Bound:
         # Bound once per state: the jobs counter and in-progress gauge are updated on every call.
         self.add_success, self.add_error = value_adder(self.success), value_adder(self.error)
         self.add_in_progress = value_adder(self.in_progress)
-
-    @property
-    def store(self) -> Store:
-        return self.families._store
 
 
 class _Labels:
@@ -230,24 +228,29 @@ class Job:
         started (``""`` for the others), so that it goes back down in the series it went up in.
         A name the job did not declare is a usage error: reported, and nothing set for it.
         """
-        labels = self._labels
-        if labels is None:
-            if self._bound is None:  # telemetry failed to start: nothing to label
-                return
-            declared: tuple[str, ...] = self._bound.names
-            unknown = sorted(values)
-        else:
-            declared = labels.hooks.names
-            unknown = sorted(values.keys() - set(declared))
+        bound, labels = self._bound, self._labels
+        if bound is None:  # telemetry failed to start: nothing to label
+            return
+        settable = () if labels is None else labels.hooks.per_call
+        unknown = [name for name in sorted(values) if name not in settable]
         if unknown:
-            job = self._bound.values[JOB_NAME_LABEL] if self._bound is not None else "?"
-            report_usage_error(
-                f"track_job({job}).set_labels: label {', '.join(map(repr, unknown))} not declared"
-                f" (declared: {', '.join(declared) or 'none'}); declare it with"
-                f" track_job({job!r}, labels=({', '.join(map(repr, unknown))},)); not recorded"
-            )
+            job, fixed = bound.values[JOB_NAME_LABEL], [n for n in unknown if n in bound.names]
+            undeclared = [n for n in unknown if n not in bound.names]
+            said = []
+            if undeclared:
+                said.append(
+                    f"label {', '.join(map(repr, undeclared))} not declared"
+                    f" (declared: {', '.join(bound.names) or 'none'}); declare it with"
+                    f" track_job({job!r}, labels=({', '.join(map(repr, undeclared))},))"
+                )
+            if fixed:
+                said.append(
+                    f"label {', '.join(map(repr, fixed))} has a fixed value in track_job({job!r}, labels=...)"
+                )
+            report_usage_error(f"track_job({job}).set_labels: {'; '.join(said)}; not recorded")
         if labels is None:
             return
+        declared = settable
         given = {k: label_value(v) for k, v in values.items() if k in declared}
         labels.values.update(given)
         try:
@@ -303,6 +306,7 @@ class _JobHooks:
         "_static",
         "job",
         "names",
+        "per_call",
         "where",
     )
 
@@ -331,6 +335,8 @@ class _JobHooks:
         _label_names(job, [*static, *derived, *from_args])
         #: Every label name this job declared, sorted: its series carry exactly these (and job_name).
         self.names = tuple(sorted({*static, *derived, *from_args}))
+        #: The names whose values come with each run (``set_labels`` may set these).
+        self.per_call = tuple(sorted({*derived, *from_args}))
         self._static = static
         self._derived = derived
         self._from_args = from_args
