@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -275,3 +277,12 @@ def test_set_labels_on_a_fixed_label_is_a_usage_error() -> None:
         ):
             job.set_labels(model="m2")
         cap.assert_counter(JOBS, 1, job_name="infer", model="m1")  # the run (raising) still counted
+
+
+def test_the_job_families_do_not_keep_a_finished_captures_store_alive() -> None:
+    with capture() as cap:
+        track_job("short_lived", labels={"model": "m1"})(lambda: None)()
+        store = weakref.ref(cap.store)
+    del cap
+    gc.collect()
+    assert store() is None

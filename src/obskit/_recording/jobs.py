@@ -62,7 +62,9 @@ class _Families:
     """
 
     def __init__(self, store: Store, namespace: str) -> None:
-        self._store = store
+        # Weak: the store's registry holds this collector, and _FAMILIES's values must not keep
+        # their keys (the stores) alive.
+        self._store = weakref.ref(store)
         self._namespace = namespace
         self._lock = threading.Lock()
         self._sets: dict[tuple[str, ...], tuple[tuple[MetricSpec, ...], tuple[MetricWrapperBase, ...]]] = {}
@@ -90,12 +92,15 @@ class _Families:
         child = series.get(key)
         if child is not None:
             return child, False
+        store = self._store()
+        cap = store.series_cap if store is not None else 0
         with self._lock:
             child = series.get(key)
-            if child is None and len(series) < self._store.series_cap:
+            if child is None and len(series) < cap:
                 child = series[key] = metrics[index].labels(*map(label_value, key[1]))
         if child is None:
-            self._store.count_overflow(spec.sample_name)
+            if store is not None:
+                store.count_overflow(spec.sample_name)
             return metrics[index].labels(*([OVERFLOW_LABEL_VALUE] * len(spec.labels))), True
         return child, False
 
