@@ -286,3 +286,22 @@ def test_the_job_families_do_not_keep_a_finished_captures_store_alive() -> None:
     del cap
     gc.collect()
     assert store() is None
+
+
+def test_labels_from_every_kind_of_parameter(obskit_capture: Capture) -> None:
+    @track_job("kinds", labels=("a", "b", "c", "e"))
+    def run(a: str, /, b: str, *rest: str, c: str = "dflt", **options: str) -> None:
+        pass
+
+    run("A", "B", "r1", "r2", e="E")
+    run("A2", b="B2", c="C2")
+    obskit_capture.assert_counter(JOBS, 1, job_name="kinds", a="A", b="B", c="dflt", e="E", status="success")
+    obskit_capture.assert_counter(JOBS, 1, job_name="kinds", a="A2", b="B2", c="C2", e="", status="success")
+
+
+def test_a_label_naming_the_star_args_parameter_fails_when_decorating() -> None:
+    with pytest.raises(MetricDeclarationError, match="label 'rest' names no parameter"):
+
+        @track_job("kinds", labels=("rest",))
+        def run(*rest: str) -> None:
+            pass

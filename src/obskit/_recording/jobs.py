@@ -31,6 +31,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _perf_counter = time.perf_counter
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _COUNTER, _DURATION, _IN_PROGRESS, _RESULT = range(4)
+_MISSING: Any = object()
 
 
 def _create(spec: MetricSpec) -> MetricWrapperBase:
@@ -303,11 +304,10 @@ class _JobHooks:
         "_bounds_state",
         "_derived",
         "_from_args",
-        "_kwargs_name",
         "_raw_attributes",
+        "_readers",
         "_redactor",
         "_results",
-        "_signature",
         "_static",
         "job",
         "names",
@@ -345,8 +345,7 @@ class _JobHooks:
         self._static = static
         self._derived = derived
         self._from_args = from_args
-        self._signature: inspect.Signature | None = None
-        self._kwargs_name: str | None = None
+        self._readers: tuple[tuple[str, int, bool, Any], ...] = ()
         if from_args and func is not None:
             self._bind_to(func)
         self._raw_attributes = {"job.name": job, **{f"job.{k}": v for k, v in static.items()}}
@@ -368,36 +367,54 @@ class _JobHooks:
                 f" {list(self._from_args)} from ({exc}); pass labels={{name: callable}} instead"
             ) from None
         parameters = signature.parameters
-        self._kwargs_name = next(
-            (p.name for p in parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD), None
-        )
-        missing = [n for n in self._from_args if n not in parameters and self._kwargs_name is None]
+        kinds = inspect.Parameter
+        takes_kwargs = any(p.kind is kinds.VAR_KEYWORD for p in parameters.values())
+        missing = [
+            n
+            for n in self._from_args
+            if (n not in parameters and not takes_kwargs)
+            or (n in parameters and parameters[n].kind in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD))
+        ]
         if missing:
             raise MetricDeclarationError(
                 f"track_job({self.job!r}): label {', '.join(map(repr, missing))} names no parameter of"
                 f" {getattr(target, '__qualname__', target)}{signature}; labels=(...) takes each value from"
                 " the parameter of that name. For a derived value, pass labels={name: callable}"
             )
-        self._signature = signature
+        # How to find each value in a call, worked out once: signature.bind() on every call would
+        # cost a few microseconds. (name, position or -1, by keyword too, default or _MISSING)
+        positions = {name: i for i, name in enumerate(parameters)}
+        readers = []
+        for name in self._from_args:
+            param = parameters.get(name)
+            if param is None:  # collected by **kwargs
+                readers.append((name, -1, True, _MISSING))
+                continue
+            positional = param.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+            default = _MISSING if param.default is param.empty else param.default
+            readers.append(
+                (
+                    name,
+                    positions[name] if positional else -1,
+                    param.kind is not kinds.POSITIONAL_ONLY,
+                    default,
+                )
+            )
+        self._readers = tuple(readers)
 
     def _call_values(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, str]:
-        """This call's label values: static ones, then parameters, then derived ones."""
+        """This call's label values: static ones, then arguments, then derived ones."""
         values = dict(self._static)
-        signature = self._signature
-        if signature is not None:
-            try:
-                bound = signature.bind(*args, **kwargs)
-            except TypeError:  # the call itself is wrong: the function raises it, unlabelled
-                bound = None
-            if bound is not None:
-                bound.apply_defaults()
-                arguments = bound.arguments
-                extra = arguments.get(self._kwargs_name, {}) if self._kwargs_name else {}
-                for name in self._from_args:
-                    if name in arguments and name != self._kwargs_name:
-                        values[name] = label_value(arguments[name])
-                    elif name in extra:
-                        values[name] = label_value(extra[name])
+        for name, position, keyword, default in self._readers:
+            if keyword and name in kwargs:
+                value = kwargs[name]
+            elif 0 <= position < len(args):
+                value = args[position]
+            elif default is not _MISSING:
+                value = default
+            else:  # not given: the call itself is wrong and the function raises TypeError
+                continue
+            values[name] = label_value(value)
         for name, compute in self._derived.items():
             try:
                 values[name] = label_value(compute(*args, **kwargs))
@@ -427,7 +444,7 @@ class _JobHooks:
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Run:
         state = _state.STATE
         labels: _Labels | None = None
-        if self._from_args or self._derived:  # per-call values (in a with block, none: set_labels)
+        if self.per_call:  # per-call values (in a with block, none: set_labels)
             labels = _Labels(self, self._call_values(args, kwargs))
             bound = self._bound_for(state, labels.values)
         else:
