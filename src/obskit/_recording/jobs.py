@@ -188,11 +188,13 @@ class _Bound:
 class _Labels:
     """The label values of one run of a job declaring per-call labels; ``Job.set_labels`` changes them."""
 
-    __slots__ = ("hooks", "values")
+    __slots__ = ("changed", "hooks", "values")
 
     def __init__(self, hooks: _JobHooks, values: dict[str, str]) -> None:
         self.hooks = hooks
         self.values = values
+        #: Whether set_labels changed a value after the run started.
+        self.changed = False
 
 
 class Job:
@@ -258,7 +260,9 @@ class Job:
             return
         declared = settable
         given = {k: label_value(v) for k, v in values.items() if k in declared}
-        labels.values.update(given)
+        if any(labels.values.get(k) != v for k, v in given.items()):
+            labels.values.update(given)
+            labels.changed = True
         try:
             if self.span is not None and given:
                 state = _state.STATE
@@ -480,7 +484,7 @@ class _JobHooks:
         bound = started_bound
         try:
             elapsed = _perf_counter() - started
-            if labels is not None and started_bound.values != self.label_values(labels):
+            if labels is not None and labels.changed:
                 # Labels set during the run: the counter and histogram take the final values.
                 state = started_bound.state or _state.STATE
                 bound = self._bound_for(state, labels.values)
