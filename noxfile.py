@@ -92,3 +92,21 @@ def docs(session: nox.Session) -> None:
         *session.posargs,
         env={"NO_MKDOCS_2_WARNING": "1"},
     )
+
+
+#: The frameworks whose own test suites run with obskit on every app they build (compat/run.py).
+COMPAT_FRAMEWORKS = ["fastapi", "starlette", "flask"]
+COMPAT_EXPORTERS = ["none", "console"]
+
+
+@nox.session(python=PYTHON[0])
+@nox.parametrize("exporter", COMPAT_EXPORTERS, ids=COMPAT_EXPORTERS)
+@nox.parametrize("framework", COMPAT_FRAMEWORKS, ids=COMPAT_FRAMEWORKS)
+def compat(session: nox.Session, framework: str, exporter: str) -> None:
+    # The framework's own suite, from its sdist at the version pyproject.toml's extras resolve
+    # to, without obskit and then with every app it builds configured (compat/run.py). A test
+    # that passes without obskit and fails with it fails the session, unless compat/allowlist.txt
+    # lists it. Extra pytest arguments for both runs go after --.
+    session.install(".[fastapi,flask]", "fastapi>=0.110")
+    args = [framework, "--exporter", exporter, "--install", "--work", session.create_tmp()]
+    session.run("python", "compat/run.py", *args, *(["--", *session.posargs] if session.posargs else []))

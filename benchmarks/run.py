@@ -3,6 +3,7 @@
     python benchmarks/run.py            # full run (a few minutes on a 2-core box)
     python benchmarks/run.py --quick    # smoke run: fewer, shorter rounds
     python benchmarks/run.py --only logging,metrics --json results.json
+    python benchmarks/run.py --only startup  # spawn-to-exit of a configured process vs by hand
     python benchmarks/run.py --only web # opt-in: uvicorn servers under wrk (about a minute)
 
 Exits 0 whatever the verdicts (benchmarks on shared machines are reports, not gates) unless
@@ -32,12 +33,13 @@ SUITES = {
     "metrics": "bench_metrics",  # 4, 7
     "logging": "bench_logging",  # 5
     "import": "bench_import",  # 6
+    "startup": "bench_startup",  # S
     "memory": "bench_memory",  # M
     "web": "bench_web",  # W
 }
 #: Suites run only when named in --only: real servers under load take a minute or more.
 OPT_IN = {"web"}
-_ORDER = ["1", "2", "3", "C", "4", "5", "6", "7", "M", "W"]
+_ORDER = ["1", "2", "3", "C", "4", "5", "6", "S", "7", "M", "W"]
 _PACKAGES = ["obskit", "opentelemetry-sdk", "prometheus-client", "python-json-logger", "structlog"]
 
 

@@ -86,7 +86,7 @@ def server_spans(cap: Capture) -> list[Any]:
 
 
 def test_request_gets_a_server_span_metrics_and_an_access_line(app: FastAPI, stack: ExitStack) -> None:
-    obskit.configure(app, service_name="api")
+    obskit.configure(app, service_name="api", request_id_echo="always")
     cap = stack.enter_context(capture())
     response = TestClient(app).get("/items/7", headers={"user-agent": "probe/1"})
     assert response.json() == {"id": 7}
@@ -163,7 +163,7 @@ def test_request_id_is_echoed_when_valid_and_replaced_otherwise(
 
 
 def test_request_id_is_generated_and_bound_in_a_thread_pool_handler(app: FastAPI, stack: ExitStack) -> None:
-    obskit.configure(app)
+    obskit.configure(app, request_id_echo="always")
     cap = stack.enter_context(capture())
     response = TestClient(app).get("/items/1")
     [line] = cap.logs(logger="app")
@@ -211,13 +211,15 @@ def test_streaming_response_passes_through_chunk_by_chunk(app: FastAPI, stack: E
     cap.assert_span("GET /stream", **{"http.response.status_code": 200})
 
 
-def test_websocket_passes_through_untouched(app: FastAPI, stack: ExitStack) -> None:
+def test_websocket_messages_pass_through_and_the_connection_gets_a_span(
+    app: FastAPI, stack: ExitStack
+) -> None:
     obskit.configure(app)
     cap = stack.enter_context(capture())
     with TestClient(app).websocket_connect("/ws") as ws:
         ws.send_text("there")
         assert ws.receive_text() == "hello there"
-    assert server_spans(cap) == []
+    assert [span.name for span in server_spans(cap)] == ["WS /ws"]  # more in tests/test_websockets.py
 
 
 async def _get(app: Any, path: str) -> int:
@@ -411,8 +413,8 @@ def test_a_request_id_header_the_handler_sets_is_kept_and_not_doubled(stack: Exi
     response = TestClient(app).get("/own", headers={"X-Request-ID": "from-the-client"})
     assert response.status_code == 200
     assert response.headers.get_list("x-request-id") == ["set-by-the-app"]
-    plain = TestClient(app).get("/docs")  # a response without the header still gets it
-    assert len(plain.headers.get_list("x-request-id")) == 1
+    plain = TestClient(app).get("/docs", headers={"X-Request-ID": "r1"})  # no header: it gets one
+    assert plain.headers.get_list("x-request-id") == ["r1"]
 
 
 def test_a_servers_own_log_of_an_error_obskit_logged_is_dropped_until_shutdown(

@@ -159,7 +159,7 @@ def test_declared_but_unrecorded_labelled_metrics_are_skipped(cap: Capture) -> N
 
 @pytest.mark.parametrize(
     ("suffix", "unit"),
-    [("_seconds", "s"), ("_bytes", "By"), ("_ratio", "1"), ("_milliseconds", "ms"), ("_items", "")],
+    [("_seconds", "s"), ("_bytes", "By"), ("_ratio", "1"), ("_items", "")],
 )
 def test_unit_is_translated_from_the_name_suffix(cap: Capture, suffix: str, unit: str) -> None:
     name = unique("unit") + suffix
@@ -187,7 +187,7 @@ def test_collectors_registered_on_the_store_are_bridged(cap: Capture) -> None:
 
 def test_console_format_has_one_line_per_point(cap: Capture) -> None:
     counter = unique("console_c")
-    histogram = unique("console_h")
+    histogram = unique("console_hist")
     gauge = unique("console_g")
     metrics.counter(counter, labels=["k"]).inc(3, k="a")
     metrics.counter(counter, labels=["k"]).inc(k="b")

@@ -346,8 +346,8 @@ def test_bad_namespace_exits_2_naming_the_option(capsys: pytest.CaptureFixture[s
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (
-        "obskit rules: invalid value for --namespace: '9lives'; allowed: a Prometheus name: "
-        "[a-zA-Z_][a-zA-Z0-9_]*\n"
+        "obskit rules: invalid value for --namespace: '9lives'; allowed: a snake_case Prometheus name: "
+        "[a-z_][a-z0-9_]*\n"
     )
 
 

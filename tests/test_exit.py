@@ -175,6 +175,31 @@ def test_a_lifespan_shutdown_without_an_exit_does_not_cap_later_shutdowns(
     assert _exit.exiting()
 
 
+def test_an_app_starting_again_gives_its_next_lifespan_shutdown_the_whole_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Test clients run one lifespan after another in a few seconds: each shutdown is a probable
+    # exit, and the next start says it was not one (before, the later flushes got 0 s).
+    monkeypatch.setattr(_exit, "_timeout", 5.0)
+    monkeypatch.setattr(_exit, "watch_signals", lambda: None)
+    now = [100.0]
+    monkeypatch.setattr(_exit.time, "monotonic", lambda: now[0])
+    for _ in range(4):
+        _exit.lifespan_started()
+        assert _exit.begin_exit(certain=False) == now[0] + 5.0
+        now[0] += 1.0
+        assert _exit.remaining() == pytest.approx(3.8)  # the budget, less the time gone and the margin
+        now[0] += 0.5
+
+
+def test_a_certain_exit_is_not_undone_by_an_app_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_exit, "watch_signals", lambda: None)
+    deadline = _exit.begin_exit()  # SIGTERM seen
+    _exit.lifespan_started()
+    assert _exit.exiting()
+    assert _exit.begin_exit() == deadline
+
+
 def test_shutdown_during_an_exit_takes_what_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
     obskit.configure(**QUIET, shutdown_timeout=2)
     given: list[float] = []

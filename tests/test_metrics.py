@@ -227,7 +227,7 @@ def test_gauge_set_inc_dec(obskit_capture: Capture) -> None:
 
 def test_bound_children_record_into_their_series(obskit_capture: Capture) -> None:
     counter = metrics.counter(unique("bound_c"), labels=["a"])
-    histogram = metrics.histogram(unique("bound_h"), labels=["a"], buckets=[1])
+    histogram = metrics.histogram(unique("bound_hist"), labels=["a"], buckets=[1])
     gauge = metrics.gauge(unique("bound_g"), labels=["a"])
     c, h, g = counter.labels(a="x"), histogram.labels(a="x"), gauge.labels(a="x")
     c.inc()
@@ -391,7 +391,7 @@ def test_series_cap_applies_inside_capture(keep_series_cap: None) -> None:
 
 def test_series_cap_on_histograms_and_gauges(keep_series_cap: None) -> None:
     obskit.configure(series_cap=3, **QUIET)
-    hist = metrics.histogram(unique("capped_h"), labels=["k"], buckets=[1])
+    hist = metrics.histogram(unique("capped_hist"), labels=["k"], buckets=[1])
     gauge = metrics.gauge(unique("capped_g"), labels=["k"])
     with capture() as cap:
         for i in range(10):

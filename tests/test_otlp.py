@@ -299,17 +299,17 @@ def test_metric_exporter_prefers_cumulative_whatever_the_environment_says(
 
 def test_histograms_are_encoded_without_min_and_max_which_prometheus_client_does_not_keep() -> None:
     with capture() as cap:
-        histogram = obskit.MetricsCollector().histogram("otlp_h_seconds", "h", buckets=[0.5, 1.0])
+        histogram = obskit.MetricsCollector().histogram("otlp_hist_seconds", "h", buckets=[0.5, 1.0])
         histogram.observe(0.25)
         histogram.observe(3.0)
         data = metrics_data(cap.store.registry, resource_for(Settings()), 0)
     point = next(
-        m for m in data.resource_metrics[0].scope_metrics[0].metrics if m.name == "otlp_h_seconds"
+        m for m in data.resource_metrics[0].scope_metrics[0].metrics if m.name == "otlp_hist_seconds"
     ).data.data_points[0]
     assert point.min is None
     assert point.max is None
     encoded = encode_metrics(data).resource_metrics[0].scope_metrics[0].metrics
-    proto = next(m for m in encoded if m.name == "otlp_h_seconds")
+    proto = next(m for m in encoded if m.name == "otlp_hist_seconds")
     proto_point = proto.histogram.data_points[0]
     assert not proto_point.HasField("min")
     assert not proto_point.HasField("max")

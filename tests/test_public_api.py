@@ -111,9 +111,9 @@ def test_errors_share_one_base_and_are_value_errors() -> None:
 
 def test_metric_handle_types_are_what_the_collector_returns() -> None:
     collector = obskit.MetricsCollector()
-    assert isinstance(collector.counter("public_api_counter_probe"), obskit.Counter)
-    assert isinstance(collector.histogram("public_api_histogram_probe"), obskit.Histogram)
-    assert isinstance(collector.gauge("public_api_gauge_probe"), obskit.Gauge)
+    assert isinstance(collector.counter("public_api_probe_events"), obskit.Counter)
+    assert isinstance(collector.histogram("public_api_probe_latency"), obskit.Histogram)
+    assert isinstance(collector.gauge("public_api_probe_depth"), obskit.Gauge)
 
 
 def test_configure_signature_names_every_setting_in_its_docstring() -> None:

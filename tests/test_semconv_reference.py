@@ -183,9 +183,14 @@ def stable_http(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The official instrumentations in stable HTTP mode, read afresh (they read it once)."""
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     stability = _semconv._OpenTelemetrySemanticConventionStability
+    table = stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
+    saved = dict(table)
     monkeypatch.setattr(stability, "_initialized", False)
     stability._initialize()
     yield
+    stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING = table
+    table.clear()
+    table.update(saved)  # the mode this process had before, for the tests that follow
     stability._initialized = False
 
 

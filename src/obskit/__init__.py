@@ -7,6 +7,7 @@ until :func:`configure` is called.
 from obskit._core.context import LoggingContext
 from obskit._core.errors import ConfigError, MetricDeclarationError, MetricUsageError, ObskitError
 from obskit._core.settings import Settings
+from obskit._recording.events import event
 from obskit._recording.jobs import Job, track_job
 from obskit._recording.metrics import MetricsCollector
 from obskit._recording.store import Counter, Gauge, Histogram
@@ -44,6 +45,7 @@ __all__ = [
     "Settings",
     "check_backends",
     "configure",
+    "event",
     "get_logger",
     "is_configured",
     "shutdown",

@@ -93,7 +93,8 @@ Keyword: ``log_format``.
 OBSKIT_METRIC_NAMESPACE: Final = "OBSKIT_METRIC_NAMESPACE"
 """Prefix of obskit's built-in metric families (``<namespace>_jobs_total`` ...).
 
-A Prometheus name: letters, digits and underscores, not starting with a digit. Default: ``obskit``.
+A snake_case Prometheus name: lowercase letters, digits and underscores, not starting with a
+digit (promtool flags capitals). Default: ``obskit``.
 Keyword: ``metric_namespace``.
 """
 
@@ -129,6 +130,24 @@ OBSKIT_SERIES_CAP: Final = "OBSKIT_SERIES_CAP"
 """Most label combinations (series) one metric may create; beyond it values go to one overflow series.
 
 A whole number of at least 1. Default: ``2000``. Keyword: ``series_cap``.
+"""
+
+OBSKIT_HISTOGRAM_BUCKETS: Final = "OBSKIT_HISTOGRAM_BUCKETS"
+"""Bucket bounds (seconds) of obskit's duration histograms, by family, as a JSON object.
+
+Families: ``http``, ``db``, ``external_call``, ``job``; say ``{"external_call": [0.5, 1, 5, 10,
+30, 60, 120, 300]}``. Bounds are finite, distinct and increasing, at most 40 (``+Inf`` is
+implied). Default: none (the built-in buckets of docs/metrics.md). Keyword: ``histogram_buckets``
+(a mapping).
+"""
+
+OBSKIT_EXPONENTIAL_HISTOGRAMS: Final = "OBSKIT_EXPONENTIAL_HISTOGRAMS"
+"""``true`` sends histograms to OTLP as exponential (base-2) histograms instead of explicit buckets.
+
+Their bounds adapt to the values observed (160 buckets), so percentiles stay close whatever the
+latencies; the Prometheus exposition keeps the declared buckets. Each observation is then
+recorded twice (about 6 µs more each, measured), and only series created after ``configure()``
+are in them. Used by ``metrics_exporter=otlp``. Default: ``false``. Keyword: ``exponential_histograms``.
 """
 
 OBSKIT_RUNTIME_METRICS: Final = "OBSKIT_RUNTIME_METRICS"
@@ -173,6 +192,14 @@ OBSKIT_PROMETHEUS_PATH: Final = "OBSKIT_PROMETHEUS_PATH"
 """Path of the scrape endpoint, on the standalone server or mounted in the app. Default: ``/metrics``.
 
 Keyword: ``prometheus_path``.
+"""
+
+OBSKIT_PROMETHEUS_CREATED: Final = "OBSKIT_PROMETHEUS_CREATED"
+"""``true`` serves a ``<name>_created`` series next to every counter and histogram series.
+
+Default: ``false``: a ``_created`` sample is a start time nothing in PromQL needs, and it adds
+one series per counter and histogram series to every scrape and push. OTLP and Azure exports
+keep their start times either way. Keyword: ``prometheus_created``.
 """
 
 OBSKIT_PROMETHEUS_MULTIPROC_DIR: Final = "OBSKIT_PROMETHEUS_MULTIPROC_DIR"
@@ -370,9 +397,20 @@ Keyword: ``readiness_path``.
 """
 
 OBSKIT_REQUEST_ID_HEADER: Final = "OBSKIT_REQUEST_ID_HEADER"
-"""Header carrying the request id, read from requests and echoed in responses. Default: ``X-Request-ID``.
+"""Header carrying the request id, read from requests and echoed in responses (``OBSKIT_REQUEST_ID_ECHO``).
+
+Default: ``X-Request-ID``.
 
 Keyword: ``request_id_header``.
+"""
+
+OBSKIT_REQUEST_ID_ECHO: Final = "OBSKIT_REQUEST_ID_ECHO"
+"""When the request id goes back in the response's ``OBSKIT_REQUEST_ID_HEADER`` header.
+
+``incoming`` (default): only when the request carried one (the caller asked for correlation; an
+invalid one is answered with its replacement), so that an app's responses are otherwise exactly
+its own; ``always``: a generated id too; ``never``. A response whose app set the header keeps
+its own. Keyword: ``request_id_echo``.
 """
 
 OBSKIT_ACCESS_LOG: Final = "OBSKIT_ACCESS_LOG"

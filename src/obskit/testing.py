@@ -330,19 +330,6 @@ class Capture:
             if not family.samples:
                 continue
             name = f"{family.name}_total" if family.type == "counter" else family.name
-            series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
-            for sample in family.samples:
-                labels = {k: v for k, v in sample.labels.items() if k != "le"}
-                key = tuple(sorted(labels.items()))
-                entry = series.setdefault(key, {"labels": labels})
-                suffix = sample.name[len(family.name) :]
-                if family.type == "histogram":
-                    if suffix == "_bucket":
-                        entry.setdefault("buckets", {})[sample.labels["le"]] = sample.value
-                    elif suffix in ("_count", "_sum"):
-                        entry[suffix[1:]] = sample.value
-                elif suffix in ("", "_total"):
-                    entry["value"] = sample.value
             spec = _store._DECLARED.get(family.name)
             families.append(
                 {
@@ -350,7 +337,7 @@ class Capture:
                     "type": family.type,
                     "unit": spec.unit if spec is not None else family.unit,
                     "description": family.documentation,
-                    "series": [series[key] for key in sorted(series)],
+                    "series": _store.family_series(family),
                 }
             )
         return sorted(families, key=lambda family: str(family["name"]))

@@ -148,7 +148,7 @@ def test_spans_logs_and_metrics_arrive_as_application_insights_envelopes(ingesti
     histogram = ingestion.metric_points(f"azure_it_latency_{suffix}_seconds")
     assert sum(p.get("count", 1) for p in histogram if p["value"]) == 3
     assert sum(p["value"] for p in histogram) == pytest.approx(0.95)
-    assert all("min" not in p and "max" not in p for p in histogram)  # unknown to prometheus_client
+    assert [(p["min"], p["max"]) for p in histogram if p.get("count")] == [(0.05, 0.7)]
 
 
 @pytest.mark.parametrize(
@@ -181,9 +181,9 @@ def test_failing_ingestion_costs_the_app_nothing_and_counts_drops(
             app.warning("while failing %d", i)
         durations.append(time.perf_counter() - start)
     # Not a speed target: a call that waited for the failing peer would take the exporter's retry
-    # back-off (1 s and more). The bound is loose because the machine is shared with parallel tests.
+    # back-off (1 s and more), and every call would. The median says that; a single slow call on
+    # a machine shared with parallel tests says nothing (one took 0.84 s under load).
     assert sorted(durations)[len(durations) // 2] < 0.05
-    assert max(durations) < 0.5
     obskit.MetricsCollector().counter("azure_it_failing_events").inc()
 
     start = time.monotonic()

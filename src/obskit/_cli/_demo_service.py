@@ -94,7 +94,10 @@ def checkout(environ: dict[str, Any], params: dict[str, str]) -> tuple[int, dict
         return 402, {"error": str(error)}
     _metrics.counter("orders_paid", "Orders paid", labels=["currency"]).inc(currency="EUR")
     _metrics.histogram(
-        "order_value", "Value of paid orders", labels=["currency"], buckets=[10, 50, 100, 250], unit="EUR"
+        "order_value",
+        "Value of paid orders, in the currency's units",
+        labels=["currency"],
+        buckets=[10, 50, 100, 250],
     ).observe(amount, currency="EUR")
     log.info("order paid", extra={"order_id": order_id, "payment_id": payment, "amount": amount})
     return 200, {"order_id": order_id, "payment_id": payment}

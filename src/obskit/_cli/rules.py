@@ -27,9 +27,57 @@ from typing import Any
 
 from obskit._cli import _promql as q
 
-__all__ = ["document", "dump_yaml", "register", "render", "run"]
+__all__ = ["ALERTS", "document", "dump_yaml", "register", "render", "run"]
 
 Rule = dict[str, Any]
+
+#: Every alert ``obskit rules`` writes, in the order written (``--severity`` and ``--label`` name them).
+ALERTS = (
+    "HighErrorRate",
+    "HighRequestLatency",
+    "JobsStuck",
+    "HighJobFailureRate",
+    "ServiceDown",
+    "HealthCheckFailing",
+    "TelemetryDropped",
+    "MetricSeriesOverflow",
+)
+#: The levels ``--severity`` takes; each is written as the value of its ``--LEVEL-severity`` option.
+LEVELS = ("critical", "warning", "info")
+
+
+def _check_alert(alert: str, value: str, allowed: str) -> None:
+    if alert not in ALERTS:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {value!r}; allowed: {allowed}, with ALERT one of {', '.join(ALERTS)}"
+        )
+
+
+def severity_override(value: str) -> tuple[str, str]:
+    """``ALERT=LEVEL``: the severity level of one alert (critical, warning or info)."""
+    allowed = f"ALERT=LEVEL with LEVEL one of {', '.join(LEVELS)}, e.g. HighRequestLatency=info"
+    alert, sep, level = value.partition("=")
+    _check_alert(alert, value, allowed)
+    if not sep or level not in LEVELS:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}; allowed: {allowed}")
+    return alert, level
+
+
+def alert_label(value: str) -> tuple[str, str, str]:
+    """``NAME=VALUE`` (every alert) or ``ALERT:NAME=VALUE`` (that alert): ("" or ALERT, NAME, VALUE)."""
+    alert, sep, pair = value.partition(":")
+    if not sep or "=" in alert:  # no alert named: a label for every alert (its value may hold ':')
+        return ("", *q.label_pair(value))
+    allowed = (
+        "ALERT:NAME=VALUE with NAME a label name other than alertname or severity,"
+        " e.g. ServiceDown:service=api"
+    )
+    _check_alert(alert, value, allowed)
+    try:
+        name, text = q.label_pair(pair)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}; allowed: {allowed}") from None
+    return alert, name, text
 
 
 #: ``obskit rules`` options after the common ones: (flags, argparse keywords).
@@ -57,8 +105,15 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
      "help": "severity label of the paging alerts (default: critical)"}),
     ("--warning-severity", {"type": q.label_value, "default": "warning", "metavar": "VALUE",
      "help": "severity label of the other alerts (default: warning)"}),
-    ("--label", {"dest": "labels", "type": q.label_pair, "action": "append", "default": [],
-     "metavar": "NAME=VALUE", "help": "a label added to every alert, e.g. team=payments (repeatable)"}),
+    ("--info-severity", {"type": q.label_value, "default": "info", "metavar": "VALUE",
+     "help": "severity label of the alerts given the info level by --severity (default: info)"}),
+    ("--severity", {"dest": "severities", "type": severity_override, "action": "append", "default": [],
+     "metavar": "ALERT=LEVEL", "help": "the level of one alert: critical, warning or info, e.g. "
+     "HighRequestLatency=info (repeatable)"}),
+    ("--label", {"dest": "labels", "type": alert_label, "action": "append", "default": [],
+     "metavar": "[ALERT:]NAME=VALUE", "help": "a label added to every alert, e.g. team=payments, or to "
+     "one alert, e.g. ServiceDown:service=api; a label of one alert wins over the same label of every "
+     "alert (repeatable)"}),
 )  # fmt: skip
 
 
@@ -267,8 +322,10 @@ class _Builder:
     def _alert(
         self, name: str, expr: str, pending: str, *, summary: str, description: str, critical: bool = False
     ) -> Rule:
-        severity = self.args.critical_severity if critical else self.args.warning_severity
-        labels = {"severity": severity, **dict(self.args.labels)}
+        level = dict(self.args.severities).get(name, "critical" if critical else "warning")
+        labels = {"severity": getattr(self.args, f"{level}_severity")}
+        labels.update((label, value) for alert, label, value in self.args.labels if not alert)
+        labels.update((label, value) for alert, label, value in self.args.labels if alert == name)
         return {
             "alert": name,
             "expr": expr,

@@ -190,8 +190,12 @@ def lifespan_started() -> None:
 
     The middleware flushes at the lifespan shutdown, so SIGTERM is not held from now on.
     """
-    global _lifespan_flushes
+    global _lifespan_flushes, _deadline, _flushed
     _lifespan_flushes = True
+    if _deadline is not None and not _certain:
+        # An app starting again (a test client's next lifespan): the probable exit of the last
+        # lifespan shutdown was not one; the next gets the whole budget.
+        _deadline, _flushed = None, False
     watch_signals()
 
 

@@ -35,6 +35,8 @@ class SettingsKeywords(TypedDict, total=False):
     redact_text: bool | None
     redact_patterns: str | Sequence[str] | None
     series_cap: int | None
+    histogram_buckets: str | Mapping[str, Sequence[float]] | None
+    exponential_histograms: bool | None
     runtime_metrics: bool | None
     host_metrics: bool | None
     metric_export_interval_ms: float | None
@@ -44,6 +46,7 @@ class SettingsKeywords(TypedDict, total=False):
     prometheus_host: str | None
     prometheus_port: int | None
     prometheus_path: str | None
+    prometheus_created: bool | None
     multiprocess_dir: str | None
     pushgateway_url: str | None
     pushgateway_job: str | None
@@ -59,6 +62,7 @@ class SettingsKeywords(TypedDict, total=False):
     liveness_path: str | None
     readiness_path: str | None
     request_id_header: str | None
+    request_id_echo: str | None
     access_log: bool | None
     access_log_flush_interval: float | None
     instrument_http_clients: bool | None

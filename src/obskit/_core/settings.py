@@ -6,10 +6,11 @@ import dataclasses
 import difflib
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote, urlparse
 
 from obskit import environment_variables as env
@@ -41,6 +42,9 @@ OTLP_OPTIONS = ("endpoint", "protocol", "headers", "timeout", "compression", "ce
 PUSH_ON = ("job", "shutdown")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
+#: When the request id goes back in the response header: always, only when the request carried
+#: one, or never.
+REQUEST_ID_ECHOES = ("incoming", "always", "never")
 #: The samplers ``OTEL_TRACES_SAMPLER`` may name (the OpenTelemetry specification's list). The
 #: last three come from separate packages, found through the ``opentelemetry_traces_sampler``
 #: entry points as the SDK finds them; any other name such an entry point provides is accepted.
@@ -58,7 +62,7 @@ SAMPLERS = (
 #: The samplers the OpenTelemetry SDK itself provides; the others need their package installed.
 BUILTIN_SAMPLERS = SAMPLERS[:6]
 SAMPLER_ENTRY_POINTS = "opentelemetry_traces_sampler"
-_NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_NAMESPACE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -84,6 +88,8 @@ class Settings:
     redact_text: bool = True
     redact_patterns: tuple[str, ...] = ()
     series_cap: int = 2000
+    histogram_buckets: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    exponential_histograms: bool = False
     runtime_metrics: bool = False
     host_metrics: bool = False
     metric_export_interval_ms: float = 60_000.0
@@ -93,6 +99,7 @@ class Settings:
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 9464
     prometheus_path: str = "/metrics"
+    prometheus_created: bool = False
     multiprocess_dir: str | None = None
     pushgateway_url: str | None = None
     pushgateway_job: str | None = None
@@ -108,6 +115,7 @@ class Settings:
     liveness_path: str = "/health/live"
     readiness_path: str = "/health/ready"
     request_id_header: str = "X-Request-ID"
+    request_id_echo: str = "incoming"
     access_log: bool = True
     access_log_flush_interval: float = 1.0
     trust_forwarded_headers: bool = False
@@ -218,7 +226,12 @@ def _text(setting: str) -> Callable[[object], str]:
 
 def _namespace(value: object) -> str:
     if not isinstance(value, str) or not _NAMESPACE.match(value):
-        raise ConfigError("metric_namespace", value, "a Prometheus name: [a-zA-Z_][a-zA-Z0-9_]*")
+        raise ConfigError(
+            "metric_namespace",
+            value,
+            "a snake_case Prometheus name: [a-z_][a-z0-9_]*",
+            "promtool flags capitals in metric names.",
+        )
     return value
 
 
@@ -231,6 +244,44 @@ def _key_list(value: object) -> tuple[str, ...]:
             "redact_keys", value, "a list of key patterns or a comma-separated string"
         ) from None
     return tuple(k for k in keys if k)
+
+
+#: The built-in histogram families whose buckets ``histogram_buckets`` may set.
+HISTOGRAM_FAMILIES: Final = ("http", "db", "external_call", "job")
+#: Most buckets one histogram family may have: each is one series per label combination.
+MAX_BUCKETS: Final = 40
+
+
+def _bucket_list(family: str, value: object) -> tuple[float, ...]:
+    """``value`` as a histogram's upper bounds: finite, distinct, increasing numbers (``+Inf`` implied)."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    bounds = tuple(float(b) for b in items)  # type: ignore[attr-defined]
+    if bounds and math.isinf(bounds[-1]) and bounds[-1] > 0:
+        bounds = bounds[:-1]
+    if not bounds or len(bounds) > MAX_BUCKETS:
+        raise ValueError(f"{family}: from 1 to {MAX_BUCKETS} bucket bounds")
+    if any(math.isnan(b) or math.isinf(b) for b in bounds) or list(bounds) != sorted(set(bounds)):
+        raise ValueError(f"{family}: bounds must be finite, distinct and increasing")
+    return bounds
+
+
+def parse_histogram_buckets(value: object) -> dict[str, tuple[float, ...]]:
+    allowed = (
+        "a mapping of family to increasing bucket bounds, as JSON in the environment:"
+        f' {{"external_call": [0.1, 1, 10, 60, 300]}}; families: {", ".join(HISTOGRAM_FAMILIES)}'
+    )
+    try:
+        items = json.loads(value) if isinstance(value, str) else value
+        if not isinstance(items, Mapping):
+            raise ValueError("not a mapping")
+        result = {}
+        for family, bounds in items.items():
+            if family not in HISTOGRAM_FAMILIES:
+                raise ValueError(f"unknown family {family!r}")
+            result[str(family)] = _bucket_list(family, bounds)
+        return result
+    except (TypeError, ValueError) as error:
+        raise ConfigError("histogram_buckets", value, allowed, f"Not one: {error}") from None
 
 
 def _pairs(setting: str) -> Callable[[object], dict[str, str]]:
@@ -413,6 +464,8 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "redact_text": ((env.OBSKIT_REDACT_TEXT,), _flag("redact_text")),
     "redact_patterns": ((env.OBSKIT_REDACT_PATTERNS,), _regexes("redact_patterns")),
     "series_cap": ((env.OBSKIT_SERIES_CAP,), _number("series_cap", int, 1, 10**7, "a whole number >= 1")),
+    "histogram_buckets": ((env.OBSKIT_HISTOGRAM_BUCKETS,), parse_histogram_buckets),
+    "exponential_histograms": ((env.OBSKIT_EXPONENTIAL_HISTOGRAMS,), _flag("exponential_histograms")),
     "runtime_metrics": ((env.OBSKIT_RUNTIME_METRICS,), _flag("runtime_metrics")),
     "host_metrics": ((env.OBSKIT_HOST_METRICS,), _flag("host_metrics")),
     "metric_export_interval_ms": (
@@ -437,6 +490,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
         _number("prometheus_port", int, 0, 65535, "a port number from 0 (any free port) to 65535"),
     ),
     "prometheus_path": ((env.OBSKIT_PROMETHEUS_PATH,), _path("prometheus_path")),
+    "prometheus_created": ((env.OBSKIT_PROMETHEUS_CREATED,), _flag("prometheus_created")),
     "multiprocess_dir": (
         (env.OBSKIT_PROMETHEUS_MULTIPROC_DIR, env.PROMETHEUS_MULTIPROC_DIR),
         _existing("multiprocess_dir", directory=True),
@@ -455,6 +509,10 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "liveness_path": ((env.OBSKIT_LIVENESS_PATH,), _path("liveness_path")),
     "readiness_path": ((env.OBSKIT_READINESS_PATH,), _path("readiness_path")),
     "request_id_header": ((env.OBSKIT_REQUEST_ID_HEADER,), _header_name),
+    "request_id_echo": (
+        (env.OBSKIT_REQUEST_ID_ECHO,),
+        _choice("request_id_echo", REQUEST_ID_ECHOES, upper=False),
+    ),
     "access_log": ((env.OBSKIT_ACCESS_LOG,), _flag("access_log")),
     "trust_forwarded_headers": ((env.OBSKIT_TRUST_FORWARDED,), _flag("trust_forwarded_headers")),
     "access_log_flush_interval": (
@@ -525,10 +583,11 @@ def _backend_settings() -> dict[str, tuple[str, Callable[[Settings], bool]]]:
             also = timeout if signal == "traces" else ()
             table[f"otlp_{signal}_{option}"] = (f"{signal}_exporter=otlp", _uses(("otlp", signal), *also))
     prometheus = _uses(("prometheus", "metrics"))
-    for name in ("prometheus_host", "prometheus_port", "prometheus_path"):
+    for name in ("prometheus_host", "prometheus_port", "prometheus_path", "prometheus_created"):
         table[name] = ("metrics_exporter=prometheus", prometheus)
     for name in ("pushgateway_url", "pushgateway_job", "pushgateway_grouping", "push_on"):
         table[name] = ("metrics_exporter=prometheus (its push gateway)", prometheus)
+    table["exponential_histograms"] = ("metrics_exporter=otlp", _uses(("otlp", "metrics")))
     table["jaeger_endpoint"] = ("traces_exporter=jaeger", _uses(jaeger))
     any_azure = "an azure exporter (traces_exporter, metrics_exporter or logs_exporter=azure)"
     azure = _uses(*(("azure", signal) for signal in OTLP_SIGNALS))

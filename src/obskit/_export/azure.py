@@ -14,6 +14,19 @@ on its own is off unless a setting asks for it:
   through the exporter's ``disable_offline_storage`` argument.
 - live metrics (Application Insights Live Metrics stream): ``azure_live_metrics``.
 
+What Application Insights' standard views draw from, obskit sends as its distro does:
+
+- histogram points with count, sum, min and max over each export interval (the bridge's delta
+  reader takes the min/max that obskit's histograms track while it runs);
+- the pre-aggregated standard metrics ``requests/duration`` and ``dependencies/duration`` (the
+  Requests and Dependencies charts, Failures, Performance; their counts are ``requests/count``
+  and ``dependencies/count``), aggregated from the HTTP request and dependency items the trace
+  exporter sends (:class:`StandardMetrics`), when metrics go to Application Insights too. Those
+  items are then marked ``_MS.ProcessedByMetricExtractors`` so the service does not count them
+  again; otherwise the mark is left off, and the service extracts the metrics itself;
+- custom events: ``obskit.event()`` records carry ``microsoft.custom_event.name``, which the log
+  exporter turns into ``customEvents`` items.
+
 So ``configure()`` makes no network call and writes no file: the first request is the first
 export. Retries are bounded (:data:`RETRIES`, :data:`RETRY_AFTER_MAX_S`, :data:`REQUEST_TIMEOUT_S`)
 so that an ingestion endpoint answering 5xx or 429 holds an export thread for seconds, not minutes.
@@ -28,6 +41,7 @@ import functools
 import math
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -63,7 +77,9 @@ def span_exporter(settings: Settings) -> Any:
     cls = _classes()[0]
     # The exporter reads the resource for its _OTELRESOURCE_ metric from this object's
     # ``resource``; obskit's global provider is a proxy without one.
-    return _build(cls, settings, tracer_provider=_ResourceHolder(resource_for(settings)))
+    exporter = _build(cls, settings, tracer_provider=_ResourceHolder(resource_for(settings)))
+    exporter._obskit_standard = STANDARD_METRICS if "azure" in settings.metrics_exporter else None
+    return exporter
 
 
 def metric_exporter(settings: Settings) -> Any:
@@ -267,15 +283,135 @@ def _live_record(items: Sequence[Any], kind: str) -> None:
         report_internal_error("azure live metrics", exc)
 
 
+#: Names under which the exporter turns a histogram point into a standard metric (milliseconds).
+REQUESTS_METRIC = "http.server.duration"
+DEPENDENCIES_METRIC = "http.client.duration"
+_PROCESSED = "_MS.ProcessedByMetricExtractors"
+_HTTP_METHOD_KEYS = ("http.request.method", "http.method")
+
+
+class StandardMetrics:
+    """Request and dependency durations, aggregated per dimension set until the metric export takes them.
+
+    Fed by the trace exporter with each HTTP request and HTTP dependency item it builds; taken by
+    the metric exporter, which sends them as the histogram points that the Azure exporter turns
+    into ``requests/duration`` and ``dependencies/duration`` (result code, success, target, role).
+    Counts are those of the items sent: with trace sampling, the sampled requests.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start empty, with a new lock: also in a forked child, which counts its own items only."""
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, str, str], list[float]] = {}
+        self._start = time.time_ns()
+
+    def add(self, metric: str, result_code: str, target: str, milliseconds: float) -> None:
+        """Count one item of ``metric`` that took ``milliseconds``."""
+        key = (metric, result_code, target)
+        with self._lock:
+            entry = self._series.get(key)
+            if entry is None:
+                self._series[key] = [1, milliseconds, milliseconds, milliseconds]
+                return
+            entry[0] += 1
+            entry[1] += milliseconds
+            entry[2] = min(entry[2], milliseconds)
+            entry[3] = max(entry[3], milliseconds)
+
+    def take(self) -> Any:
+        """The aggregates since the last call as OpenTelemetry ``Metric`` objects; then start over."""
+        from opentelemetry.sdk.metrics.export import (
+            AggregationTemporality,
+            Histogram,
+            HistogramDataPoint,
+            Metric,
+        )
+
+        now = time.time_ns()
+        with self._lock:
+            series, self._series = self._series, {}
+            start, self._start = self._start, now
+        points: dict[str, list[Any]] = {}
+        for (metric, code, target), (count, total, low, high) in series.items():
+            attributes: dict[str, Any] = {"http.status_code": code}
+            if metric == DEPENDENCIES_METRIC:
+                # The exporter reads the target from peer.service as it is (port included).
+                attributes["peer.service"] = target
+            point = HistogramDataPoint(
+                attributes=attributes,
+                start_time_unix_nano=start,
+                time_unix_nano=now,
+                count=int(count),
+                sum=total,
+                bucket_counts=[int(count)],
+                explicit_bounds=[],
+                min=low,
+                max=high,
+            )
+            points.setdefault(metric, []).append(point)
+        return [
+            Metric(name, "", "ms", Histogram(found, AggregationTemporality.DELTA))
+            for name, found in points.items()
+        ]
+
+
+#: The process's standard metrics, fed by the trace exporter and taken by the metric exporter.
+STANDARD_METRICS = StandardMetrics()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=STANDARD_METRICS.reset)
+
+
+def standard_metric_of(envelope: Any, span: Any, standard: StandardMetrics | None) -> None:
+    """Count ``envelope`` (built from ``span``) into ``standard`` if it is an HTTP request or dependency.
+
+    The item is marked as processed by metric extractors exactly when it was counted, so that
+    Application Insights neither counts it twice nor misses it.
+    """
+    data = envelope.data
+    base = data.base_data
+    properties = base.properties
+    if properties:
+        properties.pop(_PROCESSED, None)
+    if standard is None or span.end_time is None or span.start_time is None:
+        return
+    attributes = span.attributes or {}
+    if data.base_type == "RequestData" and any(k in attributes for k in _HTTP_METHOD_KEYS):
+        metric, code, target = REQUESTS_METRIC, str(base.response_code or "0"), ""
+    elif data.base_type == "RemoteDependencyData" and base.type == "HTTP":
+        metric, code, target = DEPENDENCIES_METRIC, str(base.result_code or "0"), str(base.target or "")
+    else:
+        return
+    standard.add(metric, code, target, (span.end_time - span.start_time) / 1e6)
+    if properties is None:
+        base.properties = properties = {}
+    properties[_PROCESSED] = "True"
+
+
+def with_standard_metrics(data: Any, standard: StandardMetrics) -> Any:
+    """``data`` with the standard metrics taken from ``standard`` added (under the first resource)."""
+    from opentelemetry.sdk.metrics.export import MetricsData, ResourceMetrics, ScopeMetrics
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    metrics = standard.take()
+    if not metrics or not data.resource_metrics:
+        return data
+    first = data.resource_metrics[0]
+    scope = ScopeMetrics(InstrumentationScope("obskit.standard_metrics"), metrics, "")
+    changed = ResourceMetrics(first.resource, [*first.scope_metrics, scope], first.schema_url)
+    return MetricsData([changed, *data.resource_metrics[1:]])
+
+
 def finite_points(data: Any) -> tuple[Any, int]:
     """``data`` made serialisable as Application Insights JSON, and how many points were dropped.
 
     JSON has no NaN or infinity, and the exporter writes them as bare ``NaN``, which the
-    ingestion endpoint rejects with the whole batch. obskit's histograms come from
-    prometheus_client, which does not track min and max (the bridge reports NaN): those are sent
-    absent, which Application Insights accepts. A point whose value or sum is not finite cannot
-    be sent at all and is dropped (counted as ``reason="invalid_value"``). ``data`` itself is
-    returned when nothing needed changing.
+    ingestion endpoint rejects with the whole batch. A histogram point's min or max that is not
+    finite (or unknown) is sent absent, which Application Insights accepts. A point whose value
+    or sum is not finite cannot be sent at all and is dropped (counted as
+    ``reason="invalid_value"``). ``data`` itself is returned when nothing needed changing.
     """
     from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
 
@@ -352,6 +488,40 @@ def without_request_exceptions(batch: Sequence[Any]) -> Sequence[Any]:
     return batch if changed is None else changed
 
 
+#: The attribute the Azure log exporter turns into a ``customEvents`` item of that name.
+CUSTOM_EVENT_NAME = "microsoft.custom_event.name"
+
+
+def as_custom_events(batch: Sequence[Any]) -> Sequence[Any]:
+    """``batch`` with each ``obskit.event()`` record marked to become a custom event on Azure.
+
+    The record keeps its ``event.name`` attribute (and its other attributes, which become the
+    event's properties); the exporter reads the name from ``microsoft.custom_event.name``.
+    """
+    from obskit._export.logexport import EVENT_NAME
+    from obskit._recording.events import EVENT_LOGGER
+
+    changed: list[Any] | None = None
+    for index, readable in enumerate(batch):
+        record = readable.log_record
+        attributes = record.attributes
+        if not attributes or EVENT_NAME not in attributes:
+            continue
+        if attributes.get("logger.name") != EVENT_LOGGER:
+            continue
+        try:
+            marked = copy.copy(record)
+            marked.attributes = {**attributes, CUSTOM_EVENT_NAME: attributes[EVENT_NAME]}
+            replacement = dataclasses.replace(readable, log_record=marked)
+        except Exception as exc:  # an SDK whose records cannot be copied: sent as traces
+            report_internal_error("azure custom event", exc)
+            return batch
+        if changed is None:
+            changed = list(batch)
+        changed[index] = replacement
+    return batch if changed is None else changed
+
+
 @functools.cache
 def _classes() -> tuple[type, type, type]:
     """The Azure exporters with obskit's additions (imported here: the package is heavy)."""
@@ -366,9 +536,19 @@ def _classes() -> tuple[type, type, type]:
     class ObskitAzureTraceExporter(AzureMonitorTraceExporter):
         """Also feeds live metrics (when on) and stops what obskit started at shutdown."""
 
+        _obskit_standard: StandardMetrics | None = None
+
         def export(self, spans: Sequence[Any], **kwargs: Any) -> Any:
             _live_record(spans, "span")
             return super().export(spans, **kwargs)
+
+        def _span_to_envelope(self, span: Any) -> Any:
+            envelope = super()._span_to_envelope(span)
+            try:
+                standard_metric_of(envelope, span, self._obskit_standard)
+            except Exception as exc:
+                report_internal_error("azure standard metrics", exc)
+            return envelope
 
         def shutdown(self) -> None:
             try:
@@ -381,6 +561,10 @@ def _classes() -> tuple[type, type, type]:
 
         def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
             if metrics_data is not None:
+                try:
+                    metrics_data = with_standard_metrics(metrics_data, STANDARD_METRICS)
+                except Exception as exc:
+                    report_internal_error("azure standard metrics", exc)
                 metrics_data, dropped = finite_points(metrics_data)
                 count_dropped("metrics", "invalid_value", dropped)
             return super().export(metrics_data, timeout_millis, **kwargs)
@@ -402,6 +586,7 @@ def _classes() -> tuple[type, type, type]:
 
         def export(self, batch: Sequence[Any], **kwargs: Any) -> Any:
             _live_record(batch, "log")
+            batch = as_custom_events(batch)
             if self._obskit_spans_here:
                 batch = without_request_exceptions(batch)
             return super().export(batch, **kwargs)

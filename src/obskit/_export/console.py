@@ -8,14 +8,16 @@ that would fail on a closed file. A closed stream drops the lines, counted, with
 from __future__ import annotations
 
 import math
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, Histogram, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from obskit._core.redact import safe_text
 from obskit._recording.loghandler import ConsoleStream
+
+if TYPE_CHECKING:  # the SDK's metrics modules (about 10 ms) are imported when metrics go to the console
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricsData
 
 __all__ = ["format_metrics", "format_span", "metric_exporter", "span_exporter"]
 
@@ -53,6 +55,8 @@ def _one_line(value: object) -> str:
 
 def format_metrics(data: MetricsData) -> str:
     """One line per data point, in the Prometheus text style."""
+    from opentelemetry.sdk.metrics.export import Histogram
+
     lines = []
     for resource_metrics in data.resource_metrics:
         for scope in resource_metrics.scope_metrics:
@@ -78,5 +82,7 @@ def span_exporter(settings: object = None, out: IO[str] | None = None) -> Consol
 
 def metric_exporter(settings: object = None, out: IO[str] | None = None) -> ConsoleMetricExporter:
     """OpenTelemetry's console metric exporter, one line per point, on stderr (or ``out``)."""
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
     stream: Any = out if out is not None else ConsoleStream("stderr", "metrics")
     return ConsoleMetricExporter(out=stream, formatter=format_metrics)

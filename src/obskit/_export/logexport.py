@@ -26,6 +26,7 @@ from obskit._core.context import current_fields
 from obskit._core.errors import report_internal_error
 from obskit._core.redact import REDACTED, Redactor, safe_json, safe_text, safe_value, unrenderable
 from obskit._export.pipeline import ExcludeInternalFilter, backend_of, record_export
+from obskit._recording.events import EVENT_FIELD, EventFields
 from obskit._recording.store import count_dropped
 
 __all__ = ["CountingLogExporter", "ObskitLoggingHandler"]
@@ -36,6 +37,8 @@ _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
     "taskName",
     "_obskit_fields",
 }
+#: The attribute naming an event (OpenTelemetry semantic conventions).
+EVENT_NAME = "event.name"
 _PRIMITIVES = frozenset({str, bool, int, float})
 #: Nested fields as compact JSON text (their leaves already made safe, so nothing here can fail).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True)
@@ -94,6 +97,8 @@ class ObskitLoggingHandler(logging.Handler):
         if structured:
             fields.update(structured)
         fields.update((k, v) for k, v in record.__dict__.items() if k not in _RESERVED)
+        if isinstance(structured, EventFields):  # obskit.event(): the name as semconv's event.name
+            fields[EVENT_NAME] = fields.pop(EVENT_FIELD, structured.get(EVENT_FIELD))
         attributes: dict[str, Any] = {}
         for key, value in fields.items():
             name = safe_text(key) if key.__class__ is str else _safe_str(key)

@@ -30,13 +30,17 @@ import dataclasses
 import logging
 import math
 import os
+import selectors
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import Metric
 
 from obskit import environment_variables as env
@@ -47,7 +51,6 @@ from obskit._core.settings import Settings
 from obskit._recording.store import Store
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = [
@@ -72,8 +75,6 @@ ASGIApp = Callable[
 
 #: Seconds between two attempts to bind a scrape port that was taken.
 BIND_RETRY_SECONDS = 5.0
-#: How often the server loop looks for a shutdown request.
-_POLL_SECONDS = 0.25
 #: Seconds one background push may take.
 PUSH_TIMEOUT_SECONDS = 10.0
 #: Least seconds between two pushes after jobs: a burst of jobs makes one push, not one each.
@@ -212,7 +213,27 @@ class _Exposition:
 
             families: Iterable[Metric] = MultiProcessCollector(None, directory).collect()  # type: ignore[no-untyped-call]
             return families
-        return _state.STATE.store.registry.collect()
+        state = _state.STATE
+        if state.settings.prometheus_created:
+            return state.store.registry.collect()
+        return _without_created(state.store.registry.collect())
+
+
+def _without_created(families: Iterable[Metric]) -> Iterable[Metric]:
+    """``families`` without their ``<name>_created`` samples (the ``prometheus_created`` setting).
+
+    prometheus_client writes one per counter and histogram series, and only switches them off
+    for every registry of the process at once (``disable_created_metrics()``), which would also
+    take the start times that the OTLP and Azure exports read from the same registry. So they
+    are left out here, where the scrape and the push read, and nowhere else.
+    """
+    for family in families:
+        if family.type in ("counter", "histogram", "gaugehistogram", "summary"):
+            created = f"{family.name}_created"
+            if any(sample.name == created for sample in family.samples):
+                family = copy.copy(family)
+                family.samples = [sample for sample in family.samples if sample.name != created]
+        yield family
 
 
 def _registry(collector: Any) -> CollectorRegistry:
@@ -297,7 +318,137 @@ def _routed(path: str, app: WSGIApplication) -> WSGIApplication:
     return route
 
 
-def _make_server(host: str, port: int, app: WSGIApplication) -> WSGIServer:
+class _ScrapeHandler(WSGIRequestHandler):
+    """Answers one scrape, quietly; counted by its server from the request until the answer is sent."""
+
+    timeout = 10  # a client that stops sending cannot hold a thread for ever
+    server: _ScrapeServer
+    _counted = False
+
+    def parse_request(self) -> bool:
+        # A request has arrived: stopping the server waits for its answer from here. A connection
+        # that sent nothing yet is not waited for: it is no different from one made a moment later.
+        parsed: bool = super().parse_request()
+        if parsed:
+            self._counted = True
+            self.server.request_started()
+        return parsed
+
+    def finish(self) -> None:
+        try:
+            super().finish()  # flushes the answer
+        finally:
+            if self._counted:
+                self._counted = False
+                self.server.request_finished()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged."""
+
+
+class _ScrapeServer(ThreadingWSGIServer):
+    """prometheus_client's threading server: no DNS lookup, stopped at once (see :func:`_make_server`)."""
+
+    allow_reuse_address = True  # a restarted process rebinds while old connections linger
+
+    def __init__(self, family: int, host: str, port: int) -> None:
+        self.address_family = family
+        self._host = host
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._busy = 0
+        self._idle = threading.Condition(threading.Lock())
+        # Written to by wake(): the serving loop waits on the listening socket and this one,
+        # so it returns at once when stopped rather than at its next poll.
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        try:
+            super().__init__((host, port), _ScrapeHandler)
+        except BaseException:
+            self._close_wake()
+            raise
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would call socket.getfqdn(host): a DNS lookup in configure().
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self._host, self.server_address[1]
+        self.setup_environ()
+
+    def serve_until_stopped(self) -> None:
+        """Accept connections (each served on its own thread) until :meth:`wake` is called."""
+        try:
+            # poll() as socketserver uses: no kernel object shared with a forked child (epoll).
+            selector_class = getattr(selectors, "PollSelector", selectors.SelectSelector)
+            with selector_class() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake_reader, selectors.EVENT_READ)
+                while not self._stopping:
+                    ready = selector.select()
+                    if self._stopping:
+                        break
+                    if any(key.fileobj is self for key, _ in ready):
+                        self._handle_request_noblock()  # type: ignore[attr-defined]
+        finally:
+            self._stopped.set()
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """As :meth:`serve_until_stopped`: woken, not polling (``poll_interval`` is not used)."""
+        self.serve_until_stopped()
+
+    def wake(self) -> None:
+        """Make the serving loop return now (from any thread)."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"\0")
+
+    def shutdown(self) -> None:
+        """Stop the serving loop and wait until it has returned (from another thread)."""
+        self.wake()
+        self._stopped.wait()
+
+    def request_started(self) -> None:
+        with self._idle:
+            self._busy += 1
+
+    def request_finished(self) -> None:
+        with self._idle:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every request received is answered, at most ``timeout`` seconds."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._busy, max(0.0, timeout))
+
+    def _close_wake(self) -> None:
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def close_wake_in_child(self) -> None:
+        """A forked child holds copies of the wake sockets too: close them (the parent's stay open)."""
+        self._close_wake()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._close_wake()
+
+
+def _address_family(host: str, port: int) -> int:
+    """IPv4 or IPv6 for ``host``: an address is read as written, a name is resolved.
+
+    ``getaddrinfo`` encodes any host with the ``idna`` codec, whose first use imports it (and
+    ``stringprep``, ``unicodedata``: about 1.5 ms of ``configure()``); an address needs none of it.
+    """
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return family
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+
+
+def _make_server(host: str, port: int, app: WSGIApplication) -> _ScrapeServer:
     """A threading WSGI server bound to ``host:port`` (IPv4 or IPv6), without any DNS lookup.
 
     prometheus_client's own server class (``ThreadingWSGIServer``: threads, daemon threads) is
@@ -306,38 +457,17 @@ def _make_server(host: str, port: int, app: WSGIApplication) -> WSGIServer:
     - starts serving at once on the address given: a taken port raises, and obskit's workers
       under gunicorn must bind later, when the worker holding the port exits (:class:`_Endpoint`);
     - serves ``make_wsgi_app(registry)`` on every path, where obskit serves one path and 404s
-      the rest (:func:`_routed`), and polls for shutdown at its default 0.5 s, where
-      ``shutdown()`` needs ``_POLL_SECONDS``;
+      the rest (:func:`_routed`);
+    - serves with ``serve_forever()``, which looks for a shutdown request every 0.5 s: stopping
+      it waits for that poll, at every ``shutdown()`` and so at every process exit. obskit's
+      server is woken instead (:meth:`_ScrapeServer.serve_until_stopped`);
     - binds through ``HTTPServer.server_bind``, which calls ``socket.getfqdn(host)``: a reverse
       DNS lookup inside ``configure()`` (1 ms here; the resolver's timeout, 5 s or more, where
       DNS does not answer);
     - keeps a connection's thread for as long as the client holds it open without sending
       (no request timeout).
     """
-    import socketserver
-    from wsgiref.simple_server import WSGIRequestHandler
-
-    from prometheus_client.exposition import ThreadingWSGIServer
-
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-
-    class QuietHandler(WSGIRequestHandler):
-        timeout = 10  # a client that stops sending cannot hold a thread for ever
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Scrapes are not logged."""
-
-    class Server(ThreadingWSGIServer):
-        address_family = family
-        allow_reuse_address = True  # a restarted process rebinds while old connections linger
-
-        def server_bind(self) -> None:
-            # HTTPServer.server_bind would call socket.getfqdn(host): a DNS lookup in configure().
-            socketserver.TCPServer.server_bind(self)
-            self.server_name, self.server_port = host, self.server_address[1]
-            self.setup_environ()
-
-    server = Server((host, port), QuietHandler)
+    server = _ScrapeServer(_address_family(host, port), host, port)
     server.set_app(app)
     return server
 
@@ -354,7 +484,7 @@ class _Endpoint:
         self._host, self._port, self._path = host, port, path
         self._multiprocess = multiprocess
         self._app = _routed(path, make_wsgi_app())
-        self._server: WSGIServer | None = None
+        self._server: _ScrapeServer | None = None
         self._thread: threading.Thread | None = None
         self._owner = os.getpid()
         self._stop = threading.Event()
@@ -396,8 +526,7 @@ class _Endpoint:
                 return None
             self._server = server
             self._thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": _POLL_SECONDS},
+                target=server.serve_until_stopped,
                 name="obskit-prometheus-server",
                 daemon=True,
             )
@@ -412,24 +541,29 @@ class _Endpoint:
                 return
 
     def close(self, timeout: float) -> None:
-        """Stop serving and close the socket, within ``timeout`` seconds."""
+        """Stop serving and close the socket; wait for the scrapes being answered, within ``timeout`` seconds.
+
+        The serving loop is woken rather than polled, so this takes no longer than the scrapes
+        under way: nothing when there are none. The port is free when this returns (the
+        connections already accepted keep their own sockets until answered). A connection that
+        has sent no request yet is not waited for.
+        """
+        deadline = time.monotonic() + timeout
         with self._lock:
             self._stop.set()
             server, self._server = self._server, None
+            thread = self._thread
         if server is None:
             return
         if os.getpid() != self._owner:  # a forked child: the serving thread is the parent's
             server.server_close()
             return
-
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
-
-        from obskit._export.pipeline import run_with_deadline
-
-        if not run_with_deadline("prometheus scrape server", stop, timeout):
-            server.server_close()
+        server.wake()
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))  # returns at once: it was woken
+        server.server_close()
+        if not server.wait_idle(deadline - time.monotonic()):
+            _log.warning("obskit: a Prometheus scrape was still being answered at shutdown; not waited for")
 
     def after_fork_in_child(self) -> None:
         """Close the child's copy of the listening socket: the parent serves, the child holds no port."""
@@ -439,6 +573,7 @@ class _Endpoint:
         server, self._server = self._server, None
         if server is not None:
             server.socket.close()
+            server.close_wake_in_child()
 
 
 def server_address() -> tuple[str, int] | None:

@@ -11,9 +11,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from opentelemetry.trace import Span
-from prometheus_client import Counter as PromCounter
-from prometheus_client import Gauge as PromGauge
-from prometheus_client import Histogram as PromHistogram
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
@@ -22,7 +19,15 @@ from obskit._core.errors import MetricDeclarationError, report_internal_error, r
 from obskit._core.wrapping import HookedBlock, wrap
 from obskit._recording.exemplars import exemplar_due, span_exemplar
 from obskit._recording.families import JOB_NAME_LABEL, RESERVED_JOB_LABELS, job_specs
-from obskit._recording.store import OVERFLOW_LABEL_VALUE, MetricSpec, Store, label_value, value_adder
+from obskit._recording.store import (
+    OVERFLOW_LABEL_VALUE,
+    MetricSpec,
+    Store,
+    label_value,
+    series_child,
+    unregistered_metric,
+    value_adder,
+)
 from obskit._recording.tracing import activate_span, clean_attributes, deactivate_span, end_span
 
 __all__ = ["Job", "record_job", "track_job"]
@@ -32,23 +37,6 @@ _perf_counter = time.perf_counter
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _COUNTER, _DURATION, _IN_PROGRESS, _RESULT = range(4)
 _MISSING: Any = object()
-
-
-def _create(spec: MetricSpec) -> MetricWrapperBase:
-    """A prometheus_client metric for ``spec``, in no registry (:class:`_Families` shows it)."""
-    if spec.kind == "counter":
-        return PromCounter(spec.name, spec.description, spec.labels, registry=None)
-    if spec.kind == "histogram":
-        return PromHistogram(
-            spec.name, spec.description, spec.labels, registry=None, buckets=spec.buckets or ()
-        )
-    return PromGauge(
-        spec.name,
-        spec.description,
-        spec.labels,
-        registry=None,
-        multiprocess_mode=spec.multiprocess_mode,  # type: ignore[arg-type]
-    )
 
 
 class _Families:
@@ -80,8 +68,9 @@ class _Families:
             with self._lock:
                 found = self._sets.get(names)
                 if found is None:
-                    specs = job_specs(self._namespace, names)
-                    found = self._sets[names] = (specs, tuple(_create(spec) for spec in specs))
+                    made = [unregistered_metric(spec) for spec in job_specs(self._namespace, names)]
+                    specs = tuple(spec for spec, _ in made)
+                    found = self._sets[names] = (specs, tuple(metric for _, metric in made))
         return found
 
     def child(self, index: int, names: tuple[str, ...], values: Mapping[str, str]) -> tuple[Any, bool]:
@@ -98,12 +87,18 @@ class _Families:
         with self._lock:
             child = series.get(key)
             if child is None and len(series) < cap:
-                child = series[key] = metrics[index].labels(*map(label_value, key[1]))
+                child = metrics[index].labels(*map(label_value, key[1]))
+                child = series[key] = series_child(spec, key[1], child)
         if child is None:
             if store is not None:
                 store.count_overflow(spec.sample_name)
-            return metrics[index].labels(*([OVERFLOW_LABEL_VALUE] * len(spec.labels))), True
+            overflow = (OVERFLOW_LABEL_VALUE,) * len(spec.labels)
+            return series_child(spec, overflow, metrics[index].labels(*overflow)), True
         return child, False
+
+    def parts(self) -> list[MetricWrapperBase]:
+        """Every metric behind the four families (``store.take_extremes`` reads the histograms)."""
+        return [metric for _, metrics in list(self._sets.values()) for metric in metrics]
 
     def describe(self) -> Iterable[Metric]:
         """The four families, empty: the registry claims their names."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from obskit._core import state as _state
+from obskit._core.errors import ConfigError, MetricDeclarationError
+from obskit._core.settings import parse_histogram_buckets
 from obskit._recording.families import call_specs
 from obskit._recording.jobs import record_job
-from obskit._recording.store import Counter, Gauge, Histogram, declare, declare_spec
+from obskit._recording.store import Counter, Gauge, Histogram, declare, declare_spec, set_family_buckets
 
 __all__ = ["MetricsCollector"]
 
@@ -28,10 +30,25 @@ class MetricsCollector:
 
     Args:
         namespace: prefix (``<namespace>_``) for the names this collector declares; none by default.
+        buckets: bucket bounds (seconds) of obskit's duration histograms, by family (``http``,
+            ``db``, ``external_call``, ``job``), for the ready-made helpers; process-wide, applied
+            to the metrics created after this call. The ``histogram_buckets`` setting wins over
+            them. A family given other buckets before raises
+            :class:`obskit.MetricDeclarationError`, as a bad family or bound does.
     """
 
-    def __init__(self, namespace: str | None = None) -> None:
+    def __init__(
+        self, namespace: str | None = None, *, buckets: Mapping[str, Sequence[float]] | None = None
+    ) -> None:
         self._prefix = f"{namespace}_" if namespace else ""
+        if buckets:
+            try:
+                checked = parse_histogram_buckets(dict(buckets))
+            except ConfigError as error:
+                raise MetricDeclarationError(
+                    f"MetricsCollector(buckets=...): {error.hint}; allowed: {error.allowed}"
+                ) from None
+            set_family_buckets(checked)
 
     def counter(
         self, name: str, description: str = "", labels: Iterable[str] = (), unit: str = ""

@@ -11,7 +11,9 @@ Why prometheus_client and not OpenTelemetry SDK instruments: see docs/metrics.md
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
+import os
 import re
 import threading
 import time
@@ -45,15 +47,49 @@ __all__ = [
     "Store",
     "declare",
     "declare_spec",
+    "set_exponential",
+    "set_family_buckets",
 ]
 
 OVERFLOW_LABEL_VALUE: Final = "__overflow__"
 OVERFLOW_METRIC: Final = "obskit_telemetry_overflow"
 DROPPED_METRIC: Final = "obskit_telemetry_dropped"
+#: prometheus_client's default buckets, for a histogram declared without any.
 DEFAULT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_UNITS = {"seconds": "s", "bytes": "By", "ratio": "1", "milliseconds": "ms"}
+#: Unit words (the name's suffix, OpenMetrics' ``# UNIT``) and the unit OpenTelemetry exports get.
+_UNITS = {"seconds": "s", "bytes": "By", "ratio": "1"}
+#: The same words given as OpenTelemetry (UCUM) units.
+_UCUM_WORDS = {ucum: word for word, ucum in _UNITS.items() if ucum != "1"}
+# promtool's lint rules (client_golang's promlint, as ``promtool check metrics`` 2.42 applies them):
+# base units only, no abbreviated units, no type in the name, no suffix a histogram's samples use.
+_BASE_UNITS = {
+    "amperes": "amperes",
+    "bytes": "bytes",
+    "bits": "bytes",
+    "celsius": "celsius",
+    "grams": "grams",
+    "joules": "joules",
+    "kelvin": "kelvin",
+    "meters": "meters",
+    "metres": "metres",
+    "seconds": "seconds",
+    "volts": "volts",
+    "minutes": "seconds",
+    "hours": "seconds",
+    "days": "seconds",
+    "weeks": "seconds",
+}
+_UNIT_PREFIXES = (
+    "pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo", "kibi",
+    "mega", "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi",
+)  # fmt: skip
+_ABBREVIATED_UNITS = frozenset(
+    ("s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d")
+)
+_TYPE_WORDS = ("counter", "gauge", "histogram", "summary", "untyped", "gauge_histogram")
+_RESERVED_SUFFIXES = ("_bucket", "_count", "_sum", "_created", "_info", "_total")
 #: How a gauge's per-process values combine in Prometheus multi-process mode (prometheus_client's
 #: names; ``live*`` drop the values of dead processes). See docs/backends/prometheus.md.
 GAUGE_MULTIPROCESS_MODES: Final = frozenset(
@@ -75,6 +111,8 @@ class MetricSpec:
     unit: str = ""
     #: Gauges only: how workers' values combine in Prometheus multi-process mode.
     multiprocess_mode: str = "livesum"
+    #: obskit's own histograms: the key of their buckets in the ``histogram_buckets`` setting.
+    family: str = ""
 
     @property
     def sample_name(self) -> str:
@@ -117,6 +155,7 @@ class Store:
         except KeyError:
             with self._lock:
                 if spec.name not in self._metrics:
+                    spec = _configured(spec)
                     self._metrics[spec.name] = _create(spec, self.registry)
                     self._specs[spec.name] = spec
                     self._series[spec.name] = {}
@@ -139,7 +178,14 @@ class Store:
         """
         metric = self.metric(spec)
         if not spec.labels:
-            return metric, False
+            if _EXPONENTIAL is None or spec.kind != "histogram":
+                return metric, False
+            series = self._series[spec.name]
+            child = series.get(())
+            if child is None:
+                with self._lock:
+                    child = series.setdefault((), _also_exponential(spec, (), metric))
+            return child, False
         series = self._series[spec.name]
         child = series.get(values)
         if child is not None:
@@ -147,10 +193,17 @@ class Store:
         with self._lock:
             child = series.get(values)
             if child is None and len(series) < self.series_cap:
-                child = series[values] = metric.labels(*map(label_value, values))
+                child = metric.labels(*map(label_value, values))
+                if _EXPONENTIAL is not None and spec.kind == "histogram":
+                    child = _also_exponential(spec, values, child)
+                series[values] = child
         if child is None:
             self.count_overflow(spec.sample_name)
-            return metric.labels(*([OVERFLOW_LABEL_VALUE] * len(spec.labels))), True
+            overflow = (OVERFLOW_LABEL_VALUE,) * len(spec.labels)
+            child = metric.labels(*overflow)
+            if _EXPONENTIAL is not None and spec.kind == "histogram":
+                child = _also_exponential(spec, overflow, child)
+            return child, True
         return child, False
 
     def count_overflow(self, sample_name: str) -> None:
@@ -159,25 +212,196 @@ class Store:
 
     def series_count(self, spec: MetricSpec) -> int:
         """How many series ``spec`` has in this store, overflow excluded."""
-        return len(self._series.get(spec.name, ()))
+        return len(self._series.get(spec.name, ())) if spec.labels else 0
 
 
-def _create(spec: MetricSpec, registry: CollectorRegistry) -> MetricWrapperBase:
+#: Where histograms also record each observation when OTLP exports exponential histograms
+#: (``exponential_histograms``): given a spec and label values, the function recording one
+#: observation of that series. None (the default) costs nothing.
+_EXPONENTIAL: Callable[[MetricSpec, tuple[str, ...]], Callable[[float], None]] | None = None
+
+
+def set_exponential(hook: Callable[[MetricSpec, tuple[str, ...]], Callable[[float], None]] | None) -> None:
+    """Make histogram series created from now on also record into ``hook``'s recorders (None: stop)."""
+    global _EXPONENTIAL
+    _EXPONENTIAL = hook
+
+
+class _AlsoExponential:
+    """A prometheus_client histogram child that also records each observation elsewhere.
+
+    The Prometheus buckets stay as declared; the exponential histogram is what OTLP receives.
+    Anything else (the exemplar bookkeeping reads ``_upper_bounds``) is the child's.
+    """
+
+    def __init__(self, child: Any, record: Callable[[float], None]) -> None:
+        self._child = child
+        self._record = record
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        """Observe ``amount`` in both."""
+        self._child.observe(amount, exemplar)
+        self._record(amount)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._child, name)
+
+
+def _also_exponential(spec: MetricSpec, values: tuple[str, ...], child: Any) -> Any:
+    hook = _EXPONENTIAL
+    return child if hook is None else _AlsoExponential(child, hook(spec, values))
+
+
+#: Buckets of obskit's histogram families given to ``MetricsCollector(buckets=...)``, by family.
+_FAMILY_BUCKETS: dict[str, tuple[float, ...]] = {}
+
+
+def set_family_buckets(buckets: Mapping[str, tuple[float, ...]]) -> None:
+    """Set the buckets of obskit's histogram families (``MetricsCollector(buckets=...)``), process-wide.
+
+    They apply to the families' metrics created from then on (each store creates a metric at its
+    first recording); the ``histogram_buckets`` setting wins over them.
+
+    Raises:
+        MetricDeclarationError: a family already given other buckets.
+    """
+    with _DECLARE_LOCK:
+        for family, bounds in buckets.items():
+            known = _FAMILY_BUCKETS.get(family)
+            if known is not None and known != bounds:
+                raise MetricDeclarationError(
+                    f"the buckets of the {family!r} family are already {list(known)}; cannot set them to"
+                    f" {list(bounds)}"
+                )
+        _FAMILY_BUCKETS.update(buckets)
+
+
+def _configured(spec: MetricSpec) -> MetricSpec:
+    """``spec`` with the buckets the settings (or ``MetricsCollector(buckets=...)``) give its family."""
+    if not spec.family:
+        return spec
+    buckets = _state.STATE.settings.histogram_buckets.get(spec.family) or _FAMILY_BUCKETS.get(spec.family)
+    return dataclasses.replace(spec, buckets=buckets) if buckets else spec
+
+
+def unit_word(spec: MetricSpec) -> str:
+    """The unit word ``spec``'s name ends with (OpenMetrics' ``# UNIT``), or ``""``."""
+    words = [w for w, ucum in _UNITS.items() if ucum == spec.unit] or [spec.unit]
+    return next((w for w in words if w and spec.name.endswith(f"_{w}")), "")
+
+
+class _ExtremesHistogram(PromHistogram):
+    """A histogram whose children also keep the least and greatest value observed since last taken.
+
+    prometheus_client keeps no min or max; Application Insights charts them. Used only while an
+    exporter wants them (:func:`want_extremes`), so other set-ups pay nothing. The common case
+    (a value inside the extremes already seen) costs two comparisons; a new extreme takes a lock,
+    so that concurrent observations never lose one.
+    """
+
+    def _metric_init(self) -> None:
+        super()._metric_init()
+        self._extremes_lock = threading.Lock()
+        self._low = math.inf
+        self._high = -math.inf
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        super().observe(amount, exemplar)
+        if amount < self._low or amount > self._high:
+            with self._extremes_lock:
+                if amount < self._low:
+                    self._low = amount
+                if amount > self._high:
+                    self._high = amount
+
+    def take_extremes(self) -> tuple[float, float] | None:
+        """The (min, max) observed since the last call, or None if nothing was; then start over."""
+        with self._extremes_lock:
+            low, high = self._low, self._high
+            self._low, self._high = math.inf, -math.inf
+        return (low, high) if low <= high else None
+
+
+class _Extremes:
+    """How many exporters want histogram min/max; histograms created meanwhile track them."""
+
+    users = 0
+    lock = threading.Lock()
+
+
+def want_extremes(wanted: bool = True) -> None:
+    """Count (or, with False, uncount) an exporter that sends histogram min and max.
+
+    Histograms created while at least one is counted keep their extremes (:func:`take_extremes`);
+    those created before do not, and their points carry no min/max.
+    """
+    with _Extremes.lock:
+        _Extremes.users = max(0, _Extremes.users + (1 if wanted else -1))
+
+
+def take_extremes(
+    registry: CollectorRegistry,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]]:
+    """Min and max of each histogram series in ``registry`` since the last call, keyed like samples.
+
+    The key is the family name and the series' labels, sorted. Series with no observation since
+    the last call are left out. Taking resets them: one exporter (the delta one) takes them.
+    """
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]] = {}
+    collectors = list(getattr(registry, "_collector_to_names", {}))
+    # A collector showing several metrics as one family (the jobs families) lists them in parts().
+    collectors += [part for c in collectors for part in getattr(c, "parts", tuple)()]
+    for metric in collectors:
+        if not isinstance(metric, _ExtremesHistogram):
+            continue
+        names = metric._labelnames
+        if not names:
+            taken = metric.take_extremes()
+            if taken is not None:
+                found[(metric._name, ())] = taken
+            continue
+        with metric._lock:
+            children: list[tuple[Sequence[str], Any]] = list(metric._metrics.items())
+        for values, child in children:
+            taken = child.take_extremes()
+            if taken is not None:
+                found[(metric._name, tuple(sorted(zip(names, values, strict=True))))] = taken
+    return found
+
+
+def unregistered_metric(spec: MetricSpec) -> tuple[MetricSpec, MetricWrapperBase]:
+    """``spec`` with its family's configured buckets, and its metric as a store makes it, unregistered.
+
+    For a collector that shows several metrics as one family (the jobs families).
+    """
+    spec = _configured(spec)
+    return spec, _create(spec, None)
+
+
+def series_child(spec: MetricSpec, values: tuple[str, ...], child: Any) -> Any:
+    """``child`` as :meth:`Store.child` hands it out: a histogram's also records exponentially when asked."""
+    return _also_exponential(spec, values, child) if spec.kind == "histogram" else child
+
+
+def _create(spec: MetricSpec, registry: CollectorRegistry | None) -> MetricWrapperBase:
+    unit = unit_word(spec)
     if spec.kind == "counter":
-        return PromCounter(spec.name, spec.description, spec.labels, registry=registry)
+        return PromCounter(spec.name, spec.description, spec.labels, registry=registry, unit=unit)
     if spec.kind == "histogram":
-        return PromHistogram(
+        return (_ExtremesHistogram if _Extremes.users else PromHistogram)(
             spec.name,
             spec.description,
             spec.labels,
             registry=registry,
             buckets=spec.buckets or DEFAULT_BUCKETS,
+            unit=unit,
         )
     return PromGauge(
         spec.name,
         spec.description,
         spec.labels,
         registry=registry,
+        unit=unit,
         multiprocess_mode=spec.multiprocess_mode,  # type: ignore[arg-type]
     )
 
@@ -190,15 +414,25 @@ _DECLARE_LOCK = threading.Lock()
 def _check_spec(spec: MetricSpec) -> None:
     if not _NAME.match(spec.name) or spec.name.startswith("__"):
         raise MetricDeclarationError(f"invalid metric name {spec.name!r}: allowed [a-zA-Z_:][a-zA-Z0-9_:]*")
+    _check_name(spec)
     for label in spec.labels:
         if not _LABEL.match(label) or label.startswith("__"):
             raise MetricDeclarationError(
                 f"invalid label name {label!r} on {spec.name}: allowed [a-zA-Z_][a-zA-Z0-9_]*, no leading __"
             )
+        if label.lower() != label:
+            raise MetricDeclarationError(
+                f"label name {label!r} on {spec.name} is not snake_case; promtool rejects it: write"
+                f" {_snake(label)!r}"
+            )
     if len(set(spec.labels)) != len(spec.labels):
         raise MetricDeclarationError(f"duplicate label names on {spec.name}: {spec.labels}")
-    if spec.kind == "histogram" and "le" in spec.labels:
-        raise MetricDeclarationError(f"histogram {spec.name} cannot have a label named 'le'")
+    for reserved in ("le", "quantile"):
+        if reserved in spec.labels:
+            raise MetricDeclarationError(
+                f"{spec.kind} {spec.name} cannot have a label named {reserved!r}: histograms and"
+                " summaries use it"
+            )
     if spec.multiprocess_mode not in GAUGE_MULTIPROCESS_MODES:
         raise MetricDeclarationError(
             f"invalid multiprocess_mode {spec.multiprocess_mode!r} on {spec.name}:"
@@ -230,12 +464,63 @@ def declare(
     bucket_values = None if buckets is None else tuple(float(b) for b in buckets)
     if bucket_values and bucket_values[-1] == float("inf"):
         bucket_values = bucket_values[:-1]
-    if not unit:
+    if unit:
+        word = _unit_word(name, unit)
+        if not name.endswith(f"_{word}"):
+            name = f"{name}_{word}"  # OpenMetrics: the name ends with its unit
+        unit = _UNITS.get(word, word)
+    else:
         unit = next((u for suffix, u in _UNITS.items() if name.endswith(f"_{suffix}")), "")
     return declare_spec(
         MetricSpec(kind, name, description, label_names, bucket_values, unit, multiprocess_mode),
         buckets is not None,
     )
+
+
+def _unit_word(name: str, unit: str) -> str:
+    """The unit word of a declared ``unit`` (``seconds``; ``s`` and ``By`` are taken too)."""
+    word = _UCUM_WORDS.get(unit, unit)
+    if not re.match(r"^[a-z][a-z0-9_]*$", word) or word.endswith("_"):
+        raise MetricDeclarationError(
+            f"invalid unit {unit!r} on {name}: a lowercase word ending the name (seconds, bytes, ratio...)"
+        )
+    return word
+
+
+def _snake(text: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", text).lower()
+
+
+def _check_name(spec: MetricSpec) -> None:
+    """Raise unless ``spec``'s exposed names pass ``promtool check metrics`` without a lint warning."""
+    name, exposed = spec.name, spec.sample_name
+
+    def refuse(why: str) -> None:
+        raise MetricDeclarationError(f"metric name {exposed!r} ({spec.kind}): {why}")
+
+    if ":" in name:
+        refuse("':' is kept for recording rules; use '_'")
+    if name.lower() != name:
+        refuse(f"not snake_case; write {_snake(name)!r}")
+    for suffix in _RESERVED_SUFFIXES:
+        if name.endswith(suffix):
+            if suffix == "_total":
+                refuse(f"only counters end in _total; name the {spec.kind} without it")
+            refuse(
+                f"{suffix} is a suffix of the samples of histograms, counters or info metrics; choose another"
+            )
+    for index, part in enumerate(name.split("_")):
+        base = _BASE_UNITS.get(part)
+        prefix = next((p for p in _UNIT_PREFIXES if part.startswith(p) and part[len(p) :] in _BASE_UNITS), "")
+        if prefix:
+            base = _BASE_UNITS[part[len(prefix) :]]
+        if base is not None and base != part:
+            refuse(f"use the base unit {base!r} instead of {part!r} (record 0.25 seconds, not 250 ms)")
+        if index and part in _ABBREVIATED_UNITS:
+            refuse(f"{part!r} is an abbreviated unit; write it out (seconds, bytes...) or drop it")
+    for word in _TYPE_WORDS:
+        if f"_{word}_" in exposed or exposed.endswith(f"_{word}"):
+            refuse(f"the name should not include its type {word!r}")
 
 
 def declare_spec(spec: MetricSpec, check_buckets: bool = True) -> Any:
@@ -341,8 +626,83 @@ class _Handle:
         else:
             report_internal_error(f"metric {self.name}", exc)
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The current value of every series, sorted by labels: read in-process, for a status page.
+
+        A counter's or gauge's series is ``{"labels": {...}, "value": v}``; a histogram's
+        ``{"labels", "count", "sum", "buckets"}``, ``buckets`` the cumulative count per upper
+        bound as the exposition writes it (``"+Inf"`` last). In Prometheus multi-process mode
+        it merges every process's files, as a scrape does. Empty before the first recording.
+        Never raises: a failure is logged and gives ``[]``.
+        """
+        try:
+            return _read_series(self.spec)
+        except Exception as exc:
+            report_internal_error(f"metric {self.name} snapshot", exc)
+            return []
+
+    def value(self, **labels: Any) -> float:
+        """The sum over the series whose labels match ``labels`` (all series when none given).
+
+        A histogram's value is its number of observations. A label name not declared is
+        reported as your mistake (as when recording) and matches nothing.
+        """
+        unknown = sorted(labels.keys() - set(self.spec.labels))
+        if unknown:
+            declared = ", ".join(self.spec.labels) or "none"
+            report_usage_error(f"{self.name}.value(): {_names(unknown)} not declared (declared: {declared})")
+            return 0.0
+        wanted = {k: label_value(v) for k, v in labels.items()}
+        key = "count" if self.spec.kind == "histogram" else "value"
+        return float(
+            sum(
+                series[key]
+                for series in self.snapshot()
+                if all(series["labels"].get(k) == v for k, v in wanted.items())
+            )
+        )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} labels={list(self.spec.labels)}>"
+
+
+def _read_series(spec: MetricSpec) -> list[dict[str, Any]]:
+    """``spec``'s series in the current store (every process's, merged, in multi-process mode)."""
+    from prometheus_client import values
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if getattr(values.ValueClass, "_multiprocess", False) and directory:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        collected = MultiProcessCollector(None, directory).collect()  # type: ignore[no-untyped-call]
+        family = next((f for f in collected if f.name == spec.name), None)
+    else:
+        metric = _state.STATE.store._metrics.get(spec.name)
+        family = None if metric is None else next(iter(metric.collect()), None)
+    return [] if family is None else family_series(family)
+
+
+def family_series(family: Any) -> list[dict[str, Any]]:
+    """A prometheus_client family's series as plain dicts, sorted by labels; ``_created`` left out.
+
+    A counter's or gauge's series is ``{"labels", "value"}``; a histogram's ``{"labels",
+    "count", "sum", "buckets"}``, ``buckets`` the cumulative count per upper bound (``"+Inf"``
+    last), as the exposition writes them.
+    """
+    histogram = family.type == "histogram"
+    series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for sample in family.samples:
+        suffix = sample.name[len(family.name) :]
+        labels = {k: v for k, v in sample.labels.items() if k != "le"}
+        entry = series.setdefault(tuple(sorted(labels.items())), {"labels": labels})
+        if histogram:
+            if suffix == "_bucket":
+                entry.setdefault("buckets", {})[sample.labels["le"]] = sample.value
+            elif suffix in ("_count", "_sum"):
+                entry[suffix[1:]] = sample.value
+        elif suffix in ("", "_total"):
+            entry["value"] = sample.value
+    return [series[key] for key in sorted(series)]
 
 
 def label_value(value: Any) -> str:

@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Unpack
@@ -35,6 +36,9 @@ __all__ = ["configure", "is_configured", "shutdown"]
 _log = logging.getLogger("obskit")
 _lock = threading.RLock()
 _atexit_registered = False
+#: The web apps configure() instrumented since the last shutdown(), weakly: each configure()
+#: instruments them all again with its settings.
+_apps: weakref.WeakSet[Any] = weakref.WeakSet()
 #: Where the last configure() was called from, for the warning of the next one that changes something.
 _configured_from = "<never>"
 #: The misspelled-variable warnings already given: each once per process.
@@ -65,14 +69,17 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
     Args:
         app: a web application to instrument: FastAPI/Starlette (ASGI) or Flask (WSGI). Requests
             get spans, RED metrics, a request id and an access log line; the scrape and health
-            endpoints are mounted. Instrumented once however often configure() runs.
+            endpoints are mounted. Instrumented once however often configure() runs; an app
+            given to an earlier configure() stays served (with the new settings) until
+            shutdown(), so several apps in one process are all instrumented.
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, sampler,
             sdk_disabled, log_level, log_format, metric_namespace, redact_keys, redact_text,
-            redact_patterns, series_cap,
+            redact_patterns, series_cap, histogram_buckets, exponential_histograms,
             runtime_metrics, host_metrics, metric_export_interval_ms, shutdown_timeout,
             export_queue_size, export_batch_size;
-            Prometheus: prometheus_host, prometheus_port, prometheus_path, multiprocess_dir, pushgateway_url,
+            Prometheus: prometheus_host, prometheus_port, prometheus_path, prometheus_created,
+            multiprocess_dir, pushgateway_url,
             pushgateway_job, pushgateway_grouping, push_on; OTLP: otlp_endpoint, otlp_protocol,
             otlp_headers, otlp_timeout (ms), otlp_compression, otlp_certificate, otlp_insecure,
             each also per signal as otlp_traces_*, otlp_metrics_*, otlp_logs_* (e.g.
@@ -83,7 +90,7 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
             otlp_metrics_timeout, otlp_metrics_certificate, otlp_metrics_insecure,
             otlp_logs_endpoint, otlp_logs_protocol, otlp_logs_timeout, otlp_logs_compression,
             otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
-            liveness_path, readiness_path, request_id_header, access_log,
+            liveness_path, readiness_path, request_id_header, request_id_echo, access_log,
             access_log_flush_interval, trust_forwarded_headers; outgoing calls:
             instrument_http_clients; Azure: azure_connection_string, azure_live_metrics,
             azure_offline_storage, azure_statsbeat. See
@@ -108,16 +115,23 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
     with _lock:
         previous = _state.STATE.settings if _state.STATE.configured else None
         _teardown(resolved.shutdown_timeout)
+        # Every app instrumented since the last shutdown() stays served, with these settings: a
+        # second app (a test suite builds hundreds), or configure() again without the app.
+        apps = list(_apps)
+        if app is not None and app not in _apps:
+            apps.append(app)
         try:
             _build(resolved, app)
-            if app is not None:
+            if apps:
                 from obskit._web.install import instrument
 
-                _installed.append(instrument(app, resolved))
+                for each in apps:
+                    _installed.append(instrument(each, resolved))
         except BaseException:
             _teardown(resolved.shutdown_timeout)
             _set_unconfigured()
             raise
+        _apps.update(apps)
         _report_settings(resolved, previous, caller)
         _register_atexit()
         _exit.watch(resolved.shutdown_timeout, _shutdown_on_signal, _flush_all)
@@ -469,7 +483,6 @@ def _shutdown_provider(what: str, provider: Any, timeout: float) -> None:
 
 def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
     from obskit._export.backends import METRIC_EXPORTERS, METRIC_INSTALLERS, factory
-    from obskit._export.bridge import make_reader
     from obskit._export.pipeline import counting_metric_exporter
     from obskit._recording import sysmetrics as _sysmetrics
 
@@ -487,8 +500,12 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
         if name in METRIC_INSTALLERS:
             _installed.append(factory(METRIC_INSTALLERS, name)(settings, store))
             continue
+        from obskit._export.bridge import make_reader  # the SDK's metrics: only for push exporters
+
         exporter = counting_metric_exporter(factory(METRIC_EXPORTERS, name)(settings))
-        reader = make_reader(exporter, _current_registry, resource, settings.metric_export_interval_ms)
+        exponential = name == "otlp" and settings.exponential_histograms
+        interval = settings.metric_export_interval_ms
+        reader = make_reader(exporter, _current_registry, resource, interval, exponential)
         _installed.append(partial(_shutdown_reader, name, reader))
         _flushers.append((f"{name} metrics flush", partial(_flush_reader, reader)))
 
@@ -650,10 +667,11 @@ def _teardown(timeout: float) -> None:
             undo(max(0.001, deadline - time.monotonic()))
         except Exception as exc:
             report_internal_error("shutdown", exc)
-    from obskit._export.logexport import ObskitLoggingHandler
-
+    # Only a configure() that exported logs imported logexport (and the SDK's log modules).
+    logexport = sys.modules.get("obskit._export.logexport")
+    ours = (ObskitHandler, logexport.ObskitLoggingHandler) if logexport is not None else (ObskitHandler,)
     for handler in list(logging.getLogger().handlers):
-        if isinstance(handler, ObskitHandler | ObskitLoggingHandler):
+        if isinstance(handler, ours):
             logging.getLogger().removeHandler(handler)
 
 
@@ -677,6 +695,7 @@ def shutdown(timeout: float | None = None) -> None:
 
 def _set_unconfigured() -> None:
     """Back to the state before any configure(): defaults, the same metric store (values kept)."""
+    _apps.clear()
     defaults = Settings()
     store = _state.STATE.store
     store.series_cap = defaults.series_cap

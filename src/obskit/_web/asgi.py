@@ -24,7 +24,7 @@ from obskit._web.http import (
 )
 from obskit._web.routes import ASK, TAKEN, AppRoutes, Endpoint
 
-__all__ = ["ObskitASGIMiddleware", "route_template"]
+__all__ = ["REQUEST_KEY", "WEBSOCKET_METHOD", "ObskitASGIMiddleware", "route_template"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
@@ -38,17 +38,69 @@ def route_template(scope: Scope, root_path: str = "") -> str | None:
     """The template of the route that handled the request (``scope["route"]``, set by Starlette's router).
 
     Inside a ``Mount`` the inner router leaves its own route there; the mount's prefix is what
-    the mount added to ``root_path`` (a concrete path: mounts are rarely parametrised).
+    the mounts added to ``root_path`` (a concrete path: mounts are rarely parametrised). A
+    ``Mount`` left there itself (an app without routes: static files) already added its path;
+    FastAPI's router leaves no route for one, and the mounts' prefix is the route then.
     """
     route = scope.get("route")
     path = getattr(route, "path", None)
+    # ``app_root_path`` is the root path the server gave, kept by the first Mount: the base also
+    # when obskit instruments only an app mounted in another one.
+    base = scope.get("app_root_path", root_path)
+    mounted = scope.get("root_path", "")
+    if not (isinstance(mounted, str) and isinstance(base, str) and mounted.startswith(base)):
+        mounted = base = ""
     if not isinstance(path, str):
-        return None
-    if not _is_mount(route):
-        mounted = scope.get("root_path", "")
-        if isinstance(mounted, str) and mounted.startswith(root_path) and len(mounted) > len(root_path):
-            path = mounted[len(root_path) :] + path
+        if len(mounted) == len(base):
+            return None
+        path = mounted[len(base) :]
+    elif not _is_mount(route):
+        path = mounted[len(base) :] + path
+    elif "{" not in path and mounted.endswith(path):
+        path = mounted[len(base) :]
     return _CONVERTOR.sub(r"{\1}", path) if ":" in path else path
+
+
+#: The scope key marking a request an obskit middleware serves (its value is True).
+REQUEST_KEY = "obskit.served"
+#: The scope key FastAPI (0.165 on) reads to know that its telemetry is not to serve a request.
+_FASTAPI_KEY = "fastapi.telemetry"
+
+
+def _claim(scope: Scope) -> None:
+    """Mark the request as served by this middleware, for the apps mounted inside.
+
+    An obskit middleware around a mounted app then passes the request through, and so does
+    FastAPI's own telemetry in a mounted FastAPI app (FastAPI marks the scope the same way for
+    the apps mounted in one it serves). A FastAPI app further out that serves the request
+    itself has left its own value there, which stays.
+    """
+    scope[REQUEST_KEY] = True  # not the exchange: the scope may outlive the request
+    _quiet_fastapi(scope)
+
+
+def _quiet_fastapi(scope: Scope) -> None:
+    """Have the FastAPI apps mounted inside skip their own telemetry for this request."""
+    if _FASTAPI_KEY not in scope:
+        scope[_FASTAPI_KEY] = None
+
+
+def _carrier(headers: Any) -> dict[str, str]:
+    """The request headers for the propagators, a header sent on several lines joined by commas.
+
+    As RFC 9110 (section 5.3) combines them: two ``tracestate`` or ``baggage`` lines are one
+    list, in order; two ``traceparent`` lines make an invalid one, which W3C Trace Context
+    has the receiver ignore.
+    """
+    carrier: dict[str, str] = {}
+    for key, item in headers:
+        name = key.decode("latin-1")
+        value = item.decode("latin-1")
+        if name in carrier:
+            carrier[name] = f"{carrier[name]},{value}"
+        else:
+            carrier[name] = value
+    return carrier
 
 
 def _is_mount(route: object) -> bool:
@@ -57,12 +109,13 @@ def _is_mount(route: object) -> bool:
 
 
 class ObskitASGIMiddleware:
-    """Spans, RED metrics, request ids and access logs for HTTP requests; the rest passes through.
+    """Spans, RED metrics, request ids and access logs for HTTP requests and websocket connections.
 
-    Websocket scopes, and everything while the hub is off, go to the app untouched; the lifespan
-    too, with obskit listening: it flushes every pipeline when the app has shut down.
-    Response bodies (streaming included) are passed on as they come; only the start message
-    gains the request-id header.
+    Everything while the hub is off goes to the app untouched; the lifespan too, with obskit
+    listening: it flushes every pipeline when the app has shut down. Response bodies (streaming
+    included) are passed on as they come; only the start message (a websocket's accept)
+    gains the request-id header. The app runs in the context extracted from the request's
+    headers, with the request's span and request id.
     """
 
     def __init__(self, app: ASGIApp, hub: Hub | None = None, routes: AppRoutes | None = None) -> None:
@@ -75,6 +128,9 @@ class ObskitASGIMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
         if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
+                return
             if scope["type"] == "lifespan" and self.hub.config() is not None:
                 await self.app(scope, *_exit_aware(receive, send))
                 return
@@ -91,6 +147,12 @@ class ObskitASGIMiddleware:
             return
         excluded = config._excluded
         if excluded is not None and excluded.search(path) is not None:
+            _quiet_fastapi(scope)  # excluded: no telemetry from the apps mounted inside either
+            await self.app(scope, receive, send)
+            return
+        if REQUEST_KEY in scope:
+            # An obskit middleware further out (around the app this one is mounted in) serves
+            # this request: one request, one span.
             await self.app(scope, receive, send)
             return
         # Instrumented, in this coroutine (not one more per request). The headers are read once:
@@ -114,12 +176,13 @@ class ObskitASGIMiddleware:
                     forwarded = {}
                 forwarded.setdefault(name, value.decode("latin-1"))
             if carrier is NO_HEADERS and (wanted is None or name in wanted):
-                carrier = {key.decode("latin-1"): item.decode("latin-1") for key, item in headers}
+                carrier = _carrier(headers)
         root_path = scope.get("root_path", "")
         method = scope.get("method", "GET")
         client = scope.get("client")
         exchange = _ASGIExchange(config, method, path, request_id)
         exchange._send = send
+        _claim(scope)
         exchange.start(
             carrier,
             server_attributes(
@@ -174,6 +237,84 @@ class ObskitASGIMiddleware:
             await _serve_health(kind, send)
         return True
 
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one websocket connection: a SERVER span for it, RED metrics, request id, access line.
+
+        The method is ``WS``; the status is what the connection came to: 101 accepted, 403
+        closed by the app before accepting (what the server answers then), the status of a
+        denial response the app sent, 500 when the app raised, closed with 1011 (internal
+        error) or returned without answering the handshake. A client going away is not the
+        app's error (499 when it left before the handshake was answered, as for requests).
+        The duration is the connection's lifetime (docs/web.md, "Websockets").
+        """
+        config = self.hub.config()
+        path: str = scope.get("path", "")
+        if config is None or REQUEST_KEY in scope:
+            await self.app(scope, receive, send)
+            return
+        if config.excluded(path):
+            _quiet_fastapi(scope)
+            await self.app(scope, receive, send)
+            return
+        request_id = user_agent = host = None
+        wanted = _propagation_fields()[1]
+        carrier: Mapping[str, str] = NO_HEADERS
+        headers = scope.get("headers") or ()
+        trusted = config.forwarded  # a trusted proxy's headers, or None: not read
+        forwarded: dict[bytes, str] | None = None
+        for name, value in headers:
+            if name == config.request_id_name:
+                request_id = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+            elif trusted is not None and name in trusted:
+                if forwarded is None:
+                    forwarded = {}
+                forwarded.setdefault(name, value.decode("latin-1"))
+            if carrier is NO_HEADERS and (wanted is None or name in wanted):
+                carrier = _carrier(headers)
+        root_path = scope.get("root_path", "")
+        client = scope.get("client")
+        exchange = _WebSocketExchange(config, "GET", path, request_id)
+        exchange.method = WEBSOCKET_METHOD
+        exchange._send = send
+        _claim(scope)
+        attributes = server_attributes(
+            config,
+            "GET",
+            path,
+            scope.get("scheme", "ws"),
+            host,
+            scope.get("server"),
+            str(client[0]) if client else None,
+            user_agent,
+            query.decode("latin-1") if (query := scope.get("query_string")) else "",
+            scope.get("http_version", ""),
+            forwarded,
+        )
+        attributes.pop("http.request.method", None)  # the handshake's GET; the span is the connection
+        attributes["network.protocol.name"] = "websocket"
+        exchange.start(carrier, attributes)
+        try:
+            await self.app(scope, receive, exchange)
+        except Exception as error:
+            if _client_went_away(error):
+                exchange.status = exchange.status or 499  # gone before the handshake was answered
+                exchange.finish(route_template(scope, root_path), None)
+            else:
+                exchange.status = 500
+                exchange.finish(route_template(scope, root_path), error)
+            raise
+        except BaseException:  # cancelled (server stopping): not the app's error
+            exchange.status = exchange.status or 499
+            exchange.finish(route_template(scope, root_path), None)
+            raise
+        if exchange.status == 0:  # the server answers 500 to a handshake the app left unanswered
+            exchange.status = 500
+        exchange.finish(route_template(scope, root_path), None)
+
     def _metrics(self) -> ASGIApp:
         if self._metrics_app is None:
             from obskit._export.prometheus import make_asgi_app
@@ -196,13 +337,14 @@ class _ASGIExchange(Exchange):
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
-            headers = message.get("headers", ())
-            name = self.config.request_id_name
-            for key, _ in headers:
-                if key.lower() == name:
-                    break  # a response that already carries the header (set by the app) keeps its own
-            else:
-                message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
+            if self.echo:
+                headers = message.get("headers", ())
+                name = self.config.request_id_name
+                for key, _ in headers:
+                    if key.lower() == name:
+                        break  # a response that already carries the header (set by the app) keeps its own
+                else:
+                    message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
         elif (
             message["type"] == "http.response.body" and not message.get("more_body", False) and self.suspend()
         ):
@@ -220,6 +362,43 @@ class _ASGIExchange(Exchange):
                 self.activate()
             return
         await self._send(message)
+
+
+#: The ``method`` of websocket connections in span names, metrics and access lines.
+WEBSOCKET_METHOD = "WS"
+#: The close code of a server that failed (RFC 6455, section 7.4.1): counted as a 500.
+_INTERNAL_ERROR = 1011
+
+
+class _WebSocketExchange(_ASGIExchange):
+    """A websocket connection's exchange, which is also the ``send`` the app is given.
+
+    It notes how the handshake and the connection end (see
+    :meth:`ObskitASGIMiddleware._websocket`) and adds the request-id header to the accept.
+    """
+
+    __slots__ = ()
+
+    async def __call__(self, message: Any) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept" or kind == "websocket.http.response.start":
+            self.status = 101 if kind == "websocket.accept" else message["status"]
+            headers = message.get("headers") or ()
+            name = self.config.request_id_name
+            if self.echo and not any(key.lower() == name for key, _ in headers):
+                message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
+        elif kind == "websocket.close":
+            if self.status == 0:
+                self.status = 403  # closed before accepting: the server answers 403
+            elif message.get("code") == _INTERNAL_ERROR:
+                self.status = 500
+        await self._send(message)
+
+
+def _client_went_away(error: BaseException) -> bool:
+    """Whether ``error`` is Starlette's report that the client closed the connection."""
+    websockets = sys.modules.get("starlette.websockets")
+    return websockets is not None and isinstance(error, websockets.WebSocketDisconnect)
 
 
 def _exit_aware(receive: Receive, send: Send) -> tuple[Receive, Send]:

@@ -93,6 +93,8 @@ class Config:
         "_queries",
         "_red",
         "access_log",
+        "echo_always",
+        "echo_incoming",
         "forwarded",
         "health",
         "metrics_path",
@@ -113,6 +115,9 @@ class Config:
         self.request_id_header = settings.request_id_header.lower()
         #: The same, as ASGI spells header names (lowercase bytes).
         self.request_id_name = self.request_id_header.encode("latin-1")
+        #: Whether the response carries the request id: always, or when the request had one.
+        self.echo_always = settings.request_id_echo == "always"
+        self.echo_incoming = settings.request_id_echo == "incoming"
         self.access_log = settings.access_log
         #: The forwarded headers to read (a trusted proxy's), or None: they are ignored.
         self.forwarded = FORWARDED_HEADERS if settings.trust_forwarded_headers else None
@@ -295,9 +300,11 @@ class Exchange:
         "_fields_value",
         "_in_progress",
         "_own_fields",
+        "_parent",
         "_started",
         "client",
         "config",
+        "echo",
         "method",
         "path",
         "request_id",
@@ -311,11 +318,15 @@ class Exchange:
         self.method = method if method in KNOWN_METHODS else _method(method)
         self.path = path
         self.request_id = valid_request_id(request_id)
+        #: Whether the response gets the request id header (the ``request_id_echo`` setting).
+        self.echo = config.echo_always or (config.echo_incoming and request_id is not None)
         self.status = 0
         self.span: Any = None
         self.user_agent = ""
         self.client = ""
         self._context_token: object = None
+        #: The context the propagators extracted from the request's headers (empty without them).
+        self._parent = _NO_PARENT
         self._fields_token: Any = None
         #: The LoggingContext mapping activate() bound, and whether it holds the request id alone.
         self._fields_value: Any = None
@@ -324,13 +335,21 @@ class Exchange:
         self._started = time.perf_counter()
 
     def start(self, carrier: Mapping[str, str], attributes: dict[str, Any]) -> None:
-        """Start the SERVER span (continuing an incoming ``traceparent``) and make it current."""
+        """Start the SERVER span (continuing an incoming ``traceparent``) and make it current.
+
+        What the propagators extract from ``carrier`` (baggage, trace state, a custom
+        propagator's values) is current too while the request runs (:meth:`activate`).
+        """
         try:
             self.user_agent = attributes.get("user_agent.original", "")
             self.client = attributes.get("client.address", "")
+            # Under the official server instrumentation (server_span off) its middleware has
+            # already made the extracted context and its span current: nothing to add.
+            server_span = self.config.server_span
+            parent = _NO_PARENT if carrier is NO_HEADERS or not server_span else _extract(carrier)
+            self._parent = parent
             tracer = _state.STATE.tracer
-            if tracer is not None and self.config.server_span:
-                parent = _NO_PARENT if carrier is NO_HEADERS else _extract(carrier)
+            if tracer is not None and server_span:
                 self.span = start_server_span(tracer, _span_method(self.method), parent, attributes)
             self._in_progress = self.config.in_progress(self.method)
             self._in_progress(1.0)
@@ -339,14 +358,33 @@ class Exchange:
         self.activate()
 
     def activate(self) -> None:
-        """Make the span and the request id current (again, for a WSGI body's close)."""
-        if self.span is not None:
+        """Make the span, the extracted context and the request id current (again, for a WSGI body).
+
+        The request runs in the context the propagators extracted (baggage, a custom
+        propagator's values; the remote parent as the current span when obskit makes none),
+        over whatever was current, with obskit's span on top: what attaching the extracted
+        context and starting the span as current would give, as the official ASGI and WSGI
+        instrumentations do.
+        """
+        span, parent = self.span, self._parent
+        if parent:
+            if _OTEL_VAR is not None:
+                values = {**_OTEL_VAR.get(), **parent}
+                if span is not None:
+                    values[_SPAN_KEY] = span
+                self._context_token = _OTEL_VAR.set(otel_context.Context(values))
+            else:  # pragma: no cover - another runtime context (OTEL_PYTHON_CONTEXT)
+                merged = {**otel_context.get_current(), **parent}
+                if span is not None:
+                    merged[_SPAN_KEY] = span
+                self._context_token = otel_context.attach(otel_context.Context(merged))
+        elif span is not None:
             if _OTEL_VAR is not None:  # what attach(set_span_in_context(span)) does, directly
                 self._context_token = _OTEL_VAR.set(
-                    otel_context.Context({**_OTEL_VAR.get(), _SPAN_KEY: self.span})
+                    otel_context.Context({**_OTEL_VAR.get(), _SPAN_KEY: span})
                 )
             else:  # pragma: no cover - another runtime context (OTEL_PYTHON_CONTEXT)
-                self._context_token = otel_context.attach(trace.set_span_in_context(self.span))
+                self._context_token = otel_context.attach(trace.set_span_in_context(span))
         outer = _FIELDS.get()
         self._own_fields = not outer
         self._fields_value = MappingProxyType({**outer, "request_id": self.request_id})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -112,7 +113,7 @@ def _wrap_starlette(app: Any, hub: Hub) -> None:
     """Outermost: around the stack Starlette builds (ServerErrorMiddleware and user middleware inside)."""
     from obskit._web.asgi import ObskitASGIMiddleware
 
-    build = app.build_middleware_stack
+    build = _weakly_bound(app, "build_middleware_stack")
     routes = watch(app, lambda: hub.enabled)  # obskit's paths are served only where the app has no route
 
     def build_instrumented_stack() -> Any:
@@ -127,6 +128,26 @@ def _wrap_starlette(app: Any, hub: Hub) -> None:
 
     app.build_middleware_stack = build_instrumented_stack
     app.middleware_stack = None  # an app already serving rebuilds its stack with the middleware
+
+
+def _weakly_bound(app: Any, name: str) -> Callable[..., Any]:
+    """``app.<name>``, for a wrapper kept on the app itself, without a reference cycle.
+
+    The app's bound method, held by a wrapper the app holds, would keep the app alive until the
+    garbage collector finds the cycle (Flask's ``test_app_freed_on_zero_refcount``): the class's
+    method is called through a weak reference instead. A method the instance holds itself (an
+    application that wrapped ``wsgi_app`` before) is kept as it is.
+    """
+    own: Callable[..., Any] | None = vars(app).get(name)
+    if own is not None:
+        return own
+    method = getattr(type(app), name)
+    ref = weakref.ref(app)
+
+    def call(*args: Any) -> Any:
+        return method(ref(), *args)
+
+    return call
 
 
 #: The package of OpenTelemetry's own instrumentations (opentelemetry-python-contrib).
@@ -164,7 +185,9 @@ def _quiet_fastapi_native_telemetry(app: Any) -> Callable[[], None]:
     once a global tracer provider exists, and logs validation failures and unhandled exceptions
     through an OpenTelemetry logger provider when one exists: one server span per request, and
     one log line per error, are obskit's promises. With all three off FastAPI also skips its
-    per-request telemetry bookkeeping.
+    per-request telemetry bookkeeping. FastAPI apps mounted inside, which configure() does not
+    see, skip theirs for each request obskit serves: the middleware marks the scope as FastAPI
+    does for the apps mounted in one it serves (``obskit._web.asgi._claim``).
     """
     config = getattr(app, "_telemetry", None)
     if not isinstance(config, dict):
@@ -177,7 +200,7 @@ def _quiet_fastapi_native_telemetry(app: Any) -> Callable[[], None]:
 def _wrap_flask(app: Any, hub: Hub) -> None:
     from flask import request, signals
 
-    from obskit._web.wsgi import ERROR_KEY, ROUTE_KEY, ObskitWSGIMiddleware
+    from obskit._web.wsgi import COMPLETE_KEY, ERROR_KEY, ROUTE_KEY, ObskitWSGIMiddleware
 
     def note_route(sender: Any, **extra: Any) -> None:
         rule = request.url_rule
@@ -187,6 +210,14 @@ def _wrap_flask(app: Any, hub: Hub) -> None:
     def note_error(sender: Any, exception: BaseException, **extra: Any) -> None:
         request.environ[ERROR_KEY] = exception
 
+    def note_complete(sender: Any, response: Any, **extra: Any) -> None:
+        # Not streamed: the body is all made. Flask's answer to an exception it caught (its
+        # error page, or the app's error handler) counts as made too: werkzeug wraps an HTTP
+        # error's page in an iterator, so it looks streamed.
+        environ = request.environ
+        environ[COMPLETE_KEY] = not response.is_streamed or ERROR_KEY in environ
+
     signals.request_started.connect(note_route, app, weak=False)
     signals.got_request_exception.connect(note_error, app, weak=False)
-    app.wsgi_app = ObskitWSGIMiddleware(app.wsgi_app, hub, watch(app, lambda: hub.enabled))
+    signals.request_finished.connect(note_complete, app, weak=False)
+    app.wsgi_app = ObskitWSGIMiddleware(_weakly_bound(app, "wsgi_app"), hub, watch(app, lambda: hub.enabled))

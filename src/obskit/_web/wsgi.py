@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from opentelemetry import propagate
-
 from obskit._core.errors import report_internal_error
-from obskit._web.http import Config, Exchange, Hub, health_module, server_attributes
+from obskit._web.http import (
+    NO_HEADERS,
+    Config,
+    Exchange,
+    Hub,
+    _propagation_fields,
+    health_module,
+    server_attributes,
+)
 from obskit._web.routes import ASK, TAKEN, AppRoutes, Endpoint
 
-__all__ = ["ERROR_KEY", "ROUTE_KEY", "ObskitWSGIMiddleware"]
+__all__ = ["COMPLETE_KEY", "ERROR_KEY", "ROUTE_KEY", "ObskitWSGIMiddleware"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: Environ key where a framework hook leaves the matched route template.
 ROUTE_KEY = "obskit.route"
 #: Environ key where a framework hook leaves an exception it handled itself (Flask's 500 page).
 ERROR_KEY = "obskit.error"
+#: Set by a framework hook when the response body is complete as the app returns it (Flask: not
+#: streamed): the request is finished then, whether or not the client reads the body (a test
+#: client that only looks at the status never does).
+COMPLETE_KEY = "obskit.complete"
 
+#: What ``next()`` gives for a body's end (a chunk is bytes).
+_DONE: Any = object()
 _STATUS_TEXT = {200: "200 OK", 503: "503 Service Unavailable"}
 
 
@@ -29,13 +41,25 @@ def _environ_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
-def _carrier(environ: dict[str, Any]) -> dict[str, str]:
+def _carrier(environ: dict[str, Any]) -> Mapping[str, str]:
+    """The request headers that matter to the propagators (every header for a custom one).
+
+    A header sent on several lines is the one value the server joined (with commas, PEP 3333);
+    the W3C propagators read such lists whole, spaces after the commas included.
+    """
+    fields = _propagation_fields()[0]
+    if fields is None:
+        return {
+            key[5:].lower().replace("_", "-"): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_") and isinstance(value, str)
+        }
     carrier = {}
-    for field in propagate.get_global_textmap().fields:
+    for field in fields:
         key = _environ_key(field)
         if key in environ:
             carrier[field] = environ[key]
-    return carrier
+    return carrier or NO_HEADERS
 
 
 def _local(environ: dict[str, Any]) -> tuple[str, int | None]:
@@ -115,7 +139,7 @@ class ObskitWSGIMiddleware:
             except ValueError:
                 exchange.status = 0
             # A response that already carries the header (set by the app) keeps its own.
-            if any(name.lower() == config.request_id_header for name, _ in headers):
+            if not exchange.echo or any(name.lower() == config.request_id_header for name, _ in headers):
                 return start_response(status, headers, exc_info)
             return start_response(status, [*headers, header], exc_info)
 
@@ -125,7 +149,11 @@ class ObskitWSGIMiddleware:
             exchange.finish(environ.get(ROUTE_KEY), error)
             raise
         exchange.deactivate()
-        return _Body(body, exchange, environ)
+        wrapped = _Body(body, exchange, environ)
+        if environ.get(COMPLETE_KEY):
+            wrapped._finish(None)  # all made: nothing of the app's runs while it is sent
+            return body
+        return wrapped
 
     def _serve_own(
         self, config: Config, path: str, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -174,8 +202,23 @@ class _Body:
         self._finished = False
 
     def __iter__(self) -> Iterator[bytes]:
+        # The request's span and context are current while the app makes each chunk (a streamed
+        # body's generator runs then), not while the server sends it.
+        exchange = self._exchange
         try:
-            yield from self._body
+            if isinstance(self._body, (list, tuple)):  # made already: no app code runs here
+                yield from self._body
+            else:
+                chunks = iter(self._body)
+                while True:
+                    exchange.activate()
+                    try:
+                        chunk = next(chunks, _DONE)
+                    finally:
+                        exchange.deactivate()
+                    if chunk is _DONE:
+                        break
+                    yield chunk
         except Exception as error:
             self._finish(error)
             raise
