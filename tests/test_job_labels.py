@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import obskit
 from obskit import MetricDeclarationError, MetricUsageError, track_job
+from obskit._recording import store as _store
 from obskit.testing import Capture, capture
 
 JOBS = "obskit_jobs_total"
@@ -305,3 +306,44 @@ def test_a_label_naming_the_star_args_parameter_fails_when_decorating() -> None:
         @track_job("kinds", labels=("rest",))
         def run(*rest: str) -> None:
             pass
+
+
+# -- the store's per-family settings reach every label set ---------------------------------------------
+
+
+def test_a_labelled_job_uses_the_configured_job_buckets() -> None:
+    obskit.configure(
+        traces_exporter="none",
+        logs_exporter="none",
+        metrics_exporter="none",
+        histogram_buckets={"job": [60, 600]},
+    )
+
+    @track_job("export", labels=("tenant",))
+    def export(tenant: str) -> None:
+        pass
+
+    with capture() as cap:
+        export("acme")
+    (family,) = [f for f in cap.metrics_as_dicts() if f["name"] == DURATION]
+    assert [s["labels"] for s in family["series"]] == [{"job_name": "export", "tenant": "acme"}]
+    assert list(family["series"][0]["buckets"]) == ["60.0", "600.0", "+Inf"]
+
+
+def test_a_labelled_jobs_duration_keeps_its_extremes_for_exporters_that_want_them(
+    obskit_capture: Capture,
+) -> None:
+    _store.want_extremes()
+    try:
+
+        @track_job("extremes", labels=("tenant",))
+        def run(tenant: str, seconds: float) -> None:
+            pass
+
+        run("acme", 0.0)
+        extremes = _store.take_extremes(obskit_capture.store.registry)
+    finally:
+        _store.want_extremes(False)
+    assert [key for key in extremes if key[0] == DURATION] == [
+        (DURATION, (("job_name", "extremes"), ("tenant", "acme")))
+    ]
