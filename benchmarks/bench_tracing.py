@@ -238,7 +238,9 @@ def _cleaning_rows(config: Config, tracer: Any) -> list[Row]:
 
 def _check(state: Any, expected_spans: bool) -> None:
     """The obskit side really recorded what the baseline records."""
-    sample = state.store.registry.get_sample_value("obskit_jobs_total", {"job": JOB, "status": "success"})
+    sample = state.store.registry.get_sample_value(
+        "obskit_jobs_total", {"job_name": JOB, "status": "success"}
+    )
     if not sample:
         raise RuntimeError("track_job recorded no jobs")
     if expected_spans:

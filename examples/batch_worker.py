@@ -13,16 +13,16 @@ Run it against a local push gateway::
 ``--pushgateway-url URL`` says the same as the variable; other settings come from the
 environment, e.g. a grouping label: ``OBSKIT_PUSHGATEWAY_GROUPING=instance=worker-1``.
 ``--store-down`` simulates an outage: the batch fails, the process exits 1, and the gateway shows
-``obskit_jobs_total{exported_job="nightly_export",status="error"} 1``. Without a push gateway it
+``obskit_jobs_total{job_name="nightly_export",status="error"} 1``. Without a push gateway it
 still runs and prints its metrics on stderr when it exits. JSON log lines go to stdout, spans to
 stderr.
 
 What it records:
 
-- ``obskit_jobs_total{job, status}``, ``obskit_job_duration_seconds{job}``: the whole batch
-  (``nightly_export``) and each record (``export_record``). At the gateway ``job`` reads
-  ``exported_job``: the gateway's own ``job`` label is the service name, ``nightly-export``.
-- ``obskit_job_result{job="nightly_export", result}``: records exported and invalid.
+- ``obskit_jobs_total{job_name, status}``, ``obskit_job_duration_seconds{job_name}``: the whole
+  batch (``nightly_export``) and each record (``export_record``). The gateway's own ``job`` label
+  is the service name, ``nightly-export``.
+- ``obskit_job_result{job_name="nightly_export", result}``: records exported and invalid.
 - ``export_records_total{outcome}``, ``export_retries_total`` and the histogram
   ``export_record_bytes``: the worker's own metrics.
 - Every log line of a run carries the run id (as ``request_id``) and the record's id.

@@ -30,8 +30,8 @@ def test_an_exported_record_is_counted_timed_and_sized(obskit_capture: Capture) 
     size = export_record(Record(1, "customer-1", 199), Store())
 
     obskit_capture.assert_counter("export_records_total", 1, outcome="exported")
-    obskit_capture.assert_counter("obskit_jobs_total", 1, job="export_record", status="success")
-    assert obskit_capture.histogram_count("obskit_job_duration_seconds", job="export_record") == 1
+    obskit_capture.assert_counter("obskit_jobs_total", 1, job_name="export_record", status="success")
+    assert obskit_capture.histogram_count("obskit_job_duration_seconds", job_name="export_record") == 1
     assert obskit_capture.histogram_count("export_record_bytes") == 1
     assert obskit_capture.histogram_sum("export_record_bytes") == size
     buckets = obskit_capture.histogram_buckets("export_record_bytes")  # cumulative, by upper bound
@@ -52,8 +52,8 @@ def test_an_invalid_record_fails_its_own_job_and_the_batch_goes_on(obskit_captur
     summary = run_batch([Record(1, "customer-1", 199), Record(2, "", 299)], Store(), run_id="run-1")
 
     assert summary == Summary(exported=1, invalid=1)
-    obskit_capture.assert_counter("obskit_jobs_total", 1, job="export_record", status="error")
-    obskit_capture.assert_counter("obskit_jobs_total", 1, job="nightly_export", status="success")
+    obskit_capture.assert_counter("obskit_jobs_total", 1, job_name="export_record", status="error")
+    obskit_capture.assert_counter("obskit_jobs_total", 1, job_name="nightly_export", status="success")
     obskit_capture.assert_counter("export_records_total", 1, outcome="invalid")
     failed = obskit_capture.assert_span("export_record", status="ERROR")
     assert [event.name for event in failed.events] == ["exception"]
@@ -67,7 +67,7 @@ def test_a_batch_reports_its_results_and_every_line_carries_the_run_id(obskit_ca
 
     assert summary == Summary(exported=17, invalid=3)  # records 6, 13 and 20 have no customer
     assert (
-        obskit_capture.gauge_value("obskit_job_result", job="nightly_export", result="records_invalid") == 3
+        obskit_capture.gauge_value("obskit_job_result", job_name="nightly_export", result="records_invalid") == 3
     )
     batch = obskit_capture.assert_span("nightly_export", status="OK", **{"job.result.records_exported": 17})
     per_record = obskit_capture.spans("export_record")
@@ -83,8 +83,8 @@ def test_a_store_outage_fails_the_batch_and_logs_the_error(obskit_capture: Captu
     with pytest.raises(StoreUnavailable):
         run_batch(sample_batch(3), Store(down=True), run_id="run-down", backoff=0)
 
-    obskit_capture.assert_counter("obskit_jobs_total", 1, job="nightly_export", status="error")
-    obskit_capture.assert_counter("obskit_jobs_total", 0, job="nightly_export", status="success")
+    obskit_capture.assert_counter("obskit_jobs_total", 1, job_name="nightly_export", status="error")
+    obskit_capture.assert_counter("obskit_jobs_total", 0, job_name="nightly_export", status="success")
     obskit_capture.assert_counter("export_retries_total", 2)  # three tries, then the batch stops
     obskit_capture.assert_span("nightly_export", status="ERROR")
     [failure] = obskit_capture.logs(level="ERROR", message="batch failed", request_id="run-down")

@@ -162,10 +162,10 @@ def test_panels_cover_requests_errors_latency_jobs_health_and_telemetry(
     assert all("by (route, le)" in t["expr"] and 'route=~"$route"' in t["expr"] for t in latency)
     jobs = panel(model, "Jobs by status")["targets"][0]
     assert jobs["expr"] == (
-        'sum by (exported_job, status) (rate(obskit_jobs_total{job=~"$job",exported_job=~"$obskit_job"}'
+        'sum by (job_name, status) (rate(obskit_jobs_total{job=~"$job",job_name=~"$obskit_job"}'
         "[$__rate_interval]))"
     )
-    assert jobs["legendFormat"] == "{{exported_job}} {{status}}"
+    assert jobs["legendFormat"] == "{{job_name}} {{status}}"
     dropped = panel(model, "Telemetry dropped")["targets"][0]["expr"]
     assert "obskit_telemetry_dropped_total" in dropped
     assert "by (signal, reason)" in dropped
@@ -202,7 +202,7 @@ def test_namespace_from_the_environment(
 
 def test_job_label_option_changes_the_job_grouping(capsys: pytest.CaptureFixture[str]) -> None:
     model = generate(capsys, "--job-label", "job")
-    assert all("exported_job" not in t["expr"] for t in targets(model))
+    assert all("job_name" not in t["expr"] for t in targets(model))
     assert panel(model, "Jobs by status")["targets"][0]["legendFormat"] == "{{job}} {{status}}"
     variables = {v["name"]: v for v in model["templating"]["list"]}
     assert variables["obskit_job"]["query"].endswith(", job)")

@@ -101,9 +101,9 @@ def test_summary_shows_requests_by_route_and_jobs_by_status(run: Run) -> None:
         'http_server_requests_total{method="GET",route="/orders/{order_id}",status_code="200"}',
         'http_server_requests_total{method="GET",route="/reports/{name}",status_code="500"}',
         'http_server_requests_total{method="GET",route="__unmatched__",status_code="404"}',
-        'obskit_jobs_total{job="nightly_export",status="success"}',
-        'obskit_jobs_total{job="nightly_export",status="error"}',
-        'obskit_jobs_total{job="charge_payment",status="error"}',
+        'obskit_jobs_total{job_name="nightly_export",status="success"}',
+        'obskit_jobs_total{job_name="nightly_export",status="error"}',
+        'obskit_jobs_total{job_name="charge_payment",status="error"}',
         'demo_orders_paid_total{currency="EUR"}',
     ):
         assert f"  {line} " in text, line

@@ -98,9 +98,9 @@ def test_default_alerts_follow_the_seed_alert_set_with_obskit_names(
     )
     assert rule["HighRequestLatency"]["expr"].endswith("> 1")
     assert rule["JobsStuck"]["expr"] == (
-        "sum by (job, exported_job) (obskit_jobs_in_progress) > 0\n"
-        "unless on (job, exported_job)\n"
-        "sum by (job, exported_job) (increase(obskit_jobs_total[15m])) > 0"
+        "sum by (job, job_name) (obskit_jobs_in_progress) > 0\n"
+        "unless on (job, job_name)\n"
+        "sum by (job, job_name) (increase(obskit_jobs_total[15m])) > 0"
     )
     assert rule["JobsStuck"]["for"] == "15m"
     assert 'obskit_jobs_total{status="error"}[1h]' in rule["HighJobFailureRate"]["expr"]
@@ -117,7 +117,7 @@ def test_annotations_template_the_alerts_labels_and_value() -> None:
     assert "{{ $labels.route }}" in rule["HighErrorRate"]["annotations"]["summary"]
     assert "{{ $value | humanizePercentage }}" in rule["HighErrorRate"]["annotations"]["description"]
     assert "{{ $value | humanizeDuration }}" in rule["HighRequestLatency"]["annotations"]["description"]
-    assert "{{ $labels.exported_job }}" in rule["JobsStuck"]["annotations"]["summary"]
+    assert "{{ $labels.job_name }}" in rule["JobsStuck"]["annotations"]["summary"]
     assert "{{ $labels.check }}" in rule["HealthCheckFailing"]["annotations"]["summary"]
     assert "{{ $labels.instance }}" in rule["ServiceDown"]["annotations"]["summary"]
     for r in rule.values():
@@ -152,9 +152,9 @@ def test_family_names_come_from_the_recording_specs() -> None:
     assert names.http_in_progress == calls["http_in_progress"].name
     assert (names.health_status, names.health_duration) == (status.name, check_duration.name)
     # The labels the rules and the dashboard group and filter by are declared by those specs.
-    assert {"job", "status"} <= set(jobs.labels)
-    assert "job" in duration.labels
-    assert "job" in in_progress.labels
+    assert {"job_name", "status"} <= set(jobs.labels)
+    assert "job_name" in duration.labels
+    assert "job_name" in in_progress.labels
     assert {"method", "route", "status_code"} <= set(calls["http_requests"].labels)
     assert {"method", "route"} <= set(calls["http_duration"].labels)
     assert "method" in calls["http_in_progress"].labels
@@ -193,9 +193,9 @@ def test_every_family_the_rules_query_is_in_the_real_exposition_with_its_labels(
                 capped.inc(tenant=str(tenant))
             names = exposed(s for family in cap.store.registry.collect() for s in family.samples)
     f = _promql.families("acme")
-    assert names[f.jobs_total] >= {"job", "status"}
-    assert names[f"{f.job_duration}_bucket"] >= {"job", "le"}
-    assert names[f.jobs_in_progress] >= {"job"}
+    assert names[f.jobs_total] >= {"job_name", "status"}
+    assert names[f"{f.job_duration}_bucket"] >= {"job_name", "le"}
+    assert names[f.jobs_in_progress] >= {"job_name"}
     assert names[f.http_requests_total] >= {"method", "route", "status_code"}
     assert names[f"{f.http_duration}_bucket"] >= {"method", "route", "le"}
     assert names[f.http_in_progress] >= {"method"}
@@ -227,7 +227,7 @@ def test_thresholds_and_durations_appear_in_the_expressions_and_descriptions() -
     assert {r["for"] for n, r in rule.items() if n not in {"JobsStuck", "ServiceDown"}} == {"10m"}
     records = [r["record"] for r in all_rules("--window", "2m", "--job-window", "6h") if "record" in r]
     assert "job_route:http_server_requests:rate2m" in records
-    assert "job_exported_job:obskit_jobs_error:ratio_rate6h" in records
+    assert "job_job_name:obskit_jobs_error:ratio_rate6h" in records
 
 
 def test_severities_and_extra_labels_go_on_every_alert() -> None:
@@ -282,7 +282,7 @@ def test_job_label_names_the_label_holding_obskits_job_name() -> None:
         "sum by (job) (obskit_jobs_in_progress) > 0\nunless on (job)\n"
     )
     assert "{{ $labels.job }}" in rule["JobsStuck"]["annotations"]["summary"]
-    assert all("exported_job" not in r["expr"] for r in all_rules("--job-label", "job"))
+    assert all("job_name" not in r["expr"] for r in all_rules("--job-label", "job"))
     assert "job_status:obskit_jobs:rate5m" in [r.get("record") for r in all_rules("--job-label", "job")]
 
 

@@ -19,7 +19,7 @@ from obskit._recording.store import DROPPED_METRIC, OVERFLOW_METRIC, MetricSpec,
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 NS = "<ns>"  # how the catalogue writes the metric_namespace prefix
-EXTRA_JOB_LABELS = "extra job labels"
+EXTRA_JOB_LABELS = "the job's labels"
 
 
 # -- the metric catalogue -------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def _catalogue() -> dict[str, tuple[str, list[str], str]]:
 def _declared() -> dict[str, tuple[MetricSpec, tuple[str, ...]]]:
     """Every family obskit declares, named as the catalogue names it, with its base label names."""
     jobs = job_specs(NS)
-    extra = tuple(label for label in jobs[2].labels if label != "job")  # in-progress: job + extras
+    extra = tuple(label for label in jobs[2].labels if label != "job_name")  # in-progress: job_name + extras
     families = {s.sample_name: (s, tuple(n for n in s.labels if n not in extra)) for s in jobs}
     for spec in (*call_specs(NS).values(), *health_specs(NS)):
         families[spec.sample_name] = (spec, spec.labels)
@@ -71,7 +71,7 @@ def test_metric_catalogue_row_matches_the_declaration(name: str) -> None:
 
 def test_catalogue_parser_reads_the_labels_and_their_values() -> None:
     kind, labels, unit = _catalogue()[f"{NS}_jobs_total"]
-    assert (kind, labels, unit) == ("counter", ["job", "status", EXTRA_JOB_LABELS], "1")
+    assert (kind, labels, unit) == ("counter", ["job_name", "status", EXTRA_JOB_LABELS], "1")
 
 
 # -- the nav --------------------------------------------------------------------------------------

@@ -44,7 +44,9 @@ def test_forked_child_exports_its_own_spans_and_metrics() -> None:
     # exit flushed the parent's. Each process counted exactly its own single run.
     assert err.count("[obskit span] forked_job") == 2, err
     lines = [
-        line for line in err.splitlines() if 'obskit_jobs_total{job="forked_job",status="success"}' in line
+        line
+        for line in err.splitlines()
+        if 'obskit_jobs_total{job_name="forked_job",status="success"}' in line
     ]
     assert lines, err
     assert all(line.endswith(" 1") for line in lines), lines

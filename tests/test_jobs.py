@@ -20,7 +20,6 @@ import obskit
 from obskit import track_job
 from obskit._core import errors as _errors
 from obskit._core import state as _state
-from obskit._recording.families import job_specs
 from obskit.testing import Capture, capture
 
 SLEEP = 0.1
@@ -38,18 +37,15 @@ def _unique(prefix: str) -> str:
 def _assert_finished(cap: Capture, job: str, status: str, **labels: Any) -> None:
     """Exactly one run of ``job`` finished with ``status``, none with the other, and nothing runs."""
     other = "error" if status == "success" else "success"
-    cap.assert_counter(JOBS, 1, job=job, status=status, **labels)
-    cap.assert_counter(JOBS, 0, job=job, status=other, **labels)
-    assert cap.histogram_count(DURATION, job=job, **labels) == 1
-    assert cap.gauge_value(IN_PROGRESS, job=job, **labels) == 0
+    cap.assert_counter(JOBS, 1, job_name=job, status=status, **labels)
+    cap.assert_counter(JOBS, 0, job_name=job, status=other, **labels)
+    assert cap.histogram_count(DURATION, job_name=job, **labels) == 1
+    assert cap.gauge_value(IN_PROGRESS, job_name=job, **labels) == 0
 
 
-def _default_store_sample(sample: str, kind: int, **values: str) -> float | None:
-    """A sample of the default (unconfigured) store, with every label of the live family filled in."""
-    store = _state.STATE.store
-    spec = store.live_spec(job_specs(_state.STATE.settings.metric_namespace)[kind])
-    labels = {name: values.get(name, "") for name in spec.labels}
-    return store.registry.get_sample_value(sample, labels)
+def _default_store_sample(sample: str, **values: str) -> float | None:
+    """A sample of the current store, read from its registry."""
+    return _state.STATE.store.registry.get_sample_value(sample, values)
 
 
 def _raise_here(exc: BaseException, where: dict[str, Any]) -> None:
@@ -124,12 +120,12 @@ def test_in_progress_is_one_during_the_job_and_zero_after(obskit_capture: Captur
 
     @track_job("busy")
     def busy() -> None:
-        during.append(obskit_capture.gauge_value(IN_PROGRESS, job="busy"))
-        during.append(obskit_capture.counter_value(JOBS, job="busy"))
+        during.append(obskit_capture.gauge_value(IN_PROGRESS, job_name="busy"))
+        during.append(obskit_capture.counter_value(JOBS, job_name="busy"))
 
     busy()
     assert during == [1, 0]
-    assert obskit_capture.gauge_value(IN_PROGRESS, job="busy") == 0
+    assert obskit_capture.gauge_value(IN_PROGRESS, job_name="busy") == 0
 
 
 def test_in_progress_returns_to_zero_after_failure(obskit_capture: Capture) -> None:
@@ -137,13 +133,13 @@ def test_in_progress_returns_to_zero_after_failure(obskit_capture: Capture) -> N
 
     @track_job("busy_fail")
     def busy() -> None:
-        during.append(obskit_capture.gauge_value(IN_PROGRESS, job="busy_fail"))
+        during.append(obskit_capture.gauge_value(IN_PROGRESS, job_name="busy_fail"))
         raise RuntimeError("x")
 
     with pytest.raises(RuntimeError):
         busy()
     assert during == [1]
-    assert obskit_capture.gauge_value(IN_PROGRESS, job="busy_fail") == 0
+    assert obskit_capture.gauge_value(IN_PROGRESS, job_name="busy_fail") == 0
 
 
 def test_repeated_runs_accumulate(obskit_capture: Capture) -> None:
@@ -155,9 +151,9 @@ def test_repeated_runs_accumulate(obskit_capture: Capture) -> None:
     for fail in (False, True, False, False, True):
         with contextlib.suppress(KeyError):
             run(fail)
-    obskit_capture.assert_counter(JOBS, 3, job="repeat", status="success")
-    obskit_capture.assert_counter(JOBS, 2, job="repeat", status="error")
-    assert obskit_capture.histogram_count(DURATION, job="repeat") == 5
+    obskit_capture.assert_counter(JOBS, 3, job_name="repeat", status="success")
+    obskit_capture.assert_counter(JOBS, 2, job_name="repeat", status="error")
+    assert obskit_capture.histogram_count(DURATION, job_name="repeat") == 5
     assert len(obskit_capture.spans("repeat")) == 5
 
 
@@ -167,8 +163,8 @@ def test_sync_job_duration_sum_is_at_least_the_sleep(obskit_capture: Capture) ->
         time.sleep(SLEEP)
 
     sleepy()
-    assert obskit_capture.histogram_sum(DURATION, job="sleepy") >= SLEEP
-    buckets = obskit_capture.histogram_buckets(DURATION, job="sleepy")
+    assert obskit_capture.histogram_sum(DURATION, job_name="sleepy") >= SLEEP
+    buckets = obskit_capture.histogram_buckets(DURATION, job_name="sleepy")
     assert buckets["0.05"] == 0  # seconds-scale buckets: a 100 ms job is above 50 ms
     assert buckets["+Inf"] == 1
 
@@ -182,13 +178,13 @@ async def test_async_job_metrics_in_progress_and_duration(obskit_capture: Captur
     @track_job("async_job")
     async def work() -> str:
         await asyncio.sleep(SLEEP)
-        during.append(obskit_capture.gauge_value(IN_PROGRESS, job="async_job"))
+        during.append(obskit_capture.gauge_value(IN_PROGRESS, job_name="async_job"))
         return "done"
 
     assert await work() == "done"
     assert during == [1]
     _assert_finished(obskit_capture, "async_job", "success")
-    assert obskit_capture.histogram_sum(DURATION, job="async_job") >= SLEEP
+    assert obskit_capture.histogram_sum(DURATION, job_name="async_job") >= SLEEP
     span = obskit_capture.assert_span("async_job", status="ok")
     assert span.end_time - span.start_time >= SLEEP * 1e9  # type: ignore[operator]
 
@@ -219,8 +215,8 @@ def test_generator_job_is_in_progress_while_suspended_and_times_whole_iteration(
 
     gen = batches()
     assert next(gen) == 0
-    assert obskit_capture.gauge_value(IN_PROGRESS, job="gen_job") == 1
-    assert obskit_capture.counter_value(JOBS, job="gen_job") == 0
+    assert obskit_capture.gauge_value(IN_PROGRESS, job_name="gen_job") == 1
+    assert obskit_capture.counter_value(JOBS, job_name="gen_job") == 0
     assert gen.send("ignored") == 1
     assert next(gen) == 2
     assert next(gen) == 3
@@ -228,7 +224,7 @@ def test_generator_job_is_in_progress_while_suspended_and_times_whole_iteration(
         next(gen)
     assert stop.value.value == "all"
     _assert_finished(obskit_capture, "gen_job", "success")
-    assert obskit_capture.histogram_sum(DURATION, job="gen_job") >= SLEEP
+    assert obskit_capture.histogram_sum(DURATION, job_name="gen_job") >= SLEEP
 
 
 def test_generator_job_closed_early_counts_success(obskit_capture: Capture) -> None:
@@ -284,14 +280,14 @@ async def test_async_generator_job_in_progress_asend_and_duration(obskit_capture
 
     agen = stream()
     assert await agen.asend(None) == 0
-    assert obskit_capture.gauge_value(IN_PROGRESS, job="agen_job") == 1
+    assert obskit_capture.gauge_value(IN_PROGRESS, job_name="agen_job") == 1
     for i in range(1, 4):
         assert await agen.asend(f"v{i}") == i
     with pytest.raises(StopAsyncIteration):
         await agen.asend("last")
     assert received == ["v1", "v2", "v3", "last"]
     _assert_finished(obskit_capture, "agen_job", "success")
-    assert obskit_capture.histogram_sum(DURATION, job="agen_job") >= SLEEP
+    assert obskit_capture.histogram_sum(DURATION, job_name="agen_job") >= SLEEP
 
 
 async def test_async_generator_job_athrow_unhandled_counts_error(obskit_capture: Capture) -> None:
@@ -364,7 +360,7 @@ async def test_jobs_on_methods_classmethods_and_staticmethods(obskit_capture: Ca
 def test_extra_labels_appear_on_every_job_family_and_span(obskit_capture: Capture) -> None:
     @track_job("train", labels={"team": "ml", "shard": 3})
     def train() -> None:
-        assert obskit_capture.gauge_value(IN_PROGRESS, job="train", team="ml", shard="3") == 1
+        assert obskit_capture.gauge_value(IN_PROGRESS, job_name="train", team="ml", shard="3") == 1
 
     train()
     _assert_finished(obskit_capture, "train", "success", team="ml", shard="3")
@@ -373,7 +369,7 @@ def test_extra_labels_appear_on_every_job_family_and_span(obskit_capture: Captur
         for family in obskit_capture.store.registry.collect()
         for sample in family.samples
         if sample.name.startswith(("obskit_jobs", "obskit_job_duration"))
-        and sample.labels.get("job") == "train"
+        and sample.labels.get("job_name") == "train"
     ]
     assert samples
     assert all(s.labels["team"] == "ml" and s.labels["shard"] == "3" for s in samples)
@@ -391,8 +387,8 @@ def test_results_callable_sets_result_gauge_and_span_attribute(obskit_capture: C
 
     result = cluster()
     assert result == {"score": 0.71, "labels": [0, 1, 2]}
-    assert obskit_capture.gauge_value(RESULT, job="cluster", result="silhouette") == 0.71
-    assert obskit_capture.gauge_value(RESULT, job="cluster", result="clusters") == 3
+    assert obskit_capture.gauge_value(RESULT, job_name="cluster", result="silhouette") == 0.71
+    assert obskit_capture.gauge_value(RESULT, job_name="cluster", result="clusters") == 3
     obskit_capture.assert_span(
         "cluster", status="ok", **{"job.result.silhouette": 0.71, "job.result.clusters": 3}
     )
@@ -419,7 +415,7 @@ def test_results_callable_gets_generator_return_value(obskit_capture: Capture) -
         return 3.5
 
     assert list(batches()) == [1, 2]
-    assert obskit_capture.gauge_value(RESULT, job="gen_results", result="total") == 3.5
+    assert obskit_capture.gauge_value(RESULT, job_name="gen_results", result="total") == 3.5
 
 
 def test_results_callable_not_called_when_job_fails(obskit_capture: Capture) -> None:
@@ -432,16 +428,16 @@ def test_results_callable_not_called_when_job_fails(obskit_capture: Capture) -> 
     with pytest.raises(ValueError, match="x"):
         fail()
     assert calls == []
-    assert obskit_capture.gauge_value(RESULT, job="no_results") == 0
+    assert obskit_capture.gauge_value(RESULT, job_name="no_results") == 0
 
 
 def test_with_block_job_result_sets_gauge_and_span_attribute(obskit_capture: Capture) -> None:
     with track_job("cluster_block") as job:
         assert isinstance(job, obskit.Job)
         assert job.span is trace.get_current_span()
-        assert obskit_capture.gauge_value(IN_PROGRESS, job="cluster_block") == 1
+        assert obskit_capture.gauge_value(IN_PROGRESS, job_name="cluster_block") == 1
         job.result("silhouette", 0.7)
-    assert obskit_capture.gauge_value(RESULT, job="cluster_block", result="silhouette") == 0.7
+    assert obskit_capture.gauge_value(RESULT, job_name="cluster_block", result="silhouette") == 0.7
     _assert_finished(obskit_capture, "cluster_block", "success")
     obskit_capture.assert_span("cluster_block", status="ok", **{"job.result.silhouette": 0.7})
 
@@ -450,7 +446,7 @@ def test_with_block_job_result_keeps_the_last_value(obskit_capture: Capture) -> 
     for score in (0.1, 0.9, 0.4):
         with track_job("scores") as job:
             job.result("score", score)
-    assert obskit_capture.gauge_value(RESULT, job="scores", result="score") == 0.4
+    assert obskit_capture.gauge_value(RESULT, job_name="scores", result="score") == 0.4
 
 
 def test_with_block_failure_counts_error_and_propagates(obskit_capture: Capture) -> None:
@@ -467,8 +463,8 @@ async def test_async_with_block_job(obskit_capture: Capture) -> None:
         await asyncio.sleep(SLEEP)
         job.result("rows", 10)
     _assert_finished(obskit_capture, "async_block", "success")
-    assert obskit_capture.gauge_value(RESULT, job="async_block", result="rows") == 10
-    assert obskit_capture.histogram_sum(DURATION, job="async_block") >= SLEEP
+    assert obskit_capture.gauge_value(RESULT, job_name="async_block", result="rows") == 10
+    assert obskit_capture.histogram_sum(DURATION, job_name="async_block") >= SLEEP
 
 
 def test_job_span_is_child_of_current_span(obskit_capture: Capture) -> None:
@@ -506,11 +502,11 @@ def test_custom_metric_namespace_names_the_job_families() -> None:
         assert job() == 0.5
         with track_job("ns_block") as block:
             block.result("quality", 2)
-    cap.assert_counter("acme_jobs_total", 1, job="ns_job", status="success")
-    assert cap.histogram_count("acme_job_duration_seconds", job="ns_job") == 1
-    assert cap.gauge_value("acme_jobs_in_progress", job="ns_job") == 0
-    assert cap.gauge_value("acme_job_result", job="ns_job", result="score") == 0.5
-    assert cap.gauge_value("acme_job_result", job="ns_block", result="quality") == 2
+    cap.assert_counter("acme_jobs_total", 1, job_name="ns_job", status="success")
+    assert cap.histogram_count("acme_job_duration_seconds", job_name="ns_job") == 1
+    assert cap.gauge_value("acme_jobs_in_progress", job_name="ns_job") == 0
+    assert cap.gauge_value("acme_job_result", job_name="ns_job", result="score") == 0.5
+    assert cap.gauge_value("acme_job_result", job_name="ns_block", result="quality") == 2
     names = cap.metric_names()
     assert {
         "acme_jobs_total",
@@ -532,15 +528,15 @@ def test_without_configure_metrics_go_to_default_store_and_no_span_is_made() -> 
     @track_job(name, results=lambda v: {"value": v})
     def job() -> int:
         during.append(trace.get_current_span().get_span_context().is_valid)
-        during.append(_default_store_sample("obskit_jobs_in_progress", 2, job=name))
+        during.append(_default_store_sample("obskit_jobs_in_progress", job_name=name))
         return 7
 
     assert job() == 7
     assert during == [False, 1.0]
-    assert _default_store_sample("obskit_jobs_total", 0, job=name, status="success") == 1.0
-    assert _default_store_sample("obskit_job_duration_seconds_count", 1, job=name) == 1.0
-    assert _default_store_sample("obskit_jobs_in_progress", 2, job=name) == 0.0
-    assert _default_store_sample("obskit_job_result", 3, job=name, result="value") == 7.0
+    assert _default_store_sample("obskit_jobs_total", job_name=name, status="success") == 1.0
+    assert _default_store_sample("obskit_job_duration_seconds_count", job_name=name) == 1.0
+    assert _default_store_sample("obskit_jobs_in_progress", job_name=name) == 0.0
+    assert _default_store_sample("obskit_job_result", job_name=name, result="value") == 7.0
 
 
 def test_without_configure_with_block_yields_job_without_span() -> None:
@@ -548,8 +544,8 @@ def test_without_configure_with_block_yields_job_without_span() -> None:
     with track_job(name) as job:
         assert job.span is None
         job.result("r", 1.5)
-    assert _default_store_sample("obskit_job_result", 3, job=name, result="r") == 1.5
-    assert _default_store_sample("obskit_jobs_total", 0, job=name, status="success") == 1.0
+    assert _default_store_sample("obskit_job_result", job_name=name, result="r") == 1.5
+    assert _default_store_sample("obskit_jobs_total", job_name=name, status="success") == 1.0
 
 
 def test_without_configure_failures_are_counted() -> None:
@@ -563,7 +559,7 @@ def test_without_configure_failures_are_counted() -> None:
     with pytest.raises(ValueError, match="x") as info:
         job()
     assert info.value is error
-    assert _default_store_sample("obskit_jobs_total", 0, job=name, status="error") == 1.0
+    assert _default_store_sample("obskit_jobs_total", job_name=name, status="error") == 1.0
 
 
 def test_traces_exporter_none_still_records_metrics_in_configured_store() -> None:
@@ -576,7 +572,7 @@ def test_traces_exporter_none_still_records_metrics_in_configured_store() -> Non
         return "x"
 
     assert job() == "x"
-    assert _default_store_sample("obskit_jobs_total", 0, job=name, status="success") == 1.0
+    assert _default_store_sample("obskit_jobs_total", job_name=name, status="success") == 1.0
 
 
 # -- concurrency ----------------------------------------------------------------------------------------
@@ -597,7 +593,7 @@ async def test_concurrent_async_jobs_are_all_in_progress_and_parented_per_task(
         if started == n:
             all_started.set()
         await all_started.wait()
-        peak.append(obskit_capture.gauge_value(IN_PROGRESS, job="parallel"))
+        peak.append(obskit_capture.gauge_value(IN_PROGRESS, job_name="parallel"))
         return i
 
     async def request(i: int) -> tuple[int, int]:
@@ -607,8 +603,8 @@ async def test_concurrent_async_jobs_are_all_in_progress_and_parented_per_task(
     results = await asyncio.gather(*(request(i) for i in range(n)))
     assert [r for r, _ in results] == list(range(n))
     assert peak[0] == n
-    obskit_capture.assert_counter(JOBS, n, job="parallel", status="success")
-    assert obskit_capture.gauge_value(IN_PROGRESS, job="parallel") == 0
+    obskit_capture.assert_counter(JOBS, n, job_name="parallel", status="success")
+    assert obskit_capture.gauge_value(IN_PROGRESS, job_name="parallel") == 0
     request_ids = {span_id for _, span_id in results}
     parents = [s.parent.span_id for s in obskit_capture.spans("parallel") if s.parent is not None]
     assert sorted(parents) == sorted(request_ids)
@@ -630,8 +626,8 @@ def test_raising_results_callable_keeps_return_value_and_success(obskit_capture:
         return marker
 
     assert job() is marker
-    obskit_capture.assert_counter(JOBS, 1, job="bad_results", status="success")
-    assert obskit_capture.gauge_value(IN_PROGRESS, job="bad_results") == 0
+    obskit_capture.assert_counter(JOBS, 1, job_name="bad_results", status="success")
+    assert obskit_capture.gauge_value(IN_PROGRESS, job_name="bad_results") == 0
     obskit_capture.assert_span("bad_results", status="ok")
 
 
@@ -640,8 +636,8 @@ def test_non_numeric_result_value_does_not_break_the_block(obskit_capture: Captu
     with track_job("bad_value") as job:
         job.result("score", "not a number")  # type: ignore[arg-type]
         job.result("good", 1.0)
-    assert obskit_capture.gauge_value(RESULT, job="bad_value", result="good") == 1.0
-    obskit_capture.assert_counter(JOBS, 1, job="bad_value", status="success")
+    assert obskit_capture.gauge_value(RESULT, job_name="bad_value", result="good") == 1.0
+    obskit_capture.assert_counter(JOBS, 1, job_name="bad_value", status="success")
 
 
 def test_raising_results_callable_raises_in_obskit_own_suite(obskit_capture: Capture) -> None:
@@ -747,7 +743,7 @@ def test_broken_tracer_keeps_result_and_does_not_leave_job_in_progress(
     assert info.value is error
     with track_job("broken_tracer") as job:
         job.result("r", 1)
-    assert obskit_capture.gauge_value(IN_PROGRESS, job="broken_tracer") == 0
+    assert obskit_capture.gauge_value(IN_PROGRESS, job_name="broken_tracer") == 0
     assert obskit_capture.spans() == []
 
 
@@ -788,7 +784,7 @@ def test_broken_counter_still_ends_span_and_in_progress(
         return 1
 
     assert ok() == 1
-    assert obskit_capture.gauge_value("obskit_jobs_in_progress", job="broken_counter_cleanup") == 0
+    assert obskit_capture.gauge_value("obskit_jobs_in_progress", job_name="broken_counter_cleanup") == 0
     obskit_capture.assert_span("broken_counter_cleanup", status="OK")
 
 
@@ -801,4 +797,4 @@ def test_every_run_past_the_series_cap_counts_as_overflow(obskit_capture: Captur
                 pass
     # capped_0 takes success+error series of the counter (2 = the cap), capped_1 and capped_2 overflow.
     assert obskit_capture.counter_value("obskit_telemetry_overflow", metric="obskit_jobs_total") >= 8
-    assert obskit_capture.counter_value("obskit_jobs", job="__overflow__") == 8
+    assert obskit_capture.counter_value("obskit_jobs", job_name="__overflow__") == 8

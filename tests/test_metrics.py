@@ -515,10 +515,10 @@ def test_job_helper_records_job_families(obskit_capture: Capture) -> None:
     metrics.job("nightly", 2.0)
     metrics.job("nightly", 3.0, error=True)
     cap = obskit_capture
-    cap.assert_counter("obskit_jobs_total", 1, job="nightly", status="success")
-    cap.assert_counter("obskit_jobs_total", 1, job="nightly", status="error")
-    assert cap.histogram_count("obskit_job_duration_seconds", job="nightly") == 2
-    assert cap.histogram_sum("obskit_job_duration_seconds", job="nightly") == 5.0
+    cap.assert_counter("obskit_jobs_total", 1, job_name="nightly", status="success")
+    cap.assert_counter("obskit_jobs_total", 1, job_name="nightly", status="error")
+    assert cap.histogram_count("obskit_job_duration_seconds", job_name="nightly") == 2
+    assert cap.histogram_sum("obskit_job_duration_seconds", job_name="nightly") == 5.0
 
 
 def test_helpers_follow_the_configured_namespace() -> None:
@@ -529,7 +529,7 @@ def test_helpers_follow_the_configured_namespace() -> None:
         metrics.job("j", 1.0)
         metrics.db_call("q", 0.1)
     cap.assert_counter(f"{namespace}_cache_requests_total", 1, cache="c", result="hit")
-    cap.assert_counter(f"{namespace}_jobs_total", 1, job="j", status="success")
+    cap.assert_counter(f"{namespace}_jobs_total", 1, job_name="j", status="success")
     assert cap.histogram_count(f"{namespace}_db_query_duration_seconds", operation="q") == 1
     assert "obskit_cache_requests_total" not in cap.metric_names()
 

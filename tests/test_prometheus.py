@@ -541,7 +541,7 @@ def test_prometheus_client_already_in_multiprocess_mode_keeps_its_directory(
     assert ("already writes to PROMETHEUS_MULTIPROC_DIR" in result.stderr) is not same
 
 
-def test_push_on_job_uses_the_grouping_key_and_renames_the_job_label(gateway: FakeGateway) -> None:
+def test_push_on_job_uses_the_grouping_key_and_keeps_job_name(gateway: FakeGateway) -> None:
     job = unique("nightly")
     configure_prometheus(
         service_name="batch-svc",
@@ -558,8 +558,8 @@ def test_push_on_job_uses_the_grouping_key_and_renames_the_job_label(gateway: Fa
     wait_for(lambda: gateway.pushes, what="a push after the job")
     path, body = gateway.pushes[-1]
     assert path == "/metrics/job/batch-svc/instance/worker-1"
-    assert pushed(body, "obskit_jobs_total", exported_job=job, status="success") == 1
-    assert pushed(body, "obskit_jobs_total", job=job, status="success") is None  # renamed, not overwritten
+    assert pushed(body, "obskit_jobs_total", job_name=job, status="success") == 1
+    assert pushed(body, "obskit_jobs_total", job="batch-svc", status="success") is None  # no clash with job
 
 
 def test_burst_of_jobs_is_coalesced_into_few_pushes(gateway: FakeGateway) -> None:
@@ -706,7 +706,7 @@ def test_multiprocess_setting_alone_switches_prometheus_client_to_files(
     assert f'{name}_seconds_bucket{{le="1.0"}} 2.0' in text
     assert f"{name}_seconds_count 2.0" in text
     assert f"{name}_busy 3.0" in text  # livesum, until the dead child is marked
-    assert 'obskit_jobs_total{job="mp_job",status="success"} 1.0' in text
+    assert 'obskit_jobs_total{job_name="mp_job",status="success"} 1.0' in text
     obskit.prometheus.child_exit(None, SimpleNamespace(pid=child.pid))
     text = http_get(f"http://{host}:{port}/metrics")[2]
     assert f"{name}_busy 1.0" in text

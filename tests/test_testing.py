@@ -328,7 +328,7 @@ def test_default_job_buckets_are_floats(obskit_capture: Capture) -> None:
         return None
 
     work()
-    buckets = obskit_capture.histogram_buckets("obskit_job_duration_seconds", job=job)
+    buckets = obskit_capture.histogram_buckets("obskit_job_duration_seconds", job_name=job)
     assert buckets[math.inf] == 1
     assert all(isinstance(bound, float) for bound in buckets)
     assert buckets[1] == buckets["1.0"]

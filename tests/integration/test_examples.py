@@ -67,7 +67,7 @@ def test_demo_logs_json_lines_and_prints_the_job_metrics(tmp_path: Path) -> None
     assert result.returncode == 0, explain(result)
     combined = result.stdout + result.stderr  # what .ci/run greps, in its words
     assert '"message":"article checked"' in combined
-    assert 'obskit_jobs_total{job="compliance_check",status="success"} 3' in combined
+    assert 'obskit_jobs_total{job_name="compliance_check",status="success"} 3' in combined
     lines = json_lines(result.stdout)
     checked = [line for line in lines if line["message"] == "article checked"]
     assert len(checked) == 3
@@ -75,7 +75,7 @@ def test_demo_logs_json_lines_and_prints_the_job_metrics(tmp_path: Path) -> None
     [rejected] = [line for line in lines if line["message"] == "article rejected"]
     assert rejected["level"] == "ERROR"
     assert rejected["exception"]["type"] == "ValueError"
-    assert 'obskit_jobs_total{job="compliance_check",status="error"} 1' in result.stderr
+    assert 'obskit_jobs_total{job_name="compliance_check",status="error"} 1' in result.stderr
     assert "[obskit span] compliance_check " in result.stderr
     assert "code.args.api_key=[REDACTED]" in result.stderr
     assert "sk-demo-secret" not in combined
@@ -105,7 +105,7 @@ def test_batch_worker_leaves_its_final_numbers_at_the_push_gateway(pushgateway: 
     # The process has exited: what the gateway holds now is what stays for Prometheus to scrape.
     text = http_get(f"{pushgateway}/metrics")[1]
     group = {"job": "nightly-export", "instance": "worker-1"}
-    record, batch = {**group, "exported_job": "export_record"}, {**group, "exported_job": "nightly_export"}
+    record, batch = {**group, "job_name": "export_record"}, {**group, "job_name": "nightly_export"}
     assert sample(text, "obskit_jobs_total", **record, status="success") == RECORDS - INVALID
     assert sample(text, "obskit_jobs_total", **record, status="error") == INVALID
     assert sample(text, "obskit_jobs_total", **batch, status="success") == 1
@@ -135,12 +135,11 @@ def test_a_failed_batch_exits_1_and_the_gateway_shows_the_failed_job(
     assert failed["exception"]["type"] == "StoreUnavailable"
     assert failed["trace_id"]
     text = http_get(f"{pushgateway}/metrics")[1]
-    batch = {"job": "nightly-export", "exported_job": "nightly_export"}
+    batch = {"job": "nightly-export", "job_name": "nightly_export"}
     assert sample(text, "obskit_jobs_total", **batch, status="error") == 1
     assert sample(text, "obskit_jobs_total", **batch, status="success") == 0
     assert (
-        sample(text, "obskit_jobs_total", job="nightly-export", exported_job="export_record", status="error")
-        == 1
+        sample(text, "obskit_jobs_total", job="nightly-export", job_name="export_record", status="error") == 1
     )
     assert sample(text, "export_retries_total", job="nightly-export") == 2
 
@@ -149,8 +148,8 @@ def test_batch_worker_without_a_gateway_prints_its_metrics_at_exit(tmp_path: Pat
     result = run([BATCH_WORKER, "--records", "8"], tmp_path)
 
     assert result.returncode == 0, explain(result)
-    assert 'obskit_jobs_total{job="export_record",status="success"} 7' in result.stderr
-    assert 'obskit_jobs_total{job="nightly_export",status="success"} 1' in result.stderr
+    assert 'obskit_jobs_total{job_name="export_record",status="success"} 7' in result.stderr
+    assert 'obskit_jobs_total{job_name="nightly_export",status="success"} 1' in result.stderr
     assert 'export_records_total{outcome="invalid"} 1' in result.stderr
     assert "export_retries_total 1" in result.stderr
     assert len({line["request_id"] for line in json_lines(result.stdout)}) == 1  # one run, one id

@@ -159,8 +159,8 @@ def test_traces_metrics_and_logs_arrive_decoded_and_linked(protocol: str) -> Non
         metrics = store.metrics()
         jobs = metrics["obskit_jobs_total"]
         assert jobs.sum.is_monotonic
-        assert _point(jobs, job=names["ingest"], status="success").as_double == 1
-        assert _point(jobs, job=names["fails"], status="error").as_double == 1
+        assert _point(jobs, job_name=names["ingest"], status="success").as_double == 1
+        assert _point(jobs, job_name=names["fails"], status="error").as_double == 1
         assert _point(metrics["it_orders_total"], region="us", run=run).as_double == 2
         assert _point(metrics["it_orders_total"], region="eu", run=run).as_double == 1
         histogram = metrics["it_checkout_seconds"]
@@ -171,7 +171,7 @@ def test_traces_metrics_and_logs_arrive_decoded_and_linked(protocol: str) -> Non
         assert (point.count, round(point.sum, 6)) == (4, 2.65)
         assert not point.HasField("min")
         assert not point.HasField("max")
-        assert _point(metrics["obskit_job_duration_seconds"], job=names["ingest"]).count == 1
+        assert _point(metrics["obskit_job_duration_seconds"], job_name=names["ingest"]).count == 1
 
         records = store.log_records()
         bodies = [r.body.string_value for r in records]

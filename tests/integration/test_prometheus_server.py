@@ -97,7 +97,7 @@ def scrape_and_query(server: Prometheus) -> None:
     wait_until(answered, "rate() and histogram_quantile() to have two scrapes", 60)
     assert server.scalar('sum(obskit_jobs_total{status="error"})') == 3
     # Prometheus renames obskit's own "job" label, since every target carries job="<scrape job>".
-    assert server.scalar('sum(obskit_jobs_total{exported_job="integration_job",status="error"})') == 3
+    assert server.scalar('sum(obskit_jobs_total{job_name="integration_job",status="error"})') == 3
     p95 = server.scalar(
         "histogram_quantile(0.95, rate(obskit_http_server_request_duration_seconds_bucket[1m]))"
     )
@@ -202,7 +202,7 @@ def test_promtool_accepts_the_merged_multiprocess_exposition(tmp_path: Path) -> 
     host, port = obskit.prometheus.server_address() or ("", 0)
     status, text = http_get(f"http://{host}:{port}/metrics")
     assert status == 200
-    assert sample(text, "obskit_jobs_total", job="nightly_export", status="error", tenant="acme") == 1
+    assert sample(text, "obskit_jobs_total", job_name="nightly_export", status="error", tenant="acme") == 1
     promtool_check(text)
 
 
@@ -234,8 +234,8 @@ def test_push_gateway_gets_job_pushes_then_the_shutdown_push(pushgateway: str) -
     with pytest.raises(ValueError, match="bad row"):
         export(fail=True)
     group = {"instance": "batch-1", "job": "nightly-batch"}
-    success = {**group, "exported_job": name, "status": "success"}
-    error = {**group, "exported_job": name, "status": "error"}
+    success = {**group, "job_name": name, "status": "success"}
+    error = {**group, "job_name": name, "status": "error"}
     wait_until(
         lambda: (
             gateway_value(pushgateway, "obskit_jobs_total", **success) == 3
@@ -281,7 +281,7 @@ BATCH_SCRIPT = textwrap.dedent(
 @needs_pushgateway
 def test_a_batch_process_pushes_on_normal_exit(pushgateway: str, tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", BATCH_SCRIPT, pushgateway], check=True, timeout=60, cwd=tmp_path)
-    labels = {"instance": "", "job": "exit-batch", "exported_job": "at_exit", "status": "success"}
+    labels = {"instance": "", "job": "exit-batch", "job_name": "at_exit", "status": "success"}
     assert gateway_value(pushgateway, "obskit_jobs_total", **labels) == 2
 
 

@@ -100,11 +100,11 @@ SERIES = {
     f'{BUCKETS}{{{API},route="/slow",le="+Inf"}}': "0+10x40",
     f'{BUCKETS}{{{API},route="/fast",le="0.05"}}': "0+10x40",
     f'{BUCKETS}{{{API},route="/fast",le="+Inf"}}': "0+10x40",
-    'obskit_jobs_in_progress{job="worker",instance="w",exported_job="export"}': "1x40",
-    'obskit_jobs_in_progress{job="worker",instance="w",exported_job="busy"}': "1x40",
-    'obskit_jobs_total{job="worker",instance="w",exported_job="busy",status="success"}': "0+3x40",
-    'obskit_jobs_total{job="worker",instance="w",exported_job="flaky",status="success"}': "0+1x40",
-    'obskit_jobs_total{job="worker",instance="w",exported_job="flaky",status="error"}': "0+1x40",
+    'obskit_jobs_in_progress{job="worker",instance="w",job_name="export"}': "1x40",
+    'obskit_jobs_in_progress{job="worker",instance="w",job_name="busy"}': "1x40",
+    'obskit_jobs_total{job="worker",instance="w",job_name="busy",status="success"}': "0+3x40",
+    'obskit_jobs_total{job="worker",instance="w",job_name="flaky",status="success"}': "0+1x40",
+    'obskit_jobs_total{job="worker",instance="w",job_name="flaky",status="error"}': "0+1x40",
     'up{job="api",instance="a"}': "1x40",
     'up{job="api",instance="b"}': "1 1 0x38",
     'obskit_health_check_status{job="api",instance="a",check="db"}': "0x40",
@@ -152,14 +152,14 @@ ALERT_TESTS = [
     alert(
         "JobsStuck",
         20,
-        {"severity": "critical", "job": "worker", "exported_job": "export"},
+        {"severity": "critical", "job": "worker", "job_name": "export"},
         "Runs of job export on worker look stuck",
         "1 run(s) of job export on worker in progress and none finished for at least 15m.",
     ),
     alert(
         "HighJobFailureRate",
         20,
-        {"severity": "warning", "job": "worker", "exported_job": "flaky"},
+        {"severity": "warning", "job": "worker", "job_name": "flaky"},
         "Runs of job flaky on worker are failing",
         "50% of the runs of job flaky on worker failed over the last 1h (threshold 10%).",
     ),
@@ -223,8 +223,8 @@ RECORDED = [
         "1.75",
     ),
     (
-        'round(job_exported_job:obskit_jobs_error:ratio_rate1h{exported_job="flaky"}, 0.001)',
-        {"job": "worker", "exported_job": "flaky"},
+        'round(job_job_name:obskit_jobs_error:ratio_rate1h{job_name="flaky"}, 0.001)',
+        {"job": "worker", "job_name": "flaky"},
         "0.5",
     ),
 ]
@@ -411,16 +411,16 @@ def test_every_rule_and_panel_expression_answers_on_real_obskit_data(
         ]
         <= 5
     )
-    nightly = "exported_job=nightly,job=obskit"
-    assert rule_results["job_exported_job:obskit_jobs_error:ratio_rate1h"][nightly] == pytest.approx(0.5)
-    assert 0.1 <= rule_results["job_exported_job:obskit_job_duration_seconds:p95_rate1h"][nightly] <= 0.5
-    assert set(rule_results["job_exported_job_status:obskit_jobs:rate5m"]) >= {
-        f"exported_job=nightly,job=obskit,status={s}" for s in ("success", "error")
+    nightly = "job=obskit,job_name=nightly"
+    assert rule_results["job_job_name:obskit_jobs_error:ratio_rate1h"][nightly] == pytest.approx(0.5)
+    assert 0.1 <= rule_results["job_job_name:obskit_job_duration_seconds:p95_rate1h"][nightly] <= 0.5
+    assert set(rule_results["job_job_name_status:obskit_jobs:rate5m"]) >= {
+        f"job=obskit,job_name=nightly,status={s}" for s in ("success", "error")
     }
     # Alert conditions (default thresholds): each fires exactly where the traffic says it should.
     assert set(rule_results["HighErrorRate"]) == {items}  # 25% > 5%
     assert set(rule_results["HighRequestLatency"]) == {"job=obskit,route=/slow"}  # 3 s > 1 s
-    assert rule_results["JobsStuck"] == {"exported_job=stuck,job=obskit": 1}
+    assert rule_results["JobsStuck"] == {"job=obskit,job_name=stuck": 1}
     assert set(rule_results["HighJobFailureRate"]) == {nightly}
     assert rule_results["ServiceDown"] == {}
     target = f"instance={host}:{port},job=obskit"
@@ -438,12 +438,12 @@ def test_every_rule_and_panel_expression_answers_on_real_obskit_data(
     assert panel_results["5xx ratio by route A"]["route=/items/{id}"] == pytest.approx(0.25)
     assert panel_results["Targets up A"] == {"": 1}
     assert panel_results["Health check status A"] == {"check=cache": 1, "check=database": 0}
-    assert panel_results["Jobs in progress A"]["exported_job=stuck"] == 1
+    assert panel_results["Jobs in progress A"]["job_name=stuck"] == 1
     odd = {(n, k) for n, r in panel_results.items() for k, v in r.items() if not 0 <= v < math.inf}
     # A job none of whose runs has finished has no rate: its ratio and quantile are NaN (a gap).
     assert odd == {
-        ("Job duration p95 A", "exported_job=stuck"),
-        ("Job failure ratio A", "exported_job=stuck"),
+        ("Job duration p95 A", "job_name=stuck"),
+        ("Job failure ratio A", "job_name=stuck"),
     }
     assert "obskit" in variable_results["job"]
     assert set(variable_results["route"]) == {"/items/{id}", "/slow"}

@@ -37,8 +37,9 @@ _DURATION = re.compile(r"(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(
 _MATCHER = re.compile(
     r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\\x00-\x1f]|\\[^\x00-\x1f])*")\s*'
 )
-#: The label Prometheus gives obskit's ``job`` label by default: the scrape job owns ``job``.
-DEFAULT_JOB_LABEL = "exported_job"
+#: The label holding a ``track_job`` name: ``job_name``, which a scrape keeps as it is (``job``
+#: is the scrape job's, see docs/design.md "Decisions").
+DEFAULT_JOB_LABEL = "job_name"
 
 
 # -- option parsers -------------------------------------------------------------------------------
@@ -148,8 +149,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         type=label_name,
         default=DEFAULT_JOB_LABEL,
         metavar="LABEL",
-        help="the label holding obskit's job name in Prometheus: exported_job (default; Prometheus "
-        "renames obskit's job label since the scrape job owns 'job'), or job under honor_labels: true",
+        help="the label holding obskit's job name in Prometheus (default: job_name; set it only if "
+        "your relabelling renames job_name)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
 

@@ -592,7 +592,7 @@ def _relabelled(family: Metric, names: frozenset[str]) -> Metric:
     """``family`` with each label in ``names`` renamed ``exported_<name>``.
 
     The push gateway overwrites a pushed label that is also in the grouping key (``job`` at
-    least), which would fold ``obskit_jobs_total{job=...}`` of different jobs into one series.
+    least), which would fold ``my_jobs_total{job=...}`` of different jobs into one series.
     Prometheus itself renames such a label ``exported_job`` when it scrapes a target, so a
     PromQL query reads the same whichever way the metrics travelled.
     """

@@ -5,12 +5,18 @@ The metric catalogue in docs/metrics.md lists every family here with its labels 
 
 from __future__ import annotations
 
-import threading
 from typing import Final
 
 from obskit._recording.store import MetricSpec
 
-__all__ = ["CALL_DURATION_BUCKETS", "JOB_DURATION_BUCKETS", "call_specs", "job_specs", "register_job_labels"]
+__all__ = [
+    "CALL_DURATION_BUCKETS",
+    "JOB_DURATION_BUCKETS",
+    "JOB_NAME_LABEL",
+    "RESERVED_JOB_LABELS",
+    "call_specs",
+    "job_specs",
+]
 
 #: Seconds-scale buckets for batch jobs: from 10 ms to 1 hour.
 JOB_DURATION_BUCKETS: Final = (
@@ -53,47 +59,45 @@ CALL_DURATION_BUCKETS: Final = (
     120.0,
 )
 
-_job_labels: list[str] = []
-_lock = threading.Lock()
+#: The label holding a job's name. Not ``job``: Prometheus attaches ``job`` (the scrape job) to
+#: every series it scrapes and renames a target's own ``job`` label ``exported_job``, so a query
+#: written as ``{job="nightly"}`` would find nothing (docs/design.md, "Decisions").
+JOB_NAME_LABEL: Final = "job_name"
+#: Label names a job may not declare: obskit's own, and the target labels Prometheus sets on
+#: every scraped series (a target's label of that name would be renamed ``exported_<name>``).
+RESERVED_JOB_LABELS: Final = frozenset({JOB_NAME_LABEL, "status", "result", "le", "job", "instance"})
 
 
-def register_job_labels(names: tuple[str, ...]) -> None:
-    """Add extra label names (from ``track_job(labels=...)``) to the job families, process-wide.
+def job_specs(
+    namespace: str, labels: tuple[str, ...] = ()
+) -> tuple[MetricSpec, MetricSpec, MetricSpec, MetricSpec]:
+    """The jobs counter, duration histogram, in-progress gauge and result gauge specs.
 
-    Families take the names registered before their first recording in a store; decorators
-    normally run at import time, before any job does.
+    ``labels`` are the label names one job declared (sorted). Each job's series carry its own
+    names; the exposition shows every job's series in one family per name (see jobs.py).
     """
-    with _lock:
-        for name in names:
-            if name not in _job_labels:
-                _job_labels.append(name)
-
-
-def job_specs(namespace: str) -> tuple[MetricSpec, MetricSpec, MetricSpec, MetricSpec]:
-    """The jobs counter, duration histogram, in-progress gauge and result gauge specs."""
-    extra = tuple(sorted(_job_labels))
     return (
         MetricSpec(
             "counter",
             f"{namespace}_jobs",
-            "Jobs finished, by job and status (success|error).",
-            ("job", "status", *extra),
+            "Jobs finished, by job_name and status (success|error).",
+            (JOB_NAME_LABEL, "status", *labels),
         ),
         MetricSpec(
             "histogram",
             f"{namespace}_job_duration_seconds",
             "Duration of jobs in seconds.",
-            ("job", *extra),
+            (JOB_NAME_LABEL, *labels),
             JOB_DURATION_BUCKETS,
             "s",
             family="job",
         ),
-        MetricSpec("gauge", f"{namespace}_jobs_in_progress", "Jobs running now.", ("job", *extra)),
+        MetricSpec("gauge", f"{namespace}_jobs_in_progress", "Jobs running now.", (JOB_NAME_LABEL, *labels)),
         MetricSpec(
             "gauge",
             f"{namespace}_job_result",
             "Last value of a result a job reported.",
-            ("job", "result", *extra),
+            (JOB_NAME_LABEL, "result", *labels),
             # Across gunicorn/uwsgi workers: the value set last, whichever worker set it.
             multiprocess_mode="mostrecent",
         ),

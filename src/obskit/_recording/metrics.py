@@ -8,7 +8,8 @@ from typing import Any
 from obskit._core import state as _state
 from obskit._core.errors import ConfigError, MetricDeclarationError
 from obskit._core.settings import parse_histogram_buckets
-from obskit._recording.families import call_specs, job_specs
+from obskit._recording.families import call_specs
+from obskit._recording.jobs import record_job
 from obskit._recording.store import Counter, Gauge, Histogram, declare, declare_spec, set_family_buckets
 
 __all__ = ["MetricsCollector"]
@@ -133,10 +134,4 @@ class MetricsCollector:
 
     def job(self, job: str, duration: float, error: bool = False) -> None:
         """Record one finished job in the ``track_job`` families without a span."""
-        state = _state.STATE
-        counter, histogram, _, _ = (
-            state.store.live_spec(s) for s in job_specs(state.settings.metric_namespace)
-        )
-        values = {"job": job, "status": "error" if error else "success"}
-        state.store.child(counter, tuple(values.get(n, "") for n in counter.labels))[0].inc()
-        state.store.child(histogram, tuple(values.get(n, "") for n in histogram.labels))[0].observe(duration)
+        record_job(job, duration, error)

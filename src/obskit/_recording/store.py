@@ -198,13 +198,17 @@ class Store:
                     child = _also_exponential(spec, values, child)
                 series[values] = child
         if child is None:
-            self._overflow.labels(spec.sample_name).inc()
+            self.count_overflow(spec.sample_name)
             overflow = (OVERFLOW_LABEL_VALUE,) * len(spec.labels)
             child = metric.labels(*overflow)
             if _EXPONENTIAL is not None and spec.kind == "histogram":
                 child = _also_exponential(spec, overflow, child)
             return child, True
         return child, False
+
+    def count_overflow(self, sample_name: str) -> None:
+        """Add one to ``obskit_telemetry_overflow_total{metric=sample_name}``."""
+        self._overflow.labels(sample_name).inc()
 
     def series_count(self, spec: MetricSpec) -> int:
         """How many series ``spec`` has in this store, overflow excluded."""
@@ -345,6 +349,8 @@ def take_extremes(
     """
     found: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]] = {}
     collectors = list(getattr(registry, "_collector_to_names", {}))
+    # A collector showing several metrics as one family (the jobs families) lists them in parts().
+    collectors += [part for c in collectors for part in getattr(c, "parts", tuple)()]
     for metric in collectors:
         if not isinstance(metric, _ExtremesHistogram):
             continue
@@ -363,7 +369,21 @@ def take_extremes(
     return found
 
 
-def _create(spec: MetricSpec, registry: CollectorRegistry) -> MetricWrapperBase:
+def unregistered_metric(spec: MetricSpec) -> tuple[MetricSpec, MetricWrapperBase]:
+    """``spec`` with its family's configured buckets, and its metric as a store makes it, unregistered.
+
+    For a collector that shows several metrics as one family (the jobs families).
+    """
+    spec = _configured(spec)
+    return spec, _create(spec, None)
+
+
+def series_child(spec: MetricSpec, values: tuple[str, ...], child: Any) -> Any:
+    """``child`` as :meth:`Store.child` hands it out: a histogram's also records exponentially when asked."""
+    return _also_exponential(spec, values, child) if spec.kind == "histogram" else child
+
+
+def _create(spec: MetricSpec, registry: CollectorRegistry | None) -> MetricWrapperBase:
     unit = unit_word(spec)
     if spec.kind == "counter":
         return PromCounter(spec.name, spec.description, spec.labels, registry=registry, unit=unit)
