@@ -58,7 +58,8 @@ SAMPLERS = (
 #: The samplers the OpenTelemetry SDK itself provides; the others need their package installed.
 BUILTIN_SAMPLERS = SAMPLERS[:6]
 SAMPLER_ENTRY_POINTS = "opentelemetry_traces_sampler"
-_NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+#: Compiled (and cached by ``re``) when first used, as the other patterns of this module.
+_NAMESPACE = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -68,16 +69,18 @@ _C = TypeVar("_C", bound=type)
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
 def _frozen_dataclass(cls: _C) -> _C:
-    """``dataclasses.dataclass(frozen=True)``, with ``__init__``, ``__repr__`` and ``__eq__`` generic.
+    """``dataclasses.dataclass(frozen=True)``, with generic methods in place of generated ones.
 
     For a class of some 75 fields, the methods ``dataclass`` writes as source and compiles at
-    every import cost about 1.5 ms of start-up; these read the fields' list instead and behave
-    the same (the ``__init__`` takes keywords or positional arguments; a field's default or
-    default factory when not given; ``repr=False`` fields left out of the repr; equal when of
-    the same class with equal fields; hashed by the fields). ``dataclasses.fields()``,
-    ``replace()`` and ``asdict()`` work as on any dataclass.
+    every import cost about 1.7 ms of start-up; these read the fields' list instead and behave
+    the same: ``__init__`` takes keywords or positional arguments, a field's default or default
+    factory standing for one not given; ``repr=False`` fields are left out of the repr; equal
+    when of the same class with equal fields, hashed by the fields; assigning or deleting a
+    field raises ``dataclasses.FrozenInstanceError``. ``dataclasses.fields()``, ``replace()``
+    and ``asdict()`` work as on any dataclass (its ``__dataclass_params__`` alone tells how it
+    was made).
     """
-    dataclasses.dataclass(frozen=True, init=False, repr=False, eq=False)(cls)  # the same class, changed
+    dataclasses.dataclass(init=False, repr=False, eq=False)(cls)  # the same class, changed
     fields = dataclasses.fields(cls)
     names = tuple(field.name for field in fields)
     shown = tuple(field.name for field in fields if field.repr)
@@ -125,7 +128,17 @@ def _frozen_dataclass(cls: _C) -> _C:
     def __hash__(self: Any) -> int:
         return hash(values_of(self))
 
-    for method in (__init__, __repr__, __eq__, __hash__):
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        set_field(self, name, value)
+
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        object.__delattr__(self, name)
+
+    for method in (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__):
         method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
         setattr(cls, method.__name__, method)
     return cls
@@ -285,7 +298,7 @@ def _text(setting: str) -> Callable[[object], str]:
 
 
 def _namespace(value: object) -> str:
-    if not isinstance(value, str) or not _NAMESPACE.match(value):
+    if not isinstance(value, str) or not re.match(_NAMESPACE, value):
         raise ConfigError("metric_namespace", value, "a Prometheus name: [a-zA-Z_][a-zA-Z0-9_]*")
     return value
 
@@ -571,14 +584,14 @@ def _shown(error: ConfigError, name: str) -> ConfigError:
         return ConfigError(error.setting, "<hidden>", error.allowed, hint)
     value = error.value
     if isinstance(value, str) and "@" in value:
-        masked = _URL_PASSWORD.sub(r"\1<hidden>@", value)
+        masked = re.sub(_URL_PASSWORD, r"\1<hidden>@", value)
         if masked != value:
             return ConfigError(error.setting, masked, error.allowed, error.hint)
     return error
 
 
 #: ``scheme://user:password@``: the password part of a URL's user information.
-_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+_URL_PASSWORD = r"(://[^/@:]*:)[^/@]*@"
 
 
 def _uses(*choices: tuple[str, str]) -> Callable[[Settings], bool]:
