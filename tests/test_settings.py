@@ -725,7 +725,7 @@ def _reference_settings() -> type:
 
 def test_settings_methods_are_not_generated_source_compiled_at_import() -> None:
     # dataclass() writes and compiles these for ~75 fields at every import (about 1.7 ms).
-    import obskit._core.settings as module
+    import obskit._core.frozen as module
 
     for name in ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__"):
         assert getattr(Settings, name).__code__.co_filename == module.__file__, name

@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import operator
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, dataclass_transform
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from obskit import environment_variables as env
 from obskit._core.errors import ConfigError
+from obskit._core.frozen import frozen_dataclass
 
 __all__ = [
     "BACKEND_SETTINGS",
@@ -64,87 +64,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-_C = TypeVar("_C", bound=type)
-
-
-@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
-def _frozen_dataclass(cls: _C) -> _C:
-    """``dataclasses.dataclass(frozen=True)``, with generic methods in place of generated ones.
-
-    For a class of some 75 fields, the methods ``dataclass`` writes as source and compiles at
-    every import cost about 1.7 ms of start-up; these read the fields' list instead and behave
-    the same: ``__init__`` takes keywords or positional arguments, a field's default or default
-    factory standing for one not given; ``repr=False`` fields are left out of the repr; equal
-    when of the same class with equal fields, hashed by the fields; assigning or deleting a
-    field raises ``dataclasses.FrozenInstanceError``. ``dataclasses.fields()``, ``replace()``
-    and ``asdict()`` work as on any dataclass (its ``__dataclass_params__`` alone tells how it
-    was made).
-    """
-    dataclasses.dataclass(init=False, repr=False, eq=False)(cls)  # the same class, changed
-    fields = dataclasses.fields(cls)
-    names = tuple(field.name for field in fields)
-    shown = tuple(field.name for field in fields if field.repr)
-    defaults = tuple(
-        (
-            field.name,
-            field.default,
-            None if field.default_factory is dataclasses.MISSING else field.default_factory,
-        )
-        for field in fields
-    )
-    values_of = operator.attrgetter(*names)
-    missing = dataclasses.MISSING
-    set_field = object.__setattr__
-
-    def __init__(self: Any, *args: Any, **given: Any) -> None:
-        if args:
-            if len(args) > len(names):
-                raise TypeError(f"{cls.__name__}() takes at most {len(names)} positional arguments")
-            for name, value in zip(names, args, strict=False):
-                if name in given:
-                    raise TypeError(f"{cls.__name__}() got multiple values for argument {name!r}")
-                given[name] = value
-        for name, default, factory in defaults:
-            if name in given:
-                value = given.pop(name)
-            elif factory is not None:
-                value = factory()
-            elif default is missing:
-                raise TypeError(f"{cls.__name__}() missing required argument: {name!r}")
-            else:
-                value = default
-            set_field(self, name, value)
-        if given:
-            raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {next(iter(given))!r}")
-
-    def __repr__(self: Any) -> str:
-        return f"{type(self).__qualname__}({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
-
-    def __eq__(self: Any, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return bool(values_of(self) == values_of(other))
-
-    def __hash__(self: Any) -> int:
-        return hash(values_of(self))
-
-    def __setattr__(self: Any, name: str, value: Any) -> None:
-        if type(self) is cls or name in names:
-            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-        set_field(self, name, value)
-
-    def __delattr__(self: Any, name: str) -> None:
-        if type(self) is cls or name in names:
-            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-        object.__delattr__(self, name)
-
-    for method in (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__):
-        method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
-        setattr(cls, method.__name__, method)
-    return cls
-
-
-@_frozen_dataclass
+@frozen_dataclass()
 class Settings:
     """The resolved configuration obskit runs with. Build it with :func:`resolve_settings`."""
 
