@@ -101,6 +101,7 @@ CONSOLE_PROCESS = textwrap.dedent(
         "obskit._recording.jobs",
         "obskit._recording.metrics",
         "obskit._runtime.doctor",
+        "obskit._recording.sysmetrics",  # runtime_metrics and host_metrics are off
         "difflib",  # for the "did you mean" of a misspelled setting
     )
     print(json.dumps({"imported": [name for name in unused if name in sys.modules]}))

@@ -179,11 +179,10 @@ def _after_fork_in_child() -> None:
         state = _state.STATE
         if not state.configured or state.settings.multiprocess_dir:
             return
-        from obskit._recording import sysmetrics as _sysmetrics
         from obskit._recording.store import Store
 
         store = Store(series_cap=state.settings.series_cap)
-        _sysmetrics.register(store.registry, state.settings.runtime_metrics, state.settings.host_metrics)
+        _system_collectors(store, state.settings)
         _state.set_state(dataclasses.replace(state, store=store))
     except Exception as exc:
         report_internal_error("after fork", exc)
@@ -472,11 +471,10 @@ def _shutdown_provider(what: str, provider: Any, timeout: float) -> None:
 def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
     from obskit._export.backends import METRIC_EXPORTERS, METRIC_INSTALLERS, factory
     from obskit._export.pipeline import counting_metric_exporter
-    from obskit._recording import sysmetrics as _sysmetrics
 
     for problem in ignored_settings(settings):  # after _internal_logging(): reaches stderr
         _log.warning("obskit: %s", problem)
-    collectors = _sysmetrics.register(store.registry, settings.runtime_metrics, settings.host_metrics)
+    collectors = _system_collectors(store, settings)
     if collectors:
 
         def unregister(timeout: float) -> None:
@@ -494,6 +492,15 @@ def _metrics_pipeline(settings: Settings, resource: Any, store: Any) -> None:
         reader = make_reader(exporter, _current_registry, resource, settings.metric_export_interval_ms)
         _installed.append(partial(_shutdown_reader, name, reader))
         _flushers.append((f"{name} metrics flush", partial(_flush_reader, reader)))
+
+
+def _system_collectors(store: Any, settings: Settings) -> list[Any]:
+    """Register the process and host collectors the settings ask for (their module only then)."""
+    if not (settings.runtime_metrics or settings.host_metrics):
+        return []
+    from obskit._recording import sysmetrics as _sysmetrics
+
+    return _sysmetrics.register(store.registry, settings.runtime_metrics, settings.host_metrics)
 
 
 def _flush_reader(reader: Any, timeout: float) -> None:
