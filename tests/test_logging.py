@@ -1081,4 +1081,5 @@ def test_millisecond_suffixes_are_every_fraction_in_order() -> None:
     # Built from digits at import (cheaper than formatting 1001 numbers): the same table.
     from obskit.logging import _MILLIS
 
-    assert _MILLIS == tuple(f".{min(ms, 999):03d}Z" for ms in range(1001))
+    formatted = tuple(f".{min(ms, 999):03d}Z" for ms in range(1001))
+    assert formatted == _MILLIS
