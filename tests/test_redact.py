@@ -409,3 +409,19 @@ def test_sensitive_span_event_attributes_are_redacted() -> None:
     assert event.attributes is not None
     assert event.attributes["password"] == REDACTED
     assert event.attributes["user"] == "ann"
+
+
+def test_credential_patterns_are_compiled_when_text_first_needs_them() -> None:
+    # A redactor is built at import and by every configure(); most never meet "key=value" text.
+    redactor = Redactor()
+    compiled = Redactor.__dict__["_free"]  # the slot itself: reading it does not compile
+    with pytest.raises(AttributeError):
+        compiled.__get__(redactor)
+    assert redactor.scrub("plain words, no key") == "plain words, no key"
+    with pytest.raises(AttributeError):
+        compiled.__get__(redactor)
+    assert redactor.scrub("login password=hunter2") == f"login password={REDACTED}"
+    assert compiled.__get__(redactor) is not None
+    assert Redactor(text=False).scrub("password=hunter2") == "password=hunter2"
+    with pytest.raises(AttributeError):
+        redactor.no_such_attribute  # noqa: B018

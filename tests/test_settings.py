@@ -735,3 +735,46 @@ def test_settings_of_no_backend_stay_fatal_whatever_is_chosen() -> None:
         resolve_settings(
             {"traces_exporter": "none", "metrics_exporter": "none"}, {"OBSKIT_LOG_LEVEL": "LOUD"}
         )
+
+
+def _reference_settings() -> type:
+    """Settings as ``dataclasses.dataclass(frozen=True)`` would generate it, from the same fields."""
+    fields = [(f.name, f.type, f) for f in dataclasses.fields(Settings)]
+    return dataclasses.make_dataclass("Settings", fields, frozen=True)
+
+
+def test_settings_methods_are_not_generated_source_compiled_at_import() -> None:
+    # dataclass() writes and compiles these for ~75 fields at every import (about 1.7 ms).
+    import obskit._core.frozen as module
+
+    for name in ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__"):
+        assert getattr(Settings, name).__code__.co_filename == module.__file__, name
+
+
+def test_settings_behave_as_the_frozen_dataclass_they_are_declared_as() -> None:
+    reference = _reference_settings()
+    given = {"service_name": "svc", "otlp_headers": {"api-key": "k"}, "azure_connection_string": "x"}
+    ours, theirs = Settings(**given), reference(**given)
+    assert repr(ours) == repr(theirs)
+    assert "api-key" not in repr(ours)  # repr=False fields hidden
+    assert (ours == Settings(**given), ours == Settings()) == (True, False)
+    assert ours.__eq__(theirs) is NotImplemented  # another class: not equal
+    assert Settings("a").service_name == reference("a").service_name == "a"  # positional too
+    assert Settings().resource_attributes is not Settings().resource_attributes  # factories called
+    for settings in (ours, theirs):
+        with pytest.raises(TypeError, match="unhashable"):
+            hash(settings)  # the mappings in it cannot be hashed, as generated
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'service_name'"):
+            settings.service_name = "other"  # type: ignore[misc]
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot delete field 'service_name'"):
+            del settings.service_name  # type: ignore[misc]
+    for make in (Settings, reference):
+        with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+            make(colour="red")
+        with pytest.raises(TypeError, match="multiple values for argument 'service_name'"):
+            make("a", service_name="b")
+    changed = dataclasses.replace(ours, environment="prod")
+    assert (changed.environment, changed.service_name, type(changed)) == ("prod", "svc", Settings)
+    assert dataclasses.asdict(ours) == dataclasses.asdict(theirs)
+    assert Settings.__match_args__ == reference.__match_args__
+    assert Settings.sampler == "parentbased_traceidratio"  # defaults readable on the class

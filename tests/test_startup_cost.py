@@ -2,6 +2,8 @@
 
 - The HTTP client libraries are instrumented when the application imports them, not in
   ``configure()``: checked in fresh interpreters, since this test process imported both already.
+- A process whose settings need no web layer, no job metrics and no doctor does not import
+  them, nor what only an error message needs; ``obskit``'s names for them still work.
 - The scrape server stops without waiting for a poll, yet answers the scrape it is serving and
   frees the port.
 """
@@ -82,6 +84,31 @@ SHUT_DOWN_FIRST = textwrap.dedent(
 )
 
 
+CONSOLE_PROCESS = textwrap.dedent(
+    """
+    import json, logging, sys
+    import obskit
+    obskit.configure(
+        traces_exporter="console", metrics_exporter="prometheus", logs_exporter="console", prometheus_port=0
+    )
+    with obskit.trace_operation("startup"):
+        logging.getLogger("app").info("started password=hunter2")
+    obskit.shutdown()
+    unused = (
+        "obskit._web.http",  # the access line's renderer: no web app here
+        "opentelemetry.propagate",  # with it
+        "obskit._core.options",  # configure()'s keywords as a TypedDict: for mypy only
+        "obskit._recording.jobs",
+        "obskit._recording.metrics",
+        "obskit._runtime.doctor",
+        "obskit._recording.sysmetrics",  # runtime_metrics and host_metrics are off
+        "difflib",  # for the "did you mean" of a misspelled setting
+    )
+    print(json.dumps({"imported": [name for name in unused if name in sys.modules]}))
+    """
+)
+
+
 def _run(script: str) -> dict[str, object]:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -108,6 +135,25 @@ def test_a_client_library_imported_after_configure_gets_client_spans() -> None:
 def test_a_client_library_imported_after_shutdown_is_left_alone() -> None:
     report = _run(SHUT_DOWN_FIRST)
     assert report == {"finders": [], "instrumented": False}
+
+
+def test_a_console_process_imports_nothing_its_settings_do_not_use() -> None:
+    done = subprocess.run([sys.executable, "-c", CONSOLE_PROCESS], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "hunter2" not in done.stdout  # the credential patterns, compiled when first needed, work
+    assert '"message":"started password=[REDACTED]"' in done.stdout
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"imported": []}
+
+
+def test_names_imported_on_first_use_are_the_real_ones() -> None:
+    script = (
+        "import obskit, sys; assert 'obskit._recording.jobs' not in sys.modules;"
+        "from obskit import track_job; from obskit._recording.jobs import track_job as real;"
+        "assert track_job is real and obskit.Job.__module__ == 'obskit._recording.jobs';"
+        "assert {'Job', 'track_job', 'check_backends', 'MetricsCollector'} <= set(dir(obskit))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 # -- the scrape server ----------------------------------------------------------------------------

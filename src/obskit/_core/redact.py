@@ -81,6 +81,7 @@ class Redactor:
         "_extra",
         "_free",
         "_starts",
+        "_text",
         "_text_cache",
         "_trigger",
         "patterns",
@@ -88,6 +89,11 @@ class Redactor:
         "scrubs_text",
         "user_patterns",
     )
+    # Compiled on first use by __getattr__ (about 1 ms, which a process that never meets text
+    # with "=" or ":" need not pay); a slot once set is read directly, with no check.
+    _free: re.Pattern[str]
+    _trigger: Callable[[str], re.Match[str] | None]
+    _starts: Callable[[str, int], re.Match[str] | None]
 
     def __init__(
         self, extra: Iterable[str] = (), *, text: bool = True, value_patterns: Iterable[str] = ()
@@ -96,15 +102,23 @@ class Redactor:
         self._cache: dict[str, bool] = {}
         self._text_cache: dict[str, bool] = {}
         self._extra = tuple(re.compile(p) for p in value_patterns)
-        self._free = _free_text(self.patterns) if text else None
-        self._trigger = _trigger(self.patterns)
-        self._starts = _starts(self.patterns)
+        #: Whether the free-text rules apply (``redact_text``).
+        self._text = text
         #: ``scrub(text)``: ``text`` with credentials hidden (the same object when none is found).
         #: Whether :attr:`scrub` can change text at all (False: it returns its argument).
         self.scrubs_text = bool(text or self._extra)
         #: Whether the user's ``redact_patterns`` apply (they can match anything anywhere).
         self.user_patterns = bool(self._extra)
         self.scrub: Callable[[str], str] = self._scrub if self.scrubs_text else _same
+
+    def __getattr__(self, name: str) -> Any:
+        """Compile the free-text patterns the first time one is needed (unset slots only)."""
+        if name not in ("_free", "_trigger", "_starts"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._free = _free_text(self.patterns)
+        self._trigger = _trigger(self.patterns)
+        self._starts = _starts(self.patterns)
+        return getattr(self, name)
 
     def is_sensitive(self, key: str) -> bool:
         """Whether values under ``key`` are redacted."""
@@ -174,7 +188,7 @@ class Redactor:
         text without ``=`` or ``:`` can only hold a scheme's credential, which four plain
         substring tests rule out (about 0.1 us), and a single word (an id, an address) none.
         """
-        if self._free is not None:
+        if self._text:
             # A key's value needs "=" or ":" (so does a URL's "://"); without them, only a
             # scheme's credential can be there, and it needs a blank after the scheme.
             if "=" in text or ":" in text:
@@ -198,7 +212,6 @@ class Redactor:
         """
         if len(lowered) != len(text):  # a few characters lower-case to two: fold ASCII only
             lowered = text.translate(_ASCII_LOWER)
-        assert self._free is not None  # only called when text rules are on
         find, match = self._starts, self._free.match
         parts: list[str] = []
         position = done = 0
@@ -367,7 +380,8 @@ def safe_text(text: str) -> str:
     return text
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A lone surrogate; compiled (and cached by ``re``) the first time one is met, which is rare.
+_SURROGATE = "[\ud800-\udfff]"
 
 
 def safe_json(text: str) -> str:
@@ -382,7 +396,7 @@ def safe_json(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return _SURROGATE.sub(_json_escape, text)
+        return re.sub(_SURROGATE, _json_escape, text)
     return text
 
 

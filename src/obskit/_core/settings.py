@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import logging
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import unquote, urlparse
 
 from obskit import environment_variables as env
 from obskit._core.errors import ConfigError
+from obskit._core.frozen import frozen_dataclass
 
 __all__ = [
     "BACKEND_SETTINGS",
@@ -62,12 +62,13 @@ SAMPLERS = (
 #: The samplers the OpenTelemetry SDK itself provides; the others need their package installed.
 BUILTIN_SAMPLERS = SAMPLERS[:6]
 SAMPLER_ENTRY_POINTS = "opentelemetry_traces_sampler"
-_NAMESPACE = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: Compiled (and cached by ``re``) when first used, as the other patterns of this module.
+_NAMESPACE = r"^[a-z_][a-z0-9_]*$"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen_dataclass()
 class Settings:
     """The resolved configuration obskit runs with. Build it with :func:`resolve_settings`."""
 
@@ -226,7 +227,7 @@ def _text(setting: str) -> Callable[[object], str]:
 
 
 def _namespace(value: object) -> str:
-    if not isinstance(value, str) or not _NAMESPACE.match(value):
+    if not isinstance(value, str) or not re.match(_NAMESPACE, value):
         raise ConfigError(
             "metric_namespace",
             value,
@@ -404,6 +405,13 @@ def _sampler_plugins() -> list[str]:
     return sorted(point.name for point in entry_points(group=SAMPLER_ENTRY_POINTS))
 
 
+def _close_matches(name: str, options: Iterable[str], cutoff: float = 0.6) -> list[str]:
+    """The option nearest to a misspelled ``name``, if one is near (difflib: imported for errors only)."""
+    import difflib
+
+    return difflib.get_close_matches(name, options, n=1, cutoff=cutoff)
+
+
 def _sampler(value: object) -> str:
     name = str(value).strip().lower()
     if name in BUILTIN_SAMPLERS:
@@ -419,7 +427,7 @@ def _sampler(value: object) -> str:
             " none installed does."
         )
     else:
-        close = difflib.get_close_matches(name, [*SAMPLERS, *plugins], n=1)
+        close = _close_matches(name, [*SAMPLERS, *plugins])
         hint = f"Did you mean {close[0]!r}?" if close else ""
     raise ConfigError("sampler", value, allowed, hint)
 
@@ -556,14 +564,14 @@ def _shown(error: ConfigError, name: str) -> ConfigError:
         return ConfigError(error.setting, "<hidden>", error.allowed, hint)
     value = error.value
     if isinstance(value, str) and "@" in value:
-        masked = _URL_PASSWORD.sub(r"\1<hidden>@", value)
+        masked = re.sub(_URL_PASSWORD, r"\1<hidden>@", value)
         if masked != value:
             return ConfigError(error.setting, masked, error.allowed, error.hint)
     return error
 
 
 #: ``scheme://user:password@``: the password part of a URL's user information.
-_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+_URL_PASSWORD = r"(://[^/@:]*:)[^/@]*@"
 
 
 def _uses(*choices: tuple[str, str]) -> Callable[[Settings], bool]:
@@ -732,7 +740,7 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
 
 def unknown_setting(name: str) -> ConfigError:
     """The error for keyword ``name``, which is no setting: with the nearest setting's name."""
-    close = difflib.get_close_matches(name, _FIELDS, n=1)
+    close = _close_matches(name, _FIELDS)
     guess = f"; did you mean {close[0]!r}?" if close else "; see obskit.environment_variables"
     return ConfigError(name, None, (), message=f"unknown setting {name!r}{guess}")
 
@@ -768,11 +776,11 @@ def _unknown_variables(environ: Mapping[str, str]) -> tuple[str, ...]:
         if name in KNOWN_VARIABLES:
             continue
         if name.startswith("OBSKIT_"):
-            close = difflib.get_close_matches(name, obskit_names, n=1)
+            close = _close_matches(name, obskit_names)
             guess = f"; did you mean {close[0]}?" if close else ""
             lines.append(f"environment variable {name} is not an obskit setting and is ignored{guess}")
         elif name.startswith("OTEL_") and not name.startswith("OTEL_PYTHON_"):
-            close = difflib.get_close_matches(name, otel_names, n=1, cutoff=0.88)
+            close = _close_matches(name, otel_names, cutoff=0.88)
             if not close:
                 continue
             if others is None:

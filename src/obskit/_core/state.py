@@ -10,6 +10,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from obskit._core.frozen import frozen_dataclass
+
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer, TracerProvider
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["STATE", "State", "set_state"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@frozen_dataclass(eq=False)  # a frozen dataclass, its methods not compiled at import
 class State:
     """A snapshot of the active set-up. ``tracer`` is None when no spans should be made."""
 

@@ -6,8 +6,6 @@ without importing each other.
 
 from __future__ import annotations
 
-import importlib.util
-
 from obskit._core.errors import ConfigError
 from obskit._core.settings import Settings
 
@@ -20,6 +18,8 @@ AZURE = ("azure.monitor.opentelemetry.exporter",)
 
 def missing_module(modules: tuple[str, ...]) -> str | None:
     """The first of ``modules`` that cannot be imported, or None."""
+    import importlib.util  # only when a backend with an extra is chosen or checked
+
     for module in modules:
         try:
             if importlib.util.find_spec(module) is None:
