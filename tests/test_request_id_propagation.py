@@ -102,3 +102,33 @@ def test_the_propagators_already_there_stay_and_come_back_at_shutdown() -> None:
     assert len(propagate.get_global_textmap()._propagators) == 3  # type: ignore[attr-defined]
     obskit.shutdown()
     assert propagate.get_global_textmap() is before
+
+
+LATE_IMPORT = """
+import sys
+import obskit
+
+obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
+assert "opentelemetry.propagate" not in sys.modules  # nothing loaded for calls not yet made
+import requests  # instrumented on import: the request id propagator goes in then
+
+with obskit.LoggingContext(request_id="late-1"):
+    print(requests.get(sys.argv[1], timeout=5).json()["request_id"])
+"""
+
+
+def test_a_client_imported_after_configure_sends_the_request_id(back: tuple[Flask, str]) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    back_app, url = back
+    obskit.configure(back_app, **TRACES_ONLY)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_", "PYTEST_"))}
+    env["PYTHONPATH"] = str(Path(obskit.__file__).parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", LATE_IMPORT, url], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "late-1" in done.stdout.splitlines()

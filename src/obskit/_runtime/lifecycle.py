@@ -288,11 +288,11 @@ def _build(settings: Settings, app: object = None) -> None:
 
         install_global_tracer_provider()
         from obskit._web import clients as _clients
-
-        _installed.append(_clients.instrument(settings))
         from obskit._web import propagation as _propagation
 
-        _installed.append(_propagation.install(settings))
+        undo_propagation, ensure_propagation = _propagation.install(settings)
+        _installed.append(undo_propagation)
+        _installed.append(_clients.instrument(settings, ensure_propagation))
     _quiet_exporting_libraries(first_undo)
 
 

@@ -110,8 +110,10 @@ def _semconv_mode() -> Iterator[None]:
 class _Clients:
     """The instrumentations obskit turned on, and the imports it waits for."""
 
-    def __init__(self, provider: Any) -> None:
+    def __init__(self, provider: Any, instrumented: Callable[[], None]) -> None:
         self._provider = provider
+        #: Called after a library is instrumented (the request id propagator goes in then).
+        self._instrumented = instrumented
         self._lock = threading.Lock()
         self._ours: list[Any] = []
         self._waiting: set[str] = set()
@@ -170,6 +172,8 @@ class _Clients:
                 self._ours.append(instrumentor)
         if closed:  # shutdown() ran while the import was instrumenting it
             instrumentor.uninstrument()
+            return
+        self._instrumented()
 
     def _remove_finder(self) -> None:
         finder, self._finder = self._finder, None
@@ -244,12 +248,17 @@ class _CallingBackLoader:
         self._clients.imported(module.__name__)
 
 
-def instrument(settings: Settings) -> Callable[[float], None]:
-    """Instrument the HTTP clients (unless turned off), now or once imported; return the undo."""
+def instrument(
+    settings: Settings, instrumented: Callable[[], None] = lambda: None
+) -> Callable[[float], None]:
+    """Instrument the HTTP clients (unless turned off), now or once imported; return the undo.
+
+    ``instrumented`` is called after each library is instrumented.
+    """
     if not settings.instrument_http_clients:
         return _nothing
     from obskit._recording.proxy import ObskitTracerProvider
 
-    clients = _Clients(ObskitTracerProvider())
+    clients = _Clients(ObskitTracerProvider(), instrumented)
     clients.start(list(CLIENTS))
     return clients.close
