@@ -94,7 +94,8 @@ def test_default_alerts_follow_the_seed_alert_set_with_obskit_names(
     assert rule["HighErrorRate"]["for"] == "5m"
     assert rule["HighRequestLatency"]["expr"].startswith("histogram_quantile(0.95, sum by (job, route, le)")
     assert (
-        "rate(obskit_http_server_request_duration_seconds_bucket[5m])" in rule["HighRequestLatency"]["expr"]
+        'rate(obskit_http_server_request_duration_seconds_bucket{method!="WS"}[5m])'
+        in rule["HighRequestLatency"]["expr"]
     )
     assert rule["HighRequestLatency"]["expr"].endswith("> 1")
     assert rule["JobsStuck"]["expr"] == (

@@ -187,7 +187,10 @@ class _Builder:
         return q.share(errors, self.request_rate())
 
     def latency(self, quantile: float) -> str:
-        buckets = self._rate(f"{self.f.http_duration}_bucket", self.args.window, (*self.route_by, "le"))
+        # A websocket's duration is the connection's lifetime (method="WS"): not a response time.
+        buckets = self._rate(
+            f"{self.f.http_duration}_bucket", self.args.window, (*self.route_by, "le"), 'method!="WS"'
+        )
         return f"histogram_quantile({q.number(quantile)}, {buckets})"
 
     def job_rate(self) -> str:
