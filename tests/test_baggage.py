@@ -57,7 +57,7 @@ class TenantPropagator(TextMapPropagator):
         context: otel_context.Context | None = None,
         getter: Getter[CarrierT] = default_getter,
     ) -> otel_context.Context:
-        values = getter.get(carrier, "x-tenant")
+        values = getter.get(carrier, "X-Tenant")  # header names in any case, as HTTP has them
         context = context if context is not None else otel_context.Context()
         return otel_context.set_value(TENANT_KEY, values[0], context) if values else context
 

@@ -22,6 +22,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import get_current as _otel_current
 from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanContext, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -685,7 +686,25 @@ def _extract(carrier: Mapping[str, str]) -> otel_context.Context:
     fields = _propagation_fields()[0]
     if fields is not None and fields.isdisjoint(carrier):
         return _NO_PARENT
-    return propagate.extract(carrier)
+    return propagate.extract(carrier, getter=_HEADERS)
+
+
+class _HeaderGetter(Getter[Mapping[str, str]]):
+    """Reads a request's headers for the propagators: names in any case, as HTTP has them.
+
+    The carrier's names are lowercase (ASGI's spelling; WSGI's are made so), its values the
+    header's lines joined with ``,`` as W3C asks.
+    """
+
+    def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
+        value = carrier.get(key) if key.islower() else carrier.get(key.lower())
+        return None if value is None else [value]
+
+    def keys(self, carrier: Mapping[str, str]) -> list[str]:
+        return list(carrier)
+
+
+_HEADERS = _HeaderGetter()
 
 
 def _propagation_fields() -> tuple[frozenset[str] | None, frozenset[bytes] | None]:
