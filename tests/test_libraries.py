@@ -1,0 +1,162 @@
+"""instrument_libraries: which libraries get CLIENT spans, and the metrics database spans feed."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.trace import SpanKind
+
+import obskit
+from obskit._core.errors import ConfigError
+from obskit._web import libraries as _libraries
+from obskit.testing import capture
+
+_QUIET = {"metrics_exporter": "none", "logs_exporter": "none"}
+
+
+def test_an_unknown_library_is_refused_naming_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError) as raised:
+        obskit.configure(traces_exporter="console", instrument_libraries="redis,mongo", **_QUIET)
+    assert "sqlalchemy" in str(raised.value)
+    assert "auto" in str(raised.value)
+    with pytest.raises(ConfigError):
+        obskit.configure(traces_exporter="console", instrument_libraries="auto,redis", **_QUIET)
+
+
+def test_the_selection() -> None:
+    from obskit._core.settings import resolve_settings
+
+    assert _libraries.selected(resolve_settings({}))[0] == sorted(_libraries.LIBRARIES)
+    named = resolve_settings({"instrument_libraries": "redis, httpx", "instrument_http_clients": False})
+    assert _libraries.selected(named) == (["redis"], True)
+    assert _libraries.selected(resolve_settings({"instrument_libraries": "none"}))[0] == []
+
+
+def test_none_leaves_the_http_clients_alone() -> None:
+    import requests  # noqa: F401
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    obskit.configure(traces_exporter="console", instrument_libraries="none", **_QUIET)
+    assert not RequestsInstrumentor().is_instrumented_by_opentelemetry
+    obskit.configure(traces_exporter="console", instrument_libraries="requests", **_QUIET)
+    assert RequestsInstrumentor().is_instrumented_by_opentelemetry
+
+
+def test_a_named_library_without_its_instrumentation_is_one_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = _libraries.Library("no_such_instrumentation_module", "X", "psycopg", "database")
+    monkeypatch.setitem(_libraries.LIBRARIES, "psycopg", missing)
+    obskit.configure(traces_exporter="console", instrument_libraries="psycopg", **_QUIET)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "psycopg" in line]
+    assert len(warnings) == 1
+    assert "WARNING" in warnings[0]
+    assert 'pip install "obskit[psycopg]"' in warnings[0]
+
+
+def test_auto_says_nothing_about_a_missing_instrumentation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = _libraries.Library("no_such_instrumentation_module", "X", "psycopg", "database")
+    monkeypatch.setitem(_libraries.LIBRARIES, "psycopg", missing)
+    obskit.configure(traces_exporter="console", **_QUIET)
+    assert "psycopg" not in capsys.readouterr().err
+
+
+def test_operation_is_a_word_never_a_query() -> None:
+    assert _libraries._operation({"db.operation.name": "select"}, "") == "SELECT"
+    assert _libraries._operation({"db.statement": "INSERT INTO t VALUES (1)"}, "") == "INSERT"
+    assert _libraries._operation({"db.query.text": "'; drop"}, "") == "OTHER".lower()
+    assert _libraries._operation({}, "GET") == "GET"
+
+
+def test_sqlalchemy_queries_are_client_spans_and_feed_the_db_metrics() -> None:
+    pytest.importorskip("opentelemetry.instrumentation.sqlalchemy", reason="obskit[sqlalchemy] not installed")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    obskit.configure(traces_exporter="console", instrument_libraries="sqlalchemy", **_QUIET)
+    engine = sqlalchemy.create_engine("sqlite://")  # instrumented when created
+    with capture() as cap, engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT 1"))
+        with pytest.raises(sqlalchemy.exc.OperationalError):
+            connection.execute(sqlalchemy.text("SELECT * FROM no_such_table"))
+    spans = [s for s in cap.spans() if s.kind is SpanKind.CLIENT]
+    assert [s.name for s in spans] == ["connect", "SELECT", "SELECT"]
+    # SQLAlchemy's instrumentation reads the conventions per engine: the environment's (old) here.
+    assert (spans[1].attributes or {}).get("db.system") == "sqlite"
+    name = "obskit_db_query_duration_seconds"
+    assert cap.histogram_count(name, db="sqlite", operation="SELECT", status="ok") == 1
+    assert cap.histogram_count(name, db="sqlite", operation="SELECT", status="error") == 1
+    assert cap.histogram_count(name, db="sqlite", operation="CONNECT", status="ok") == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = _free_port()
+    args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_redis_reads_count_as_cache_hits_and_misses(redis_url: str) -> None:
+    pytest.importorskip("opentelemetry.instrumentation.redis", reason="obskit[redis] not installed")
+    redis = pytest.importorskip("redis")
+    obskit.configure(traces_exporter="console", instrument_libraries="redis", **_QUIET)
+    client = redis.Redis.from_url(redis_url)
+    with capture() as cap:
+        client.set("present", "1")
+        assert client.get("present") == b"1"
+        assert client.get("absent") is None
+        client.mget(["present", "absent", "other"])
+    spans = [s for s in cap.spans() if s.kind is SpanKind.CLIENT]
+    assert [s.name for s in spans] == ["SET", "GET", "GET", "MGET"]
+    attributes = spans[1].attributes or {}
+    assert attributes.get("db.system.name") == "redis"  # the stable conventions
+    assert "db.system" not in attributes
+    assert cap.counter_value("obskit_cache_requests_total", cache="redis", result="hit") == 2
+    assert cap.counter_value("obskit_cache_requests_total", cache="redis", result="miss") == 3
+    name = "obskit_db_query_duration_seconds"
+    assert cap.histogram_count(name, db="redis", operation="GET", status="ok") == 2
+    client.close()
+
+
+def test_shutdown_stops_feeding_the_metrics() -> None:
+    pytest.importorskip("opentelemetry.instrumentation.sqlalchemy", reason="obskit[sqlalchemy] not installed")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    obskit.configure(traces_exporter="console", instrument_libraries="sqlalchemy", **_QUIET)
+    assert SQLAlchemyInstrumentor().is_instrumented_by_opentelemetry
+    obskit.shutdown()
+    assert not SQLAlchemyInstrumentor().is_instrumented_by_opentelemetry
+    assert _libraries._ACTIVE is None
+    engine = sqlalchemy.create_engine("sqlite://")
+    with capture() as cap, engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT 1"))
+    assert cap.spans() == []
