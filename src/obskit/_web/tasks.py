@@ -68,6 +68,21 @@ def _postrun(task_id: str | None = None, state: str | None = None, **_: Any) -> 
         report_internal_error("celery task end", exc)
 
 
+def _flush(**_: Any) -> None:
+    """A prefork worker process is about to exit: export its last spans first.
+
+    Celery's pool ends its processes without running ``atexit`` hooks, so the spans of the last
+    tasks would wait in the batch queue for an export that never comes.
+    """
+    try:
+        provider: Any = _state.STATE.tracer_provider
+        flush = getattr(provider, "force_flush", None)
+        if flush is not None:
+            flush(int(_state.STATE.settings.shutdown_timeout * 1000))
+    except Exception as exc:
+        report_internal_error("celery worker process exit", exc)
+
+
 def connect() -> None:
     """Count Celery task runs as jobs (once, however often the instrumentation is turned on)."""
     global _connected
@@ -78,6 +93,7 @@ def connect() -> None:
             return
         signals.task_prerun.connect(_prerun, weak=False, dispatch_uid=_UID)
         signals.task_postrun.connect(_postrun, weak=False, dispatch_uid=_UID)
+        signals.worker_process_shutdown.connect(_flush, weak=False, dispatch_uid=_UID)
         _connected = True
 
 
@@ -91,5 +107,6 @@ def disconnect() -> None:
 
         signals.task_prerun.disconnect(_prerun, dispatch_uid=_UID)
         signals.task_postrun.disconnect(_postrun, dispatch_uid=_UID)
+        signals.worker_process_shutdown.disconnect(_flush, dispatch_uid=_UID)
         _connected = False
         _runs.clear()
