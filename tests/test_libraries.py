@@ -160,3 +160,32 @@ def test_shutdown_stops_feeding_the_metrics() -> None:
     with capture() as cap, engine.connect() as connection:
         connection.execute(sqlalchemy.text("SELECT 1"))
     assert cap.spans() == []
+
+
+def test_celery_tasks_run_in_the_process_are_jobs() -> None:
+    pytest.importorskip("opentelemetry.instrumentation.celery", reason="obskit[celery] not installed")
+    celery = pytest.importorskip("celery")
+    obskit.configure(traces_exporter="console", instrument_libraries="celery", **_QUIET)
+    app = celery.Celery("eager", broker="memory://")
+    app.conf.task_always_eager = True
+
+    @app.task(name="jobs.ok")
+    def ok() -> int:
+        return 1
+
+    @app.task(name="jobs.broken")
+    def broken() -> None:
+        raise ValueError("no")
+
+    with capture() as cap:
+        ok.delay()
+        broken.delay()
+    assert cap.counter_value("obskit_jobs_total", job_name="jobs.ok", status="success") == 1
+    assert cap.counter_value("obskit_jobs_total", job_name="jobs.broken", status="error") == 1
+    assert cap.histogram_count("obskit_job_duration_seconds", job_name="jobs.ok") == 1
+    assert cap.gauge_value("obskit_jobs_in_progress", job_name="jobs.ok") == 0
+    assert {s.name for s in cap.spans()} >= {"run/jobs.ok", "run/jobs.broken"}
+    obskit.shutdown()
+    with capture() as cap:
+        ok.delay()
+    assert "obskit_jobs_total" not in cap.metric_names()  # shutdown() disconnected the signals
