@@ -18,9 +18,20 @@ import obskit
 obskit.configure(service_name=os.environ.get("OTEL_SERVICE_NAME", "celery-worker"))
 
 from celery import Celery  # noqa: E402
+from celery.signals import setup_logging  # noqa: E402
 
 app = Celery("tasks", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
-app.conf.update(task_acks_late=True, worker_prefetch_multiplier=1, broker_connection_retry_on_startup=True)
+app.conf.update(
+    worker_redirect_stdouts=False,  # obskit's handler writes to stdout itself
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+)
+
+
+@setup_logging.connect
+def leave_logging_to_obskit(**kwargs: object) -> None:
+    """With a receiver connected, Celery installs no log handlers of its own."""
 
 
 @app.task

@@ -15,6 +15,7 @@ a store of its own, so its metrics reach Prometheus through multi-process mode
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -72,13 +73,19 @@ def _flush(**_: Any) -> None:
     """A prefork worker process is about to exit: export its last spans first.
 
     Celery's pool ends its processes without running ``atexit`` hooks, so the spans of the last
-    tasks would wait in the batch queue for an export that never comes.
+    tasks would wait in the batch queue for an export that never comes. In Prometheus
+    multi-process mode its live gauges are forgotten, as gunicorn's ``child_exit`` does.
     """
     try:
-        provider: Any = _state.STATE.tracer_provider
+        state = _state.STATE
+        provider: Any = state.tracer_provider
         flush = getattr(provider, "force_flush", None)
         if flush is not None:
-            flush(int(_state.STATE.settings.shutdown_timeout * 1000))
+            flush(int(state.settings.shutdown_timeout * 1000))
+        if state.settings.multiprocess_dir:  # its live gauges (jobs in progress) go with it
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid(), state.settings.multiprocess_dir)  # type: ignore[no-untyped-call]
     except Exception as exc:
         report_internal_error("celery worker process exit", exc)
 
