@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import http.server
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 from opentelemetry.trace import SpanKind
@@ -189,3 +193,45 @@ def test_celery_tasks_run_in_the_process_are_jobs() -> None:
     with capture() as cap:
         ok.delay()
     assert "obskit_jobs_total" not in cap.metric_names()  # shutdown() disconnected the signals
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        _Recorder.received.append(dict(self.headers))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_aiohttp_client_calls_carry_the_trace() -> None:
+    pytest.importorskip(
+        "opentelemetry.instrumentation.aiohttp_client", reason="obskit[aiohttp] not installed"
+    )
+    aiohttp = pytest.importorskip("aiohttp")
+    peer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=peer.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{peer.server_address[1]}/x"
+    obskit.configure(traces_exporter="console", instrument_libraries="aiohttp", **_QUIET)
+
+    async def call() -> int:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return int(response.status)
+
+    try:
+        with capture() as cap, obskit.trace_operation("outer"):
+            assert asyncio.run(call()) == 200
+    finally:
+        peer.shutdown()
+        peer.server_close()
+    (span,) = [s for s in cap.spans() if s.kind is SpanKind.CLIENT]
+    attributes = span.attributes or {}
+    assert attributes.get("http.request.method") == "GET"  # the stable conventions
+    assert "http.method" not in attributes
+    traceparent = {k.lower(): v for k, v in _Recorder.received[-1].items()}["traceparent"]
+    assert traceparent.split("-")[2] == format(span.context.span_id, "016x")
