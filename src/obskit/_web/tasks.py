@@ -115,5 +115,6 @@ def disconnect() -> None:
         signals.task_prerun.disconnect(_prerun, dispatch_uid=_UID)
         signals.task_postrun.disconnect(_postrun, dispatch_uid=_UID)
         signals.worker_process_shutdown.disconnect(_flush, dispatch_uid=_UID)
+        # Runs in flight stay known: a configure() again connects at once, and their end then
+        # brings the in-progress gauge they raised back down.
         _connected = False
-        _runs.clear()
