@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import json
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -235,3 +237,26 @@ def test_aiohttp_client_calls_carry_the_trace() -> None:
     assert "http.method" not in attributes
     traceparent = {k.lower(): v for k, v in _Recorder.received[-1].items()}["traceparent"]
     assert traceparent.split("-")[2] == format(span.context.span_id, "016x")
+
+
+AUTO_LATER = """
+import json, sys
+import obskit
+obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
+report = {"before": [m for m in ("redis", "opentelemetry.instrumentation.redis") if m in sys.modules]}
+import redis
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+report["instrumented"] = RedisInstrumentor().is_instrumented_by_opentelemetry
+obskit.shutdown()
+report["after_shutdown"] = RedisInstrumentor().is_instrumented_by_opentelemetry
+print(json.dumps(report))
+"""
+
+
+def test_auto_instruments_a_library_imported_after_configure() -> None:
+    pytest.importorskip("opentelemetry.instrumentation.redis", reason="obskit[redis] not installed")
+    pytest.importorskip("redis")
+    done = subprocess.run([sys.executable, "-c", AUTO_LATER], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"before": [], "instrumented": True, "after_shutdown": False}
