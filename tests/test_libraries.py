@@ -260,3 +260,19 @@ def test_auto_instruments_a_library_imported_after_configure() -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"before": [], "instrumented": True, "after_shutdown": False}
+
+
+def test_the_doctor_names_the_extra_of_a_missing_instrumentation(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = _libraries.Library("no_such_instrumentation_module", "X", "psycopg", "database")
+    monkeypatch.setitem(_libraries.LIBRARIES, "psycopg", missing)
+    problems = obskit.check_backends(instrument_libraries="psycopg", metrics_exporter="none")
+    (problem,) = [p for p in problems if "instrument_libraries" in p]
+    assert problem.startswith("instrument_libraries: psycopg gets no spans")
+    assert problem.endswith('pip install "obskit[psycopg]"')
+    untraced = {"traces_exporter": "none", "metrics_exporter": "none"}
+    assert not obskit.check_backends(instrument_libraries="psycopg", **untraced)
+    # auto: only a library that is installed.
+    monkeypatch.setattr(_libraries, "_top_level_installed", lambda name: False)
+    assert not [p for p in obskit.check_backends(metrics_exporter="none") if "instrument_libraries" in p]
+    monkeypatch.setattr(_libraries, "_top_level_installed", lambda name: name == "psycopg")
+    assert [p for p in obskit.check_backends(metrics_exporter="none") if "psycopg" in p]

@@ -52,7 +52,15 @@ from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
 from obskit._core.settings import INSTRUMENTABLE_LIBRARIES, Settings
 
-__all__ = ["HTTP_CLIENTS", "LIBRARIES", "Library", "attach_metrics", "instrument", "selected"]
+__all__ = [
+    "HTTP_CLIENTS",
+    "LIBRARIES",
+    "Library",
+    "attach_metrics",
+    "instrument",
+    "missing_instrumentations",
+    "selected",
+]
 
 _log = logging.getLogger("obskit")
 
@@ -115,6 +123,26 @@ def selected(settings: Settings) -> tuple[list[str], bool]:
     if not settings.instrument_http_clients:
         names = [name for name in names if name not in HTTP_CLIENTS]
     return names, named
+
+
+def missing_instrumentations(settings: Settings) -> list[str]:
+    """The doctor's check: each library to instrument whose instrumentation is not installed.
+
+    With ``auto``, only the libraries installed; a named one always. Nothing without tracing,
+    since nothing is instrumented then.
+    """
+    if not settings.traces_exporter:
+        return []
+    names, named = selected(settings)
+    problems = []
+    for name in names:
+        library = LIBRARIES[name]
+        if (named or _top_level_installed(name)) and not _installed(library.module):
+            problems.append(
+                f"instrument_libraries: {name} gets no spans, its instrumentation is not installed: "
+                f'pip install "obskit[{library.extra}]"'
+            )
+    return problems
 
 
 def _nothing(timeout: float) -> None:
