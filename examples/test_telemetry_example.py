@@ -67,7 +67,8 @@ def test_a_batch_reports_its_results_and_every_line_carries_the_run_id(obskit_ca
 
     assert summary == Summary(exported=17, invalid=3)  # records 6, 13 and 20 have no customer
     assert (
-        obskit_capture.gauge_value("obskit_job_result", job_name="nightly_export", result="records_invalid") == 3
+        obskit_capture.gauge_value("obskit_job_result", job_name="nightly_export", result="records_invalid")
+        == 3
     )
     batch = obskit_capture.assert_span("nightly_export", status="OK", **{"job.result.records_exported": 17})
     per_record = obskit_capture.spans("export_record")

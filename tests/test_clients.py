@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind
 
 import obskit
 from obskit._web import clients as _clients
+from obskit._web import libraries as _libraries
 from obskit.testing import capture
 
 
@@ -122,7 +123,8 @@ def test_a_client_the_application_instrumented_is_left_alone() -> None:
 
 
 def test_missing_instrumentations_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(_clients.CLIENTS, "httpx", ("no_such_instrumentation_module", "X"))
+    missing = _libraries.Library("no_such_instrumentation_module", "X", "http-clients", "http")
+    monkeypatch.setitem(_libraries.LIBRARIES, "httpx", missing)
     assert _clients.missing() == ["httpx"]
     obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
     assert not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry

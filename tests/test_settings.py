@@ -112,6 +112,14 @@ PRECEDENCE = [
     ("access_log_flush_interval", "OBSKIT_ACCESS_LOG_FLUSH_INTERVAL", "0", 0.0, 0.25, 0.25),
     ("trust_forwarded_headers", "OBSKIT_TRUST_FORWARDED", "true", True, False, False),
     ("instrument_http_clients", "OBSKIT_INSTRUMENT_HTTP_CLIENTS", "false", False, True, True),
+    (
+        "instrument_libraries",
+        "OBSKIT_INSTRUMENT_LIBRARIES",
+        "redis, SQLAlchemy",
+        ("redis", "sqlalchemy"),
+        "none",
+        (),
+    ),
     ("request_id_propagation", "OBSKIT_REQUEST_ID_PROPAGATION", "false", False, True, True),
     ("sampler", "OTEL_TRACES_SAMPLER", "always_on", "always_on", "always_off", "always_off"),
     ("sdk_disabled", "OTEL_SDK_DISABLED", "true", True, False, False),
@@ -596,6 +604,7 @@ ENV_EFFECT: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "OBSKIT_ACCESS_LOG_FLUSH_INTERVAL": ({"OBSKIT_ACCESS_LOG_FLUSH_INTERVAL": "0.2"}, {}),
     "OBSKIT_TRUST_FORWARDED": ({"OBSKIT_TRUST_FORWARDED": "on"}, {}),
     "OBSKIT_INSTRUMENT_HTTP_CLIENTS": ({"OBSKIT_INSTRUMENT_HTTP_CLIENTS": "off"}, {}),
+    "OBSKIT_INSTRUMENT_LIBRARIES": ({"OBSKIT_INSTRUMENT_LIBRARIES": "none"}, {}),
     "OBSKIT_REQUEST_ID_PROPAGATION": ({"OBSKIT_REQUEST_ID_PROPAGATION": "off"}, {}),
     "OTEL_SDK_DISABLED": ({"OTEL_SDK_DISABLED": "true"}, {}),
 }

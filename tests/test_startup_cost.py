@@ -46,7 +46,11 @@ IMPORTED_LATER = textwrap.dedent(
     peer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
     threading.Thread(target=peer.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{peer.server_address[1]}/later"
-    obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
+    # The two clients only: with auto, any other installed library (redis, celery) is waited for too.
+    obskit.configure(
+        traces_exporter="console", metrics_exporter="none", logs_exporter="none",
+        instrument_libraries="httpx,requests",
+    )
     heavy = ("httpx", "requests", "opentelemetry.instrumentation.httpx", "wrapt")
     report = {"loaded_by_configure": [m for m in heavy if m in sys.modules]}
     found = importlib.util.find_spec("httpx")  # found, not loaded: its loader answers as the real one

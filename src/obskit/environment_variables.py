@@ -443,6 +443,20 @@ calls get a CLIENT span and a ``traceparent`` header, so that services chain int
 client without its instrumentation is skipped silently. Keyword: ``instrument_http_clients``.
 """
 
+OBSKIT_INSTRUMENT_LIBRARIES: Final = "OBSKIT_INSTRUMENT_LIBRARIES"
+"""The libraries whose calls get CLIENT spans: ``auto``, ``none`` or names. Default: ``auto``.
+
+Names, comma-separated: ``aiohttp``, ``celery``, ``httpx``, ``psycopg``, ``psycopg2``, ``redis``,
+``requests``, ``sqlalchemy``, each through its official OpenTelemetry instrumentation (the extra
+of the same name, ``http-clients`` for httpx and requests, ``libraries`` for all). ``auto``
+instruments every one whose instrumentation is installed, and skips the others silently; a named
+library without its instrumentation gets one warning naming the extra. A library is instrumented
+when the application imports it, so an unused one costs nothing. Database and Redis calls also
+feed ``obskit_db_query_duration_seconds``, Redis reads ``obskit_cache_requests_total``, Celery
+tasks the jobs metrics. ``OBSKIT_INSTRUMENT_HTTP_CLIENTS=false`` removes httpx and requests from
+the list. Keyword: ``instrument_libraries``.
+"""
+
 OBSKIT_REQUEST_ID_PROPAGATION: Final = "OBSKIT_REQUEST_ID_PROPAGATION"
 """Send the current request id on outgoing calls, in the ``OBSKIT_REQUEST_ID_HEADER`` header.
 

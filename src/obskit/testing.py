@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -382,6 +383,9 @@ def capture(*, strict: bool = True, deterministic: bool = False) -> Iterator[Cap
         resource=resource_for(settings), id_generator=SequentialIds() if deterministic else None
     )
     provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exporter, previous.redactor)))
+    libraries = sys.modules.get("obskit._web.libraries")
+    if libraries is not None:  # database spans feed the captured metrics, as configure()'s do
+        libraries.attach_metrics(provider)
     store = Store(series_cap=settings.series_cap)
     store.exemplars = previous.store.exemplars
     handler = _ListHandler()

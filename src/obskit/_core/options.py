@@ -66,6 +66,7 @@ class SettingsKeywords(TypedDict, total=False):
     access_log: bool | None
     access_log_flush_interval: float | None
     instrument_http_clients: bool | None
+    instrument_libraries: str | Sequence[str] | None
     request_id_propagation: bool | None
     trust_forwarded_headers: bool | None
     otlp_endpoint: str | None

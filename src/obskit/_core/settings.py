@@ -121,6 +121,7 @@ class Settings:
     access_log_flush_interval: float = 1.0
     trust_forwarded_headers: bool = False
     instrument_http_clients: bool = True
+    instrument_libraries: tuple[str, ...] = ("auto",)
     request_id_propagation: bool = True
     otlp_endpoint: str | None = None
     otlp_protocol: str = "http/protobuf"
@@ -352,6 +353,32 @@ def _subset(setting: str, allowed: tuple[str, ...]) -> Callable[[object], tuple[
     return parse
 
 
+#: The libraries ``instrument_libraries`` may name (``_web/libraries.py`` holds how each is instrumented).
+INSTRUMENTABLE_LIBRARIES = (
+    "aiohttp",
+    "celery",
+    "httpx",
+    "psycopg",
+    "psycopg2",
+    "redis",
+    "requests",
+    "sqlalchemy",
+)
+
+
+def _libraries(value: object) -> tuple[str, ...]:
+    """``auto``, ``none`` or a comma list of :data:`INSTRUMENTABLE_LIBRARIES`; ``none`` is ``()``."""
+    allowed = ("auto", "none", *INSTRUMENTABLE_LIBRARIES)
+    hint = "auto (every installed one), none, or library names, comma-separated."
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+    if not names or any(n not in allowed for n in names):
+        raise ConfigError("instrument_libraries", value, allowed, hint)
+    if len(names) > 1 and ("auto" in names or "none" in names):
+        raise ConfigError("instrument_libraries", value, allowed, f"auto and none stand alone. {hint}")
+    return () if names == ("none",) else names
+
+
 def _regexes(setting: str) -> Callable[[object], tuple[str, ...]]:
     def parse(value: object) -> tuple[str, ...]:
         try:
@@ -539,6 +566,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
         (env.OBSKIT_INSTRUMENT_HTTP_CLIENTS,),
         _flag("instrument_http_clients"),
     ),
+    "instrument_libraries": ((env.OBSKIT_INSTRUMENT_LIBRARIES,), _libraries),
     **_otlp_fields(),
 }
 

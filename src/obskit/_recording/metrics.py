@@ -105,11 +105,19 @@ class MetricsCollector:
         self._family("http_duration").observe(duration, method=method, route=route, error_type=error_type)
 
     def cache_access(self, cache: str, hit: bool) -> None:
-        """Count one cache lookup: ``<ns>_cache_requests_total{cache, result=hit|miss}``."""
+        """Count one cache lookup: ``<ns>_cache_requests_total{cache, result=hit|miss}``.
+
+        Redis reads made through the instrumented ``redis`` library count here by themselves
+        (``cache="redis"``; see ``instrument_libraries``).
+        """
         self._family("cache").inc(cache=cache, result="hit" if hit else "miss")
 
     def db_call(self, operation: str, duration: float, db: str = "default", error: bool = False) -> None:
-        """Observe one database call: ``<ns>_db_query_duration_seconds{db, operation, status}``."""
+        """Observe one database call: ``<ns>_db_query_duration_seconds{db, operation, status}``.
+
+        Queries made through an instrumented library (SQLAlchemy, psycopg, Redis; see
+        ``instrument_libraries``) are observed here by themselves, ``db`` being the system.
+        """
         self._family("db_duration").observe(
             duration, db=db, operation=operation, status="error" if error else "ok"
         )

@@ -29,6 +29,7 @@ __all__ = [
     "check_backends",
     "endpoints_not_shadowed",
     "extras_installed",
+    "instrumentations_installed",
     "otlp_endpoints_reachable",
     "prometheus_port_free",
     "pushgateway_reachable",
@@ -55,6 +56,13 @@ def extras_installed(settings: Settings) -> list[str]:
             except ConfigError as error:
                 problems.append(str(error))
     return problems
+
+
+def instrumentations_installed(settings: Settings) -> list[str]:
+    """Every library to instrument (``instrument_libraries``) whose instrumentation is missing."""
+    from obskit._web.libraries import missing_instrumentations
+
+    return missing_instrumentations(settings)
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:
@@ -167,6 +175,7 @@ def endpoints_not_shadowed(settings: Settings, app: object | None = None) -> lis
 #: (:func:`ignored_settings` at the settings given for backends they do not).
 CHECKS: list[Check] = [
     extras_installed,
+    instrumentations_installed,
     unknown_variables,
     ignored_settings,
     otlp_endpoints_reachable,

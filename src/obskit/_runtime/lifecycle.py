@@ -94,8 +94,8 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
             otlp_logs_insecure); jaeger_endpoint; web apps: excluded_urls, health_path,
             liveness_path, readiness_path, request_id_header, request_id_echo, access_log,
             access_log_flush_interval, trust_forwarded_headers; outgoing calls:
-            instrument_http_clients, request_id_propagation; Azure: azure_connection_string,
-            azure_live_metrics, azure_offline_storage, azure_statsbeat. See
+            instrument_http_clients, instrument_libraries, request_id_propagation; Azure:
+            azure_connection_string, azure_live_metrics, azure_offline_storage, azure_statsbeat. See
             :mod:`obskit.environment_variables` for what each does.
 
     Raises:
@@ -287,12 +287,12 @@ def _build(settings: Settings, app: object = None) -> None:
         from obskit._recording.proxy import install_global_tracer_provider
 
         install_global_tracer_provider()
-        from obskit._web import clients as _clients
+        from obskit._web import libraries as _libraries
         from obskit._web import propagation as _propagation
 
         undo_propagation, ensure_propagation = _propagation.install(settings)
         _installed.append(undo_propagation)
-        _installed.append(_clients.instrument(settings, ensure_propagation))
+        _installed.append(_libraries.instrument(settings, ensure_propagation))
     _quiet_exporting_libraries(first_undo)
 
 
