@@ -157,7 +157,9 @@ Collected when metrics are read, never by a polling thread. Default: ``false``. 
 """
 
 OBSKIT_HOST_METRICS: Final = "OBSKIT_HOST_METRICS"
-"""``true`` adds host CPU, memory and disk metrics through psutil (``pip install "obskit[host]"``).
+"""``true`` adds host CPU, memory, file system and network metrics through psutil.
+
+Needs ``pip install "obskit[host]"``.
 
 Default: ``false``. Keyword: ``host_metrics``.
 """
