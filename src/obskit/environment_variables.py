@@ -90,6 +90,12 @@ OBSKIT_LOG_FORMAT: Final = "OBSKIT_LOG_FORMAT"
 Keyword: ``log_format``.
 """
 
+OBSKIT_LOG_SOURCE: Final = "OBSKIT_LOG_SOURCE"
+"""``true`` adds where each log call was made: ``module`` (the file name without ``.py``, as
+stdlib's ``%(module)s``), ``function`` and ``line``. Finding the caller costs time on every line
+(docs/performance.md), hence off by default. Default: ``false``. Keyword: ``log_source``.
+"""
+
 OBSKIT_METRIC_NAMESPACE: Final = "OBSKIT_METRIC_NAMESPACE"
 """Prefix of obskit's built-in metric families (``<namespace>_jobs_total`` ...).
 
