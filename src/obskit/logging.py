@@ -377,7 +377,7 @@ def _scalar(value: Any) -> str | None:
 
 _UNCHECKED: Any = object()
 #: The fields of an ``http.access`` line after the core ones, in order (see obskit._web.http).
-_ACCESS_KEYS = ("method", "route", "path", "status", "duration_ms", "client", "user_agent")
+_ACCESS_KEYS = ("method", "route", "path", "status", "duration_ms", "response_bytes", "client", "user_agent")
 
 
 def _key_fragment(key: Any, fields: Mapping[str, Any], redactor: Any) -> str | None:
@@ -523,6 +523,7 @@ class JsonFormatter(logging.Formatter):
         path: str,
         status: int,
         duration_ms: float,
+        response_bytes: int,
         client: str,
         user_agent: str,
         context: Mapping[str, Any] | str | None = None,
@@ -551,6 +552,7 @@ class JsonFormatter(logging.Formatter):
             or status.__class__ is not int
             or duration_ms.__class__ is not float
             or not math.isfinite(duration_ms)
+            or response_bytes.__class__ is not int
             or client.__class__ is not str
             or user_agent.__class__ is not str
         ):
@@ -572,8 +574,8 @@ class JsonFormatter(logging.Formatter):
         k = fragments
         return safe_json(
             f"{head}{k[0]}{_encode_str(method)}{k[1]}{_encode_str(route)}{k[2]}{_encode_str(path)}"
-            f"{k[3]}{int.__repr__(status)}{k[4]}{float.__repr__(duration_ms)}{k[5]}{_encode_str(client)}"
-            f"{k[6]}{_encode_str(user_agent)}}}"
+            f"{k[3]}{int.__repr__(status)}{k[4]}{float.__repr__(duration_ms)}"
+            f"{k[5]}{int.__repr__(response_bytes)}{k[6]}{_encode_str(client)}{k[7]}{_encode_str(user_agent)}}}"
         )
 
     def _scrub_access(

@@ -46,6 +46,7 @@ __all__ = [
     "Config",
     "Exchange",
     "Hub",
+    "add_access_fields",
     "error_type_of",
     "flask_route",
     "host_and_port",
@@ -296,18 +297,21 @@ class Exchange:
 
     __slots__ = (
         "_context_token",
+        "_exchange_token",
         "_fields_token",
         "_fields_value",
         "_in_progress",
         "_own_fields",
         "_parent",
         "_started",
+        "access_fields",
         "client",
         "config",
         "echo",
         "method",
         "path",
         "request_id",
+        "response_bytes",
         "span",
         "status",
         "user_agent",
@@ -324,7 +328,12 @@ class Exchange:
         self.span: Any = None
         self.user_agent = ""
         self.client = ""
+        #: Body bytes of the response, as the app handed them to the server.
+        self.response_bytes = 0
+        #: Fields the app added to the access line (:func:`add_access_fields`), or None.
+        self.access_fields: dict[str, Any] | None = None
         self._context_token: object = None
+        self._exchange_token: Any = None
         #: The context the propagators extracted from the request's headers (empty without them).
         self._parent = _NO_PARENT
         self._fields_token: Any = None
@@ -389,6 +398,7 @@ class Exchange:
         self._own_fields = not outer
         self._fields_value = MappingProxyType({**outer, "request_id": self.request_id})
         self._fields_token = _FIELDS.set(self._fields_value)
+        self._exchange_token = _EXCHANGE.set(self)
 
     def suspend(self) -> bool:
         """Undo :meth:`activate` for a while, when called from the context it ran in.
@@ -411,6 +421,9 @@ class Exchange:
         if self._fields_token is not None:
             _FIELDS.reset(self._fields_token)
             self._fields_token = None
+        if self._exchange_token is not None:
+            _EXCHANGE.reset(self._exchange_token)
+            self._exchange_token = None
         token: Any = self._context_token
         if token is not None:
             self._context_token = None
@@ -459,12 +472,16 @@ class Exchange:
             self.path,
             status,
             round(duration * 1000, 3),
+            self.response_bytes,
             self.client,
             self.user_agent,
         )
-        if error is None and _write_direct(level, message, values, self):
+        added = self.access_fields
+        if error is None and added is None and _write_direct(level, message, values, self):
             return
         fields = dict(zip(_ACCESS_FIELDS, values, strict=True))
+        if added is not None:
+            fields.update(added)
         exc_info = (type(error), error, error.__traceback__) if error is not None else None
         ACCESS_LOGGER.handle(_access_record(level, message, fields, exc_info))
         if error is not None:
@@ -497,7 +514,42 @@ class Exchange:
 
 
 #: The fields of an access line, in the order of its values (JsonFormatter._access_json's).
-_ACCESS_FIELDS = ("method", "route", "path", "status", "duration_ms", "client", "user_agent")
+_ACCESS_FIELDS = (
+    "method",
+    "route",
+    "path",
+    "status",
+    "duration_ms",
+    "response_bytes",
+    "client",
+    "user_agent",
+)
+#: Names an added access field cannot have as is: the access line's own and the LogRecord's
+#: attributes (``makeRecord`` refuses those); it is written as ``field_<name>`` instead.
+_TAKEN = frozenset(_ACCESS_FIELDS) | frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+#: The exchange of the request being served, for :func:`add_access_fields`.
+_EXCHANGE: contextvars.ContextVar[Exchange | None] = contextvars.ContextVar("obskit_exchange", default=None)
+
+
+def add_access_fields(**fields: Any) -> None:
+    """Add ``fields`` to the access line of the request being served (the last value of a key wins).
+
+    Call it from the request's handler or anything it runs in the request's context. Outside a
+    request it does nothing. A field named like one of the access line's own (``status``,
+    ``path``...) is written as ``field_<name>``. The values are redacted as every log field is.
+    """
+    exchange = _EXCHANGE.get()
+    if exchange is None or not fields:
+        return
+    try:
+        added = exchange.access_fields
+        if added is None:
+            added = exchange.access_fields = {}
+        for key, value in fields.items():
+            added[f"field_{key}" if key in _TAKEN else key] = value
+    except Exception as exc:
+        report_internal_error("add_access_fields", exc)
 
 
 def _access_record(level: int, message: str, fields: dict[str, Any], exc_info: Any) -> logging.LogRecord:
@@ -564,7 +616,7 @@ def render_kept_line(handler: logging.Handler, kept: tuple[Any, ...]) -> str:
     formatter = handler.formatter
     line: str | None = None
     if type(formatter) is JsonFormatter:
-        method, route, path, status, duration_ms, client, user_agent = values
+        method, route, path, status, duration_ms, response_bytes, client, user_agent = values
         line = formatter._access_json(
             created,
             logging.getLevelName(level),
@@ -574,6 +626,7 @@ def render_kept_line(handler: logging.Handler, kept: tuple[Any, ...]) -> str:
             path,
             status,
             duration_ms,
+            response_bytes,
             client,
             user_agent,
             context=fields,
