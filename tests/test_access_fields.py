@@ -223,3 +223,20 @@ def test_django_response_bytes_and_added_fields(stack: ExitStack, django_client:
     assert [line["response_bytes"] for line in lines] == [10, len(streamed_body)]
     assert lines[0]["tenant"] == "t-1"
     assert (lines[0]["status"], lines[0]["field_status"]) == (200, "not the status")
+
+
+def test_added_fields_are_redacted_like_every_log_field(stack: ExitStack) -> None:
+    app = FastAPI()
+
+    @app.get("/login")
+    async def login() -> dict[str, str]:
+        obskit.add_access_fields(token="sk-live-123", note="password=hunter2", user="u-1")
+        return {}
+
+    obskit.configure(app, **QUIET)
+    cap = stack.enter_context(capture())
+    stack.enter_context(TestClient(app)).get("/login")
+    (line,) = access(cap)
+    assert line["token"] == "[REDACTED]"
+    assert "hunter2" not in line["note"]
+    assert line["user"] == "u-1"
