@@ -154,3 +154,24 @@ def test_add_obskit_fields_in_a_user_chain(configured: Any) -> None:
     structlog.get_logger().info("user renderer")
     line = strict_loads(sink.getvalue())
     assert source(line) == (MODULE, "test_add_obskit_fields_in_a_user_chain", expected)
+
+
+def test_access_lines_do_not_carry_them(configured: Any) -> None:
+    from flask import Flask
+
+    from obskit.testing import capture
+
+    app = Flask(__name__)
+
+    @app.get("/hello")
+    def hello() -> str:
+        logging.getLogger("app").info("in the view")
+        return "hi"
+
+    configured(app=app, log_source=True)
+    with capture() as cap:
+        app.test_client().get("/hello")
+    (view,) = cap.logs(logger="app")
+    (access,) = cap.logs(logger="http.access")
+    assert view["function"] == "hello"
+    assert source(access) == (None, None, None)
