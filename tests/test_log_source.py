@@ -175,3 +175,16 @@ def test_access_lines_do_not_carry_them(configured: Any) -> None:
     (access,) = cap.logs(logger="http.access")
     assert view["function"] == "hello"
     assert source(access) == (None, None, None)
+
+
+def test_get_logger_records_name_the_caller_for_any_handler(json_log: tuple[logging.Logger, Lines]) -> None:
+    # Independent of log_source: a user's "%(module)s:%(funcName)s:%(lineno)d" formatter reads them.
+    _, lines = json_log
+    expected = here()
+    obskit.get_logger(LOGGER).info("where")
+    record = lines.records[-1]
+    assert (record.module, record.funcName, record.lineno) == (
+        MODULE,
+        "test_get_logger_records_name_the_caller_for_any_handler",
+        expected,
+    )
