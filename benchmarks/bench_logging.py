@@ -253,9 +253,39 @@ def run(config: Config) -> list[Row]:
             )
         )
         rows.extend(_text_redaction(bench, config))
+        rows.extend(_log_source(bench, config, log_stmt, ns))
     bench.close()
     provider.shutdown()
     return rows
+
+
+def _log_source(bench: _Bench, config: Config, log_stmt: str, ns: dict[str, Any]) -> list[Row]:
+    """What ``log_source=True`` (module, function and line on each line) adds to a line."""
+    state = _state.STATE
+    with_source = dataclasses.replace(state, settings=dataclasses.replace(state.settings, log_source=True))
+    use = bench.use(bench.obskit)
+
+    def using(chosen: _state.State) -> Any:
+        def prepare() -> None:
+            use()
+            _state.set_state(chosen)
+
+        return prepare
+
+    try:
+        return [
+            compare(
+                "5",
+                "JsonFormatter via handler, log_source",
+                Side("obskit log_source off", loop(log_stmt, ns), using(state)),
+                Side("obskit log_source on", loop(log_stmt, ns), using(with_source)),
+                config,
+                max_iterations=50_000,
+                note="informational: the cost of the three fields",
+            )
+        ]
+    finally:
+        _state.set_state(state)
 
 
 #: (what the row says, the logging call, its arguments): a typical message and one with a credential.

@@ -19,6 +19,7 @@ if _typing.TYPE_CHECKING:  # imported on first use (below); typed here for edito
     from obskit._recording.jobs import Job, track_job
     from obskit._recording.metrics import MetricsCollector
     from obskit._runtime.doctor import check_backends
+    from obskit._web.http import add_access_fields
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ _LAZY_SUBMODULES = frozenset({"asgi", "health", "prometheus", "testing", "wsgi"}
 _LAZY_NAMES = {
     "Job": "obskit._recording.jobs",
     "MetricsCollector": "obskit._recording.metrics",
+    "add_access_fields": "obskit._web.http",
     "check_backends": "obskit._runtime.doctor",
     "track_job": "obskit._recording.jobs",
 }
@@ -63,6 +65,7 @@ __all__ = [
     "MetricsCollector",
     "ObskitError",
     "Settings",
+    "add_access_fields",
     "check_backends",
     "configure",
     "event",

@@ -90,6 +90,12 @@ OBSKIT_LOG_FORMAT: Final = "OBSKIT_LOG_FORMAT"
 Keyword: ``log_format``.
 """
 
+OBSKIT_LOG_SOURCE: Final = "OBSKIT_LOG_SOURCE"
+"""``true`` adds where each log call was made: ``module`` (the file name without ``.py``, as
+stdlib's ``%(module)s``), ``function`` and ``line``. Finding the caller costs time on every line
+(docs/performance.md), hence off by default. Default: ``false``. Keyword: ``log_source``.
+"""
+
 OBSKIT_METRIC_NAMESPACE: Final = "OBSKIT_METRIC_NAMESPACE"
 """Prefix of obskit's built-in metric families (``<namespace>_jobs_total`` ...).
 
@@ -157,7 +163,9 @@ Collected when metrics are read, never by a polling thread. Default: ``false``. 
 """
 
 OBSKIT_HOST_METRICS: Final = "OBSKIT_HOST_METRICS"
-"""``true`` adds host CPU, memory and disk metrics through psutil (``pip install "obskit[host]"``).
+"""``true`` adds host CPU, memory, file system and network metrics through psutil.
+
+Needs ``pip install "obskit[host]"``.
 
 Default: ``false``. Keyword: ``host_metrics``.
 """

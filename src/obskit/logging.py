@@ -4,7 +4,8 @@ Every line is one JSON object: ``timestamp`` (UTC, RFC 3339), ``level``, ``logge
 ``service``, ``environment``, ``trace_id``/``span_id`` (W3C hex, only inside a span), the fields
 of the active :class:`~obskit.LoggingContext` (``request_id``, ``user_id``, ...), the keys bound
 with structlog's ``bind_contextvars()``, ``extra`` fields, and ``exception`` (type, message,
-stack). Sensitive keys are redacted with the same list as span attributes, at any depth, and
+stack). With ``log_source`` on, ``module``, ``function`` and ``line`` say where the call was made.
+Sensitive keys are redacted with the same list as span attributes, at any depth, and
 credentials in the message, exception and string fields are hidden
 (:meth:`obskit._core.redact.Redactor.scrub`). Messages with newlines, quotes or non-ASCII stay one
 valid JSON line, of valid UTF-8 whatever they hold; a value that cannot be rendered costs its own
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 import time
 import traceback
@@ -216,10 +218,57 @@ def _bound_contextvars() -> dict[str, Any] | None:
     return bound or None
 
 
+#: The fields ``log_source`` adds: where the log call was made.
+_SOURCE = frozenset({"module", "function", "line"})
+#: The logger of access lines, whose call site is always obskit's middleware: no source fields.
+_ACCESS_LOGGER = "http.access"
+
+
+def _module_name(filename: str) -> str:
+    """The file name without directory and extension, as stdlib's ``LogRecord.module`` has it."""
+    return os.path.splitext(os.path.basename(filename))[0]
+
+
+def _source_fragment(record: logging.LogRecord) -> str:
+    """``,"module":...,"function":...,"line":...`` of ``record`` for the direct path."""
+    function = record.funcName
+    line = record.lineno
+    return (
+        f',"module":{_encode_str(record.module)}'
+        f',"function":{_encode_str(function) if function.__class__ is str else "null"}'
+        f',"line":{int.__repr__(line) if line.__class__ is int else "null"}'
+    )
+
+
+def _caller_source() -> dict[str, Any]:
+    """``module``, ``function`` and ``line`` of the log call made through structlog.
+
+    The first frame outside structlog and this module (and stdlib ``logging``, for structlog set
+    up to hand events to it).
+    """
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__") or ""
+        if not (
+            name == "obskit.logging"
+            or name == "logging"
+            or name == "structlog"
+            or name.startswith("structlog.")
+        ):
+            code = frame.f_code
+            return {
+                "module": _module_name(code.co_filename),
+                "function": code.co_name,
+                "line": frame.f_lineno,
+            }
+        frame = frame.f_back
+    return {}
+
+
 def _add_fields(out: dict[str, Any], fields: Mapping[str, Any], redactor: Any) -> None:
     sensitive, scrub = redactor.is_sensitive, redactor.scrub
     for key, value in fields.items():
-        if key in _CORE:
+        if key in _CORE or (key in _SOURCE and _state.STATE.settings.log_source):
             key = f"field_{key}"
         out[key] = (
             REDACTED
@@ -259,8 +308,12 @@ def render_record(
     fields: Mapping[str, Any] | None = None,
     exc_info: Any = None,
     clock: _Clock | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The dict every obskit log line is made of (before JSON encoding)."""
+    """The dict every obskit log line is made of (before JSON encoding).
+
+    ``source`` is where the call was made (``module``, ``function``, ``line``), for ``log_source``.
+    """
     state = _state.STATE
     out: dict[str, Any] = {
         "timestamp": (clock or _CLOCK).format(created),
@@ -276,6 +329,8 @@ def render_record(
     context = current_fields()
     if context:
         _add_fields(out, context, state.redactor)
+    if source:
+        out.update(source)
     if fields:
         _add_fields(out, fields, state.redactor)
     if exc_info:
@@ -322,7 +377,7 @@ def _scalar(value: Any) -> str | None:
 
 _UNCHECKED: Any = object()
 #: The fields of an ``http.access`` line after the core ones, in order (see obskit._web.http).
-_ACCESS_KEYS = ("method", "route", "path", "status", "duration_ms", "client", "user_agent")
+_ACCESS_KEYS = ("method", "route", "path", "status", "duration_ms", "response_bytes", "client", "user_agent")
 
 
 def _key_fragment(key: Any, fields: Mapping[str, Any], redactor: Any) -> str | None:
@@ -468,6 +523,7 @@ class JsonFormatter(logging.Formatter):
         path: str,
         status: int,
         duration_ms: float,
+        response_bytes: int,
         client: str,
         user_agent: str,
         context: Mapping[str, Any] | str | None = None,
@@ -496,6 +552,7 @@ class JsonFormatter(logging.Formatter):
             or status.__class__ is not int
             or duration_ms.__class__ is not float
             or not math.isfinite(duration_ms)
+            or response_bytes.__class__ is not int
             or client.__class__ is not str
             or user_agent.__class__ is not str
         ):
@@ -517,8 +574,8 @@ class JsonFormatter(logging.Formatter):
         k = fragments
         return safe_json(
             f"{head}{k[0]}{_encode_str(method)}{k[1]}{_encode_str(route)}{k[2]}{_encode_str(path)}"
-            f"{k[3]}{int.__repr__(status)}{k[4]}{float.__repr__(duration_ms)}{k[5]}{_encode_str(client)}"
-            f"{k[6]}{_encode_str(user_agent)}}}"
+            f"{k[3]}{int.__repr__(status)}{k[4]}{float.__repr__(duration_ms)}"
+            f"{k[5]}{int.__repr__(response_bytes)}{k[6]}{_encode_str(client)}{k[7]}{_encode_str(user_agent)}}}"
         )
 
     def _scrub_access(
@@ -559,6 +616,12 @@ class JsonFormatter(logging.Formatter):
             if head is None:
                 return None
             parts = [head]
+            if state.settings.log_source and record.name != _ACCESS_LOGGER:
+                if (context and not context.keys().isdisjoint(_SOURCE)) or (
+                    extra and not extra.keys().isdisjoint(_SOURCE)
+                ):
+                    return None  # renamed to field_<key> by the general path
+                parts.append(_source_fragment(record))
             if extra:
                 if context and not context.keys().isdisjoint(extra):
                     return None
@@ -611,6 +674,8 @@ class JsonFormatter(logging.Formatter):
         context = current_fields()
         if context:
             _add_fields(out, context, state.redactor)
+        if state.settings.log_source and record.name != _ACCESS_LOGGER:
+            out["module"], out["function"], out["line"] = record.module, record.funcName, record.lineno
         exc_info = record.exc_info
         if event is not None:
             asked = _exc_tuple(event.pop("exc_info", None), False)
@@ -704,6 +769,25 @@ def _str_or_marker(value: Any) -> str:
 # -- structlog -------------------------------------------------------------------------------------
 
 
+def _is_structlog(name: str) -> bool:
+    return name == "structlog" or name.startswith("structlog.")
+
+
+def _structlog_depth() -> int:
+    """The ``stacklevel`` that makes the stdlib record name the caller of the structlog logger.
+
+    Counted from the processor chain: its own frames and the bound logger's are all structlog's,
+    and they are one more than stand between the stdlib call and the user's frame (the chain
+    has returned by then). Their number depends on the wrapper class, so it is counted.
+    """
+    depth = 0
+    frame: Any = sys._getframe(2)
+    while frame is not None and _is_structlog(frame.f_globals.get("__name__") or ""):
+        depth += 1
+        frame = frame.f_back
+    return max(depth, 1)
+
+
 def _forward_to_stdlib(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
     """Last processor of :func:`get_logger`: hand the event to stdlib logging, fields kept apart."""
     event = event_dict.pop("event", "")
@@ -711,7 +795,10 @@ def _forward_to_stdlib(logger: Any, method_name: str, event_dict: MutableMapping
     if exc_info is True or (method_name == "exception" and exc_info is None):
         exc_info = True
     stack_info = bool(event_dict.pop("stack_info", False))
-    kwargs: dict[str, Any] = {"extra": {_STRUCTLOG_FIELDS: dict(event_dict)}, "stacklevel": 2}
+    kwargs: dict[str, Any] = {
+        "extra": {_STRUCTLOG_FIELDS: dict(event_dict)},
+        "stacklevel": _structlog_depth(),
+    }
     if exc_info:
         kwargs["exc_info"] = exc_info
     if stack_info:
@@ -743,7 +830,8 @@ def _render_structlog(logger: Any, method_name: str, event_dict: MutableMapping[
     level = "WARNING" if level == "WARN" else level
     name = event_dict.pop("logger", None) or getattr(logger, "name", None) or _calling_module()
     exc_info = _exc_tuple(event_dict.pop("exc_info", None), method_name == "exception")
-    out = render_record(time.time(), level, str(name), message, event_dict, exc_info)
+    source = _caller_source() if _state.STATE.settings.log_source else None
+    out = render_record(time.time(), level, str(name), message, event_dict, exc_info, source=source)
     return safe_json(_encode(out))
 
 
@@ -814,6 +902,8 @@ def add_obskit_fields(logger: Any, method_name: str, event_dict: MutableMapping[
         context = current_fields()
         if context:
             _add_fields(added, context, state.redactor)
+        if state.settings.log_source:
+            added.update(_caller_source())
         for key, value in added.items():
             event_dict.setdefault(key, value)
     except Exception as exc:

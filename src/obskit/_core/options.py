@@ -30,6 +30,7 @@ class SettingsKeywords(TypedDict, total=False):
     sdk_disabled: bool | None
     log_level: str | None
     log_format: str | None
+    log_source: bool | None
     metric_namespace: str | None
     redact_keys: str | Sequence[str] | None
     redact_text: bool | None

@@ -84,6 +84,7 @@ class Settings:
     sdk_disabled: bool = False
     log_level: str = "INFO"
     log_format: str = "json"
+    log_source: bool = False
     metric_namespace: str = "obskit"
     redact_keys: tuple[str, ...] = ()
     redact_text: bool = True
@@ -495,6 +496,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
     "sdk_disabled": ((env.OTEL_SDK_DISABLED,), _flag("sdk_disabled")),
     "log_level": ((env.OBSKIT_LOG_LEVEL,), _choice("log_level", LOG_LEVELS, upper=True)),
     "log_format": ((env.OBSKIT_LOG_FORMAT,), _choice("log_format", LOG_FORMATS, upper=False)),
+    "log_source": ((env.OBSKIT_LOG_SOURCE,), _flag("log_source")),
     "metric_namespace": ((env.OBSKIT_METRIC_NAMESPACE,), _namespace),
     "redact_keys": ((env.OBSKIT_REDACT_KEYS,), _key_list),
     "redact_text": ((env.OBSKIT_REDACT_TEXT,), _flag("redact_text")),

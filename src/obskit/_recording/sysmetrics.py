@@ -76,8 +76,62 @@ def _open_fds() -> int | None:
         return None
 
 
+# Mounts that hold no user data, skipped as node_exporter skips them by default
+# (collector/filesystem_linux.go, 1.8): pseudo file systems by type, and the kernel's and
+# container runtimes' trees by mount point. Unlike node_exporter, ``overlay`` is kept: inside a
+# container the root file system is an overlay, and it is the disk the application fills; the
+# host-side overlays of other containers live under /var/lib/docker and are skipped by path.
+# ``tmpfs`` is kept, as node_exporter keeps it: /run and /dev/shm can fill up too.
+_SKIPPED_FSTYPES = frozenset(
+    {
+        "autofs",
+        "binfmt_misc",
+        "bpf",
+        "cgroup",
+        "cgroup2",
+        "configfs",
+        "debugfs",
+        "devpts",
+        "devtmpfs",
+        "fusectl",
+        "hugetlbfs",
+        "iso9660",
+        "mqueue",
+        "nsfs",
+        "proc",
+        "procfs",
+        "pstore",
+        "rpc_pipefs",
+        "securityfs",
+        "selinuxfs",
+        "squashfs",
+        "erofs",
+        "sysfs",
+        "tracefs",
+    }
+)
+_SKIPPED_MOUNT_PREFIXES = (
+    "/dev",
+    "/proc",
+    "/sys",
+    "/run/credentials/",
+    "/var/lib/docker/",
+    "/var/lib/containers/storage/",
+)
+
+
+def _skipped_mount(mountpoint: str) -> bool:
+    for prefix in _SKIPPED_MOUNT_PREFIXES:
+        if prefix.endswith("/"):
+            if mountpoint.startswith(prefix):
+                return True
+        elif mountpoint == prefix or mountpoint.startswith(prefix + "/"):
+            return True
+    return False
+
+
 class HostCollector(Collector):
-    """Host CPU utilisation, memory and root-disk usage through psutil (``obskit[host]``)."""
+    """Host CPU, memory, file systems and network bytes through psutil (``obskit[host]``)."""
 
     def __init__(self) -> None:
         try:
@@ -104,13 +158,76 @@ class HostCollector(Collector):
         yield GaugeMetricFamily(
             "system_memory_available_bytes", "Host memory available in bytes.", value=memory.available
         )
-        disk = psutil.disk_usage("/")
+        yield from self._filesystems()
+        yield from self._network()
+
+    def _filesystems(self) -> Iterator[Metric]:
+        psutil = self._psutil
+        labels = ["device", "mountpoint", "fstype"]
+        usage = GaugeMetricFamily(
+            "system_filesystem_usage_bytes",
+            "File system bytes by state: used, free (available to unprivileged users) and"
+            " reserved (for root); the three add up to system_filesystem_limit_bytes.",
+            labels=[*labels, "state"],
+        )
+        limit = GaugeMetricFamily(
+            "system_filesystem_limit_bytes", "File system size in bytes.", labels=labels
+        )
+        root = None
+        seen: set[str] = set()
+        try:
+            partitions = psutil.disk_partitions(all=True)
+        except OSError:
+            partitions = []
+        for partition in partitions:
+            mountpoint = partition.mountpoint
+            # A path mounted twice (bind mounts, stacked mounts) would give duplicate series.
+            if mountpoint in seen or partition.fstype in _SKIPPED_FSTYPES or _skipped_mount(mountpoint):
+                continue
+            try:
+                disk = psutil.disk_usage(mountpoint)
+            except OSError:  # permission denied, stale network mount, vanished mount
+                continue
+            seen.add(mountpoint)
+            values = [partition.device, mountpoint, partition.fstype]
+            usage.add_metric([*values, "used"], disk.used)
+            usage.add_metric([*values, "free"], disk.free)
+            usage.add_metric([*values, "reserved"], max(disk.total - disk.used - disk.free, 0))
+            limit.add_metric(values, disk.total)
+            if mountpoint == "/":
+                root = disk
+        yield usage
+        yield limit
+        if root is None:
+            try:
+                root = psutil.disk_usage("/")
+            except OSError:
+                return
+        # Kept from obskit 0.x for existing dashboards: the root file system only, and "free"
+        # is what unprivileged users can still write (reserved blocks excluded), so
+        # 1 - free/total overstates use; system_filesystem_usage_bytes{state="used"} does not.
         yield GaugeMetricFamily(
-            "system_disk_total_bytes", "Size of the root file system in bytes.", value=disk.total
+            "system_disk_total_bytes", "Size of the root file system in bytes.", value=root.total
         )
         yield GaugeMetricFamily(
-            "system_disk_free_bytes", "Free bytes on the root file system.", value=disk.free
+            "system_disk_free_bytes", "Free bytes on the root file system.", value=root.free
         )
+
+    def _network(self) -> Iterator[Metric]:
+        io = CounterMetricFamily(
+            "system_network_io",
+            "Bytes received and transmitted, by network interface.",
+            labels=["device", "direction"],
+            unit="bytes",
+        )
+        try:
+            counters = self._psutil.net_io_counters(pernic=True)
+        except OSError:
+            counters = {}
+        for device, nic in counters.items():
+            io.add_metric([device, "receive"], nic.bytes_recv)
+            io.add_metric([device, "transmit"], nic.bytes_sent)
+        yield io
 
 
 def register(registry: CollectorRegistry, process: bool, host: bool) -> list[Collector]:

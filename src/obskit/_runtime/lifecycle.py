@@ -76,8 +76,8 @@ def configure(app: object = None, **settings: Unpack[SettingsKeywords]) -> Setti
             shutdown(), so several apps in one process are all instrumented.
         **settings: service_name, service_version, environment, resource_attributes,
             traces_exporter, metrics_exporter, logs_exporter, sampling_ratio, sampler,
-            sdk_disabled, log_level, log_format, metric_namespace, redact_keys, redact_text,
-            redact_patterns, series_cap, histogram_buckets, exponential_histograms,
+            sdk_disabled, log_level, log_format, log_source, metric_namespace, redact_keys,
+            redact_text, redact_patterns, series_cap, histogram_buckets, exponential_histograms,
             runtime_metrics, host_metrics, metric_export_interval_ms, shutdown_timeout,
             export_queue_size, export_batch_size;
             Prometheus: prometheus_host, prometheus_port, prometheus_path, prometheus_created,

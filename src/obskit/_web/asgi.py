@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 import time
@@ -335,7 +336,8 @@ class _ASGIExchange(Exchange):
     _send: Send  # set by the middleware right after it makes the exchange
 
     async def __call__(self, message: Any) -> None:
-        if message["type"] == "http.response.start":
+        kind = message["type"]
+        if kind == "http.response.start":
             self.status = message["status"]
             if self.echo:
                 headers = message.get("headers", ())
@@ -345,23 +347,32 @@ class _ASGIExchange(Exchange):
                         break  # a response that already carries the header (set by the app) keeps its own
                 else:
                     message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
-        elif (
-            message["type"] == "http.response.body" and not message.get("more_body", False) and self.suspend()
-        ):
-            # The last message: the server may now schedule work of its own that copies the
-            # current context (uvicorn's keep-alive timer, which stays in the event loop's heap
-            # for seconds once cancelled). Sent from the context the request started in, so such
-            # copies do not keep this request's span and fields alive: the garbage collector
-            # would then see them survive into its older generations (docs/performance.md).
-            # The request's context is back for whatever the app does after the response
-            # (background tasks) and for obskit's access line. (From a task of the app's, which
-            # runs in a copy of the request's context, suspend() changes nothing.)
-            try:
-                await self._send(message)
-            finally:
-                self.activate()
-            return
+        elif kind == "http.response.body":
+            self.response_bytes += len(message.get("body", b""))
+            if not message.get("more_body", False) and self.suspend():
+                # The last message: the server may now schedule work of its own that copies the
+                # current context (uvicorn's keep-alive timer, which stays in the event loop's heap
+                # for seconds once cancelled). Sent from the context the request started in, so such
+                # copies do not keep this request's span and fields alive: the garbage collector
+                # would then see them survive into its older generations (docs/performance.md).
+                # The request's context is back for whatever the app does after the response
+                # (background tasks) and for obskit's access line. (From a task of the app's, which
+                # runs in a copy of the request's context, suspend() changes nothing.)
+                try:
+                    await self._send(message)
+                finally:
+                    self.activate()
+                return
+        elif kind == "http.response.pathsend":  # a file the server sends whole (ASGI extension)
+            self.response_bytes += _file_size(message.get("path"))
         await self._send(message)
+
+
+def _file_size(path: Any) -> int:
+    try:
+        return os.stat(path).st_size
+    except (OSError, TypeError, ValueError):
+        return 0
 
 
 #: The ``method`` of websocket connections in span names, metrics and access lines.

@@ -292,6 +292,8 @@ class ObskitDjangoMiddleware:
             if response.streaming:
                 iterate = _acurrent if response.is_async else _current
                 response.streaming_content = iterate(response.streaming_content, exchange, closer)
+            else:
+                exchange.response_bytes = len(response.content)
             response.close = closer
         except Exception as exc:
             report_internal_error("django response", exc)
@@ -377,6 +379,7 @@ def _current(chunks: Iterable[Any], exchange: Exchange, closer: _Closer) -> Iter
             closer.finish(error)
             raise
         exchange.deactivate()
+        exchange.response_bytes += len(chunk)
         yield chunk
 
 
@@ -395,6 +398,7 @@ async def _acurrent(chunks: AsyncIterable[Any], exchange: Exchange, closer: _Clo
             closer.finish(error)
             raise
         exchange.deactivate()
+        exchange.response_bytes += len(chunk)
         yield chunk
 
 

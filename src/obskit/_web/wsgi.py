@@ -138,6 +138,8 @@ class ObskitWSGIMiddleware:
                 exchange.status = int(status[:3])
             except ValueError:
                 exchange.status = 0
+            if environ.get(COMPLETE_KEY):  # sent by the server, not through _Body: its header says
+                exchange.response_bytes = _content_length(headers)
             # A response that already carries the header (set by the app) keeps its own.
             if not exchange.echo or any(name.lower() == config.request_id_header for name, _ in headers):
                 return start_response(status, headers, exc_info)
@@ -151,6 +153,8 @@ class ObskitWSGIMiddleware:
         exchange.deactivate()
         wrapped = _Body(body, exchange, environ)
         if environ.get(COMPLETE_KEY):
+            if isinstance(body, (list, tuple)):
+                exchange.response_bytes = sum(map(len, body))
             wrapped._finish(None)  # all made: nothing of the app's runs while it is sent
             return body
         return wrapped
@@ -190,6 +194,16 @@ class ObskitWSGIMiddleware:
         return self._metrics_app
 
 
+def _content_length(headers: list[Any]) -> int:
+    for name, value in headers:
+        if name.lower() == "content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
 class _Body:
     """The app's response body, passed through; the request is finished when it is used up or closed."""
 
@@ -207,6 +221,7 @@ class _Body:
         exchange = self._exchange
         try:
             if isinstance(self._body, (list, tuple)):  # made already: no app code runs here
+                exchange.response_bytes = sum(map(len, self._body))
                 yield from self._body
             else:
                 chunks = iter(self._body)
@@ -218,6 +233,7 @@ class _Body:
                         exchange.deactivate()
                     if chunk is _DONE:
                         break
+                    exchange.response_bytes += len(chunk)
                     yield chunk
         except Exception as error:
             self._finish(error)

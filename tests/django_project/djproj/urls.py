@@ -17,6 +17,7 @@ urlpatterns = [
     re_path(r"^legacy/(?P<slug>[a-z]+)/$", views.legacy),
     path("async/<str:name>/", views.async_view),
     path("stream/", views.stream),
+    path("fields/", views.fields),
     path("slow/", views.slow),
     path("astream/", views.astream),
     path("stream-fail/", views.stream_fail),

@@ -22,6 +22,13 @@ def item(request, item_id):
     return JsonResponse({"id": item_id})
 
 
+def fields(request):
+    import obskit
+
+    obskit.add_access_fields(tenant="t-1", status="not the status")
+    return HttpResponse("0123456789")
+
+
 def archive(request, year, month):
     return JsonResponse({"year": year, "month": month})
 
