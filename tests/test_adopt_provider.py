@@ -155,6 +155,32 @@ def test_configure_again_adds_obskits_processors_once(
     assert len(printed) == 1
 
 
+def test_the_database_metrics_processor_goes_into_obskits_holder_once(
+    set_global: Callable[[Any], None],
+) -> None:
+    # Instrumenting a database library adds the span processor feeding the DB metrics: into the
+    # adopted provider's holder, not onto the application's provider once per configure().
+    pytest.importorskip("opentelemetry.instrumentation.sqlalchemy", reason="obskit[sqlalchemy] not installed")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    from obskit.testing import capture
+
+    provider, _ = user_provider()
+    set_global(provider)
+    for _ in range(3):
+        obskit.configure(
+            traces_exporter="none",
+            metrics_exporter="none",
+            logs_exporter="none",
+            instrument_libraries="sqlalchemy",
+        )
+    assert len(provider._active_span_processor._span_processors) == 2  # the user's and obskit's holder
+    engine = sqlalchemy.create_engine("sqlite://")
+    with capture(strict=False) as cap, engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT 1"))
+        queries = cap.histogram_count("obskit_db_query_duration_seconds", operation="SELECT")
+    assert queries == 1
+
+
 def test_shutdown_leaves_the_users_provider_working(
     set_global: Callable[[Any], None], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,7 +25,7 @@ TRACES_ONLY: dict[str, Any] = {
 
 
 def downstream() -> Flask:
-    app = Flask("downstream")
+    app = Flask(__name__)  # a module Flask can locate, whatever the current directory
 
     @app.get("/who")
     def who() -> Any:
@@ -48,7 +48,7 @@ def back() -> Iterator[tuple[Flask, str]]:
 
 
 def front(url: str) -> Flask:
-    app = Flask("front")
+    app = Flask(__name__)
 
     @app.get("/call/<client>")
     def call(client: str) -> Any:

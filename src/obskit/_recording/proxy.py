@@ -28,6 +28,7 @@ from obskit._core import state as _state
 __all__ = [
     "AdoptedSpanProcessors",
     "ObskitTracerProvider",
+    "add_processor",
     "adopt",
     "foreign_tracer_provider",
     "install_global_tracer_provider",
@@ -182,6 +183,19 @@ class AdoptedSpanProcessors:
 
 
 _ADOPTED: weakref.WeakKeyDictionary[Any, AdoptedSpanProcessors] = weakref.WeakKeyDictionary()
+
+
+def add_processor(provider: Any, processor: Any) -> None:
+    """Add ``processor`` to ``provider``: into obskit's holder when obskit adopted it.
+
+    There the next configure() or shutdown() takes it out again; added to a provider the
+    application owns, it would stay for the provider's life, one more per configure().
+    """
+    holder = _ADOPTED.get(provider)
+    if holder is not None:
+        holder.processors = (*holder.processors, processor)
+    else:
+        provider.add_span_processor(processor)
 
 
 def adopt(provider: Any, processors: Iterable[Any]) -> AdoptedSpanProcessors:

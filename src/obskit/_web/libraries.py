@@ -320,9 +320,10 @@ class _Libraries:
             if self._metrics is not None or self._closed or provider is None:
                 return
             self._metrics = _ACTIVE = _DatabaseMetrics()
-        add = getattr(provider, "add_span_processor", None)
-        if add is not None:
-            add(self._metrics)
+        if hasattr(provider, "add_span_processor"):
+            from obskit._recording.proxy import add_processor
+
+            add_processor(provider, self._metrics)
 
     def _remove_finder(self) -> None:
         finder, self._finder = self._finder, None
