@@ -42,6 +42,20 @@ def _restore_global_state() -> Iterator[None]:
     root.setLevel(level)
 
 
+@pytest.fixture(autouse=True)
+def _restore_cwd() -> Iterator[None]:
+    """The current directory as it was: a test (or a library it drives) that moves it, into a
+    directory removed later, would leave the next tests of the worker without one."""
+    cwd = os.getcwd()
+    yield
+    try:
+        moved = os.getcwd() != cwd
+    except FileNotFoundError:
+        moved = True
+    if moved:
+        os.chdir(cwd)
+
+
 @pytest.fixture
 def swallow_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     """For tests of the promise that telemetry failures never reach user code."""
