@@ -12,6 +12,7 @@ from obskit._core import errors as _errors
 from obskit._core import exit as _exit
 from obskit._core import state as _state
 from obskit._runtime import lifecycle as _runtime
+from obskit._web.http import SERVER_ERROR_LOGGERS
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +34,14 @@ def _restore_global_state() -> Iterator[None]:
     """Restore obskit's state, root logger handlers and level after each test."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    logger_class = logging.getLoggerClass()  # structlog's LoggerFactory replaces it, for good
+    servers = [logging.getLogger(name) for name in SERVER_ERROR_LOGGERS]
+    server_filters = [list(logger.filters) for logger in servers]
     state = _state.STATE
     yield
+    logging.setLoggerClass(logger_class)
+    for logger, filters in zip(servers, server_filters, strict=True):
+        logger.filters[:] = filters
     _runtime.shutdown(timeout=2)
     _exit.reset()
     _state.set_state(state)

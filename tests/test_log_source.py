@@ -188,3 +188,28 @@ def test_get_logger_records_name_the_caller_for_any_handler(json_log: tuple[logg
         "test_get_logger_records_name_the_caller_for_any_handler",
         expected,
     )
+
+
+def test_a_logger_class_that_finds_its_caller_itself_is_left_to_it(
+    json_log: tuple[logging.Logger, Lines],
+) -> None:
+    # structlog's LoggerFactory makes every later logger a _FixedFindCallerLogger, which skips
+    # structlog's frames itself: obskit's counting must not skip the caller's frame too.
+    import structlog
+
+    _, lines = json_log
+    previous = logging.getLoggerClass()
+    logging.setLoggerClass(structlog.stdlib._FixedFindCallerLogger)
+    try:
+        logger = obskit.get_logger(f"{LOGGER}.fixed_find_caller")
+        made = logging.getLogger(f"{LOGGER}.fixed_find_caller")
+        assert type(made) is structlog.stdlib._FixedFindCallerLogger
+        expected = here()
+        logger.info("where")
+    finally:
+        logging.setLoggerClass(previous)
+    record = lines.records[-1]
+    assert (record.funcName, record.lineno) == (
+        "test_a_logger_class_that_finds_its_caller_itself_is_left_to_it",
+        expected,
+    )

@@ -788,6 +788,9 @@ def _structlog_depth() -> int:
     return max(depth, 1)
 
 
+_STDLIB_FIND_CALLER = logging.Logger.findCaller
+
+
 def _forward_to_stdlib(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
     """Last processor of :func:`get_logger`: hand the event to stdlib logging, fields kept apart."""
     event = event_dict.pop("event", "")
@@ -797,7 +800,9 @@ def _forward_to_stdlib(logger: Any, method_name: str, event_dict: MutableMapping
     stack_info = bool(event_dict.pop("stack_info", False))
     kwargs: dict[str, Any] = {
         "extra": {_STRUCTLOG_FIELDS: dict(event_dict)},
-        "stacklevel": _structlog_depth(),
+        # A logger class with a findCaller of its own (structlog's LoggerFactory installs one
+        # that skips structlog's frames itself) finds the caller alone: counting would overshoot.
+        "stacklevel": _structlog_depth() if type(logger).findCaller is _STDLIB_FIND_CALLER else 1,
     }
     if exc_info:
         kwargs["exc_info"] = exc_info
