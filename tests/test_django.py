@@ -293,16 +293,21 @@ def test_middleware_in_settings_configures_obskit_and_instruments(stack: ExitSta
     stack.enter_context(override_settings(MIDDLEWARE=OBSKIT_FIRST, OBSKIT={"service_name": "from-settings"}))
     client = Client(raise_request_exception=False)
     assert not obskit.is_configured()
-    response = client.get("/api/items/3/")  # loads the middleware, which configures obskit
+    response = client.get("/api/items/3/", headers={"X-Request-ID": "r-1"})  # loads the middleware
     assert obskit.is_configured()
     from obskit._core import state
 
     assert state.STATE.settings.service_name == "from-settings"
-    assert "X-Request-ID" in response
-    cap = stack.enter_context(capture())
-    client.get("/legacy/abc/")
-    [span] = server_spans(cap)
+    assert response["X-Request-ID"] == "r-1"
+    assert "X-Request-ID" not in client.get("/api/items/3/")  # none sent: the response is the app's
+    with capture() as cap:
+        client.get("/legacy/abc/")
+        [span] = server_spans(cap)
     assert span.name == "GET /legacy/{slug}/"
+    from obskit._web.http import AlreadyLoggedFilter
+
+    obskit.shutdown()  # what the middleware added to the servers' loggers goes too
+    assert not [f for f in logging.getLogger("gunicorn.error").filters if isinstance(f, AlreadyLoggedFilter)]
 
 
 def test_middleware_and_configure_app_make_one_server_span(stack: ExitStack) -> None:
@@ -627,13 +632,13 @@ def test_runserver_with_its_autoreloader_instruments_the_serving_process_only(
         end = time.monotonic() + 30
         while time.monotonic() < end:
             try:
-                found = httpx.get(f"{base}/api/items/9/", timeout=1)
+                found = httpx.get(f"{base}/api/items/9/", headers={"X-Request-ID": "rs-1"}, timeout=1)
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
         else:
             pytest.fail(files["stderr"].read_text()[-3000:])
-        assert "x-request-id" in found.headers
+        assert found.headers["x-request-id"] == "rs-1"
         scrape = httpx.get(f"http://127.0.0.1:{scrape_port}/metrics", timeout=5).text
     assert 'route="/api/items/{item_id}/",status_code="200"' in scrape
     assert "Address already in use" not in files["stderr"].read_text()

@@ -50,8 +50,11 @@ def _configure_once() -> None:
         keywords = getattr(settings, "OBSKIT", None) or {}
         obskit.configure(**keywords)
     if not _console_kept:
-        from obskit._web.install import _drop_servers_copies_of_logged_errors
-
         keep_django_console()
-        _drop_servers_copies_of_logged_errors()  # gunicorn's copy of an error obskit logged
         _console_kept = True
+    from obskit._runtime import lifecycle
+    from obskit._web.install import _drop_servers_copies_of_logged_errors
+
+    # gunicorn's copy of an error obskit logged is dropped until shutdown(), as with configure(app)
+    remove = _drop_servers_copies_of_logged_errors()
+    lifecycle._installed.append(lambda timeout: remove())

@@ -286,7 +286,7 @@ class ObskitDjangoMiddleware:
         try:
             exchange.status = int(response.status_code)
             name = exchange.config.settings.request_id_header
-            if not response.has_header(name):  # one the app set keeps its own
+            if exchange.echo and not response.has_header(name):  # one the app set keeps its own
                 response[name] = exchange.request_id
             closer = _Closer(response.close, exchange, request)
             if response.streaming:
