@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 import time
@@ -332,13 +331,15 @@ class _ASGIExchange(Exchange):
     request runs, for the garbage collector to count (docs/performance.md).
     """
 
-    __slots__ = ("_send",)
+    __slots__ = ("_send", "_start")
     _send: Send  # set by the middleware right after it makes the exchange
+    _start: Any  # the response's start message, for the length of a file the server sends
 
     async def __call__(self, message: Any) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             self.status = message["status"]
+            self._start = message
             if self.echo:
                 headers = message.get("headers", ())
                 name = self.config.request_id_name
@@ -364,15 +365,20 @@ class _ASGIExchange(Exchange):
                     self.activate()
                 return
         elif kind == "http.response.pathsend":  # a file the server sends whole (ASGI extension)
-            self.response_bytes += _file_size(message.get("path"))
+            # Its size as the response says it (no stat of the file in the event loop).
+            self.response_bytes += _content_length(getattr(self, "_start", None))
         await self._send(message)
 
 
-def _file_size(path: Any) -> int:
-    try:
-        return os.stat(path).st_size
-    except (OSError, TypeError, ValueError):
-        return 0
+def _content_length(start: Any) -> int:
+    """The ``content-length`` of a response start message; 0 when it has none (or no start)."""
+    for key, value in (start or {}).get("headers") or ():
+        if key.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
 
 
 #: The ``method`` of websocket connections in span names, metrics and access lines.
