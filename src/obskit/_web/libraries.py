@@ -20,7 +20,8 @@ databases: ``db.system.name``, ``db.operation.name``, ``db.query.text``), as obs
 spans do, unless the user set ``OTEL_SEMCONV_STABILITY_OPT_IN`` (then its value decides, the
 ``/dup`` modes included). The choice is made for obskit's instrumentations only
 (:func:`_semconv_mode`): other instrumentations the application turns on read the environment
-as usual.
+as usual. psycopg's and psycopg2's read it per connection: :func:`_modes_per_connection` hands
+them the choice made when they are instrumented.
 
 Database and cache calls feed the ready-made metrics, so that "slow queries" and "cache hit
 rate" panels need no code: a span processor (:class:`_DatabaseMetrics`) observes every finished
