@@ -401,10 +401,10 @@ class _WebSocketExchange(_ASGIExchange):
     async def __call__(self, message: Any) -> None:
         kind = message["type"]
         if kind == "websocket.send":  # the bytes of each message the app sends, text as UTF-8
-            data = message.get("bytes")
-            if data is not None:
-                self.response_bytes += len(data)
-            elif text := message.get("text"):
+            text = message.get("text")
+            if text is None:
+                self.response_bytes += len(message.get("bytes") or b"")
+            else:  # one byte a character when ASCII, without encoding it
                 self.response_bytes += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
         elif kind == "websocket.accept" or kind == "websocket.http.response.start":
             self.status = 101 if kind == "websocket.accept" else message["status"]
