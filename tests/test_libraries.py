@@ -197,6 +197,69 @@ def test_celery_tasks_run_in_the_process_are_jobs() -> None:
     assert "obskit_jobs_total" not in cap.metric_names()  # shutdown() disconnected the signals
 
 
+def test_a_celery_tasks_labels_are_on_each_jobs_family_the_in_progress_gauge_too() -> None:
+    pytest.importorskip("opentelemetry.instrumentation.celery", reason="obskit[celery] not installed")
+    celery = pytest.importorskip("celery")
+    obskit.configure(traces_exporter="console", instrument_libraries="celery", **_QUIET)
+    app = celery.Celery("eager", broker="memory://")
+    app.conf.task_always_eager = True
+    running: list[float | None] = []
+
+    @app.task(name="jobs.export", obskit_labels=("organization",))
+    def export(organization: str, rows: int = 0) -> None:
+        gauge = "obskit_jobs_in_progress"
+        running.append(cap.gauge_value(gauge, job_name="jobs.export", organization=organization))
+        if rows < 0:
+            raise ValueError("no")
+
+    sizes = {"size": lambda organization, rows=0: "big" if rows > 10 else "small", "team": "data"}
+
+    @app.task(name="jobs.sized", bind=True, obskit_labels=sizes)
+    def sized(self: object, organization: str, rows: int = 0) -> None:
+        pass
+
+    with capture() as cap:
+        export.delay("acme", 3)
+        export.delay(organization="beta", rows=-1)
+        sized.delay("acme", rows=50)
+    assert running == [1, 1]  # while it ran, in its own series
+    total = "obskit_jobs_total"
+    assert cap.counter_value(total, job_name="jobs.export", organization="acme", status="success") == 1
+    assert cap.counter_value(total, job_name="jobs.export", organization="beta", status="error") == 1
+    name = "obskit_job_duration_seconds"
+    assert cap.histogram_count(name, job_name="jobs.export", organization="acme") == 1
+    for organization in ("acme", "beta"):
+        labels = {"job_name": "jobs.export", "organization": organization}
+        assert cap.gauge_value("obskit_jobs_in_progress", **labels) == 0
+    labels = {"job_name": "jobs.sized", "size": "big", "team": "data"}
+    assert cap.counter_value(total, status="success", **labels) == 1
+    assert cap.gauge_value("obskit_jobs_in_progress", **labels) == 0
+    (run,) = [s for s in cap.spans() if s.name == "run/jobs.export" and s.status.is_ok]
+    assert (run.attributes or {}).get("job.organization") == "acme"
+
+
+def test_a_celery_task_declaring_a_label_it_has_no_argument_for_counts_without_labels(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("opentelemetry.instrumentation.celery", reason="obskit[celery] not installed")
+    celery = pytest.importorskip("celery")
+    obskit.configure(traces_exporter="console", instrument_libraries="celery", **_QUIET)
+    app = celery.Celery("eager", broker="memory://")
+    app.conf.task_always_eager = True
+
+    @app.task(name="jobs.misnamed", obskit_labels=("organisation",))
+    def misnamed(organization: str) -> None:
+        pass
+
+    with capture(strict=False) as cap:
+        misnamed.delay("acme")
+        misnamed.delay("acme")
+    assert cap.counter_value("obskit_jobs_total", job_name="jobs.misnamed", status="success") == 2
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "jobs.misnamed" in line]
+    assert len(warnings) == 1
+    assert "'organisation' names no parameter" in warnings[0]
+
+
 class _Recorder(http.server.BaseHTTPRequestHandler):
     received: ClassVar[list[dict[str, str]]] = []
 

@@ -31,7 +31,7 @@ from obskit.testing import Capture, capture
 
 with warnings.catch_warnings():  # starlette asks for httpx2, not installed here
     warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient, WebSocketDenialResponse
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
@@ -129,6 +129,40 @@ def test_a_connection_is_one_server_span_with_route_status_and_metrics() -> None
         "ws-1",
         "/rooms/{room}",
     )
+
+
+def test_response_bytes_is_what_the_app_sent() -> None:
+    from starlette.responses import PlainTextResponse
+
+    app = FastAPI()
+
+    @app.websocket("/talk")
+    async def talk(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("héllo")  # 6 bytes in UTF-8
+        await websocket.send_bytes(b"\x00" * 10)
+        await websocket.receive_text()  # what the client sends is not counted
+        await websocket.send_text("")
+        await websocket.close()
+
+    @app.websocket("/denied")
+    async def denied(websocket: WebSocket) -> None:
+        await websocket.send_denial_response(PlainTextResponse("nope", status_code=401))
+
+    obskit.configure(app)
+    client = TestClient(app)
+    with capture() as cap:
+        with client.websocket_connect("/talk") as ws:
+            assert ws.receive_text() == "héllo"
+            assert ws.receive_bytes() == b"\x00" * 10
+            ws.send_text("a longer message from the client")
+            assert ws.receive_text() == ""
+        with pytest.raises(WebSocketDenialResponse) as refused, client.websocket_connect("/denied"):
+            pass
+        assert (refused.value.status_code, refused.value.content) == (401, b"nope")
+    lines = {line["route"]: line for line in cap.logs(logger="http.access")}
+    assert lines["/talk"]["response_bytes"] == 16
+    assert (lines["/denied"]["status"], lines["/denied"]["response_bytes"]) == (401, 4)
 
 
 def test_the_handler_sees_the_incoming_baggage() -> None:
@@ -361,6 +395,7 @@ def test_uvicorn_websockets_get_spans_statuses_and_request_ids(
     spans = [line for line in err.read_text().splitlines() if line.startswith("[obskit span] WS")]
     by_route = {line["route"]: line for line in access}
     assert (by_route["/rooms/{room}"]["status"], by_route["/rooms/{room}"]["request_id"]) == (101, "ws-7")
+    assert by_route["/rooms/{room}"]["response_bytes"] == len(b"blue: hi")
     assert by_route["/private"]["status"] == 403
     assert by_route["/boom"]["status"] == 500
     assert by_route["/boom"]["level"] == "ERROR"

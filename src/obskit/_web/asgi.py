@@ -392,18 +392,28 @@ class _WebSocketExchange(_ASGIExchange):
 
     It notes how the handshake and the connection end (see
     :meth:`ObskitASGIMiddleware._websocket`) and adds the request-id header to the accept.
+    ``response_bytes`` is what the app sent: the size of each message (a text one encoded as
+    UTF-8, as it goes on the wire, frame headers aside), or of a denial response's body.
     """
 
     __slots__ = ()
 
     async def __call__(self, message: Any) -> None:
         kind = message["type"]
-        if kind == "websocket.accept" or kind == "websocket.http.response.start":
+        if kind == "websocket.send":  # the bytes of each message the app sends, text as UTF-8
+            text = message.get("text")
+            if text is None:
+                self.response_bytes += len(message.get("bytes") or b"")
+            else:  # one byte a character when ASCII, without encoding it
+                self.response_bytes += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+        elif kind == "websocket.accept" or kind == "websocket.http.response.start":
             self.status = 101 if kind == "websocket.accept" else message["status"]
             headers = message.get("headers") or ()
             name = self.config.request_id_name
             if self.echo and not any(key.lower() == name for key, _ in headers):
                 message = {**message, "headers": [*headers, (name, self.request_id.encode("latin-1"))]}
+        elif kind == "websocket.http.response.body":  # a denial response's body
+            self.response_bytes += len(message.get("body", b""))
         elif kind == "websocket.close":
             if self.status == 0:
                 self.status = 403  # closed before accepting: the server answers 403

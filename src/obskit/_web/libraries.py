@@ -20,7 +20,8 @@ databases: ``db.system.name``, ``db.operation.name``, ``db.query.text``), as obs
 spans do, unless the user set ``OTEL_SEMCONV_STABILITY_OPT_IN`` (then its value decides, the
 ``/dup`` modes included). The choice is made for obskit's instrumentations only
 (:func:`_semconv_mode`): other instrumentations the application turns on read the environment
-as usual.
+as usual. psycopg's and psycopg2's read it per connection: :func:`_modes_per_connection` hands
+them the choice made when they are instrumented.
 
 Database and cache calls feed the ready-made metrics, so that "slow queries" and "cache hit
 rate" panels need no code: a span processor (:class:`_DatabaseMetrics`) observes every finished
@@ -192,6 +193,82 @@ def _semconv_mode() -> Iterator[None]:
                 table[kind] = previous
 
 
+#: The DB-API instrumentations read the conventions when a connection is made, not when they are
+#: turned on: their integration classes (in the instrumentation's module), one made per connection.
+_PER_CONNECTION: dict[str, tuple[str, ...]] = {
+    "psycopg": ("DatabaseApiIntegration", "DatabaseApiAsyncIntegration"),
+    "psycopg2": ("DatabaseApiIntegration",),
+}
+
+
+@contextlib.contextmanager
+def _modes_per_connection(library: str, module_name: str) -> Iterator[None]:
+    """Have the connections of a DB-API instrumentation keep the conventions chosen now.
+
+    Inside :func:`_semconv_mode`, around ``instrument()``: the instrumentation hands its
+    integration class to ``dbapi.wrap_connect`` then, and makes one per connection later, which
+    reads the shared table again (the environment's modes by then). The class it is handed is
+    a subclass whose modes are those of this moment, and whose tracer carries their schema URL;
+    the module keeps its own class once ``instrument()`` returns.
+    """
+    names = _PER_CONNECTION.get(library, ())
+    swapped: list[tuple[str, Any]] = []
+    module: Any = None
+    try:
+        if names:
+            from opentelemetry.instrumentation import _semconv
+
+            stability: Any = _semconv._OpenTelemetrySemanticConventionStability  # untyped
+            signal = _semconv._OpenTelemetryStabilitySignalType
+            database = stability._get_opentelemetry_stability_opt_in_mode(signal.DATABASE)
+            http = stability._get_opentelemetry_stability_opt_in_mode(signal.HTTP)
+            schema = _semconv._get_schema_url_for_signal_types([signal.DATABASE, signal.HTTP])
+            module = importlib.import_module(module_name)
+            for name in names:
+                base = getattr(module, name, None)
+                if isinstance(base, type):
+                    swapped.append((name, base))
+                    setattr(module, name, _with_modes(base, database, http, schema))
+    except Exception as exc:  # another version of the private parts: the connections read the table
+        _log.debug("obskit: cannot fix the semantic conventions of %s's spans: %r", library, exc)
+    try:
+        yield
+    finally:
+        for name, base in swapped:
+            setattr(module, name, base)
+
+
+def _with_modes(base: type, database: Any, http: Any, schema: str) -> type:
+    """A subclass of a DB-API integration class whose instances use these modes, whatever the table says.
+
+    The base's ``__init__`` assigns both modes from the table: the properties ignore it, so the
+    rest of ``__init__`` (the stable conventions' duration histogram) sees the modes given here.
+    """
+
+    def ignore(self: Any, value: Any) -> None:
+        """The table's mode, assigned by the base's ``__init__``: these modes stay."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        base.__init__(self, *args, **kwargs)  # type: ignore[misc]
+        from opentelemetry.trace import get_tracer
+
+        self._tracer = get_tracer(
+            self._name,
+            instrumenting_library_version=self._version,
+            tracer_provider=kwargs.get("tracer_provider"),
+            schema_url=schema,
+        )
+
+    namespace = {
+        "__init__": __init__,
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+        "_sem_conv_opt_in_mode_db": property(lambda self: database, ignore),
+        "_sem_conv_opt_in_mode_http": property(lambda self: http, ignore),
+    }
+    return type(base.__name__, (base,), namespace)
+
+
 #: Redis commands whose reply says whether the key was there: one cache lookup each.
 _CACHE_READS = frozenset({"GET", "GETEX", "GETDEL", "HGET", "JSON.GET"})
 _CACHE_MANY = frozenset({"MGET", "HMGET"})
@@ -293,7 +370,7 @@ class _Libraries:
         instrumentor = getattr(importlib.import_module(spec.module), spec.instrumentor)()
         if instrumentor.is_instrumented_by_opentelemetry:
             return  # instrumented by the application: not ours to undo
-        with _semconv_mode():
+        with _semconv_mode(), _modes_per_connection(library, spec.module):
             instrumentor.instrument(tracer_provider=self._provider, **_OPTIONS.get(library, {}))
         if not instrumentor.is_instrumented_by_opentelemetry:  # a version conflict (logged)
             return

@@ -8,6 +8,13 @@ trace. This module adds the jobs metrics through Celery's signals, as ``track_jo
 state in lower case), ``<ns>_job_duration_seconds{job_name}`` and ``<ns>_jobs_in_progress{job_name}``.
 No second span is made: the instrumentation's run span is the job's.
 
+A task declares labels as ``track_job``'s ``labels=`` does, with the task option
+``obskit_labels`` (``@app.task(obskit_labels=("organization",))``: each value from the task's
+argument of that name; a mapping for fixed values or callables given the task's arguments). A
+run's values are known when it starts, so all three families carry them, the in-progress gauge
+included, as ``track_job``'s gauge carries the values known at start; the run span gets them as
+``job.<label>`` attributes.
+
 Under the prefork pool each worker process is a fork of the main one: obskit's fork hook gives it
 a store of its own, so its metrics reach Prometheus through multi-process mode
 (``multiprocess_dir``) or are pushed by OTLP from each process.
@@ -21,50 +28,98 @@ import time
 from typing import Any
 
 from obskit._core import state as _state
-from obskit._core.errors import report_internal_error
+from obskit._core.errors import MetricUsageError, report_internal_error
 
 __all__ = ["connect", "disconnect"]
 
 _UID = "obskit-jobs"
 _STATUS = {"SUCCESS": "success", "FAILURE": "error", "RETRY": "retry"}
+#: The task option naming a task's labels (Celery keeps unknown options as task attributes).
+LABELS_OPTION = "obskit_labels"
 _lock = threading.Lock()
-#: Running tasks: task id -> (start time, the in-progress adder, the task's name).
-_runs: dict[str, tuple[float, Any, str]] = {}
+#: Running tasks: task id -> (start time, the hooks of its job, its label values, the in-progress
+#: adder it raised).
+_runs: dict[str, tuple[float, Any, dict[str, str], Any]] = {}
+#: Per task name: (its labels declaration, the job hooks made from it).
+_hooks: dict[str, tuple[object, Any]] = {}
 _connected = False
 
 
-def _prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
-    try:
-        from obskit._recording.families import JOB_NAME_LABEL
-        from obskit._recording.jobs import _IN_PROGRESS, _families
-        from obskit._recording.store import value_adder
+def _job_hooks(task: Any, name: str) -> tuple[Any, str | None]:
+    """The ``track_job`` hooks of the task's job (its label names, where their values come from).
 
+    Made once per task (again if its declaration changes). A declaration ``track_job`` would
+    refuse comes back as a message, the first time: the task then counts under ``job_name`` alone.
+    """
+    declared = getattr(task, LABELS_OPTION, None)
+    found = _hooks.get(name)
+    if found is not None and found[0] is declared:
+        return found[1], None
+    from obskit._core.errors import MetricDeclarationError
+    from obskit._recording.jobs import _JobHooks
+
+    mistake = None
+    try:
+        labels = tuple(declared) if isinstance(declared, list) else declared
+        hooks = _JobHooks(name, labels, func=getattr(task, "run", None) if labels is not None else None)
+    except MetricDeclarationError as exc:
+        hooks = _JobHooks(name, None)
+        mistake = f"Celery task {name}: {LABELS_OPTION}: {exc}; its runs count without labels"
+    _hooks[name] = (declared, hooks)
+    return hooks, mistake
+
+
+def _prerun(
+    task_id: str | None = None, task: Any = None, args: Any = None, kwargs: Any = None, **_: Any
+) -> None:
+    mistake = None
+    try:
         name = str(getattr(task, "name", None) or "celery.task")
-        gauge, _overflowed = _families(_state.STATE).child(_IN_PROGRESS, (), {JOB_NAME_LABEL: name})
-        add = value_adder(gauge)
-        add(1)
-        _runs[str(task_id)] = (time.perf_counter(), add, name)
+        hooks, mistake = _job_hooks(task, name)
+        values: dict[str, str] = hooks._call_values(tuple(args or ()), dict(kwargs or {}))
+        bound = hooks._bound_for(_state.STATE, values)
+        bound.add_in_progress(1)
+        _runs[str(task_id)] = (time.perf_counter(), hooks, values, bound.add_in_progress)
+        given = {f"job.{k}": v for k, v in values.items()}
+        if given:  # on the instrumentation's run span, current here, as track_job's span has them
+            from opentelemetry import trace
+
+            from obskit._recording.tracing import clean_attributes
+
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attributes(clean_attributes(given, _state.STATE.redactor))
+    except MetricUsageError:  # strict mode: a label's callable raised, as track_job raises it
+        raise
     except Exception as exc:
         report_internal_error("celery task start", exc)
+    if mistake is not None:  # the run is counted first: in strict mode (capture()) this raises
+        from obskit._core.errors import report_usage_error
+
+        report_usage_error(mistake)
 
 
 def _postrun(task_id: str | None = None, state: str | None = None, **_: Any) -> None:
     run = _runs.pop(str(task_id), None)
     if run is None:
         return
-    started, add_in_progress, name = run
+    started, hooks, values, add_in_progress = run
     try:
-        from obskit._recording.families import JOB_NAME_LABEL
-        from obskit._recording.jobs import _COUNTER, _DURATION, _families
-        from obskit._recording.store import value_adder
+        from obskit._recording.jobs import _COUNTER
 
-        add_in_progress(-1)
+        add_in_progress(-1)  # in the series, and the store, it went up in
         status = _STATUS.get(str(state), str(state or "unknown").lower())
-        families = _families(_state.STATE)
-        values = {JOB_NAME_LABEL: name}
-        counter, _overflowed = families.child(_COUNTER, (), {**values, "status": status})
-        value_adder(counter)(1)
-        families.child(_DURATION, (), values)[0].observe(time.perf_counter() - started)
+        bound = hooks._bound_for(_state.STATE, values)  # the store of now, after a reconfiguration
+        if status == "success":
+            bound.add_success(1)
+        elif status == "error":
+            bound.add_error(1)
+        else:
+            counter, _overflowed = bound.families.child(
+                _COUNTER, bound.names, {**bound.values, "status": status}
+            )
+            counter.inc()
+        bound.duration.observe(time.perf_counter() - started)
     except Exception as exc:
         report_internal_error("celery task end", exc)
 
