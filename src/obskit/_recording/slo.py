@@ -401,19 +401,15 @@ def _from_module(source: str) -> tuple[Objective, ...]:
         if source.endswith(".py"):
             if not path.is_file():
                 raise _load_error(source, "no such file")
-            module_name = f"_obskit_slo_{abs(hash(str(path.resolve())))}"
+            # Run afresh at each load (a file is no package module: nothing else imports it).
+            module_name = "_obskit_slo_" + re.sub(r"\W", "_", path.stem)
             file_name = str(path.resolve())
-            if module_name not in sys.modules:
-                spec = importlib.util.spec_from_file_location(module_name, path)
-                if spec is None or spec.loader is None:
-                    raise _load_error(source, "not a Python file")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[module_name] = module
-                try:
-                    spec.loader.exec_module(module)
-                except BaseException:
-                    del sys.modules[module_name]
-                    raise
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise _load_error(source, "not a Python file")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
         else:
             if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", source):
                 raise _load_error(source, "not a .toml, .yaml or .yml file, a .py file or a module name")
