@@ -246,17 +246,17 @@ def _threshold(value: object, where: str) -> float:
     bounds = http_bounds()
     listed = ", ".join(f"{b:g}" for b in bounds)
     allowed = f"a bucket bound of the HTTP duration histogram, in seconds: {listed}"
-    hint = (
-        f"{where}: the share of requests under a threshold is read from the histogram's buckets;"
-        ' add a bound with the histogram_buckets setting, e.g. OBSKIT_HISTOGRAM_BUCKETS=\'{"http":'
-        " [0.1, 0.3, 1]}'"
-    )
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    given = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    hint = f"{where}: the share of requests under a threshold is read from the histogram's buckets"
+    if math.isfinite(given) and given > 0:
+        with_it = ", ".join(f"{b:g}" for b in sorted({*bounds, given}))
+        hint += (
+            f"; to add {given:g}, set the histogram_buckets setting, e.g."
+            f" OBSKIT_HISTOGRAM_BUCKETS='{{\"http\": [{with_it}]}}'"
+        )
+    if given not in bounds:
         raise ConfigError("latency_under", value, allowed, hint)
-    seconds = float(value)
-    if seconds not in bounds:
-        raise ConfigError("latency_under", value, allowed, hint)
-    return seconds
+    return given
 
 
 def http_bounds() -> tuple[float, ...]:
