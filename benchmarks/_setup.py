@@ -11,6 +11,7 @@ with the same queue and batch sizes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ import obskit
 from obskit._core import state as _state
 from obskit._core.settings import Settings
 from obskit._recording.families import JOB_DURATION_BUCKETS
+from obskit._recording.store import Store
 
 SERVICE_FIELDS = {"service": "bench-service", "environment": "bench"}
 #: What every benchmark passes to ``configure()``: the defaults, but the Prometheus backend (the
@@ -82,11 +84,14 @@ def configured(**overrides: Any) -> Iterator[_state.State]:
     The one change to what a user gets: ``obskit._export.backends.SPAN_EXPORTERS`` maps the
     console exporter to :func:`discarding_span_exporter` while ``configure()`` builds the pipeline
     (the web benchmark's app does the same). Everything around the exporter is obskit's own.
+    obskit's metric store outlives ``shutdown()``; each block starts with an empty one, as a new
+    process does, so that one suite's metrics do not weigh on the next one's scrapes.
     """
     from obskit._export import backends
 
     if _state.STATE.configured:
         raise RuntimeError("obskit is configured already: shut it down first")
+    _state.set_state(dataclasses.replace(_state.STATE, store=Store()))
     saved = backends.SPAN_EXPORTERS["console"]
     backends.SPAN_EXPORTERS["console"] = (__name__, discarding_span_exporter.__name__)
     try:

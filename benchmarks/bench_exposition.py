@@ -1,0 +1,228 @@
+"""Benchmark P: answering a scrape of ``/metrics``, against prometheus_client serving the same series.
+
+After ``configure(metrics_exporter="prometheus")`` (``_setup.configured``), obskit's exposition is
+called in process as a scrape reaches it: ``obskit.prometheus.make_wsgi_app()`` (what the scrape
+server that ``configure()`` starts serves, and what a WSGI app mounts) with a plain ``GET`` and no
+``Accept`` header (the text format, no gzip), and ``obskit.prometheus.make_asgi_app()`` the same
+way. The baseline is prometheus_client's own ``make_wsgi_app(registry)`` / ``make_asgi_app(registry)``
+over a registry holding the same families (obskit's two empty ``obskit_telemetry_*`` families
+included) with the same series and values. obskit leaves out ``<name>_created`` samples by
+default (``prometheus_created=False``); the baseline's are switched off while it is measured
+(``disable_created_metrics()``), so both answers are the same bytes, which is checked first.
+
+Two registries: ``small`` (one counter series and one histogram series: where the fixed cost of
+a scrape shows) and ``service`` (a web service's request metrics: 60 counter series, 30
+histogram series of 11 buckets, one gauge). Each starts from an empty obskit store.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import prometheus_client
+from _harness import Config, Row, Side, async_loop, compare, event_loop, loop
+from _setup import configured
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Gauge as PromGauge
+from prometheus_client import Histogram as PromHistogram
+
+import obskit
+import obskit.prometheus
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: registry name -> (methods, routes, statuses): the request counter has one series per
+#: combination, the duration histogram one per (method, route).
+SIZES = {
+    "small": (("GET",), ("/items/{id}",), ("200",)),
+    "service": (
+        ("GET", "POST", "PUT"),
+        tuple(f"/api/v1/resource{n}/{{id}}" for n in range(10)),
+        ("200", "500"),
+    ),
+}
+ENVIRON = {
+    "REQUEST_METHOD": "GET",
+    "PATH_INFO": "/metrics",
+    "QUERY_STRING": "",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+}
+SCOPE = {
+    "type": "http",
+    "method": "GET",
+    "path": "/metrics",
+    "raw_path": b"/metrics",
+    "query_string": b"",
+    "headers": [],
+    "http_version": "1.1",
+}
+
+
+def _record(metrics: dict[str, Any], size: str) -> None:
+    """The same recordings on either side: ``metrics`` holds a counter, histogram and gauge."""
+    methods, routes, statuses = SIZES[size]
+    for i, method in enumerate(methods):
+        for j, route in enumerate(routes):
+            for status in statuses:
+                metrics["counter"].labels(method=method, route=route, status=status).inc(i + j + 1)
+            for k in range(5):
+                metrics["histogram"].labels(method=method, route=route).observe(0.003 * (i + j + k + 1) ** 2)
+    if size != "small":
+        metrics["gauge"].set(7)
+
+
+def _obskit_metrics(size: str) -> dict[str, Any]:
+    collector = obskit.MetricsCollector()
+    metrics: dict[str, Any] = {
+        "counter": collector.counter(f"{size}_requests", "Requests.", labels=["method", "route", "status"]),
+        "histogram": collector.histogram(
+            f"{size}_request_duration_seconds", "Duration.", labels=["method", "route"], buckets=BUCKETS
+        ),
+    }
+    if size != "small":
+        metrics["gauge"] = collector.gauge(f"{size}_in_flight", "In flight.")
+    return metrics
+
+
+def _prometheus_metrics(size: str, registry: CollectorRegistry) -> dict[str, Any]:
+    metrics: dict[str, Any] = {
+        "counter": PromCounter(
+            f"{size}_requests", "Requests.", ["method", "route", "status"], registry=registry
+        ),
+        "histogram": PromHistogram(
+            f"{size}_request_duration_seconds",
+            "Duration.",
+            ["method", "route"],
+            registry=registry,
+            buckets=BUCKETS,
+        ),
+    }
+    if size != "small":
+        metrics["gauge"] = PromGauge(f"{size}_in_flight", "In flight.", registry=registry)
+    return metrics
+
+
+def _baseline_registry(state: Any, size: str) -> CollectorRegistry:
+    """A registry with obskit's own (empty) families first, as obskit's store has them, then the app's."""
+    registry = CollectorRegistry()
+    for family in state.store.registry.collect():
+        if family.name.startswith("obskit_telemetry_"):
+            if family.samples:
+                raise RuntimeError(f"obskit recorded {family.name} during the benchmark")
+            PromCounter(family.name, family.documentation, ["unused"], registry=registry)
+    _record(_prometheus_metrics(size, registry), size)
+    return registry
+
+
+def _wsgi_body(app: Any) -> bytes:
+    answers: list[str] = []
+    body = b"".join(app(dict(ENVIRON), lambda status, headers, exc_info=None: answers.append(status)))
+    if answers != ["200 OK"]:
+        raise RuntimeError(f"the scrape was answered {answers}")
+    return body
+
+
+def _asgi_body(app: Any) -> bytes:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    event_loop().run_until_complete(app(dict(SCOPE), receive, send))
+    return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def _created(on: bool) -> Any:
+    def prepare() -> None:
+        (prometheus_client.enable_created_metrics if on else prometheus_client.disable_created_metrics)()
+
+    return prepare
+
+
+def _rows(config: Config, state: Any, size: str) -> list[Row]:
+    registry = _baseline_registry(state, size)
+    theirs_wsgi = prometheus_client.make_wsgi_app(registry)
+    ours_wsgi = obskit.prometheus.make_wsgi_app()
+    theirs_asgi = prometheus_client.make_asgi_app(registry)
+    ours_asgi = obskit.prometheus.make_asgi_app()
+    _created(False)()
+    expected = _wsgi_body(theirs_wsgi)
+    _created(True)()
+    for got in (_wsgi_body(ours_wsgi), _asgi_body(ours_asgi)):
+        if got != expected:
+            diff = "\n".join(
+                difflib.unified_diff(expected.decode().splitlines(), got.decode().splitlines(), lineterm="")
+            )
+            raise RuntimeError(f"obskit's exposition differs from the baseline's:\n{diff[:3000]}")
+    lines = expected.count(b"\n")
+    receive_send = """
+async def receive():
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+async def send(message):
+    pass
+"""
+    scope: dict[str, Any] = {}
+    exec(receive_send, scope)
+    wsgi_stmt = "app(dict(environ), start_response)"
+    asgi_stmt = "await app(dict(scope), receive, send)"
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        return None
+
+    def wsgi(app: Any) -> Any:
+        return loop(wsgi_stmt, {"app": app, "environ": ENVIRON, "start_response": start_response})
+
+    def asgi(app: Any) -> Any:
+        return async_loop(
+            asgi_stmt,
+            {"app": app, "scope": SCOPE, "receive": scope["receive"], "send": scope["send"]},
+        )
+
+    note = f"{lines} lines, text format"
+    return [
+        compare(
+            "P",
+            f"/metrics, WSGI, {size} registry",
+            Side("prometheus_client make_wsgi_app", wsgi(theirs_wsgi), _created(False)),
+            Side("obskit", wsgi(ours_wsgi), _created(True)),
+            config,
+            max_ratio=1.0,
+            note=note,
+        ),
+        compare(
+            "P",
+            f"/metrics, ASGI, {size} registry",
+            Side("prometheus_client make_asgi_app", asgi(theirs_asgi), _created(False)),
+            Side("obskit", asgi(ours_asgi), _created(True)),
+            config,
+            max_ratio=1.0,
+            note=note,
+        ),
+    ]
+
+
+def run(config: Config) -> list[Row]:
+    rows: list[Row] = []
+    try:
+        for size in SIZES:
+            with configured() as state:
+                if state.settings.prometheus_created:
+                    raise RuntimeError("the benchmark expects prometheus_created=False (the default)")
+                _record(_obskit_metrics(size), size)
+                rows += _rows(config, state, size)
+    finally:
+        prometheus_client.enable_created_metrics()
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    from _harness import table
+
+    print(table(run(Config.make("--quick" in sys.argv))))
