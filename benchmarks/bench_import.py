@@ -61,7 +61,10 @@ obskit.configure(
     logs_exporter="console",
 )
 """
-_TIMED = "import time as _time\n_t0 = _time.perf_counter_ns()\n{code}print('BENCH_NS', _time.perf_counter_ns() - _t0)\n"
+_TIMED = (
+    "import time as _time\n_t0 = _time.perf_counter_ns()\n{code}"
+    "print('BENCH_NS', _time.perf_counter_ns() - _t0)\n"
+)
 _NS = re.compile(r"^BENCH_NS (\d+)$", re.MULTILINE)
 
 
@@ -140,14 +143,16 @@ def _run(config: Config, env: dict[str, str]) -> list[Row]:
     ]
     bare, alone, deps = (statistics.median(times[c]) for c in (BARE, OBSKIT, DEPENDENCIES))
     modules = _loaded_modules(OBSKIT, env)
-    heavy = sorted(m for m in ("opentelemetry.sdk", "structlog", "wrapt") if m in modules)
+    loaded = (
+        ", ".join(sorted(m for m in ("opentelemetry.sdk", "structlog", "wrapt") if m in modules)) or "none"
+    )
     whole = info(
         "6",
         "import obskit alone (whole process)",
         "import core dependencies",
         deps,
         alone,
-        note=f"unequal work: the SDK loads at configure(); of sdk/structlog/wrapt: {', '.join(heavy) or 'none'}",
+        note=f"unequal work: configure() imports the SDK; sdk/structlog/wrapt loaded: {loaded}",
         unit="ms",
     )
     whole.ratio = _ratio(times[DEPENDENCIES], times[OBSKIT])
@@ -161,7 +166,7 @@ def _run(config: Config, env: dict[str, str]) -> list[Row]:
         note=f"bare interpreter {bare:.1f} ms",
         unit="ms",
     )
-    return rows + [whole, net]
+    return [*rows, whole, net]
 
 
 if __name__ == "__main__":

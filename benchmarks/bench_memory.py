@@ -1,9 +1,9 @@
 """Memory of 10,000 ``@track_job`` calls (reported, no target).
 
 Measured with ``tracemalloc`` around 1,500 calls of each variant, after ``configure()`` and with
-the same hand-written set-up as benchmark 1: the peak of traced memory above the starting point while the calls run
-(spans wait in the BatchSpanProcessor queue until its worker exports them, so the peak mostly
-measures spans in flight) and what is still held after the queue is flushed and garbage is
+the same hand-written set-up as benchmark 1: the peak of traced memory above the starting point
+while the calls run (spans wait in the BatchSpanProcessor queue until its worker exports them,
+so the peak mostly measures spans in flight) and what is still held after the queue is flushed and garbage is
 collected (what the calls leave behind: should be close to zero). The hand-written equivalents of
 benchmarks 1 and 3 are measured the same way beside them.
 """

@@ -129,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(summary)
     if args.markdown:
+        command = " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
         conditions = (
-            f"Run `{' '.join(['python', 'benchmarks/run.py', *(argv if argv is not None else sys.argv[1:])])}` "
+            f"Run `{command}` "
             f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({kind}); {machine}; "
             f"suites: {', '.join(chosen)}; load average (1 min) {load_before} before, {_load()} after."
         )
