@@ -59,7 +59,7 @@ SCOPE = {
 }
 
 
-def _record(metrics: dict[str, Any], size: str) -> None:
+def record(metrics: dict[str, Any], size: str) -> None:
     """The same recordings on either side: ``metrics`` holds a counter, histogram and gauge."""
     methods, routes, statuses = SIZES[size]
     for i, method in enumerate(methods):
@@ -72,7 +72,7 @@ def _record(metrics: dict[str, Any], size: str) -> None:
         metrics["gauge"].set(7)
 
 
-def _obskit_metrics(size: str) -> dict[str, Any]:
+def obskit_metrics(size: str) -> dict[str, Any]:
     collector = obskit.MetricsCollector()
     metrics: dict[str, Any] = {
         "counter": collector.counter(f"{size}_requests", "Requests.", labels=["method", "route", "status"]),
@@ -111,7 +111,7 @@ def _baseline_registry(state: Any, size: str) -> CollectorRegistry:
             if family.samples:
                 raise RuntimeError(f"obskit recorded {family.name} during the benchmark")
             PromCounter(family.name, family.documentation, ["unused"], registry=registry)
-    _record(_prometheus_metrics(size, registry), size)
+    record(_prometheus_metrics(size, registry), size)
     return registry
 
 
@@ -143,22 +143,34 @@ def _created(on: bool) -> Any:
     return prepare
 
 
-def _rows(config: Config, state: Any, size: str) -> list[Row]:
+def scrape_apps(state: Any, size: str) -> tuple[Any, Any, Any, Any, int]:
+    """(baseline WSGI, obskit WSGI, baseline ASGI, obskit ASGI, lines), checked to answer the same bytes.
+
+    Call with obskit configured and ``size``'s metrics recorded through it.
+    """
     registry = _baseline_registry(state, size)
     theirs_wsgi = prometheus_client.make_wsgi_app(registry)
     ours_wsgi = obskit.prometheus.make_wsgi_app()
     theirs_asgi = prometheus_client.make_asgi_app(registry)
     ours_asgi = obskit.prometheus.make_asgi_app()
-    _created(False)()
-    expected = _wsgi_body(theirs_wsgi)
-    _created(True)()
+    try:
+        _created(False)()
+        expected = _wsgi_body(theirs_wsgi)
+        if _asgi_body(theirs_asgi) != expected:
+            raise RuntimeError("prometheus_client's WSGI and ASGI answers differ")
+    finally:
+        _created(True)()
     for got in (_wsgi_body(ours_wsgi), _asgi_body(ours_asgi)):
         if got != expected:
             diff = "\n".join(
                 difflib.unified_diff(expected.decode().splitlines(), got.decode().splitlines(), lineterm="")
             )
             raise RuntimeError(f"obskit's exposition differs from the baseline's:\n{diff[:3000]}")
-    lines = expected.count(b"\n")
+    return theirs_wsgi, ours_wsgi, theirs_asgi, ours_asgi, expected.count(b"\n")
+
+
+def _rows(config: Config, state: Any, size: str) -> list[Row]:
+    theirs_wsgi, ours_wsgi, theirs_asgi, ours_asgi, lines = scrape_apps(state, size)
     receive_send = """
 async def receive():
     return {"type": "http.request", "body": b"", "more_body": False}
@@ -213,7 +225,7 @@ def run(config: Config) -> list[Row]:
             with configured() as state:
                 if state.settings.prometheus_created:
                     raise RuntimeError("the benchmark expects prometheus_created=False (the default)")
-                _record(_obskit_metrics(size), size)
+                record(obskit_metrics(size), size)
                 rows += _rows(config, state, size)
     finally:
         prometheus_client.enable_created_metrics()
