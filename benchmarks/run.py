@@ -19,6 +19,7 @@ import importlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from importlib import metadata
@@ -63,6 +64,19 @@ def _load() -> str:
         return f"{os.getloadavg()[0]:.1f}"
     except (AttributeError, OSError):  # not on Windows
         return "unknown"
+
+
+def _commit() -> str:
+    """The checkout's commit, with ``+changes`` when its tracked files differ from it; "" outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=here, check=False).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return f" at commit {sha}{'+changes' if dirty else ''}"
 
 
 def _write_markdown(page: Path, conditions: str, results: str, summary: str) -> None:
@@ -131,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         command = " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
         conditions = (
-            f"Run `{command}` "
+            f"Run `{command}`{_commit()} "
             f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({kind}); {machine}; "
             f"suites: {', '.join(chosen)}; load average (1 min) {load_before} before, {_load()} after."
         )
