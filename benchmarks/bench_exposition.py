@@ -9,6 +9,8 @@ over a registry holding the same families (obskit's two empty ``obskit_telemetry
 included) with the same series and values. obskit leaves out ``<name>_created`` samples by
 default (``prometheus_created=False``); the baseline's are switched off while it is measured
 (``disable_created_metrics()``), so both answers are the same bytes, which is checked first.
+A third case scrapes the WSGI apps as a Prometheus server does: ``Accept`` preferring OpenMetrics
+and ``Accept-Encoding: gzip`` (the bodies compared once uncompressed).
 
 Two registries: ``small`` (one counter series and one histogram series: where the fixed cost of
 a scrape shows) and ``service`` (a web service's request metrics: 60 counter series, 30
@@ -18,6 +20,7 @@ histogram series of 11 buckets, one gauge). Each starts from an empty obskit sto
 from __future__ import annotations
 
 import difflib
+import gzip
 from typing import Any
 
 import prometheus_client
@@ -47,6 +50,15 @@ ENVIRON = {
     "PATH_INFO": "/metrics",
     "QUERY_STRING": "",
     "SERVER_PROTOCOL": "HTTP/1.1",
+}
+#: What a Prometheus server sends with its scrapes: OpenMetrics preferred, gzip accepted.
+PROMETHEUS_ENVIRON = {
+    **ENVIRON,
+    "HTTP_ACCEPT": (
+        "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
+        "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+    ),
+    "HTTP_ACCEPT_ENCODING": "gzip",
 }
 SCOPE = {
     "type": "http",
@@ -96,6 +108,7 @@ def _prometheus_metrics(size: str, registry: CollectorRegistry) -> dict[str, Any
             ["method", "route"],
             registry=registry,
             buckets=BUCKETS,
+            unit="seconds",  # obskit takes it from the name's suffix (OpenMetrics shows it)
         ),
     }
     if size != "small":
@@ -115,24 +128,38 @@ def _baseline_registry(state: Any, size: str) -> CollectorRegistry:
     return registry
 
 
-def _wsgi_body(app: Any) -> bytes:
-    answers: list[str] = []
-    body = b"".join(app(dict(ENVIRON), lambda status, headers, exc_info=None: answers.append(status)))
-    if answers != ["200 OK"]:
+def _wsgi_body(app: Any, environ: dict[str, str] = ENVIRON) -> bytes:
+    """The answer's body (uncompressed)."""
+    answers: list[tuple[str, dict[str, str]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        answers.append((status, dict(headers)))
+
+    body = b"".join(app(dict(environ), start_response))
+    if [status for status, _ in answers] != ["200 OK"]:
         raise RuntimeError(f"the scrape was answered {answers}")
+    if answers[0][1].get("Content-Encoding") == "gzip":
+        body = gzip.decompress(body)
+    elif "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+        raise RuntimeError("a scrape that accepts gzip was answered uncompressed")
     return body
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _discard(message: dict[str, Any]) -> None:
+    return None
 
 
 def _asgi_body(app: Any) -> bytes:
     sent: list[dict[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    event_loop().run_until_complete(app(dict(SCOPE), receive, send))
+    event_loop().run_until_complete(app(dict(SCOPE), _receive, send))
     return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
@@ -158,42 +185,37 @@ def scrape_apps(state: Any, size: str) -> tuple[Any, Any, Any, Any, int]:
         expected = _wsgi_body(theirs_wsgi)
         if _asgi_body(theirs_asgi) != expected:
             raise RuntimeError("prometheus_client's WSGI and ASGI answers differ")
+        expected_openmetrics = _wsgi_body(theirs_wsgi, PROMETHEUS_ENVIRON)
     finally:
         _created(True)()
-    for got in (_wsgi_body(ours_wsgi), _asgi_body(ours_asgi)):
-        if got != expected:
+    for got, wanted in (
+        (_wsgi_body(ours_wsgi), expected),
+        (_asgi_body(ours_asgi), expected),
+        (_wsgi_body(ours_wsgi, PROMETHEUS_ENVIRON), expected_openmetrics),
+    ):
+        if got != wanted:
             diff = "\n".join(
-                difflib.unified_diff(expected.decode().splitlines(), got.decode().splitlines(), lineterm="")
+                difflib.unified_diff(wanted.decode().splitlines(), got.decode().splitlines(), lineterm="")
             )
             raise RuntimeError(f"obskit's exposition differs from the baseline's:\n{diff[:3000]}")
+    if not expected_openmetrics.endswith(b"# EOF\n"):
+        raise RuntimeError("the Prometheus-style scrape was not answered in OpenMetrics")
     return theirs_wsgi, ours_wsgi, theirs_asgi, ours_asgi, expected.count(b"\n")
 
 
 def _rows(config: Config, state: Any, size: str) -> list[Row]:
     theirs_wsgi, ours_wsgi, theirs_asgi, ours_asgi, lines = scrape_apps(state, size)
-    receive_send = """
-async def receive():
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-async def send(message):
-    pass
-"""
-    scope: dict[str, Any] = {}
-    exec(receive_send, scope)
     wsgi_stmt = "app(dict(environ), start_response)"
     asgi_stmt = "await app(dict(scope), receive, send)"
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         return None
 
-    def wsgi(app: Any) -> Any:
-        return loop(wsgi_stmt, {"app": app, "environ": ENVIRON, "start_response": start_response})
+    def wsgi(app: Any, environ: dict[str, str] = ENVIRON) -> Any:
+        return loop(wsgi_stmt, {"app": app, "environ": environ, "start_response": start_response})
 
     def asgi(app: Any) -> Any:
-        return async_loop(
-            asgi_stmt,
-            {"app": app, "scope": SCOPE, "receive": scope["receive"], "send": scope["send"]},
-        )
+        return async_loop(asgi_stmt, {"app": app, "scope": SCOPE, "receive": _receive, "send": _discard})
 
     note = f"{lines} lines, text format"
     return [
@@ -214,6 +236,15 @@ async def send(message):
             config,
             max_ratio=1.0,
             note=note,
+        ),
+        compare(
+            "P",
+            f"/metrics, WSGI, {size} registry, as Prometheus asks",
+            Side("prometheus_client make_wsgi_app", wsgi(theirs_wsgi, PROMETHEUS_ENVIRON), _created(False)),
+            Side("obskit", wsgi(ours_wsgi, PROMETHEUS_ENVIRON), _created(True)),
+            config,
+            max_ratio=1.0,
+            note="OpenMetrics, gzip",
         ),
     ]
 
