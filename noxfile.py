@@ -69,6 +69,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
+    """benchmarks/run.py; `-- --quick`: a smoke run; `-- --markdown docs/performance.md`: new figures."""
     session.install(".[bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
 

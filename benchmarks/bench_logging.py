@@ -32,7 +32,7 @@ import logging
 from typing import Any
 
 from _harness import Config, Row, Side, compare, loop
-from _setup import SERVICE_FIELDS, obskit_using, tracer_provider
+from _setup import SERVICE_FIELDS, configured
 from opentelemetry.trace import get_current_span
 
 from obskit import LoggingContext
@@ -157,12 +157,13 @@ def _check_direct_path(provider: Any) -> None:
         {"request_id": "dup"},
     ]
     checked = 0
+    configured_state = _state.STATE
     for spanned, (msg, args), context, fields, level in itertools.product(
         (False, True), messages, contexts, service_fields, (logging.INFO, logging.ERROR, 25)
     ):
         with contextlib.ExitStack() as stack:
-            stack.enter_context(obskit_using(provider))
-            _state.set_state(dataclasses.replace(_state.STATE, log_fields=fields))
+            stack.callback(_state.set_state, configured_state)
+            _state.set_state(dataclasses.replace(configured_state, log_fields=fields))
             if spanned:
                 stack.enter_context(provider.get_tracer("bench").start_as_current_span("check"))
             stack.enter_context(LoggingContext(**context))
@@ -179,7 +180,6 @@ def _check_direct_path(provider: Any) -> None:
 
 def run(config: Config) -> list[Row]:
     rows: list[Row] = []
-    provider = tracer_provider()
     bench = _Bench()
     log_stmt = 'info("message %s", arg)'
     ns: dict[str, Any] = {"info": bench.logger.info, "arg": "argument"}
@@ -199,8 +199,23 @@ def run(config: Config) -> list[Row]:
         "pjl_format": bench.pjl.format,
         "pjl_filter": bench.pjl_filter.filter,
     }
+    with configured() as state:
+        provider = state.tracer_provider
+        _run_in_request(config, bench, provider, rows, log_stmt, ns, fmt_ns)
+    bench.close()
+    return rows
+
+
+def _run_in_request(
+    config: Config,
+    bench: _Bench,
+    provider: Any,
+    rows: list[Row],
+    log_stmt: str,
+    ns: dict[str, Any],
+    fmt_ns: dict[str, Any],
+) -> None:
     with (
-        obskit_using(provider),
         provider.get_tracer("bench").start_as_current_span("request"),
         LoggingContext(request_id="9f2c1a7be4d34c0b8e51f0a6d2c7b3e1", user_id="user-42"),
     ):
@@ -254,9 +269,6 @@ def run(config: Config) -> list[Row]:
         )
         rows.extend(_text_redaction(bench, config))
         rows.extend(_log_source(bench, config, log_stmt, ns))
-    bench.close()
-    provider.shutdown()
-    return rows
 
 
 def _log_source(bench: _Bench, config: Config, log_stmt: str, ns: dict[str, Any]) -> list[Row]:

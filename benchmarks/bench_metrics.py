@@ -4,7 +4,7 @@
    ``Counter.inc(**labels)`` against ``c.labels(**labels).inc()``; a bound child's ``.inc()``
    against a prometheus_client child's ``.inc()``; ``Histogram.observe(v, **labels)`` against
    ``h.labels(**labels).observe(v)`` (and the bound forms). Both sides use the same label values
-   and the same buckets, each in its own fresh registry.
+   and the same buckets, each in its own fresh registry; obskit runs after ``configure()``.
 7. The design decision behind 4: a prometheus_client child against the OpenTelemetry SDK
    instruments (``Counter.add(1, attributes)``, ``Histogram.record(v, attributes)``) with a
    MeterProvider and an in-memory reader, the set-up a push backend would need if obskit
@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from _harness import Config, Row, Side, compare, loop
-from _setup import obskit_using
+from _setup import configured
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry
@@ -76,7 +76,7 @@ def _otel() -> tuple[MeterProvider, dict[str, object]]:
 def run(config: Config) -> list[Row]:
     rows: list[Row] = []
     prom = _prometheus()
-    with obskit_using(None) as state:
+    with configured() as state:
         ob = _obskit()
         ns = {**prom, **ob}
 
