@@ -58,7 +58,7 @@ class Query:
 
     For an alert, ``promql`` is the value the alert compares and ``condition`` the comparison
     (``"> 0.05"``), or ``condition`` is ``""`` when ``promql`` is the whole alert expression;
-    ``fires`` says whether the traffic makes it fire.
+    ``fires`` says whether the traffic makes it fire (or checks it against the host's readings).
     """
 
     seed: str
@@ -67,7 +67,7 @@ class Query:
     promql: str
     check: Check
     condition: str | None = None
-    fires: bool | None = None
+    fires: bool | Check | None = None
     xfail: str = ""
 
 
@@ -122,6 +122,22 @@ def near(key: str, tolerance: float, relative: bool = False, label: tuple[str, s
         actual, expected = _values(result)[0], context[key]
         allowed = tolerance * abs(expected) if relative else tolerance
         assert abs(actual - expected) <= allowed, (actual, expected)
+
+    return check
+
+
+def host_alert(key: str, threshold: float, tolerance: float, label: tuple[str, str] | None = None) -> Check:
+    """Whether an alert on a host reading (``> threshold``) fires: as ``context[key]`` says.
+
+    Nothing is asserted when the reading is within ``tolerance`` of the threshold: the host may
+    have crossed it between the scrape and the reading.
+    """
+
+    def check(fired: Result, context: dict[str, Any]) -> None:
+        if label is not None:
+            fired = [series for series in fired if series["metric"].get(label[0]) == label[1]]
+        if abs(context[key] - threshold) > tolerance:
+            assert bool(fired) is (context[key] > threshold), (fired, context[key])
 
     return check
 
@@ -378,6 +394,8 @@ QUERIES: list[Query] = [
         "Container memory utilization > 90%",
         MEMORY_PERCENT,
         near("memory_percent", 10),
+        "> 90",
+        host_alert("memory_percent", 90, 10),
     ),
     Query(
         COMPLIANCE,
@@ -489,6 +507,8 @@ QUERIES: list[Query] = [
         "Memory usage: < 80% of allocated resources",
         MEMORY_PERCENT,
         near("memory_percent", 10),
+        "> 80",
+        host_alert("memory_percent", 80, 10),
     ),
     Query(
         LLM_STARTER,
@@ -655,6 +675,8 @@ QUERIES: list[Query] = [
         "system_memory_usage_percent > 85",
         MEMORY_PERCENT,
         near("memory_percent", 10),
+        "> 85",
+        host_alert("memory_percent", 85, 10),
     ),
     Query(
         INSIGHTS,
@@ -662,6 +684,8 @@ QUERIES: list[Query] = [
         "system_disk_usage_percent > 90",
         f"100 * {DISK_USED}",
         near("disk_percent", 1, label=("mountpoint", "/")),
+        "> 90",
+        host_alert("disk_percent", 90, 1, label=("mountpoint", "/")),
     ),
     Query(
         INSIGHTS,
@@ -1223,7 +1247,10 @@ def test_seed_query_answers_what_the_traffic_implies(
     if query.condition is None:
         return
     fired = results[f"{query.promql} {query.condition}"] if query.condition else result
-    assert bool(fired) is query.fires, (query.condition, fired)
+    if callable(query.fires):
+        query.fires(fired, context)
+    else:
+        assert bool(fired) is query.fires, (query.condition, fired)
     if query.condition:  # the alert fires on exactly the series whose value passes the comparison
         operator, threshold = query.condition.split()
         compare = {">": float.__gt__, "<": float.__lt__, "==": float.__eq__}[operator]
