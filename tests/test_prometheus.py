@@ -229,9 +229,10 @@ def test_a_failing_collection_answers_500_and_never_raises(
 # -- the text format written by obskit (_export/exposition.py) -----------------------------------
 
 
-def _prometheus_client_text(registry: Any) -> bytes:
+def _prometheus_client_text(registry: Any, openmetrics: bool = False) -> bytes:
     """What prometheus_client writes for ``registry``, without the ``_created`` samples."""
     from prometheus_client.exposition import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
     from obskit._export.exposition import without_created
 
@@ -239,7 +240,7 @@ def _prometheus_client_text(registry: Any) -> bytes:
         def collect(self) -> Any:
             return without_created(registry.collect())
 
-    return generate_latest(Collected())  # type: ignore[arg-type]
+    return (openmetrics_latest if openmetrics else generate_latest)(Collected())  # type: ignore[arg-type]
 
 
 def _awkward_registry() -> Any:
@@ -249,7 +250,7 @@ def _awkward_registry() -> Any:
 
     registry = CollectorRegistry(auto_describe=True)
     counter = Counter("awk_requests", "Back\\slash and\nnew line.", ["z", "method", "a"], registry=registry)
-    counter.labels(z="1", method='say "hi"\\ \n ok', a="é ü 中").inc(3)
+    counter.labels(z="1", method='say "hi"\\ \n ok', a="é ü 中").inc(3, exemplar={"trace_id": 'a"\\b'})
     counter.labels(z="", method="GET", a="x").inc(1e20)
     counter.labels(z="gone", method="DELETE", a="x").inc()
     counter.remove("gone", "DELETE", "x")
@@ -268,7 +269,7 @@ def _awkward_registry() -> Any:
     labelled_function = Gauge("awk_child_function", "A child set by a function.", ["k"], registry=registry)
     labelled_function.labels(k="v").set_function(lambda: 7.0)
     latency = Histogram("awk_latency_seconds", "Latency.", ["route", "lz", "la"], registry=registry)
-    latency.labels(route="/a", lz="1", la="2").observe(0.3)
+    latency.labels(route="/a", lz="1", la="2").observe(0.3, exemplar={"span_id": "s", "trace_id": "t"})
     latency.labels(route="/b", lz="3", la="4").observe(99)
     Histogram("awk_plain", "No labels.", buckets=(1, 2.5, 1e6), registry=registry).observe(2)
     Histogram(
@@ -295,31 +296,46 @@ def _awkward_registry() -> Any:
     return registry
 
 
-def test_text_format_writes_the_bytes_prometheus_client_writes() -> None:
-    from obskit._export.exposition import text_format
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_obskits_writer_writes_the_bytes_prometheus_client_writes(openmetrics: bool) -> None:
+    from obskit._export.exposition import write
 
     registry = _awkward_registry()
-    expected = _prometheus_client_text(registry)
+    expected = _prometheus_client_text(registry, openmetrics)
     assert b"_created" not in expected
-    assert text_format(registry) == expected
-    assert text_format(registry) == expected  # the second time from the cached label text
-    registry.get_sample_value("awk_requests_total")
+    assert (b" # {" in expected) is openmetrics  # exemplars, in OpenMetrics only
+    assert write(registry, openmetrics) == expected
+    assert write(registry, openmetrics) == expected  # the second time from the cached label text
     for collector in list(registry._collector_to_names):
         if getattr(collector, "_name", "") == "awk_requests":
             collector.labels(z="gone", method="DELETE", a="x").inc(2)  # a removed series comes back
             collector.labels(z="1", method='say "hi"\\ \n ok', a="é ü 中").inc()
-    assert text_format(registry) == _prometheus_client_text(registry)
+    assert write(registry, openmetrics) == _prometheus_client_text(registry, openmetrics)
 
 
-def test_text_format_with_target_info_is_prometheus_clients_own() -> None:
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_obskits_writer_with_target_info_is_prometheus_clients_own(openmetrics: bool) -> None:
     from prometheus_client import CollectorRegistry, Counter
 
-    from obskit._export.exposition import text_format
+    from obskit._export.exposition import write
 
     registry = CollectorRegistry(target_info={"service": "s"})
     Counter("ti_requests", "Requests.", registry=registry).inc()
-    assert text_format(registry) == _prometheus_client_text(registry)
-    assert b"target_info" in text_format(registry)
+    assert write(registry, openmetrics) == _prometheus_client_text(registry, openmetrics)
+    assert b"target_info" in (write(registry, openmetrics) or b"")
+
+
+def test_a_writer_that_disagrees_with_prometheus_client_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    from obskit._export import exposition
+
+    monkeypatch.setattr(exposition, "_AGREES", [None, None])
+    monkeypatch.setattr(exposition, "_escape", lambda value: value)  # escapes nothing: wrong bytes
+    registry = CollectorRegistry()
+    Counter("plain_requests", "Requests.", registry=registry).inc()
+    assert exposition.write(registry, False) is None
+    assert exposition._AGREES[False] is False
 
 
 def test_a_scrape_reads_obskits_metrics_without_collecting_them(
@@ -383,6 +399,20 @@ def test_obskits_text_answer_is_what_prometheus_client_answers(obskit_capture: C
     assert gzip.decompress(sent[1]["body"]) == expected
 
 
+def test_obskits_openmetrics_answer_is_what_prometheus_client_answers(obskit_capture: Capture) -> None:
+    obskit_capture.store.exemplars = True  # as the prometheus backend sets it
+    name = unique("om_same")
+    with obskit.trace_operation("exemplar-span"):
+        obskit.MetricsCollector().histogram(name, labels=["route"]).labels(route="/").observe(0.2)
+        obskit.MetricsCollector().counter(f"{name}_calls").inc()
+    expected = _prometheus_client_text(obskit_capture.store.registry, openmetrics=True)
+    assert b"trace_id" in expected
+    accept = f"{OPENMETRICS},text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    status, headers, body = call_wsgi(obskit.prometheus.make_wsgi_app(), HTTP_ACCEPT=accept)
+    assert (status, body) == ("200 OK", expected)
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+
+
 def test_what_obskit_does_not_write_prometheus_client_answers(obskit_capture: Capture) -> None:
     name = unique("left_to_client")
     obskit.MetricsCollector().counter(name).inc()
@@ -403,12 +433,12 @@ def test_what_obskit_does_not_write_prometheus_client_answers(obskit_capture: Ca
 def test_a_failing_text_writer_leaves_the_answer_to_prometheus_client(
     obskit_capture: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(registry: Any) -> bytes:
+    def broken(registry: Any, openmetrics: bool) -> bytes:
         raise RuntimeError("writer broke")
 
     name = unique("fallback")
     obskit.MetricsCollector().counter(name).inc()
-    monkeypatch.setattr(_prometheus, "text_format", broken)
+    monkeypatch.setattr(_prometheus, "write", broken)
     status, _, body = call_wsgi(obskit.prometheus.make_wsgi_app())
     assert status == "200 OK"
     assert f"{name}_total 1.0".encode() in body

@@ -49,7 +49,7 @@ from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
 from obskit._core.redact import redactor_for
 from obskit._core.settings import Settings
-from obskit._export.exposition import text_format, without_created
+from obskit._export.exposition import without_created, write, written_format
 from obskit._recording.store import Store
 
 if TYPE_CHECKING:
@@ -274,27 +274,28 @@ def _text_answer(
     accept_encoding: str | None,
     disable_compression: bool,
 ) -> tuple[list[tuple[str, str]], bytes] | None:
-    """(headers, body) of a text-format scrape written by obskit; None to let prometheus_client answer.
+    """(headers, body) of a scrape written by obskit; None to let prometheus_client answer.
 
-    prometheus_client answers what obskit does not write itself: OpenMetrics and the text
-    format's later versions (as ``Accept`` asks), a ``name[]`` selection, multi-process files,
-    and the ``_created`` samples (``prometheus_created=True``). Answering the same request, both
-    give the same bytes (``_export/exposition.py``).
+    obskit writes the text format (0.0.4) and OpenMetrics 1.0.0 of its store, with the bytes
+    prometheus_client would write (``_export/exposition.py``). prometheus_client answers the rest:
+    other versions and escapings (as ``Accept`` asks), a ``name[]`` selection, multi-process
+    files, and the ``_created`` samples (``prometheus_created=True``).
     """
-    from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
+    from prometheus_client.exposition import choose_encoder, gzip_accepted
 
     if directory or _active_dir or "name" in query:
         return None
     encoder, content_type = choose_encoder(accept)  # type: ignore[arg-type]
-    if encoder is not generate_latest:
-        return None
+    openmetrics = written_format(encoder)
     state = _state.STATE
-    if state.settings.prometheus_created:
+    if openmetrics is None or state.settings.prometheus_created:
         return None
     try:
-        body = text_format(state.store.registry)
+        body = write(state.store.registry, openmetrics)
     except Exception as exc:  # prometheus_client writes it instead
         report_internal_error("prometheus exposition", exc)
+        return None
+    if body is None:
         return None
     headers = [("Content-Type", content_type)]
     if not disable_compression and gzip_accepted(accept_encoding):  # type: ignore[arg-type]
