@@ -221,8 +221,14 @@ class _Operation:
             try:
                 if token is not None:
                     otel_context.detach(token)
-            finally:  # closing a generator early (GeneratorExit) is not a failure
-                end_span(span, None if exc is None or isinstance(exc, GeneratorExit) else exc)
+            finally:
+                if exc is None:  # end_span's success path, without its call
+                    try:
+                        span.set_status(_OK)
+                    finally:
+                        span.end()
+                else:  # closing a generator early (GeneratorExit) is not a failure
+                    end_span(span, None if isinstance(exc, GeneratorExit) else exc)
         except Exception as error:
             report_internal_error(f"trace_operation({self._name})", error)
 
