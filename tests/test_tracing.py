@@ -207,6 +207,51 @@ def test_one_inline_block_in_many_threads_ends_each_threads_own_span(obskit_capt
     assert all(s.parent is None and s.status.status_code is StatusCode.OK for s in spans)
 
 
+@pytest.mark.usefixtures("swallow_internal_errors")
+def test_a_block_whose_span_cannot_be_ended_runs_and_leaves_the_context_as_it_was(
+    obskit_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.trace import Span as SdkSpan
+
+    ended: list[str] = []
+    original_end = SdkSpan.end
+
+    def broken_status(self: SdkSpan, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("set_status broke")
+
+    def end(self: SdkSpan, *args: Any, **kwargs: Any) -> None:
+        ended.append(self.name)
+        original_end(self, *args, **kwargs)
+
+    monkeypatch.setattr(SdkSpan, "set_status", broken_status)
+    monkeypatch.setattr(SdkSpan, "end", end)
+    with trace_operation("status-broken") as span:
+        inside = trace.get_current_span()
+    assert inside is span
+    assert ended == ["status-broken"]  # ended all the same
+    assert not trace.get_current_span().get_span_context().is_valid
+
+    def broken_end(self: SdkSpan, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("end broke")
+
+    monkeypatch.setattr(SdkSpan, "end", broken_end)
+    with trace_operation("end-broken"):
+        pass
+    assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_block_attributes_are_those_given_when_the_block_was_made(obskit_capture: Capture) -> None:
+    attributes: dict[str, Any] = {"region": "eu"}
+    block = trace_operation("made-with", attributes=attributes)
+    attributes["region"] = "us"
+    with block:
+        pass
+    with trace_operation("pairs", attributes=[("k", "v")]):  # type: ignore[arg-type]
+        pass
+    obskit_capture.assert_span("made-with", region="eu")
+    obskit_capture.assert_span("pairs", k="v")
+
+
 def test_with_block_inside_a_closed_generator_ends_ok(obskit_capture: Capture) -> None:
     def numbers() -> Any:
         with trace_operation("inside-gen"):

@@ -174,22 +174,25 @@ class _Operation:
 
     As a block it does what the decorator's hooks do, written out in one place: a block is
     usually built and entered once per pass (``with trace_operation("x"):`` inline), so each
-    layer of calls would be paid on every use. Its entries go on :data:`BLOCKS`, so one object
-    can be entered nested, repeatedly, or by concurrent tasks and threads.
+    layer of calls, and each object, would be paid on every use. Its entries go on
+    :data:`BLOCKS`, so one object can be entered nested, repeatedly, or by concurrent tasks and
+    threads.
     """
 
-    __slots__ = ("_attributes", "_hooks", "_name", "_record_args")
+    __slots__ = ("_attributes", "_cleaned", "_name", "_record_args")
+    _attributes: dict[str, Any] | None
 
     def __init__(self, name: str | None, attributes: Mapping[str, Any] | None, record_args: bool) -> None:
         self._name = name
-        self._attributes = attributes
+        self._attributes = dict(attributes) if attributes else None  # as given now, pairs or mapping
         self._record_args = record_args
-        #: The block's hooks; a block needs a name (a decorator takes the function's).
-        self._hooks = _SpanHooks(name, attributes, None) if name else None
+        #: (redactor, the block's attributes cleaned by it): one slot, read and replaced whole, so
+        #: that threads sharing the block never pair one redactor with another's cleaning.
+        self._cleaned: tuple[Redactor, dict[str, Any] | None] | None = None
 
     def __enter__(self) -> Span:
-        hooks = self._hooks
-        if hooks is None:
+        name = self._name
+        if not name:
             raise TypeError("trace_operation used as a context manager needs a name")
         span: Span | None = None
         token: object = None
@@ -197,12 +200,14 @@ class _Operation:
             state = _state.STATE
             tracer = state.tracer
             if tracer is not None:
-                redactor = state.redactor
-                attributes = hooks._attributes if redactor is hooks._redactor else hooks._static(redactor)
-                span = tracer.start_span(hooks.name, attributes=attributes or None)
+                cleaned = self._cleaned
+                if cleaned is None or cleaned[0] is not state.redactor:
+                    cleaned = (state.redactor, clean_attributes(self._attributes, state.redactor) or None)
+                    self._cleaned = cleaned
+                span = tracer.start_span(name, attributes=cleaned[1])
                 token = otel_context.attach(trace.set_span_in_context(span))
         except Exception as exc:  # no span, or one that is not current: the block runs all the same
-            report_internal_error(hooks.where, exc)
+            report_internal_error(f"trace_operation({name})", exc)
         BLOCKS.set((self, span, token, BLOCKS.get()))
         return trace.INVALID_SPAN if span is None else span
 
