@@ -295,5 +295,9 @@ def write(registry: CollectorRegistry, openmetrics: bool) -> bytes | None:
     agrees = _AGREES[openmetrics]
     if agrees is None:
         sample = _sample_registry()
-        agrees = _AGREES[openmetrics] = _write_registry(sample, openmetrics) == _encode(sample, openmetrics)
+        try:
+            agrees = _write_registry(sample, openmetrics) == _encode(sample, openmetrics)
+        except Exception:  # a prometheus_client whose private parts differ (an attribute gone, say)
+            agrees = False
+        _AGREES[openmetrics] = agrees
     return _write_registry(registry, openmetrics) if agrees else None
