@@ -2,8 +2,9 @@
 
 A handle is declared once, process-wide (:func:`declare`), its name and labels checked as
 ``promtool`` would; it records into whatever :class:`~obskit._recording.store.Store` is current
-when it records. Imported on first use (``obskit.Counter``, obskit's own families), not by
-``import obskit``: a process that declares no metric never loads it.
+when it records. Imported on first use (``obskit.Counter`` and the others, ``MetricsCollector``
+and the health checks, which declare obskit's own families), not by ``import obskit``: a
+process that declares no metric never loads it.
 """
 
 from __future__ import annotations
