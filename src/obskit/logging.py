@@ -44,8 +44,10 @@ __all__ = [
 ]
 
 _STRUCTLOG_FIELDS = "_obskit_fields"
+#: The attributes every LogRecord has (one record made at import, read twice below).
+_RECORD_KEYS = logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
 _RESERVED = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    _RECORD_KEYS
     | {
         "message",
         "asctime",
@@ -59,7 +61,7 @@ _RESERVED = frozenset(
         "otelTraceSampled",
     }
 )
-_BASE_KEYS = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
+_BASE_KEYS = len(_RECORD_KEYS)
 _CORE = frozenset(
     {
         "timestamp",
