@@ -1,0 +1,508 @@
+"""``obskit slo report``: each objective's SLI, error budget left, burn rates and SLO alerts.
+
+It asks a Prometheus server (its HTTP API, ``/api/v1/query``) for what the recording rules of
+``obskit rules --slo`` record (``obskit_slo:...{slo="<name>"}``). An objective whose rules are
+not loaded there is computed from the raw series instead, with the same expressions the rules
+use; the report says which it used. An objective with no traffic in a window has no data for
+it: the report says so rather than showing NaN.
+
+Exit status: 0 when no SLO alert fires (a pending one included), 1 when at least one
+``SLOBurnRate*`` alert of a reported objective fires, 2 when the report cannot be made (a bad
+option or objectives source, Prometheus unreachable or refusing a query).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from obskit._cli import _promql as q
+
+if TYPE_CHECKING:
+    from obskit._recording.slo import Objective
+
+__all__ = ["ReportError", "describe", "load_objectives", "percent", "register", "run_report", "slo_matcher"]
+
+#: The objectives source read when ``--slo`` names none and the file exists in the current directory.
+DEFAULT_SOURCE = "obskit.toml"
+#: The alerts ``obskit rules --slo`` writes are named ``SLOBurnRate<level>``.
+ALERT_PREFIX = "SLOBurnRate"
+
+EXIT_OK, EXIT_FIRING, EXIT_ERROR = 0, 1, 2
+RECORDED, RAW = "recording rules", "raw expressions"
+
+
+class ReportError(Exception):
+    """The report cannot be made: the message says why (printed after ``obskit <command>:``)."""
+
+
+# -- shared with ``obskit dashboard --slo`` -------------------------------------------------------
+
+
+def load_objectives(sources: Sequence[str]) -> tuple[Objective, ...]:
+    """The objectives declared in ``sources``, in order, each name once.
+
+    Raises:
+        ReportError: a source cannot be read or declares a bad objective, or two sources
+            declare the same name differently.
+    """
+    from obskit._cli._slo import load_all
+
+    try:
+        return load_all(sources)
+    except (ValueError, OSError, ImportError) as error:  # ConfigError is a ValueError
+        raise ReportError(str(error)) from None
+
+
+def slo_matcher(name: str) -> str:
+    """``slo="<name>"``: a PromQL matcher for one objective's series (a JSON string is a PromQL one)."""
+    return f"slo={json.dumps(name, ensure_ascii=False)}"
+
+
+def describe(objective: Objective) -> str:
+    """What the objective measures, for a title: ``availability``, ``latency under 0.3s``..."""
+    kind = objective.kind
+    if kind == "latency" and objective.threshold is not None:
+        return f"latency under {objective.threshold:g}s"
+    if kind == "job":
+        return f"success of job {objective.job}" if objective.job else "job success"
+    if kind == "external":
+        return f"availability of calls to {objective.target}" if objective.target else "external calls"
+    return str(kind)
+
+
+def percent(ratio: float, digits: int = 3) -> str:
+    """``0.999`` -> ``99.9%``: as many digits as needed, at most ``digits`` decimals."""
+    text = f"{ratio * 100:.{digits}f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def _url(value: str) -> str:
+    text = value.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/?#]+(?:/[^\s?#]*)?", text):
+        raise argparse.ArgumentTypeError(
+            f"invalid value {value!r}; allowed: an http:// or https:// URL, e.g. http://prometheus:9090"
+        )
+    return text
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``slo`` subcommand and its ``report`` subcommand (imports nothing heavy)."""
+    slo = subparsers.add_parser(
+        "slo",
+        help="report on service level objectives (SLI, error budget, burn-rate alerts)",
+        description="Service level objectives: obskit rules --slo writes their rules, "
+        "obskit dashboard --slo their panels, and obskit slo report reads them back.",
+    )
+    commands = slo.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    parser = commands.add_parser(
+        "report",
+        help="print each objective's SLI, error budget left, burn rates and alerts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--prometheus",
+        required=True,
+        type=_url,
+        metavar="URL",
+        help="the Prometheus server to ask, e.g. http://prometheus:9090",
+    )
+    parser.add_argument(
+        "--slo",
+        dest="sources",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="where the objectives are declared: a .toml or .yaml file, or a Python module or .py "
+        f"file calling obskit.slo() (repeatable; default: {DEFAULT_SOURCE} if the current directory "
+        "has one, else the objectives whose recording rules Prometheus has)",
+    )
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=q.positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for each answer of Prometheus (default: 10)",
+    )
+    parser.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="metric namespace of the families queried where the recording rules are not loaded "
+        "(default: $OBSKIT_METRIC_NAMESPACE, else obskit)",
+    )
+    parser.add_argument(
+        "--job-label",
+        type=q.label_name,
+        default=q.DEFAULT_JOB_LABEL,
+        metavar="LABEL",
+        help="the label holding obskit's job name, as given to obskit rules (default: job_name)",
+    )
+    parser.add_argument(
+        "--selector",
+        type=q.matchers,
+        default=(),
+        metavar="MATCHERS",
+        help="label matchers added to the raw series selectors, as given to obskit rules (default: none)",
+    )
+    parser.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Print the report; the exit status (0 ok, 1 an SLO alert firing, 2 no report)."""
+    try:
+        readings = _readings(args)
+    except ReportError as error:
+        print(f"obskit slo report: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.format == "json":
+        document = {
+            "prometheus": args.prometheus,
+            "firing": any(r.firing for r in readings),
+            "objectives": [r.to_dict() for r in readings],
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        print(render_text(args.prometheus, readings))
+    return EXIT_FIRING if any(r.firing for r in readings) else EXIT_OK
+
+
+def _readings(args: argparse.Namespace) -> list[Reading]:
+    from obskit._cli import _slo
+    from obskit._core.errors import ConfigError
+
+    api = PrometheusAPI(args.prometheus, args.timeout)
+    sources: list[str] = list(args.sources)
+    if not sources and os.path.isfile(DEFAULT_SOURCE):
+        sources = [DEFAULT_SOURCE]
+    objectives = load_objectives(sources) if sources else ()
+    recorded = _recorded_objectives(api)
+    specs: list[Spec]
+    if sources:
+        specs = [Spec.of(o) for o in objectives]
+    else:
+        specs = [spec for _, spec in sorted(recorded.items())]
+        if not specs:
+            raise ReportError(
+                f"no objectives: Prometheus at {api.url} has no {_slo.OBJECTIVE} series (load the "
+                f"rules of obskit rules --slo) and there is no {DEFAULT_SOURCE} here; name a source "
+                "with --slo"
+            )
+    windows = tuple(_slo.WINDOWS)
+    alerts = _alerts(api)
+    alert_rules = _alert_rules(api)
+    readings = []
+    families: q.Families | None = None
+    for spec in specs:
+        if spec.name in recorded:
+            ratios = _recorded_ratios(api, spec, windows)
+            used = RECORDED
+        else:
+            if families is None:
+                try:
+                    families = q.families(q.resolve_namespace(args.namespace))
+                except ConfigError as error:
+                    raise ReportError(str(error)) from None
+            assert spec.declared is not None  # only declared objectives can lack recording rules
+            ratios = {
+                w: _worst(
+                    api.query(
+                        _slo.error_ratio(
+                            spec.declared, w, families, job_label=args.job_label, selector=args.selector
+                        )
+                    )
+                )
+                for w in (*windows, spec.window)
+            }
+            used = RAW
+        readings.append(
+            Reading(
+                spec=spec,
+                series=used,
+                windows=windows,
+                error_ratios=ratios,
+                alerts=sorted(alerts.get(spec.name, ())),
+                alert_rules=None if alert_rules is None else spec.name in alert_rules,
+            )
+        )
+    return readings
+
+
+# -- what the report holds ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """An objective as the report needs it: declared in a source, or read from the recorded series."""
+
+    name: str
+    kind: str
+    objective: float
+    window: str
+    title: str
+    declared: Objective | None = None
+
+    @classmethod
+    def of(cls, objective: Objective) -> Spec:
+        return cls(
+            objective.name,
+            objective.kind,
+            objective.objective,
+            objective.window,
+            describe(objective),
+            objective,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """One objective's figures; an error ratio of None means no data (no traffic in the window)."""
+
+    spec: Spec
+    series: str  # RECORDED or RAW
+    windows: tuple[str, ...]
+    error_ratios: Mapping[str, float | None]
+    alerts: Sequence[tuple[str, str, str]]  # (alertname, state, severity)
+    alert_rules: bool | None  # whether Prometheus has SLO alert rules for it (None: unknown)
+
+    @property
+    def budget(self) -> float:
+        """The error budget: the share of events allowed to fail."""
+        return 1 - self.spec.objective
+
+    @property
+    def sli(self) -> float | None:
+        ratio = self.error_ratios.get(self.spec.window)
+        return None if ratio is None else 1 - ratio
+
+    @property
+    def budget_remaining(self) -> float | None:
+        ratio = self.error_ratios.get(self.spec.window)
+        return None if ratio is None else 1 - ratio / self.budget
+
+    @property
+    def burn_rates(self) -> dict[str, float | None]:
+        return {w: None if (r := self.error_ratios.get(w)) is None else r / self.budget for w in self.windows}
+
+    @property
+    def firing(self) -> bool:
+        return any(state == "firing" for _, state, _ in self.alerts)
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.spec
+        return {
+            "name": s.name,
+            "kind": s.kind,
+            "objective": s.objective,
+            "window": s.window,
+            "series": "recorded" if self.series == RECORDED else "raw",
+            "sli": self.sli,
+            "error_budget_remaining": self.budget_remaining,
+            "burn_rates": self.burn_rates,
+            "alerts": [{"alertname": a, "state": st, "severity": sev} for a, st, sev in self.alerts],
+            "alert_rules_loaded": self.alert_rules,
+            "firing": self.firing,
+        }
+
+
+def _number(ratio: float) -> str:
+    return f"{ratio:.2f}".rstrip("0").rstrip(".")
+
+
+def _row(label: str, value: str) -> str:
+    return f"  {label:<16} {value}"
+
+
+def render_text(url: str, readings: Sequence[Reading]) -> str:
+    """The report for a terminal: a block per objective."""
+    lines = [f"SLO report from Prometheus at {url}"]
+    for r in readings:
+        s = r.spec
+        source = RECORDED if r.series == RECORDED else f"{RAW}: its recording rules are not loaded"
+        lines += ["", f"{s.name}: {s.title}, objective {percent(s.objective)} over {s.window} ({source})"]
+        if r.sli is None or r.budget_remaining is None:
+            lines.append(_row(f"SLI over {s.window}", "no data (no events in the window)"))
+        else:
+            left = r.budget_remaining
+            note = " (exhausted)" if left <= 0 else ""
+            lines.append(_row(f"SLI over {s.window}", percent(r.sli)))
+            lines.append(
+                _row("budget left", f"{percent(left, 1)} of a {percent(r.budget)} error budget{note}")
+            )
+        burns = [f"{w} {'no data' if b is None else _number(b) + 'x'}" for w, b in r.burn_rates.items()]
+        lines.append(_row("burn rate", ", ".join(burns)))
+        if r.alerts:
+            shown = ", ".join(f"{a} {st}" + (f" ({sev})" if sev else "") for a, st, sev in r.alerts)
+        elif r.alert_rules is False:
+            shown = "none (no SLO alert rules for it in this Prometheus)"
+        else:
+            shown = "none pending or firing"
+        lines.append(_row("alerts", shown))
+    return "\n".join(lines)
+
+
+# -- Prometheus -----------------------------------------------------------------------------------
+
+
+class PrometheusAPI:
+    """Prometheus' HTTP API over urllib: each error becomes a ReportError naming the URL."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def get(self, path: str, params: Mapping[str, str]) -> Any:
+        """The ``data`` of a successful answer to ``GET <url><path>?<params>``."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        address = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        what = f"Prometheus at {self.url}"
+        try:
+            with urllib.request.urlopen(address, timeout=self.timeout) as response:
+                status, body = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                status, body = error.code, error.read()
+        except urllib.error.URLError as error:
+            raise ReportError(f"cannot reach {what}: {error.reason}") from None
+        except (TimeoutError, OSError) as error:
+            raise ReportError(f"cannot reach {what}: {error}") from None
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or "status" not in answer:
+            raise ReportError(
+                f"{what} answered HTTP {status} to {path}, not as the Prometheus HTTP API: is it one?"
+            )
+        if answer["status"] != "success":
+            detail = answer.get("error") or answer.get("errorType") or "an error"
+            query = f" to the query {params['query']!r}" if "query" in params else ""
+            raise ReportError(f"{what} answered {detail}{query} (HTTP {status})")
+        return answer.get("data")
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The series an instant query answers (a vector; a scalar answers as one series)."""
+        data = self.get("/api/v1/query", {"query": expr})
+        if data.get("resultType") == "scalar":
+            return [{"metric": {}, "value": data["result"]}]
+        result: list[dict[str, Any]] = data.get("result") or []
+        return result
+
+
+def _value(sample: Mapping[str, Any]) -> float | None:
+    """A sample's value; None for NaN or an infinity (a ratio of nothing: no data)."""
+    try:
+        value = float(sample["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _worst(result: Iterable[Mapping[str, Any]]) -> float | None:
+    """The highest error ratio among the series answered (one, normally), or None for none."""
+    values = [v for v in map(_value, result) if v is not None]
+    return max(values) if values else None
+
+
+def _recorded_objectives(api: PrometheusAPI) -> dict[str, Spec]:
+    """The objectives whose recording rules Prometheus evaluates, by name."""
+    specs: dict[str, Spec] = {}
+    windows: dict[str, list[str]] = {}
+    from obskit._cli._slo import ERROR_RATIO, OBJECTIVE
+
+    names = api.query(f'group by (__name__, slo) ({{__name__=~"{ERROR_RATIO}.+"}})')
+    for series in names:
+        metric = series.get("metric", {})
+        windows.setdefault(metric.get("slo", ""), []).append(
+            metric.get("__name__", "").removeprefix(ERROR_RATIO)
+        )
+    for series in api.query(OBJECTIVE):
+        metric = series.get("metric", {})
+        name, objective = metric.get("slo"), _value(series)
+        if not name or objective is None or name in specs:
+            continue
+        kind = metric.get("slo_kind", "")
+        specs[name] = Spec(name, kind, objective, _period(windows.get(name, [])), kind or "objective")
+    return specs
+
+
+def _period(windows: Iterable[str]) -> str:
+    """The objective's period among the windows recorded for it: the longest (30d when none)."""
+    from obskit._cli._slo import WINDOWS
+
+    extra = [w for w in windows if w and w not in WINDOWS]
+    return max(extra, key=_seconds) if extra else "30d"
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)(ms|[smhdwy])", duration))
+
+
+def _recorded_ratios(api: PrometheusAPI, spec: Spec, windows: Sequence[str]) -> dict[str, float | None]:
+    from obskit._cli._slo import ERROR_RATIO
+
+    by_window: dict[str, list[dict[str, Any]]] = {}
+    selector = f'{{__name__=~"{ERROR_RATIO}.+",{slo_matcher(spec.name)}}}'
+    for series in api.query(selector):
+        window = series.get("metric", {}).get("__name__", "").removeprefix(ERROR_RATIO)
+        by_window.setdefault(window, []).append(series)
+    return {w: _worst(by_window.get(w, ())) for w in (*windows, spec.window)}
+
+
+def _alerts(api: PrometheusAPI) -> dict[str, set[tuple[str, str, str]]]:
+    """The SLO alerts pending or firing, by objective name."""
+    found: dict[str, set[tuple[str, str, str]]] = {}
+    for series in api.query(f'ALERTS{{alertname=~"{ALERT_PREFIX}.*"}}'):
+        metric = series.get("metric", {})
+        if _value(series) != 1 or "slo" not in metric:
+            continue
+        alert = (metric.get("alertname", ""), metric.get("alertstate", ""), metric.get("severity", ""))
+        found.setdefault(metric["slo"], set()).add(alert)
+    return found
+
+
+_SLO_MATCHER = re.compile(r'slo="((?:[^"\\]|\\.)*)"')
+
+
+def _unquote(text: str) -> str:
+    try:
+        value = json.loads(f'"{text}"')
+    except ValueError:
+        return text
+    return str(value)
+
+
+def _alert_rules(api: PrometheusAPI) -> set[str] | None:
+    """The objectives Prometheus has SLO alert rules for; None when it does not say (no rules API)."""
+    try:
+        data = api.get("/api/v1/rules", {"type": "alert"})
+    except ReportError:
+        return None
+    names: set[str] = set()
+    for group in (data or {}).get("groups", []):
+        for rule in group.get("rules", []):
+            if not str(rule.get("name", "")).startswith(ALERT_PREFIX):
+                continue
+            label = (rule.get("labels") or {}).get("slo")
+            if label:
+                names.add(label)
+            else:  # the label comes from the series: the objective is named in the query
+                names.update(_unquote(m) for m in _SLO_MATCHER.findall(str(rule.get("query", ""))))
+    return names
