@@ -36,8 +36,10 @@ def alerts(*options: str) -> dict[str, dict[str, Any]]:
     return {r["alert"]: r for g in document["groups"] for r in g["rules"] if "alert" in r}
 
 
-def test_alerts_lists_every_alert_written() -> None:
-    assert tuple(alerts()) == rules.ALERTS
+def test_alerts_lists_every_alert_written(tmp_path: Path) -> None:
+    source = tmp_path / "obskit.toml"  # the SLO alerts are written per objective, with --slo only
+    source.write_text('[[slo]]\nname = "checkout"\nobjective = 0.999\n', encoding="utf-8")
+    assert tuple(alerts("--slo", str(source))) == rules.ALERTS
 
 
 def test_severity_and_labels_of_one_alert_leave_the_others_alone() -> None:

@@ -18,6 +18,7 @@ from obskit.logging import get_logger
 if _typing.TYPE_CHECKING:  # imported on first use (below); typed here for editors and mypy
     from obskit._recording.jobs import Job, track_job
     from obskit._recording.metrics import MetricsCollector
+    from obskit._recording.slo import slo
     from obskit._runtime.doctor import check_backends
     from obskit._web.http import add_access_fields
 
@@ -33,6 +34,7 @@ _LAZY_NAMES = {
     "MetricsCollector": "obskit._recording.metrics",
     "add_access_fields": "obskit._web.http",
     "check_backends": "obskit._runtime.doctor",
+    "slo": "obskit._recording.slo",
     "track_job": "obskit._recording.jobs",
 }
 
@@ -72,6 +74,7 @@ __all__ = [
     "get_logger",
     "is_configured",
     "shutdown",
+    "slo",
     "trace_operation",
     "track_job",
 ]

@@ -196,6 +196,7 @@ class Families:
     health_duration: str
     dropped_total: str
     overflow_total: str
+    external_duration: str
 
 
 def families(namespace: str) -> Families:
@@ -218,6 +219,7 @@ def families(namespace: str) -> Families:
         health_duration=health_duration.name,
         dropped_total=f"{DROPPED_METRIC}_total",
         overflow_total=f"{OVERFLOW_METRIC}_total",
+        external_duration=calls["external_duration"].name,
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,9 @@ ALERTS = (
     "HealthCheckFailing",
     "TelemetryDropped",
     "MetricSeriesOverflow",
+    # Written only with --slo, once per objective (obskit._cli._slo.ALERTS).
+    "SLOBurnRatePage",
+    "SLOBurnRateTicket",
 )
 #: The levels ``--severity`` takes; each is written as the value of its ``--LEVEL-severity`` option.
 LEVELS = ("critical", "warning", "info")
@@ -114,6 +118,10 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
      "metavar": "[ALERT:]NAME=VALUE", "help": "a label added to every alert, e.g. team=payments, or to "
      "one alert, e.g. ServiceDown:service=api; a label of one alert wins over the same label of every "
      "alert (repeatable)"}),
+    ("--slo", {"dest": "slo", "action": "append", "nargs": "?", "const": "obskit.toml", "default": [],
+     "metavar": "SOURCE", "help": "also write the recording rules and burn-rate alerts of the service level "
+     "objectives in SOURCE: a .toml file ([[slo]] tables), a .yaml file (an slo: list), or a Python module "
+     "or .py file calling obskit.slo(); without SOURCE, obskit.toml (repeatable; see docs/slo.md)"}),
 )  # fmt: skip
 
 
@@ -133,18 +141,32 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print (or write to ``--output``) the rules file; 2 on a bad namespace or unwritable output."""
-    return q.generate("rules", args, render)
+    """Print (or write to ``--output``) the rules file.
+
+    Returns 2 on a bad namespace, an unwritable output or an SLO source that cannot be loaded.
+    """
+    from obskit._core.errors import ConfigError
+
+    try:
+        return q.generate("rules", args, render)
+    except ConfigError as error:  # from --slo: the namespace's own are handled by generate()
+        print(f"obskit rules: {error}", file=sys.stderr)
+        return 2
 
 
 def document(args: argparse.Namespace, namespace: str) -> dict[str, Any]:
-    """The rules file's content: a recording group and an alerting group."""
+    """The rules file's content: a recording group, an alerting group, and one group per SLO.
+
+    Raises:
+        ConfigError: an ``--slo`` source that cannot be loaded.
+    """
     builder = _Builder(args, q.families(namespace))
     group = "obskit" if namespace == "obskit" else f"obskit.{namespace}"
     return {
         "groups": [
             {"name": f"{group}.recording", "rules": builder.recording()},
             {"name": f"{group}.alerts", "rules": builder.alerts()},
+            *builder.slo_groups(),
         ]
     }
 
@@ -315,6 +337,19 @@ class _Builder:
             ),
         ]
 
+    def slo_groups(self) -> list[dict[str, Any]]:
+        """One group per objective of the ``--slo`` sources (none without the option)."""
+        sources = getattr(self.args, "slo", None) or []
+        if not sources:
+            return []
+        from obskit._cli import _slo
+
+        labels = {alert: self._labels(alert, critical=alert in _slo.CRITICAL) for alert in _slo.ALERTS}
+        return [
+            _slo.group(o, self.f, job_label=self.job, selector=self.selector, alert_labels=labels)
+            for o in _slo.load_all(sources)
+        ]
+
     def _stuck(self) -> str:
         labels = self.job_by
         running = f"sum {q.by(labels)} ({self._s(self.f.jobs_in_progress)}) > 0"
@@ -325,17 +360,21 @@ class _Builder:
     def _alert(
         self, name: str, expr: str, pending: str, *, summary: str, description: str, critical: bool = False
     ) -> Rule:
-        level = dict(self.args.severities).get(name, "critical" if critical else "warning")
-        labels = {"severity": getattr(self.args, f"{level}_severity")}
-        labels.update((label, value) for alert, label, value in self.args.labels if not alert)
-        labels.update((label, value) for alert, label, value in self.args.labels if alert == name)
         return {
             "alert": name,
             "expr": expr,
             "for": pending,
-            "labels": labels,
+            "labels": self._labels(name, critical=critical),
             "annotations": {"summary": summary, "description": description},
         }
+
+    def _labels(self, name: str, *, critical: bool) -> dict[str, str]:
+        """An alert's labels: its severity (``--severity``, ``--*-severity``) and those of ``--label``."""
+        level = dict(self.args.severities).get(name, "critical" if critical else "warning")
+        labels = {"severity": getattr(self.args, f"{level}_severity")}
+        labels.update((label, value) for alert, label, value in self.args.labels if not alert)
+        labels.update((label, value) for alert, label, value in self.args.labels if alert == name)
+        return labels
 
 
 # -- YAML -----------------------------------------------------------------------------------------
