@@ -78,11 +78,13 @@ def register(subparsers: Any) -> None:
         "--slo",
         dest="slo_sources",
         action="append",
+        nargs="?",
+        const="obskit.toml",
         default=[],
         metavar="SOURCE",
         help="add a row per service level objective declared in SOURCE: a .toml or .yaml file, or "
-        "a Python module or .py file calling obskit.slo() (repeatable; needs the recording rules "
-        "of obskit rules --slo in Prometheus)",
+        "a Python module or .py file calling obskit.slo(); without SOURCE, obskit.toml (repeatable; "
+        "the panels read the recording rules of obskit rules --slo)",
     )
     parser.set_defaults(run=run)
 

@@ -122,11 +122,14 @@ def register(subparsers: Any) -> None:
         "--slo",
         dest="sources",
         action="append",
+        nargs="?",
+        const="obskit.toml",
         default=[],
         metavar="SOURCE",
         help="where the objectives are declared: a .toml or .yaml file, or a Python module or .py "
-        f"file calling obskit.slo() (repeatable; default: {DEFAULT_SOURCE} if the current directory "
-        "has one, else the objectives whose recording rules Prometheus has)",
+        f"file calling obskit.slo(); without SOURCE, {DEFAULT_SOURCE} (repeatable; default: "
+        f"{DEFAULT_SOURCE} if the current directory has one, else the objectives whose recording rules "
+        "Prometheus has)",
     )
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
