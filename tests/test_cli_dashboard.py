@@ -365,6 +365,14 @@ def test_slo_panels_read_only_series_the_slo_rules_record(
     assert ("obskit_slo:objective:ratio", 'odd "name"') in queried
 
 
+def test_slo_without_source_reads_obskit_toml(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "obskit.toml").write_text(OBJECTIVES)
+    monkeypatch.chdir(tmp_path)
+    assert generate(capsys, "--slo") == slo_model(capsys, tmp_path)
+
+
 def test_slo_source_errors_exit_2_naming_the_source(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

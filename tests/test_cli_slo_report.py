@@ -267,7 +267,7 @@ def test_no_traffic_is_no_data_not_nan(
     assert (status, err) == (0, "")
     assert "nan" not in out.lower()
     assert out.count("no data (no events in the window)") == 2
-    assert "  burn rate        5m no data, 30m no data, 1h no data," in out
+    assert out.count("  burn rate        no data\n") == 2
     status, document = report_json(capsys, "--prometheus", prometheus.url, "--slo", source)
     for objective in document["objectives"]:
         assert objective["sli"] is None

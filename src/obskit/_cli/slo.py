@@ -346,7 +346,8 @@ def render_text(url: str, readings: Sequence[Reading]) -> str:
                 _row("budget left", f"{percent(left, 1)} of a {percent(r.budget)} error budget{note}")
             )
         burns = [f"{w} {'no data' if b is None else _number(b) + 'x'}" for w, b in r.burn_rates.items()]
-        lines.append(_row("burn rate", ", ".join(burns)))
+        no_data = all(b is None for b in r.burn_rates.values())
+        lines.append(_row("burn rate", "no data" if no_data else ", ".join(burns)))
         if r.alerts:
             shown = ", ".join(f"{a} {st}" + (f" ({sev})" if sev else "") for a, st, sev in r.alerts)
         elif r.alert_rules is False:
