@@ -90,8 +90,11 @@ class FakePrometheus:
         sample = {"metric": {"__name__": metric, **labels}, "value": [1.7e9, str(value)]}
         self.series.setdefault(metric, []).append(sample)
 
-    def recorded_objective(self, name: str, kind: str, objective: float, ratios: dict[str, Any]) -> None:
-        """What the recording rules of one objective write: its objective and its error ratios."""
+    def recorded_objective(
+        self, name: str, kind: str, objective: float, ratios: dict[str, Any], period: str = "30d"
+    ) -> None:
+        """What the recording rules of one objective write (its objective, its error ratios where
+        there was traffic), and the rules the rules API lists for it (every window and the period)."""
         self.record(_slo.OBJECTIVE, objective, slo=name, slo_kind=kind)
         by_window: list[dict[str, Any]] = [
             {
@@ -106,6 +109,20 @@ class FakePrometheus:
             {"metric": {"__name__": s["metric"]["__name__"], "slo": name}, "value": [1, "1"]}
             for s in by_window
         )
+        labels = {"slo": name, "slo_kind": kind}
+        recording = [
+            {"type": "recording", "name": _slo.ERROR_RATIO + w, "query": "...", "labels": labels}
+            for w in (*_slo.WINDOWS, period)
+        ]
+        self._group(name).extend(recording)
+
+    def _group(self, name: str) -> list[dict[str, Any]]:
+        assert self.rules is not None
+        for group in self.rules:
+            if group["name"] == f"obskit-slo-{name}":
+                return group["rules"]  # type: ignore[no-any-return]
+        self.rules.append({"name": f"obskit-slo-{name}", "rules": []})
+        return self.rules[-1]["rules"]  # type: ignore[no-any-return]
 
     def alert(self, name: str, alertname: str, state: str, severity: str) -> None:
         query = 'ALERTS{alertname=~"SLOBurnRate.*"}'
@@ -114,13 +131,18 @@ class FakePrometheus:
             {"metric": {"__name__": "ALERTS", **labels}, "value": [1, "1"]}
         )
 
-    def alert_rules(self, *names: str) -> None:
-        rules = [
-            {"name": alert, "query": f'obskit_slo:burn_rate:rate1h{{slo="{n}"}} > 14.4', "labels": {"slo": n}}
-            for n in names
-            for alert in _slo.ALERTS
-        ]
-        self.rules = [{"name": f"obskit-slo-{n}", "rules": rules} for n in names]
+    def alert_rules(self, *names: str, labelled: bool = True) -> None:
+        """SLO alert rules for ``names``: with an ``slo`` label, or naming it in the query only."""
+        for name in names:
+            self._group(name).extend(
+                {
+                    "type": "alerting",
+                    "name": alert,
+                    "query": f'obskit_slo:burn_rate:rate1h{{slo="{name}"}} > 14.4',
+                    "labels": {"slo": name} if labelled else {},
+                }
+                for alert in _slo.ALERTS
+            )
 
 
 @pytest.fixture
@@ -164,7 +186,8 @@ def test_recorded_series_give_sli_budget_burn_rates_and_a_pending_alert(
 ) -> None:
     # 0.5% of checkout's requests failed over 30d with a 0.1% budget: 5x, budget spent 5 times.
     prometheus.recorded_objective("checkout", "availability", 0.999, {w: 0.005 for w in ALL_WINDOWS})
-    prometheus.recorded_objective("search", "latency", 0.99, {w: 0.001 for w in (*_slo.WINDOWS, "7d")})
+    ratios = {w: 0.001 for w in (*_slo.WINDOWS, "7d")}
+    prometheus.recorded_objective("search", "latency", 0.99, ratios, period="7d")
     prometheus.alert("checkout", "SLOBurnRateTicket", "pending", "warning")
     prometheus.alert_rules("checkout", "search")
     status, out, err = report(capsys, "--prometheus", prometheus.url, "--slo", source)
@@ -212,6 +235,7 @@ def test_a_firing_alert_exits_1_and_json_says_so(
         ],
         "alert_rules_loaded": False,
         "firing": True,
+        "note": None,
     }
     assert [o["name"] for o in document["objectives"]] == ["checkout", "search"]
     status, out, _ = report(capsys, "--prometheus", prometheus.url, "--slo", source)
@@ -261,7 +285,7 @@ def test_no_traffic_is_no_data_not_nan(
     # Rules loaded; checkout had no request for a while (NaN, as a 0/0 rule would record), and
     # search none at all (no series, as obskit's rules record).
     prometheus.recorded_objective("checkout", "availability", 0.999, {w: "NaN" for w in ALL_WINDOWS})
-    prometheus.recorded_objective("search", "latency", 0.99, {})
+    prometheus.recorded_objective("search", "latency", 0.99, {}, period="7d")
     prometheus.alert_rules("checkout", "search")
     status, out, err = report(capsys, "--prometheus", prometheus.url, "--slo", source)
     assert (status, err) == (0, "")
@@ -283,6 +307,38 @@ def test_alert_rules_missing_from_prometheus_are_said(
     checkout, search = out.split("\n\n")[1:]
     assert "alerts           none pending or firing" in checkout
     assert "alerts           none (no SLO alert rules for it in this Prometheus)" in search
+
+
+def test_alert_rules_naming_the_objective_in_their_query_count(
+    prometheus: FakePrometheus, source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prometheus.alert_rules("checkout", "search", labelled=False)
+    _, document = report_json(capsys, "--prometheus", prometheus.url, "--slo", source)
+    assert [o["alert_rules_loaded"] for o in document["objectives"]] == [True, True]
+
+
+def test_rules_loaded_for_another_objective_are_pointed_out(
+    prometheus: FakePrometheus, source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # checkout's rules were generated for 99% (its ratios still hold: they do not depend on it);
+    # search's for a 30d period, not its 7d: its ratio over 7d is computed from the raw series.
+    prometheus.recorded_objective("checkout", "availability", 0.99, {w: 0.002 for w in ALL_WINDOWS})
+    prometheus.recorded_objective("search", "latency", 0.99, {w: 0.001 for w in ALL_WINDOWS})
+    _, document = report_json(capsys, "--prometheus", prometheus.url, "--slo", source)
+    checkout, search = document["objectives"]
+    assert checkout["series"] == "recorded"
+    assert checkout["error_budget_remaining"] == pytest.approx(-1)  # with the declared 99.9%
+    assert (
+        checkout["note"]
+        == "the rules in Prometheus are for 99% over 30d: regenerate them with obskit rules --slo"
+    )
+    assert search["series"] == "raw"
+    assert (
+        search["note"]
+        == "the rules in Prometheus are for 99% over 30d: regenerate them with obskit rules --slo"
+    )
+    _, out, _ = report(capsys, "--prometheus", prometheus.url, "--slo", source)
+    assert "  note             the rules in Prometheus are for 99% over 30d: regenerate them" in out
 
 
 # -- which objectives -----------------------------------------------------------------------------
@@ -309,13 +365,29 @@ def test_without_any_source_the_objectives_recorded_in_prometheus_are_reported(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     ratios = {**{w: 0.0001 for w in _slo.WINDOWS}, "28d": 0.0002}
-    prometheus.recorded_objective("payments", "availability", 0.999, ratios)
+    prometheus.recorded_objective("payments", "availability", 0.999, ratios, period="28d")
     status, document = report_json(capsys, "--prometheus", prometheus.url)
     assert status == 0
     (payments,) = document["objectives"]
     assert (payments["name"], payments["kind"], payments["window"]) == ("payments", "availability", "28d")
     assert payments["sli"] == pytest.approx(0.9998)
     assert payments["error_budget_remaining"] == pytest.approx(0.8)
+
+
+def test_without_the_rules_api_the_period_is_read_from_the_series(
+    prometheus: FakePrometheus,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    prometheus.recorded_objective(
+        "payments", "availability", 0.999, {"5m": 0, "1h": 0, "28d": 0}, period="28d"
+    )
+    prometheus.rules = None
+    _, document = report_json(capsys, "--prometheus", prometheus.url)
+    (payments,) = document["objectives"]
+    assert (payments["window"], payments["sli"], payments["alert_rules_loaded"]) == ("28d", 1, None)
 
 
 def test_no_objectives_anywhere_exits_2(

@@ -131,6 +131,7 @@ def prometheus_with_rules(tmp_path: Path, target: str, rules: Path) -> Iterator[
 def report(capsys: pytest.CaptureFixture[str], url: str, *sources: Path) -> tuple[int, dict[str, Any], str]:
     """``obskit slo report`` as JSON (by objective name) and as text."""
     argv = ["slo", "report", "--prometheus", url, *(f"--slo={s}" for s in sources)]
+    capsys.readouterr()  # what the test printed before
     status = _cli.main([*argv, "--format", "json"])
     out, err = capsys.readouterr()
     assert err == ""
@@ -199,3 +200,4 @@ def test_injected_failures_page_and_the_report_shows_the_budget_burning(
     assert "idle: availability, objective 99% over 30d (recording rules)\n  SLI over 30d     no data" in text
     assert "checkout_unrecorded: availability, objective 99% over 30d (raw expressions:" in text
     assert "nan" not in text.lower()
+    assert "note" not in text  # the rules loaded are those of the objectives declared

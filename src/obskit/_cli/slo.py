@@ -192,12 +192,13 @@ def _readings(args: argparse.Namespace) -> list[Reading]:
     if not sources and os.path.isfile(DEFAULT_SOURCE):
         sources = [DEFAULT_SOURCE]
     objectives = load_objectives(sources) if sources else ()
-    recorded = _recorded_objectives(api)
+    rules = _loaded_rules(api)
+    recorded = _recorded_objectives(api, rules)
     specs: list[Spec]
     if sources:
         specs = [Spec.of(o) for o in objectives]
     else:
-        specs = [spec for _, spec in sorted(recorded.items())]
+        specs = [spec for _, (spec, _) in sorted(recorded.items())]
         if not specs:
             raise ReportError(
                 f"no objectives: Prometheus at {api.url} has no {_slo.OBJECTIVE} series (load the "
@@ -206,11 +207,23 @@ def _readings(args: argparse.Namespace) -> list[Reading]:
             )
     windows = tuple(_slo.WINDOWS)
     alerts = _alerts(api)
-    alert_rules = _alert_rules(api)
     readings = []
     families: q.Families | None = None
     for spec in specs:
-        if spec.name in recorded:
+        found = recorded.get(spec.name)
+        note = ""
+        if found is not None and spec.declared is not None:
+            loaded, loaded_windows = found
+            other_period = bool(loaded_windows) and spec.window not in loaded_windows
+            if other_period or not math.isclose(loaded.objective, spec.objective, abs_tol=1e-9):
+                period = f" over {loaded.window}" if loaded_windows else ""
+                note = (
+                    f"the rules in Prometheus are for {percent(loaded.objective)}{period}: "
+                    "regenerate them with obskit rules --slo"
+                )
+            if other_period:  # the declared period's ratio is not recorded
+                found = None
+        if found is not None:
             ratios = _recorded_ratios(api, spec, windows)
             used = RECORDED
         else:
@@ -238,7 +251,8 @@ def _readings(args: argparse.Namespace) -> list[Reading]:
                 windows=windows,
                 error_ratios=ratios,
                 alerts=sorted(alerts.get(spec.name, ())),
-                alert_rules=None if alert_rules is None else spec.name in alert_rules,
+                alert_rules=None if rules is None else spec.name in rules.alerted,
+                note=note,
             )
         )
     return readings
@@ -280,6 +294,7 @@ class Reading:
     error_ratios: Mapping[str, float | None]
     alerts: Sequence[tuple[str, str, str]]  # (alertname, state, severity)
     alert_rules: bool | None  # whether Prometheus has SLO alert rules for it (None: unknown)
+    note: str = ""  # what the operator should know: rules loaded for another objective
 
     @property
     def budget(self) -> float:
@@ -318,6 +333,7 @@ class Reading:
             "alerts": [{"alertname": a, "state": st, "severity": sev} for a, st, sev in self.alerts],
             "alert_rules_loaded": self.alert_rules,
             "firing": self.firing,
+            "note": self.note or None,
         }
 
 
@@ -355,6 +371,8 @@ def render_text(url: str, readings: Sequence[Reading]) -> str:
         else:
             shown = "none pending or firing"
         lines.append(_row("alerts", shown))
+        if r.note:
+            lines.append(_row("note", r.note))
     return "\n".join(lines)
 
 
@@ -424,25 +442,33 @@ def _worst(result: Iterable[Mapping[str, Any]]) -> float | None:
     return max(values) if values else None
 
 
-def _recorded_objectives(api: PrometheusAPI) -> dict[str, Spec]:
-    """The objectives whose recording rules Prometheus evaluates, by name."""
-    specs: dict[str, Spec] = {}
-    windows: dict[str, list[str]] = {}
+def _recorded_objectives(
+    api: PrometheusAPI, rules: LoadedRules | None
+) -> dict[str, tuple[Spec, frozenset[str]]]:
+    """The objectives whose recording rules Prometheus evaluates, by name, with their windows.
+
+    The windows come from the rules API where Prometheus has it, else from the ratio series
+    (which a window without traffic lacks).
+    """
     from obskit._cli._slo import ERROR_RATIO, OBJECTIVE
 
-    names = api.query(f'group by (__name__, slo) ({{__name__=~"{ERROR_RATIO}.+"}})')
-    for series in names:
-        metric = series.get("metric", {})
-        windows.setdefault(metric.get("slo", ""), []).append(
-            metric.get("__name__", "").removeprefix(ERROR_RATIO)
-        )
+    windows: dict[str, set[str]] = {}
+    if rules is not None:
+        windows = {name: set(found) for name, found in rules.recorded.items()}
+    else:
+        for series in api.query(f'group by (__name__, slo) ({{__name__=~"{ERROR_RATIO}.+"}})'):
+            metric = series.get("metric", {})
+            window = metric.get("__name__", "").removeprefix(ERROR_RATIO)
+            windows.setdefault(metric.get("slo", ""), set()).add(window)
+    specs: dict[str, tuple[Spec, frozenset[str]]] = {}
     for series in api.query(OBJECTIVE):
         metric = series.get("metric", {})
         name, objective = metric.get("slo"), _value(series)
         if not name or objective is None or name in specs:
             continue
         kind = metric.get("slo_kind", "")
-        specs[name] = Spec(name, kind, objective, _period(windows.get(name, [])), kind or "objective")
+        found = frozenset(windows.get(name, ()))
+        specs[name] = (Spec(name, kind, objective, _period(found), kind or "objective"), found)
     return specs
 
 
@@ -493,20 +519,32 @@ def _unquote(text: str) -> str:
     return str(value)
 
 
-def _alert_rules(api: PrometheusAPI) -> set[str] | None:
-    """The objectives Prometheus has SLO alert rules for; None when it does not say (no rules API)."""
+@dataclasses.dataclass(frozen=True)
+class LoadedRules:
+    """What Prometheus' rules API says of the SLO rules: windows recorded and alerts, by objective."""
+
+    recorded: Mapping[str, frozenset[str]]
+    alerted: frozenset[str]
+
+
+def _loaded_rules(api: PrometheusAPI) -> LoadedRules | None:
+    """The SLO rules Prometheus evaluates; None when it does not say (no rules API)."""
+    from obskit._cli._slo import ERROR_RATIO
+
     try:
-        data = api.get("/api/v1/rules", {"type": "alert"})
+        data = api.get("/api/v1/rules", {})
     except ReportError:
         return None
-    names: set[str] = set()
+    recorded: dict[str, set[str]] = {}
+    alerted: set[str] = set()
     for group in (data or {}).get("groups", []):
         for rule in group.get("rules", []):
-            if not str(rule.get("name", "")).startswith(ALERT_PREFIX):
-                continue
+            name = str(rule.get("name", ""))
             label = (rule.get("labels") or {}).get("slo")
-            if label:
-                names.add(label)
-            else:  # the label comes from the series: the objective is named in the query
-                names.update(_unquote(m) for m in _SLO_MATCHER.findall(str(rule.get("query", ""))))
-    return names
+            if name.startswith(ERROR_RATIO) and label:
+                recorded.setdefault(label, set()).add(name.removeprefix(ERROR_RATIO))
+            elif name.startswith(ALERT_PREFIX) and label:
+                alerted.add(label)
+            elif name.startswith(ALERT_PREFIX):  # the label comes from the series: named in the query
+                alerted.update(_unquote(m) for m in _SLO_MATCHER.findall(str(rule.get("query", ""))))
+    return LoadedRules({k: frozenset(v) for k, v in recorded.items()}, frozenset(alerted))
