@@ -8,6 +8,7 @@ tests/integration/test_slo_prometheus.py.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -48,12 +49,16 @@ class FakePrometheus:
         self.rules: list[dict[str, Any]] | None = []  # None: no rules API (HTTP 404)
         self.error: tuple[int, str] | None = None  # (status, body) answered to every query
         self.asked: list[str] = []
+        self.authorization: str | None = None  # the Authorization header required, if any
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
                 params = dict(urllib.parse.parse_qsl(url.query))
+                if fake.authorization and self.headers.get("Authorization") != fake.authorization:
+                    self._send(401, "Unauthorized\n", "text/plain")
+                    return
                 if url.path == "/api/v1/rules":
                     if fake.rules is None:
                         self._send(404, "404 page not found", "text/plain")
@@ -457,6 +462,25 @@ def test_something_else_than_prometheus_exits_2(
     status, _, err = report(capsys, "--prometheus", prometheus.url + "/grafana", "--slo", source)
     assert status == 2
     assert "answered HTTP 404 to /api/v1/query, not as the Prometheus HTTP API" in err
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_shown(
+    prometheus: FakePrometheus, source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prometheus.authorization = "Basic " + base64.b64encode(b"ops:s3cr@t").decode()
+    address = prometheus.url.replace("http://", "http://ops:s3cr%40t@")
+    status, out, err = report(capsys, "--prometheus", address, "--slo", source)
+    assert (status, err) == (0, "")
+    assert f"SLO report from Prometheus at {prometheus.url}\n" in out
+    assert "s3cr" not in out
+    wrong = prometheus.url.replace("http://", "http://ops:guess@")
+    status, out, err = report(capsys, "--prometheus", wrong, "--slo", source)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"obskit slo report: Prometheus at {prometheus.url} refused the credentials")
+    assert "guess" not in err
+    status, _, err = report(capsys, "--prometheus", prometheus.url, "--slo", source)
+    assert status == 2
+    assert "wants credentials (HTTP 401); basic auth goes in the URL" in err
 
 
 @pytest.mark.parametrize("url", ["prometheus:9090", "ftp://host", "http://", "http://a b"])

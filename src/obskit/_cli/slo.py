@@ -166,28 +166,28 @@ def register(subparsers: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Print the report; the exit status (0 ok, 1 an SLO alert firing, 2 no report)."""
+    api = PrometheusAPI(args.prometheus, args.timeout)
     try:
-        readings = _readings(args)
+        readings = _readings(args, api)
     except ReportError as error:
         print(f"obskit slo report: {error}", file=sys.stderr)
         return EXIT_ERROR
     if args.format == "json":
         document = {
-            "prometheus": args.prometheus,
+            "prometheus": api.url,
             "firing": any(r.firing for r in readings),
             "objectives": [r.to_dict() for r in readings],
         }
         print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        print(render_text(args.prometheus, readings))
+        print(render_text(api.url, readings))
     return EXIT_FIRING if any(r.firing for r in readings) else EXIT_OK
 
 
-def _readings(args: argparse.Namespace) -> list[Reading]:
+def _readings(args: argparse.Namespace, api: PrometheusAPI) -> list[Reading]:
     from obskit._cli import _slo
     from obskit._core.errors import ConfigError
 
-    api = PrometheusAPI(args.prometheus, args.timeout)
     sources: list[str] = list(args.sources)
     if not sources and os.path.isfile(DEFAULT_SOURCE):
         sources = [DEFAULT_SOURCE]
@@ -383,7 +383,20 @@ class PrometheusAPI:
     """Prometheus' HTTP API over urllib: each error becomes a ReportError naming the URL."""
 
     def __init__(self, url: str, timeout: float) -> None:
-        self.url = url
+        import base64
+        import urllib.parse
+
+        # Credentials in the URL (http://user:password@host) go into a basic-auth header; the
+        # URL shown in the report and its errors is the one without them.
+        parts = urllib.parse.urlsplit(url)
+        self.authorization = ""
+        if parts.username is not None or parts.password is not None:
+            user = urllib.parse.unquote(parts.username or "")
+            password = urllib.parse.unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            self.authorization = f"Basic {token}"
+            parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        self.url = urllib.parse.urlunsplit(parts)
         self.timeout = timeout
 
     def get(self, path: str, params: Mapping[str, str]) -> Any:
@@ -392,22 +405,29 @@ class PrometheusAPI:
         import urllib.parse
         import urllib.request
 
-        address = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        request = urllib.request.Request(f"{self.url}{path}?{urllib.parse.urlencode(params)}")
+        if self.authorization:
+            request.add_unredirected_header("Authorization", self.authorization)
         what = f"Prometheus at {self.url}"
         try:
-            with urllib.request.urlopen(address, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 status, body = response.status, response.read()
         except urllib.error.HTTPError as error:
             with error:
                 status, body = error.code, error.read()
         except urllib.error.URLError as error:
             raise ReportError(f"cannot reach {what}: {error.reason}") from None
-        except (TimeoutError, OSError) as error:
+        except (OSError, ValueError) as error:  # a timeout while reading; a bad port (InvalidURL)
             raise ReportError(f"cannot reach {what}: {error}") from None
         try:
             answer = json.loads(body)
         except ValueError:
             answer = None
+        if status in (401, 403) and not isinstance(answer, dict):
+            given = "refused the credentials in the URL" if self.authorization else "wants credentials"
+            raise ReportError(
+                f"{what} {given} (HTTP {status}); basic auth goes in the URL: http://user:password@host:9090"
+            )
         if not isinstance(answer, dict) or "status" not in answer:
             raise ReportError(
                 f"{what} answered HTTP {status} to {path}, not as the Prometheus HTTP API: is it one?"
