@@ -493,6 +493,36 @@ def test_a_bad_url_is_refused_by_the_parser(url: str, capsys: pytest.CaptureFixt
     )
 
 
+def test_a_bad_url_with_credentials_is_refused_without_showing_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        _cli.main(["slo", "report", "--prometheus", "http://ops:s3cret@host:9090/a b"])
+    err = capsys.readouterr().err
+    assert "invalid value 'http://***@host:9090/a b'" in err
+    assert "s3cret" not in err
+
+
+@pytest.mark.parametrize(
+    ("ratio", "digits", "down", "shown"),
+    [
+        (0.999, 3, False, "99.9%"),
+        (0.5, 3, False, "50%"),
+        (-499.0, 1, False, "-49900%"),
+        (-0.00001, 1, False, "0%"),
+        (0.9989996, 3, False, "99.9%"),
+        (0.9989996, 3, True, "99.899%"),  # an SLI missing 99.9% is not shown as 99.9%
+        (0.9985, 3, True, "99.85%"),
+        (1.0, 3, True, "100%"),
+        (0.99999, 3, True, "99.999%"),
+    ],
+)
+def test_percent(ratio: float, digits: int, down: bool, shown: str) -> None:
+    from obskit._cli.slo import percent
+
+    assert percent(ratio, digits, down=down) == shown
+
+
 def test_a_trailing_slash_is_dropped(
     prometheus: FakePrometheus, source: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

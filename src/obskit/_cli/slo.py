@@ -78,10 +78,17 @@ def describe(objective: Objective) -> str:
     return str(kind)
 
 
-def percent(ratio: float, digits: int = 3) -> str:
-    """``0.999`` -> ``99.9%``: as many digits as needed, at most ``digits`` decimals."""
-    text = f"{ratio * 100:.{digits}f}".rstrip("0").rstrip(".")
-    return f"{text}%"
+def percent(ratio: float, digits: int = 3, *, down: bool = False) -> str:
+    """``0.999`` -> ``99.9%``: at most ``digits`` decimals, rounded, or rounded down with ``down``.
+
+    An SLI is rounded down: 99.89996% is not shown as the 99.9% it misses.
+    """
+    value = ratio * 100
+    if down:
+        scale = 10**digits
+        value = math.floor(value * scale + 1e-6) / scale  # 1e-6: 99.85 is 99.84999... in binary
+    text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return f"{'0' if text == '-0' else text}%"
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -90,8 +97,9 @@ def percent(ratio: float, digits: int = 3) -> str:
 def _url(value: str) -> str:
     text = value.strip().rstrip("/")
     if not re.fullmatch(r"https?://[^\s/?#]+(?:/[^\s?#]*)?", text):
+        shown = re.sub(r"//[^/@]*@", "//***@", value)  # no password in the message
         raise argparse.ArgumentTypeError(
-            f"invalid value {value!r}; allowed: an http:// or https:// URL, e.g. http://prometheus:9090"
+            f"invalid value {shown!r}; allowed: an http:// or https:// URL, e.g. http://prometheus:9090"
         )
     return text
 
@@ -357,7 +365,7 @@ def render_text(url: str, readings: Sequence[Reading]) -> str:
         else:
             left = r.budget_remaining
             note = " (exhausted)" if left <= 0 else ""
-            lines.append(_row(f"SLI over {s.window}", percent(r.sli)))
+            lines.append(_row(f"SLI over {s.window}", percent(r.sli, down=True)))
             lines.append(
                 _row("budget left", f"{percent(left, 1)} of a {percent(r.budget)} error budget{note}")
             )
