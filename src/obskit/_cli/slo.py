@@ -306,8 +306,8 @@ class Reading:
 
     @property
     def budget(self) -> float:
-        """The error budget: the share of events allowed to fail."""
-        return 1 - self.spec.objective
+        """The error budget: the share of events allowed to fail (rounded as the rules round it)."""
+        return float(f"{1 - self.spec.objective:.12g}")
 
     @property
     def sli(self) -> float | None:
