@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final, cast
 
 from obskit._cli import _promql as q
 from obskit._recording.slo import Objective
@@ -72,11 +73,21 @@ def _string(value: str) -> str:
 
 
 def _le(threshold: float) -> str:
-    """The ``le`` matcher of a bucket bound: ``1.0`` (prometheus_client) or ``1`` (others) for integers."""
-    text = repr(float(threshold))
-    if text.endswith(".0"):
-        return f'le=~"{text[:-2]}|{text[:-2]}\\\\.0"'
-    return f"le={_string(text)}"
+    """The ``le`` matcher of a bucket bound, in each way exporters write it.
+
+    prometheus_client (obskit's exposition) writes ``1.0`` and ``0.25``; OpenTelemetry's
+    Prometheus exporters the shortest plain form, ``1`` and ``0.25``.
+    """
+    from decimal import Decimal
+
+    from prometheus_client import utils
+
+    go_string = cast("Callable[[float], str]", utils.floatToGoString)
+    plain = format(Decimal(repr(float(threshold))).normalize(), "f")
+    forms = list(dict.fromkeys((go_string(threshold), plain)))
+    if len(forms) == 1:
+        return f"le={_string(forms[0])}"
+    return "le=~" + _string("|".join(re.escape(form) for form in forms))
 
 
 def _matchers(objective: Objective, job_label: str, selector: Sequence[str]) -> list[str]:

@@ -246,17 +246,17 @@ def _threshold(value: object, where: str) -> float:
     bounds = http_bounds()
     listed = ", ".join(f"{b:g}" for b in bounds)
     allowed = f"a bucket bound of the HTTP duration histogram, in seconds: {listed}"
-    hint = (
-        f"{where}: the share of requests under a threshold is read from the histogram's buckets;"
-        ' add a bound with the histogram_buckets setting, e.g. OBSKIT_HISTOGRAM_BUCKETS=\'{"http":'
-        " [0.1, 0.3, 1]}'"
-    )
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    given = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    hint = f"{where}: the share of requests under a threshold is read from the histogram's buckets"
+    if math.isfinite(given) and given > 0:
+        with_it = ", ".join(f"{b:g}" for b in sorted({*bounds, given}))
+        hint += (
+            f"; to add {given:g}, set the histogram_buckets setting, e.g."
+            f" OBSKIT_HISTOGRAM_BUCKETS='{{\"http\": [{with_it}]}}'"
+        )
+    if given not in bounds:
         raise ConfigError("latency_under", value, allowed, hint)
-    seconds = float(value)
-    if seconds not in bounds:
-        raise ConfigError("latency_under", value, allowed, hint)
-    return seconds
+    return given
 
 
 def http_bounds() -> tuple[float, ...]:
@@ -401,19 +401,15 @@ def _from_module(source: str) -> tuple[Objective, ...]:
         if source.endswith(".py"):
             if not path.is_file():
                 raise _load_error(source, "no such file")
-            module_name = f"_obskit_slo_{abs(hash(str(path.resolve())))}"
+            # Run afresh at each load (a file is no package module: nothing else imports it).
+            module_name = "_obskit_slo_" + re.sub(r"\W", "_", path.stem)
             file_name = str(path.resolve())
-            if module_name not in sys.modules:
-                spec = importlib.util.spec_from_file_location(module_name, path)
-                if spec is None or spec.loader is None:
-                    raise _load_error(source, "not a Python file")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[module_name] = module
-                try:
-                    spec.loader.exec_module(module)
-                except BaseException:
-                    del sys.modules[module_name]
-                    raise
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise _load_error(source, "not a Python file")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
         else:
             if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", source):
                 raise _load_error(source, "not a .toml, .yaml or .yml file, a .py file or a module name")
