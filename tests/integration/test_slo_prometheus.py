@@ -143,6 +143,28 @@ def report(capsys: pytest.CaptureFixture[str], url: str, *sources: Path) -> tupl
     return status, {o["name"]: o for o in document["objectives"]}, text
 
 
+#: The panels of an objective without traffic that show no data: all but its objective line.
+IDLE_EMPTY = [
+    ("error budget remaining", "A"),
+    ("SLI over 30d", "A"),
+    *(("burn rate by window", chr(ord("A") + i)) for i in range(8)),
+    *(("SLI (1 - error ratio)", ref) for ref in "ABC"),
+]
+
+
+def dashboard_answers(server: Prometheus, source: Path) -> dict[str, bool]:
+    """Whether each query of the dashboard's SLO rows answers a series: by panel title and refId."""
+    from obskit._cli import dashboard
+
+    model = dashboard.build(_cli.build_parser().parse_args(["dashboard", "--slo", str(source)]), "obskit")
+    return {
+        f"{p['title']} {t['refId']}": bool(server.query(t["expr"]))
+        for p in model["panels"]
+        for t in p.get("targets", [])
+        if "obskit_slo:" in t["expr"]
+    }
+
+
 @needs_prometheus
 def test_injected_failures_page_and_the_report_shows_the_budget_burning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -172,6 +194,12 @@ def test_injected_failures_page_and_the_report_shows_the_budget_burning(
         assert alert["metric"]["severity"] == "critical"
         assert server.query(f'ALERTS{{alertname="{PAGE}",slo!="checkout"}}') == []
         status, objectives, text = report(capsys, server.url, slos, unrecorded)
+        panels = dashboard_answers(server, slos)
+
+    # The dashboard's SLO rows: every query of checkout and browse answers; idle's only the objective.
+    assert {title for title, answered in panels.items() if not answered} == {
+        f"idle: {panel} {ref}" for panel, ref in IDLE_EMPTY
+    }
 
     checkout, browse, idle = objectives["checkout"], objectives["browse"], objectives["idle"]
     # checkout: half its requests fail against a 0.1% budget, spent 500 times as fast as allowed.

@@ -130,8 +130,18 @@ def build(args: argparse.Namespace, namespace: str) -> dict[str, Any]:
         "links": [],
         "annotations": {"list": [_builtin_annotations()]},
         "templating": {"list": panels.variables()},
-        "panels": list(_layout([*panels.rows(), *_slo_rows(getattr(args, "objectives", ()))])),
+        "panels": list(_layout([*panels.rows(), *_slo_rows(_objectives(args))])),
     }
+
+
+def _objectives(args: argparse.Namespace) -> Sequence[Objective]:
+    """The objectives of ``--slo``: loaded by ``run()`` (which reports a bad source), else here."""
+    objectives: Sequence[Objective] | None = getattr(args, "objectives", None)
+    if objectives is None and getattr(args, "slo_sources", None):
+        from obskit._cli.slo import load_objectives
+
+        objectives = load_objectives(args.slo_sources)
+    return objectives or ()
 
 
 def _builtin_annotations() -> dict[str, Any]:
