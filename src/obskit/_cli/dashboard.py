@@ -357,7 +357,7 @@ def _slo_rows(objectives: Sequence[Objective]) -> list[tuple[str, list[tuple[int
             {"color": "green", "value": 0.25},
         ]
         budget["description"] = (
-            f"Share of the error budget ({percent(1 - o.objective)} of the events over {period}) not "
+            f"Share of the error budget ({percent(o.budget)} of the events over {period}) not "
             "spent yet; below 0 the objective is missed."
         )
         achieved = _stat(f"{o.name}: SLI over {period}", sli(period), "percentunit")
