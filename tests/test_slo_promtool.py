@@ -8,6 +8,7 @@ recorded series read (each file says what it drives). Skipped only when promtool
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -70,4 +71,14 @@ def test_every_unit_test_file_is_run() -> None:
 @pytest.mark.parametrize("name", UNIT_TESTS)
 def test_promtool_unit_tests(rules_dir: Path, name: str) -> None:
     done = promtool("test", "rules", name, cwd=rules_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_unit_test_in_the_docs_passes(tmp_path: Path) -> None:
+    """docs/slo.md's promtool test, on the rules of its checkout objective."""
+    page = (HERE.parent.parent / "docs" / "slo.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if b.startswith("rule_files:"))
+    (tmp_path / "slo_test.yml").write_text(block, encoding="utf-8")
+    assert _cli.main(["rules", "--slo", str(HERE / "checkout.toml"), "-o", str(tmp_path / "rules.yml")]) == 0
+    done = promtool("test", "rules", "slo_test.yml", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
