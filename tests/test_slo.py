@@ -277,6 +277,8 @@ def test_load_imports_a_module_and_returns_what_it_declared(
         ("a.toml", "slo = 3\n", "'slo' must be a list of tables"),
         ("a.toml", "[[slo]]\nname='x'\nobjective=0.9\n[[slo]]\nname='x'\nobjective=0.9\n",
          "slo #2: the name 'x' is used twice"),
+        ("a.toml", "[tool.other]\nx = 1\n", "it holds no objective (TOML: [[slo]] tables; YAML: an slo:"),
+        ("a.yaml", "", "it holds no objective"),
         ("a.yaml", "slo: [1, 2]\n", "'slo' must be a list"),
         ("a.yaml", "slo: [\n", "not YAML: "),
         ("a.py", "x = 1\n", "it declares no objective"),

@@ -63,6 +63,17 @@ def test_each_kind_passes_promtool_check_rules(rules_dir: Path) -> None:
         assert "SUCCESS" in done.stdout
 
 
+def test_options_keep_the_rules_valid(tmp_path: Path) -> None:
+    sources = [arg for source in SOURCES for arg in ("--slo", str(HERE / source))]
+    options = ["--namespace", "acme", "--job-label", "task", "--selector", 'env=~"prod|staging"']
+    options += ["--severity", "SLOBurnRatePage=info", "--label", "SLOBurnRateTicket:team=it's"]
+    assert _cli.main(["rules", *sources, *options, "-o", str(tmp_path / "rules.yml")]) == 0
+    done = promtool("check", "rules", "rules.yml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (tmp_path / "rules.yml").read_text(encoding="utf-8")
+    assert 'acme_jobs_total{task="nightly_export",env=~"prod|staging",status="error"}' in text
+
+
 def test_every_unit_test_file_is_run() -> None:
     kinds = {"availability", "latency", "job", "external"}
     assert kinds <= {name.split("_")[0].split(".")[0] for name in UNIT_TESTS}

@@ -15,6 +15,8 @@ printable text, JSON's double quotes for the rest) are checked by reading the ou
 
 Alerts evaluate raw series rather than the recorded ones, so each works on its own (deleting the
 recording group breaks no alert) and fires one evaluation sooner; both come from the same builders.
+The SLO groups of ``--slo`` (``obskit._cli._slo``) are the exception: each objective's alerts
+compare burn rates over eight windows, recorded once in the objective's own group, ahead of them.
 """
 
 from __future__ import annotations

@@ -376,6 +376,8 @@ def _read_yaml(source: str) -> Any:
 def _from_entries(source: str, entries: Any) -> tuple[Objective, ...]:
     if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
         raise _load_error(source, "'slo' must be a list of tables (TOML [[slo]]) or mappings (YAML)")
+    if not entries:
+        raise _load_error(source, "it holds no objective (TOML: [[slo]] tables; YAML: an slo: list)")
     found: dict[str, Objective] = {}
     for number, entry in enumerate(entries, 1):
         where = f"{source}, slo #{number}"
