@@ -23,6 +23,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping
 from functools import partial
+from math import trunc as _trunc
 from typing import Any
 
 from opentelemetry.context import get_current
@@ -141,10 +142,10 @@ class _Clock:
         self.last: tuple[int, str] = (-1, "")
 
     def format(self, created: float) -> str:
-        second = int(created)
+        second = _trunc(created)  # int() of a float, at half the cost
         last = self.last
         prefix = last[1] if last[0] == second else self.prefix(second)
-        return prefix + _MILLIS[int((created - second) * 1000)]
+        return prefix + _MILLIS[_trunc((created - second) * 1000)]
 
     def prefix(self, second: int) -> str:
         """The timestamp up to its seconds for ``second`` (whole seconds since the epoch), kept."""
@@ -493,33 +494,33 @@ class JsonFormatter(logging.Formatter):
             static = self._static = (fields, _static_fragment(fields))
         if static[1] is None:
             return None
-        if isinstance(context, str):  # the request id alone (a kept access line)
+        cached = self._context
+        if cached[0] is context and cached[1] is state.redactor and cached[2] is fields:
+            context_fragment = cached[3]  # the same LoggingContext as the last line's
+        elif isinstance(context, str):  # the request id alone (a kept access line)
             context_fragment = self._request_id_fragment(context, state)
-            if context_fragment is None:
-                return None
         elif context:
-            cached = self._context
-            if cached[0] is not context or cached[1] is not state.redactor or cached[2] is not fields:
-                cached = self._context = (
-                    context,
-                    state.redactor,
-                    fields,
-                    _context_fragment(context, state.redactor, fields),
-                )
-            if cached[3] is None:
-                return None
+            cached = self._context = (
+                context,
+                state.redactor,
+                fields,
+                _context_fragment(context, state.redactor, fields),
+            )
             context_fragment = cached[3]
         else:
             context_fragment = ""
+        if context_fragment is None:
+            return None
         if ids is None:  # _current_ids()[3], without the call while the context is the last one
-            cached = _last_ids
-            ids = (cached if cached[0] is _current_context() else _current_ids())[3]
+            last_ids = _last_ids
+            ids = (last_ids if last_ids[0] is _current_context() else _current_ids())[3]
         # self._clock.format(created), without the call while the second is the same
-        clock, second = self._clock, int(created)
+        clock, second = self._clock, _trunc(created)
         last = clock.last
         prefix = last[1] if last[0] == second else clock.prefix(second)
+        millis = _MILLIS[_trunc((created - second) * 1000)]
         return (
-            f'{{"timestamp":"{prefix}{_MILLIS[int((created - second) * 1000)]}","level":{_encode_str(level)}'
+            f'{{"timestamp":"{prefix}{millis}","level":{_encode_str(level)}'
             f',"logger":{_encode_str(logger)},"message":{_encode_str(message)}'
             f"{static[1]}{ids}{context_fragment}"
         )
