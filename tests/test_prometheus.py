@@ -226,6 +226,225 @@ def test_a_failing_collection_answers_500_and_never_raises(
     assert sent[0]["status"] == 500
 
 
+# -- the text format written by obskit (_export/exposition.py) -----------------------------------
+
+
+def _prometheus_client_text(registry: Any, openmetrics: bool = False) -> bytes:
+    """What prometheus_client writes for ``registry``, without the ``_created`` samples."""
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+
+    from obskit._export.exposition import without_created
+
+    class Collected:
+        def collect(self) -> Any:
+            return without_created(registry.collect())
+
+    return (openmetrics_latest if openmetrics else generate_latest)(Collected())  # type: ignore[arg-type]
+
+
+def _awkward_registry() -> Any:
+    """Every kind of metric and collector, with values and labels that need care when written."""
+    from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
+    from prometheus_client.core import GaugeMetricFamily
+
+    registry = CollectorRegistry(auto_describe=True)
+    counter = Counter("awk_requests", "Back\\slash and\nnew line.", ["z", "method", "a"], registry=registry)
+    counter.labels(z="1", method='say "hi"\\ \n ok', a="é ü 中").inc(3, exemplar={"trace_id": 'a"\\b'})
+    counter.labels(z="", method="GET", a="x").inc(1e20)
+    counter.labels(z="gone", method="DELETE", a="x").inc()
+    counter.remove("gone", "DELETE", "x")
+    Counter("awk_empty", "Labelled, no series yet.", ["route"], registry=registry)
+    Counter("awk_bytes", "With a unit.", unit="bytes", registry=registry).inc(1234567.0)
+    gauge = Gauge("awk_level", "Odd values.", ["kind"], registry=registry)
+    for kind, value in (
+        ("inf", math.inf),
+        ("ninf", -math.inf),
+        ("nan", math.nan),
+        ("neg", -0.5),
+        ("big", 1e7),
+    ):
+        gauge.labels(kind=kind).set(value)
+    Gauge("awk_function", "Set by a function.", registry=registry).set_function(lambda: 42.0)
+    labelled_function = Gauge("awk_child_function", "A child set by a function.", ["k"], registry=registry)
+    labelled_function.labels(k="v").set_function(lambda: 7.0)
+    latency = Histogram("awk_latency_seconds", "Latency.", ["route", "lz", "la"], registry=registry)
+    latency.labels(route="/a", lz="1", la="2").observe(0.3, exemplar={"span_id": "s", "trace_id": "t"})
+    latency.labels(route="/b", lz="3", la="4").observe(99)
+    Histogram("awk_plain", "No labels.", buckets=(1, 2.5, 1e6), registry=registry).observe(2)
+    Histogram(
+        "awk_negative", "A negative first bucket: no _sum.", buckets=(-1, 0, 1), registry=registry
+    ).observe(0.5)
+    Summary("awk_summary", "A summary.", ["s"], registry=registry).labels(s="x").observe(4)
+    Info("awk_build", "An info.", registry=registry).info({"version": "1.2"})
+    Enum("awk_state", "An enum.", states=["up", "down"], registry=registry).state("down")
+    Counter("awk.dotted", "A UTF-8 name.", ["a.b"], registry=registry).labels("v").inc()
+
+    class Custom:
+        def collect(self) -> Any:
+            family = GaugeMetricFamily("awk_custom", "From a collector.", labels=["x"])
+            family.add_metric(["y"], 5)
+            yield family
+
+    registry.register(Custom())
+
+    class OwnSamples(Counter):
+        def _child_samples(self) -> Any:
+            return super()._child_samples()[:1]
+
+    OwnSamples("awk_own", "A subclass with its own samples.", registry=registry).inc()
+    return registry
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_obskits_writer_writes_the_bytes_prometheus_client_writes(openmetrics: bool) -> None:
+    from obskit._export.exposition import write
+
+    registry = _awkward_registry()
+    expected = _prometheus_client_text(registry, openmetrics)
+    assert b"_created" not in expected
+    assert (b" # {" in expected) is openmetrics  # exemplars, in OpenMetrics only
+    assert write(registry, openmetrics) == expected
+    assert write(registry, openmetrics) == expected  # the second time from the cached label text
+    for collector in list(registry._collector_to_names):
+        if getattr(collector, "_name", "") == "awk_requests":
+            collector.labels(z="gone", method="DELETE", a="x").inc(2)  # a removed series comes back
+            collector.labels(z="1", method='say "hi"\\ \n ok', a="é ü 中").inc()
+    assert write(registry, openmetrics) == _prometheus_client_text(registry, openmetrics)
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_obskits_writer_with_target_info_is_prometheus_clients_own(openmetrics: bool) -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    from obskit._export.exposition import write
+
+    registry = CollectorRegistry(target_info={"service": "s"})
+    Counter("ti_requests", "Requests.", registry=registry).inc()
+    assert write(registry, openmetrics) == _prometheus_client_text(registry, openmetrics)
+    assert b"target_info" in (write(registry, openmetrics) or b"")
+
+
+def test_a_writer_that_disagrees_with_prometheus_client_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    from obskit._export import exposition
+
+    monkeypatch.setattr(exposition, "_AGREES", [None, None])
+    monkeypatch.setattr(exposition, "_escape", lambda value: value)  # escapes nothing: wrong bytes
+    registry = CollectorRegistry()
+    Counter("plain_requests", "Requests.", registry=registry).inc()
+    assert exposition.write(registry, False) is None
+    assert exposition._AGREES[False] is False
+
+
+def test_a_scrape_reads_obskits_metrics_without_collecting_them(
+    obskit_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client.metrics import MetricWrapperBase
+
+    name = unique("not_collected")
+    obskit.MetricsCollector().counter(name, labels=["route"]).labels(route="/").inc()
+    collected: list[str] = []
+    original = MetricWrapperBase.collect
+
+    def collect(self: Any) -> Any:
+        collected.append(self._name)
+        return original(self)
+
+    monkeypatch.setattr(MetricWrapperBase, "collect", collect)
+    status, _, body = call_wsgi(obskit.prometheus.make_wsgi_app())
+    assert status == "200 OK"
+    assert f'{name}_total{{route="/"}} 1.0\n'.encode() in body
+    assert collected == []  # no sample objects built, then formatted, then thrown away
+
+
+def test_obskits_text_answer_is_what_prometheus_client_answers(obskit_capture: Capture) -> None:
+    metrics = obskit.MetricsCollector()
+    counter = metrics.counter(unique("same_bytes"), labels=["method", "route"])
+    counter.labels(method="GET", route='/a"b').inc(2)
+    metrics.histogram(unique("same_seconds"), labels=["route"]).labels(route="/").observe(0.2)
+    metrics.gauge(unique("same_level")).set(-3)
+    expected = _prometheus_client_text(obskit_capture.store.registry)
+    wsgi = obskit.prometheus.make_wsgi_app()
+    for headers in ({}, {"HTTP_ACCEPT": "text/plain;version=0.0.4"}, {"HTTP_ACCEPT": "*/*"}):
+        status, answer_headers, body = call_wsgi(wsgi, **headers)
+        assert (status, answer_headers, body) == (
+            "200 OK",
+            {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+            expected,
+        )
+    _, answer_headers, body = call_wsgi(wsgi, HTTP_ACCEPT_ENCODING="gzip")
+    assert answer_headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(body) == expected
+
+    async def asgi_body(headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/metrics", "query_string": b"", "headers": headers}
+        await obskit.prometheus.make_asgi_app()(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(asgi_body([]))
+    assert sent[0]["headers"] == [(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")]
+    assert sent[1]["body"] == expected
+    sent = asyncio.run(asgi_body([(b"Accept-Encoding", b"gzip")]))
+    assert (b"Content-Encoding", b"gzip") in sent[0]["headers"]
+    assert gzip.decompress(sent[1]["body"]) == expected
+
+
+def test_obskits_openmetrics_answer_is_what_prometheus_client_answers(obskit_capture: Capture) -> None:
+    obskit_capture.store.exemplars = True  # as the prometheus backend sets it
+    name = unique("om_same")
+    with obskit.trace_operation("exemplar-span"):
+        obskit.MetricsCollector().histogram(name, labels=["route"]).labels(route="/").observe(0.2)
+        obskit.MetricsCollector().counter(f"{name}_calls").inc()
+    expected = _prometheus_client_text(obskit_capture.store.registry, openmetrics=True)
+    assert b"trace_id" in expected
+    accept = f"{OPENMETRICS},text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    status, headers, body = call_wsgi(obskit.prometheus.make_wsgi_app(), HTTP_ACCEPT=accept)
+    assert (status, body) == ("200 OK", expected)
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+
+
+def test_what_obskit_does_not_write_prometheus_client_answers(obskit_capture: Capture) -> None:
+    name = unique("left_to_client")
+    obskit.MetricsCollector().counter(name).inc()
+    wsgi = obskit.prometheus.make_wsgi_app()
+    selected = call_wsgi(wsgi, QUERY_STRING=f"name[]={name}_total")[2].decode()
+    assert f"{name}_total 1.0" in selected
+    assert "obskit_telemetry_dropped_total" not in selected
+    versioned = call_wsgi(wsgi, HTTP_ACCEPT="text/plain;version=1.0.0;escaping=allow-utf-8")[1]
+    assert "escaping=allow-utf-8" in versioned["Content-Type"]
+    assert call_wsgi(wsgi, HTTP_ACCEPT=OPENMETRICS)[2].endswith(b"# EOF\n")
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/metrics", "QUERY_STRING": ""}
+    statuses: list[str] = []
+    wsgi(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses == ["405 Method Not Allowed"]
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+def test_a_failing_text_writer_leaves_the_answer_to_prometheus_client(
+    obskit_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(registry: Any, openmetrics: bool) -> bytes:
+        raise RuntimeError("writer broke")
+
+    name = unique("fallback")
+    obskit.MetricsCollector().counter(name).inc()
+    monkeypatch.setattr(_prometheus, "write", broken)
+    status, _, body = call_wsgi(obskit.prometheus.make_wsgi_app())
+    assert status == "200 OK"
+    assert f"{name}_total 1.0".encode() in body
+    assert b"_created" not in body
+
+
 # -- exemplars ------------------------------------------------------------------------------------
 
 

@@ -161,6 +161,97 @@ def test_same_operation_object_can_be_entered_nested_and_repeatedly(obskit_captu
     assert _parent_id(by_id[inner.get_span_context().span_id]) == outer.get_span_context().span_id
 
 
+def test_inline_block_without_attributes_is_built_once_per_name() -> None:
+    # ``with trace_operation("x"):`` written inline runs trace_operation() on every pass.
+    assert trace_operation("inline-once") is trace_operation("inline-once")
+    assert trace_operation("inline-once") is not trace_operation("inline-other")
+    assert trace_operation("inline-once", attributes={"k": 1}) is not trace_operation("inline-once")
+    assert trace_operation("inline-once", record_args=True) is not trace_operation("inline-once")
+
+
+def test_blocks_exited_out_of_order_each_end_their_own_span(obskit_capture: Capture) -> None:
+    from obskit._core.wrapping import BLOCKS
+
+    first, second, third = trace_operation("first"), trace_operation("second"), trace_operation("third")
+    error = ValueError("second failed")
+    spans = [first.__enter__(), second.__enter__(), third.__enter__()]
+    second.__exit__(ValueError, error, None)  # the middle one first, as an ExitStack mishandled might
+    third.__exit__(None, None, None)
+    third.__exit__(None, None, None)  # a second exit finds nothing of its own left to end
+    first.__exit__(None, None, None)
+    assert BLOCKS.get() is None
+    ended = {s.name: s for s in obskit_capture.spans()}
+    assert sorted(ended) == ["first", "second", "third"]
+    for span in spans:
+        assert ended[span.name].context.span_id == span.get_span_context().span_id  # type: ignore[attr-defined]
+    _assert_error_span(ended["second"], error)
+    assert ended["first"].status.status_code is StatusCode.OK
+    assert ended["third"].status.status_code is StatusCode.OK
+
+
+def test_one_inline_block_in_many_threads_ends_each_threads_own_span(obskit_capture: Capture) -> None:
+    barrier = threading.Barrier(4)
+
+    def work(index: int) -> int:
+        with trace_operation("threaded-block") as span:
+            barrier.wait()  # every thread is inside the one shared block at once
+            assert trace.get_current_span() is span
+            span.set_attribute("index", index)
+            return span.get_span_context().span_id
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(work, range(4)))
+    spans = obskit_capture.spans("threaded-block")
+    assert sorted(s.context.span_id for s in spans) == sorted(ids)
+    assert sorted(dict(s.attributes or {})["index"] for s in spans) == [0, 1, 2, 3]
+    assert all(s.parent is None and s.status.status_code is StatusCode.OK for s in spans)
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+def test_a_block_whose_span_cannot_be_ended_runs_and_leaves_the_context_as_it_was(
+    obskit_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.trace import Span as SdkSpan
+
+    ended: list[str] = []
+    original_end = SdkSpan.end
+
+    def broken_status(self: SdkSpan, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("set_status broke")
+
+    def end(self: SdkSpan, *args: Any, **kwargs: Any) -> None:
+        ended.append(self.name)
+        original_end(self, *args, **kwargs)
+
+    monkeypatch.setattr(SdkSpan, "set_status", broken_status)
+    monkeypatch.setattr(SdkSpan, "end", end)
+    with trace_operation("status-broken") as span:
+        inside = trace.get_current_span()
+    assert inside is span
+    assert ended == ["status-broken"]  # ended all the same
+    assert not trace.get_current_span().get_span_context().is_valid
+
+    def broken_end(self: SdkSpan, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("end broke")
+
+    monkeypatch.setattr(SdkSpan, "end", broken_end)
+    with trace_operation("end-broken"):
+        pass
+    assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_block_attributes_are_those_given_when_the_block_was_made(obskit_capture: Capture) -> None:
+    attributes: dict[str, Any] = {"region": "eu"}
+    block = trace_operation("made-with", attributes=attributes)
+    attributes["region"] = "us"
+    with block:
+        pass
+    with trace_operation("pairs", attributes=[("k", "v")]):  # type: ignore[arg-type]
+        pass
+    obskit_capture.assert_span("made-with", region="eu")
+    obskit_capture.assert_span("pairs", k="v")
+
+
 def test_with_block_inside_a_closed_generator_ends_ok(obskit_capture: Capture) -> None:
     def numbers() -> Any:
         with trace_operation("inside-gen"):

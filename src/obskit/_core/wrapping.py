@@ -20,7 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from obskit._core.errors import report_internal_error
 
-__all__ = ["HookedBlock", "Hooks", "wrap"]
+__all__ = ["BLOCKS", "HookedBlock", "Hooks", "pop_block", "wrap"]
 
 S = TypeVar("S")
 S_co = TypeVar("S_co")
@@ -295,12 +295,32 @@ def wrap(func: _F, hooks: Hooks[Any]) -> _F:
     return wrapped  # type: ignore[return-value]
 
 
-#: The blocks entered and not yet exited in this context, innermost last: (block, ok, state, token).
-#: A context variable, not a list on the block, so that one block object shared by concurrent
-#: tasks or threads (a module-level ``trace_operation("x")``, say) ends each entry's own span.
-_BLOCKS: contextvars.ContextVar[tuple[tuple[Any, bool, Any, Any], ...]] = contextvars.ContextVar(
-    "obskit_blocks", default=()
-)
+#: The blocks entered and not yet exited in this context, as a linked stack: the innermost entry,
+#: ``(block, ..., below)``, whose last item is the entry under it (None at the bottom). A context
+#: variable, not a list on the block, so that one block object shared by concurrent tasks or
+#: threads (a module-level ``trace_operation("x")``, say) ends each entry's own span. A block
+#: exited in order finds its entry on top: one read and one write, nothing copied or scanned.
+BLOCKS: contextvars.ContextVar[tuple[Any, ...] | None] = contextvars.ContextVar("obskit_blocks", default=None)
+
+
+def pop_block(block: object) -> tuple[Any, ...] | None:
+    """Take ``block``'s innermost entry off :data:`BLOCKS`; None if it has none in this context."""
+    top = BLOCKS.get()
+    if top is not None and top[0] is block:
+        BLOCKS.set(top[-1])
+        return top
+    above: list[tuple[Any, ...]] = []  # exited out of order: the entries over it are kept
+    entry = top
+    while entry is not None and entry[0] is not block:
+        above.append(entry)
+        entry = entry[-1]
+    if entry is None:  # exited in a context it was not entered in: there is nothing of ours here
+        return None
+    below = entry[-1]
+    for kept in reversed(above):
+        below = (*kept[:-1], below)
+    BLOCKS.set(below)
+    return entry
 
 
 class HookedBlock(Generic[S]):
@@ -319,18 +339,14 @@ class HookedBlock(Generic[S]):
     def __enter__(self) -> Any:
         ok, state = _start(self._hooks, (), {})
         token = _activate(self._hooks, state) if ok else None
-        _BLOCKS.set((*_BLOCKS.get(), (self, ok, state, token)))
+        BLOCKS.set((self, ok, state, token, BLOCKS.get()))
         return self._value(state)
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        stack = _BLOCKS.get()
-        for index in range(len(stack) - 1, -1, -1):
-            if stack[index][0] is self:
-                break
-        else:  # exited in a context it was not entered in: there is nothing of ours to end here
+        entry = pop_block(self)
+        if entry is None:
             return
-        _, ok, state, token = stack[index]
-        _BLOCKS.set(stack[:index] + stack[index + 1 :])
+        _, ok, state, token, _ = entry
         if ok:
             _deactivate(self._hooks, token)
             _finish(self._hooks, state, None if exc is None else _failure(exc))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import gzip
 import logging
 import math
 import os
@@ -48,6 +49,7 @@ from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
 from obskit._core.redact import redactor_for
 from obskit._core.settings import Settings
+from obskit._export.exposition import without_created, write, written_format
 from obskit._recording.store import Store
 
 if TYPE_CHECKING:
@@ -216,24 +218,7 @@ class _Exposition:
         state = _state.STATE
         if state.settings.prometheus_created:
             return state.store.registry.collect()
-        return _without_created(state.store.registry.collect())
-
-
-def _without_created(families: Iterable[Metric]) -> Iterable[Metric]:
-    """``families`` without their ``<name>_created`` samples (the ``prometheus_created`` setting).
-
-    prometheus_client writes one per counter and histogram series, and only switches them off
-    for every registry of the process at once (``disable_created_metrics()``), which would also
-    take the start times that the OTLP and Azure exports read from the same registry. So they
-    are left out here, where the scrape and the push read, and nowhere else.
-    """
-    for family in families:
-        if family.type in ("counter", "histogram", "gaugehistogram", "summary"):
-            created = f"{family.name}_created"
-            if any(sample.name == created for sample in family.samples):
-                family = copy.copy(family)
-                family.samples = [sample for sample in family.samples if sample.name != created]
-        yield family
+        return without_created(state.store.registry.collect())
 
 
 def _registry(collector: Any) -> CollectorRegistry:
@@ -262,6 +247,17 @@ def make_wsgi_app(
 
     def obskit_metrics(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
+            if environ.get("REQUEST_METHOD") == "GET" and environ.get("PATH_INFO") != "/favicon.ico":
+                answer = _text_answer(
+                    multiprocess_dir,
+                    environ.get("QUERY_STRING", ""),
+                    environ.get("HTTP_ACCEPT"),
+                    environ.get("HTTP_ACCEPT_ENCODING"),
+                    disable_compression,
+                )
+                if answer is not None:
+                    start_response("200 OK", answer[0])
+                    return [answer[1]]
             return app(environ, start_response)  # type: ignore[no-any-return]
         except Exception as exc:
             report_internal_error("prometheus exposition", exc)
@@ -269,6 +265,43 @@ def make_wsgi_app(
             return [b"# obskit could not collect the metrics; see the obskit log\n"]
 
     return obskit_metrics
+
+
+def _text_answer(
+    directory: str | None,
+    query: str,
+    accept: str | None,
+    accept_encoding: str | None,
+    disable_compression: bool,
+) -> tuple[list[tuple[str, str]], bytes] | None:
+    """(headers, body) of a scrape written by obskit; None to let prometheus_client answer.
+
+    obskit writes the text format (0.0.4) and OpenMetrics 1.0.0 of its store, with the bytes
+    prometheus_client would write (``_export/exposition.py``). prometheus_client answers the rest:
+    other versions and escapings (as ``Accept`` asks), a ``name[]`` selection, multi-process
+    files, and the ``_created`` samples (``prometheus_created=True``).
+    """
+    from prometheus_client.exposition import choose_encoder, gzip_accepted
+
+    if directory or _active_dir or "name" in query:
+        return None
+    encoder, content_type = choose_encoder(accept)  # type: ignore[arg-type]
+    openmetrics = written_format(encoder)
+    state = _state.STATE
+    if openmetrics is None or state.settings.prometheus_created:
+        return None
+    try:
+        body = write(state.store.registry, openmetrics)
+    except Exception as exc:  # prometheus_client writes it instead
+        report_internal_error("prometheus exposition", exc)
+        return None
+    if body is None:
+        return None
+    headers = [("Content-Type", content_type)]
+    if not disable_compression and gzip_accepted(accept_encoding):  # type: ignore[arg-type]
+        body = gzip.compress(body)
+        headers.append(("Content-Encoding", "gzip"))
+    return headers, body
 
 
 def make_asgi_app(*, multiprocess_dir: str | None = None, disable_compression: bool = False) -> ASGIApp:
@@ -290,6 +323,8 @@ def make_asgi_app(*, multiprocess_dir: str | None = None, disable_compression: b
             await send(message)
 
         try:
+            if scope.get("type") == "http" and await _answer_text(scope, receive, send):
+                return
             await app(scope, receive, tracking_send)
         except Exception as exc:
             report_internal_error("prometheus exposition", exc)
@@ -298,6 +333,34 @@ def make_asgi_app(*, multiprocess_dir: str | None = None, disable_compression: b
                 await send({"type": "http.response.start", "status": 500, "headers": headers})
                 body = b"# obskit could not collect the metrics; see the obskit log\n"
                 await send({"type": "http.response.body", "body": body})
+
+    async def _answer_text(
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> bool:
+        """Answer in the text format, as prometheus_client's ASGI app would; False to leave it to that app."""
+        accept: list[str] = []
+        accept_encoding: list[str] = []
+        for name, value in scope.get("headers") or ():
+            lowered = name.lower()
+            if lowered == b"accept":
+                accept.append(value.decode("utf8"))
+            elif lowered == b"accept-encoding":
+                accept_encoding.append(value.decode("utf8"))
+        query = scope.get("query_string", b"").decode("utf8")
+        answer = _text_answer(
+            multiprocess_dir, query, ",".join(accept), ",".join(accept_encoding), disable_compression
+        )
+        if answer is None:
+            return False
+        headers, body = answer
+        payload = await receive()
+        if payload.get("type") == "http.request":
+            encoded = [(name.encode("utf8"), value.encode("utf8")) for name, value in headers]
+            await send({"type": "http.response.start", "status": 200, "headers": encoded})
+            await send({"type": "http.response.body", "body": body})
+        return True
 
     return obskit_metrics
 

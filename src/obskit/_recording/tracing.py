@@ -12,8 +12,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from obskit._core import state as _state
+from obskit._core.errors import report_internal_error
 from obskit._core.redact import Redactor, safe_value, unrenderable
-from obskit._core.wrapping import HookedBlock, wrap
+from obskit._core.wrapping import BLOCKS, pop_block, wrap
 
 __all__ = [
     "clean_attributes",
@@ -165,49 +166,88 @@ class _SpanHooks:
             end_span(span, error)
 
 
-def _span_or_invalid(span: Span | None) -> Span:
-    return trace.INVALID_SPAN if span is None else span
+_METHOD_TYPES = (classmethod, staticmethod)
 
 
-#: Hooks of attribute-less blocks by span name: ``with trace_operation("x"):`` written inline builds
-#: a block on every pass, and the hooks (with their cleaned-attribute cache) need not be rebuilt.
-_BLOCK_HOOKS: dict[str, _SpanHooks] = {}
-_BLOCK_HOOKS_LIMIT = 1024
+class _Operation:
+    """What ``trace_operation(...)`` returns: a decorator and a (async) context manager.
 
+    As a block it does what the decorator's hooks do, written out in one place: a block is
+    usually built and entered once per pass (``with trace_operation("x"):`` inline), so each
+    layer of calls, and each object, would be paid on every use. Its entries go on
+    :data:`BLOCKS`, so one object can be entered nested, repeatedly, or by concurrent tasks and
+    threads.
+    """
 
-def _block_hooks(name: str, attributes: Mapping[str, Any] | None) -> _SpanHooks:
-    if attributes:
-        return _SpanHooks(name, attributes, None)
-    hooks = _BLOCK_HOOKS.get(name)
-    if hooks is None:
-        hooks = _SpanHooks(name, None, None)
-        if len(_BLOCK_HOOKS) < _BLOCK_HOOKS_LIMIT:
-            _BLOCK_HOOKS[name] = hooks
-    return hooks
-
-
-class _Operation(HookedBlock[Span | None]):
-    """What ``trace_operation(...)`` returns: a decorator and a (async) context manager."""
-
-    __slots__ = ("_args", "_name")
+    __slots__ = ("_attributes", "_cleaned", "_name", "_record_args")
+    _attributes: dict[str, Any] | None
 
     def __init__(self, name: str | None, attributes: Mapping[str, Any] | None, record_args: bool) -> None:
         self._name = name
-        self._args = (attributes, record_args)
-        super().__init__(_block_hooks(name or "", attributes), _span_or_invalid)
+        self._attributes = dict(attributes) if attributes else None  # as given now, pairs or mapping
+        self._record_args = record_args
+        #: (redactor, the block's attributes cleaned by it): one slot, read and replaced whole, so
+        #: that threads sharing the block never pair one redactor with another's cleaning.
+        self._cleaned: tuple[Redactor, dict[str, Any] | None] | None = None
 
     def __enter__(self) -> Span:
-        if not self._name:
+        name = self._name
+        if not name:
             raise TypeError("trace_operation used as a context manager needs a name")
-        result: Span = super().__enter__()
-        return result
+        span: Span | None = None
+        token: object = None
+        try:
+            state = _state.STATE
+            tracer = state.tracer
+            if tracer is not None:
+                cleaned = self._cleaned
+                if cleaned is None or cleaned[0] is not state.redactor:
+                    cleaned = (state.redactor, clean_attributes(self._attributes, state.redactor) or None)
+                    self._cleaned = cleaned
+                span = tracer.start_span(name, attributes=cleaned[1])
+                token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception as exc:  # no span, or one that is not current: the block runs all the same
+            report_internal_error(f"trace_operation({name})", exc)
+        BLOCKS.set((self, span, token, BLOCKS.get()))
+        return trace.INVALID_SPAN if span is None else span
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        entry = BLOCKS.get()
+        if entry is not None and entry[0] is self:  # exited in order: this block's entry is on top
+            BLOCKS.set(entry[3])
+        else:
+            entry = pop_block(self)
+            if entry is None:
+                return
+        _, span, token, _ = entry
+        if span is None:
+            return
+        try:
+            try:
+                if token is not None:
+                    otel_context.detach(token)
+            finally:
+                if exc is None:  # end_span's success path, without its call
+                    try:
+                        span.set_status(_OK)
+                    finally:
+                        span.end()
+                else:  # closing a generator early (GeneratorExit) is not a failure
+                    end_span(span, None if isinstance(exc, GeneratorExit) else exc)
+        except Exception as error:
+            report_internal_error(f"trace_operation({self._name})", error)
+
+    async def __aenter__(self) -> Span:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.__exit__(exc_type, exc, tb)
 
     def __call__(self, func: _F) -> _F:
-        attributes, record_args = self._args
-        target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
+        target = func.__func__ if isinstance(func, _METHOD_TYPES) else func
         name = self._name or getattr(target, "__qualname__", None) or repr(target)
-        signature = inspect.signature(target) if record_args else None
-        return wrap(func, _SpanHooks(name, attributes, signature))
+        signature = inspect.signature(target) if self._record_args else None
+        return wrap(func, _SpanHooks(name, self._attributes, signature))
 
 
 @overload
@@ -239,6 +279,23 @@ def trace_operation(
     call's arguments become ``code.args.<name>`` attributes (truncated, redacted). Without a
     configured tracer (before ``configure()``, or ``traces_exporter="none"``) no span is made.
     """
-    if callable(name) or isinstance(name, classmethod | staticmethod):
+    if type(name) is str:
+        if name and not attributes and not record_args:
+            return _OPERATIONS.get(name) or _shared_operation(name)
+    elif callable(name) or isinstance(name, _METHOD_TYPES):
         return _Operation(None, None, False)(name)
     return _Operation(name, attributes, record_args)
+
+
+#: One operation per span name for ``trace_operation("x")`` without attributes: written inline,
+#: ``with trace_operation("x"):`` then builds nothing on each pass. An operation is shareable
+#: (each entry is kept in its own context), so handing out the same object changes nothing else.
+_OPERATIONS: dict[str, _Operation] = {}
+_OPERATIONS_LIMIT = 1024
+
+
+def _shared_operation(name: str) -> _Operation:
+    operation = _Operation(name, None, False)
+    if len(_OPERATIONS) < _OPERATIONS_LIMIT:
+        operation = _OPERATIONS.setdefault(name, operation)
+    return operation
