@@ -16,6 +16,7 @@ from prometheus_client import Histogram as PromHistogram
 import obskit
 from obskit._recording import exemplars as _exemplars
 from obskit._recording.exemplars import histogram_observer
+from obskit._recording.store import set_exponential
 from obskit.testing import Capture
 
 #: Values on, between, below and above the bounds (0.1, 1, +Inf), infinities and NaN.
@@ -141,3 +142,19 @@ def test_histogram_observer_falls_back_to_the_public_observe() -> None:
     parent = PromHistogram("parent_seconds", "Parent.", ["route"], registry=CollectorRegistry())
     with pytest.raises(ValueError, match="missing label values"):
         histogram_observer(parent)(0.5)  # prometheus_client's own error, as before
+
+
+def test_bound_histogram_records_through_a_wrapped_child(obskit_capture: Capture) -> None:
+    # A series that also records elsewhere (OTLP's exponential histogram) is not a plain
+    # prometheus_client child: the bound histogram goes through its observe, not the shortcut.
+    seen: list[float] = []
+    set_exponential(lambda spec, values: seen.append)
+    try:
+        name = unique("wrapped_seconds")
+        bound = obskit.MetricsCollector().histogram(name, buckets=[0.1, 1]).labels()
+        bound.observe(0.5)
+        bound.observe(0.05)
+    finally:
+        set_exponential(None)
+    assert seen == [0.5, 0.05]
+    assert obskit_capture.histogram_count(name) == 2
