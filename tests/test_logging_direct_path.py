@@ -173,3 +173,13 @@ def test_structlog_contextvars_bound_after_the_first_line_reach_the_next(
         finally:
             structlog.contextvars.clear_contextvars()
         assert "order_id" not in line()
+
+
+def test_the_context_read_per_line_is_opentelemetrys_current_one() -> None:
+    # JsonFormatter reads OpenTelemetry's context variable itself (one C call per line).
+    from opentelemetry import context as otel_context
+
+    assert obskit_logging._current_context is not otel_context.get_current
+    assert obskit_logging._current_context() is otel_context.get_current()
+    with trace_operation("check"):
+        assert obskit_logging._current_context() is otel_context.get_current()

@@ -22,6 +22,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping
+from contextvars import ContextVar
 from functools import partial
 from math import trunc as _trunc
 from typing import Any
@@ -33,7 +34,6 @@ from obskit._core import state as _state
 from obskit._core.context import current_fields
 from obskit._core.errors import report_internal_error
 from obskit._core.redact import REDACTED, safe_json, safe_text, unrenderable
-from obskit._recording.exemplars import OTEL_CONTEXT_VAR
 
 __all__ = [
     "ConsoleFormatter",
@@ -46,8 +46,10 @@ __all__ = [
 ]
 
 _STRUCTLOG_FIELDS = "_obskit_fields"
+#: The attributes every LogRecord has (one record made at import, read twice below).
+_RECORD_KEYS = logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
 _RESERVED = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    _RECORD_KEYS
     | {
         "message",
         "asctime",
@@ -61,7 +63,7 @@ _RESERVED = frozenset(
         "otelTraceSampled",
     }
 )
-_BASE_KEYS = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
+_BASE_KEYS = len(_RECORD_KEYS)
 _CORE = frozenset(
     {
         "timestamp",
@@ -160,9 +162,27 @@ class _Clock:
 _MILLIS = (*[f".{a}{b}{c}Z" for a in "0123456789" for b in "0123456789" for c in "0123456789"], ".999Z")
 
 
-#: The current OpenTelemetry context: read straight from its context variable when OpenTelemetry's
-#: default runtime context is in use (one C call instead of two Python ones), else ``get_current``.
-_current_context = get_current if OTEL_CONTEXT_VAR is None else OTEL_CONTEXT_VAR.get
+def _context_reader() -> Callable[[], Any]:
+    """A function returning the current OpenTelemetry context, as ``get_current()`` does.
+
+    With OpenTelemetry's default runtime context (one ``ContextVar``, under a private name), the
+    variable's own ``get``: one C call instead of two Python ones per line. Otherwise, or when
+    the names differ in an OpenTelemetry release, ``get_current`` itself. The same lookup as
+    ``obskit._recording.exemplars.OTEL_CONTEXT_VAR``, made here so that start-up, which imports
+    this module, leaves that one out.
+    """
+    try:
+        from opentelemetry.context import _RUNTIME_CONTEXT
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    except ImportError:  # pragma: no cover - an OpenTelemetry release without these names
+        return get_current
+    variable = getattr(_RUNTIME_CONTEXT, "_current_context", None)
+    if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
+        return variable.get
+    return get_current  # pragma: no cover - another runtime context
+
+
+_current_context = _context_reader()
 
 # The last OpenTelemetry context seen, its span's hex ids ("" outside a span) and their JSON
 # fragment: consecutive lines in one context skip the span lookup and the formatting. Contexts are
