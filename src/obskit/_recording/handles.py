@@ -23,7 +23,7 @@ from obskit._core.errors import (
     report_internal_error,
     report_usage_error,
 )
-from obskit._recording.exemplars import current_exemplar, exemplar_due
+from obskit._recording.exemplars import current_exemplar, current_span, exemplar_due, histogram_observer
 from obskit._recording.store import (
     _DECLARE_LOCK,
     _UNITS,
@@ -416,7 +416,12 @@ class BoundCounter(_Bound):
 class BoundHistogram(_Bound):
     """A histogram child with fixed labels (from :meth:`Histogram.labels`)."""
 
-    __slots__ = ()
+    __slots__ = ("_observer",)
+
+    def __init__(self, handle: _Handle, labels: dict[str, Any]) -> None:
+        super().__init__(handle, labels)
+        #: (child, histogram_observer(child)) for the child last used; read and replaced as one tuple.
+        self._observer: tuple[Any, Callable[[float], None] | None] = (None, None)
 
     def observe(self, value: float) -> None:
         """Record one observation (with the current sampled span's ids as exemplar)."""
@@ -424,11 +429,18 @@ class BoundHistogram(_Bound):
             state = _state.STATE
             if self._store is not state.store:
                 self._current()
-            child = self._child
-            if state.tracer is not None and state.store.exemplars:
-                child.observe(value, exemplar_due(child, value, current_exemplar))
-            else:
-                child.observe(value)
+            child, record = self._observer
+            if child is not self._child or record is None:
+                child = self._child
+                record = histogram_observer(child)
+                self._observer = (child, record)
+            # Outside any span (one lookup, nothing made) there is no exemplar to consider.
+            if state.tracer is not None and state.store.exemplars and current_span() is not None:
+                exemplar = exemplar_due(child, value, current_exemplar)
+                if exemplar is not None:
+                    child.observe(value, exemplar)
+                    return
+            record(value)
         except Exception as exc:
             self._handle._failed("observe", value, exc)
 
@@ -497,7 +509,7 @@ class Histogram(_Handle):
         try:
             state = _state.STATE
             child = self._child(labels)
-            if state.tracer is not None and state.store.exemplars:
+            if state.tracer is not None and state.store.exemplars and current_span() is not None:
                 child.observe(value, exemplar_due(child, value, current_exemplar))
             else:
                 child.observe(value)
