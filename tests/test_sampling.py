@@ -90,7 +90,8 @@ def test_configure_installs_it_and_the_environment_still_names_the_ratio(
     settings = obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
     assert (settings.sampler, settings.sampling_ratio) == ("parentbased_traceidratio", 1.0)
     sampler = _state.STATE.tracer_provider.sampler
-    assert type(sampler) is sampling.ParentBased and sampler._root is sampling.ALWAYS_ON
+    assert type(sampler) is sampling.ParentBased
+    assert sampler._root is sampling.ALWAYS_ON
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
     obskit.configure(traces_exporter="console", metrics_exporter="none", logs_exporter="none")
     assert _state.STATE.tracer_provider.sampler._root.rate == 0.5

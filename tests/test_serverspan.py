@@ -831,7 +831,8 @@ def test_a_root_under_the_sampler_configure_builds_takes_the_light_path(
     )
     tracer = _state.STATE.tracer
     span = start_server_span(tracer, "GET /", Context(), {"http.request.method": "GET"})
-    assert serverspan._last_plan is not None and serverspan._last_plan.every_root
+    assert serverspan._last_plan is not None
+    assert serverspan._last_plan.every_root
     assert span._ender is not None  # type: ignore[attr-defined]  # sampled without asking the sampler
     span.end()
 
