@@ -15,13 +15,12 @@ The first exporter to see a span cleans it in place and marks it; the others fin
 the work is done once per span however many exporters there are. Strings are cleaned through a
 bounded cache, so a value seen before (a route, a method, a job name) costs one dict lookup.
 
-Most spans need nothing: their attributes are the ones earlier spans had (a method, a route, a
-status code). The cleaner remembers every top-level attribute (key and value) it found needing
-nothing, and a span whose attributes are all remembered, with plain ``str``/``int``/``bool``/``float``
-values, is passed over with two set operations run in C, whatever the number of attributes;
-only the attributes not seen before are looked at one by one (see :meth:`SpanCleaner.attributes`).
-A span's events, links, name and status description are cleaned as before (a span without
-events or links pays nothing for them).
+Most spans need nothing: their attributes are those earlier spans had (a method, a route, a
+status code). The cleaner remembers the (key, value) attribute pairs it found needing nothing,
+and passes over a span without events, links or status description, with a clean name and plain
+``str``/``int``/``bool``/``float`` attribute values all remembered, after one set comparison run
+in C, whatever the number of attributes; only pairs not seen before are checked one by one (see
+:meth:`SpanCleaner.clean`). Everything else is walked in full, as before.
 """
 
 from __future__ import annotations
@@ -58,7 +57,8 @@ _MAX_DEPTH = 32
 _INT64 = (-(2**63), 2**63)
 #: The value classes whose (key, value) pairs the cleaner remembers as needing nothing (a float
 #: needs nothing whatever its value, so it is never remembered, only let through). Exact classes:
-#: a subclass (an enum) is cleaned through its ``str()``, so it never takes the quick way.
+#: a subclass (an enum) equal to a remembered value is cleaned through its ``str()``, so it must
+#: not take the quick way.
 _PLAIN = frozenset({str, int, bool, float})
 #: Serialises cleaning between the exporters' threads: a span is cleaned by one of them only.
 _LOCK = threading.Lock()
