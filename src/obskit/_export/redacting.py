@@ -60,6 +60,9 @@ _INT64 = (-(2**63), 2**63)
 #: a subclass (an enum) equal to a remembered value is cleaned through its ``str()``, so it must
 #: not take the quick way.
 _PLAIN = frozenset({str, int, bool, float})
+#: Fewer attributes than this are walked rather than filtered through the remembered pairs first
+#: (the filter costs more than it saves on a few; :meth:`SpanCleaner.clean` remembers them).
+_FILTERED_FROM = 4
 #: Serialises cleaning between the exporters' threads: a span is cleaned by one of them only.
 _LOCK = threading.Lock()
 _fork_hook = False
@@ -224,12 +227,12 @@ class SpanCleaner:
         """``attributes`` itself when nothing needs hiding or replacing, else a cleaned copy.
 
         With ``remember`` (a span's own attributes; not nested ones, nor an event's, whose
-        values are mostly new) and plain values only (:data:`_PLAIN`), the (key, value) pairs
-        found needing nothing before are skipped in C and the others, once found needing
-        nothing, remembered (floats, too varied, and long strings aside; the memory is bounded
-        as the string cache is). The loop is written for the common case (an ASCII key that is
-        not sensitive, a str value seen before, or a number), which costs two dict lookups per
-        attribute.
+        values are mostly new), :data:`_FILTERED_FROM` of them or more, and plain values only
+        (:data:`_PLAIN`), the (key, value) pairs found needing nothing before are skipped in C
+        and the others, once found needing nothing, remembered (floats, too varied, and long
+        strings aside; the memory is bounded as the string cache is). The loop is written for
+        the common case (an ASCII key that is not sensitive, a str value seen before, or a
+        number), which costs two dict lookups per attribute.
         """
         # BoundedAttributes' own dict: its items() goes through the ABC and a lock per value.
         items: Mapping[str, Any] = (
@@ -245,7 +248,12 @@ class SpanCleaner:
         if pending is not None and pending[0] is items:
             self._pending = None
             pairs, found = pending[1], []
-        elif remember and not depth and _PLAIN.issuperset(map(type, items.values())):
+        elif (
+            remember
+            and not depth
+            and len(items) >= _FILTERED_FROM
+            and _PLAIN.issuperset(map(type, items.values()))
+        ):
             pairs = filterfalse(clean.__contains__, pairs)
             found = []
         for key, value in pairs:
