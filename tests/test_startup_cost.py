@@ -271,3 +271,25 @@ def test_auto_looks_for_no_library_on_the_path_in_configure(monkeypatch: pytest.
     assert len(finders) == 1
     waiting = {name for name in _libraries.LIBRARIES if name not in sys.modules}
     assert all(finders[0]._libraries.waits_for(name) for name in waiting)
+
+
+# -- the settings table ----------------------------------------------------------------------------
+
+
+def test_settings_are_parsed_by_shared_parsers_not_a_closure_each() -> None:
+    """Every process makes the settings table at import and frees it at exit: data, not 146 closures.
+
+    Each setting names a parser of ``obskit._core.settings`` (one per kind of value) and its
+    arguments; the table holds no function made for one setting.
+    """
+    from obskit._core import settings as _settings
+
+    parsers = {spec[0] for _, spec in _settings._FIELDS.values()}
+    assert all(parser.__closure__ is None for parser in parsers)
+    assert all(vars(_settings).get(parser.__name__) is parser for parser in parsers)
+    assert len(parsers) < 25  # one per kind, shared by the 80 settings
+    # Which backend uses a setting is data too: (exporter, signal) pairs, no predicate each.
+    assert all(
+        isinstance(choices, tuple) and all(isinstance(pair, tuple) for pair in choices)
+        for _, choices in _settings.BACKEND_SETTINGS.values()
+    )
