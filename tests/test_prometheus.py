@@ -36,6 +36,7 @@ import obskit.testing
 from logcapture import messages_of
 from obskit import MetricDeclarationError
 from obskit._core import state as _state
+from obskit._export import exposition
 from obskit._export import prometheus as _prometheus
 from obskit.testing import Capture
 
@@ -444,7 +445,7 @@ def test_a_failing_text_writer_leaves_the_answer_to_prometheus_client(
 
     name = unique("fallback")
     obskit.MetricsCollector().counter(name).inc()
-    monkeypatch.setattr(_prometheus, "write", broken)
+    monkeypatch.setattr(exposition, "write", broken)  # read at each scrape
     status, _, body = call_wsgi(obskit.prometheus.make_wsgi_app())
     assert status == "200 OK"
     assert f"{name}_total 1.0".encode() in body

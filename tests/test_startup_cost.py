@@ -117,6 +117,7 @@ CONSOLE_PROCESS = textwrap.dedent(
         "obskit._export.requirements",  # the extras of otlp and azure
         "obskit._web.idpropagator",  # the request id on outgoing calls: none made here
         "opentelemetry.propagators.textmap",  # with it
+        "obskit._export.exposition",  # obskit's /metrics writer: at the first scrape
     )
     print(json.dumps({"imported": [name for name in unused if name in sys.modules]}))
     """
