@@ -837,6 +837,30 @@ def test_a_root_under_the_sampler_configure_builds_takes_the_light_path(
     span.end()
 
 
+def test_a_database_librarys_metrics_leave_server_spans_their_light_ending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An app that imports SQLAlchemy (or psycopg, Redis) gets instrument_libraries' database
+    # metrics processor beside obskit's: server spans still go straight to the export queue.
+    import sqlalchemy  # noqa: F401  # the processor is added at configure() or at this import
+
+    from obskit._core import state as _state
+    from obskit._web import serverspan
+    from obskit._web.libraries import _DatabaseMetrics
+
+    monkeypatch.delenv("OBSKIT_INSTRUMENT_LIBRARIES", raising=False)
+    obskit.configure(
+        service_name="svc", traces_exporter="console", metrics_exporter="none", logs_exporter="none"
+    )
+    tracer = _state.STATE.tracer
+    kinds = [type(p) for p in tracer.span_processor._span_processors]
+    assert _DatabaseMetrics in kinds
+    span = start_server_span(tracer, "GET /", Context(), {"http.request.method": "GET"})
+    assert serverspan._last_plan is not None
+    assert span._ender is not None  # type: ignore[attr-defined]
+    span.end()
+
+
 def test_add_link_with_no_context_is_ignored_as_by_the_sdk() -> None:
     provider = TracerProvider()
     exporter = InMemorySpanExporter()

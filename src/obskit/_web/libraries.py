@@ -437,6 +437,9 @@ class _DatabaseMetrics(SpanProcessor):
     that a query's text never becomes a label value.
     """
 
+    #: It ends nothing but CLIENT spans: a server span may skip it (``_web/serverspan.py``).
+    client_spans_only = True
+
     def __init__(self) -> None:
         self.active = True
         from opentelemetry.trace import SpanKind, StatusCode

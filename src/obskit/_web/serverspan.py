@@ -127,14 +127,22 @@ def _hooks(processor: Any) -> tuple[bool, bool]:
 
 
 def _direct_ender(processor: Any) -> Any:
-    """``CountingSpanProcessor.end_sampled`` when it is the provider's only span processor."""
+    """``CountingSpanProcessor.end_sampled`` when it is the provider's only span processor.
+
+    A processor that says it looks at client spans only (``client_spans_only``: the database
+    metrics of ``instrument_libraries``, there as soon as SQLAlchemy, psycopg or Redis is
+    imported) has nothing to do with a server span, and does not count.
+    """
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
 
     from obskit._export.pipeline import CountingSpanProcessor
 
-    if type(processor) is not SynchronousMultiSpanProcessor or len(processor._span_processors) != 1:
+    if type(processor) is not SynchronousMultiSpanProcessor:
         return None
-    (only,) = processor._span_processors
+    others = [p for p in processor._span_processors if not getattr(type(p), "client_spans_only", False)]
+    if len(others) != 1:
+        return None
+    (only,) = others
     if type(only) is not CountingSpanProcessor or only.emit is None:
         return None
     return only.end_sampled
