@@ -213,18 +213,37 @@ def _cleaning_rows(config: Config, tracer: Any, flush: Any) -> list[Row]:
             note="redact_text=True; the span's attributes copied and redacted",
         ),
     ]
-    uncached = "s._attributes = a\ntexts.clear()\nclean(s)"
+    # Both memories cleared: the strings' cleaned forms and the (key, value) pairs found clean.
+    uncached = "s._attributes = a\ntexts.clear()\npairs.clear()\nclean(s)"
     rows.append(
         compare(
             "C",
             "span cleaning: every value new (no cache)",
             Side(
                 "redact_text=False",
-                loop(uncached, {"s": clean, "a": clean_attributes, "clean": off.span, "texts": off._texts}),
+                loop(
+                    uncached,
+                    {
+                        "s": clean,
+                        "a": clean_attributes,
+                        "clean": off.span,
+                        "texts": off._texts,
+                        "pairs": off._clean,
+                    },
+                ),
             ),
             Side(
                 "redact_text=True",
-                loop(uncached, {"s": clean, "a": clean_attributes, "clean": on.span, "texts": on._texts}),
+                loop(
+                    uncached,
+                    {
+                        "s": clean,
+                        "a": clean_attributes,
+                        "clean": on.span,
+                        "texts": on._texts,
+                        "pairs": on._clean,
+                    },
+                ),
             ),
             config,
             note="the worst case: each string scrubbed",

@@ -8,10 +8,13 @@ werkzeug's client), Django (its test client); the line written straight through 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import dataclasses
 import json
 import logging
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,9 @@ import obskit
 import obskit.asgi
 import obskit.wsgi
 from asgicall import asgi_get
+from obskit._core import state as _state
 from obskit._recording.loghandler import ObskitHandler
-from obskit.testing import capture
+from obskit.testing import Capture, capture
 
 with warnings.catch_warnings():  # starlette asks for httpx2, not installed here
     warnings.simplefilter("ignore")
@@ -243,3 +247,103 @@ def test_added_fields_are_redacted_like_every_log_field(stack: ExitStack) -> Non
     assert line["token"] == "[REDACTED]"
     assert "hunter2" not in line["note"]
     assert line["user"] == "u-1"
+
+
+# -- with tracing on and off -----------------------------------------------------------------------
+# The request is found through the OpenTelemetry context when it has a span or an incoming trace
+# context, through a context variable of its own otherwise: both ways, and from worker threads.
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def captured(stack: ExitStack, tracing: bool) -> Capture:
+    cap = stack.enter_context(capture())
+    if not tracing:  # what traces_exporter="none" gives: no tracer, no server span
+        _state.set_state(dataclasses.replace(_state.STATE, tracer=None))
+    return cap
+
+
+def in_a_thread(**fields: Any) -> None:
+    """Add ``fields`` from a pool thread running a copy of this context (what executors do)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(contextvars.copy_context().run, obskit.add_access_fields, **fields).result()
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["tracing", "no-tracing"])
+def test_asgi_fields_from_the_handler_its_thread_pool_and_to_thread(stack: ExitStack, tracing: bool) -> None:
+    app = fastapi_app()
+
+    @app.get("/to-thread")
+    async def to_thread() -> dict[str, str]:
+        await asyncio.to_thread(obskit.add_access_fields, worker="to_thread")
+        return {}
+
+    obskit.configure(app, **QUIET)
+    cap = captured(stack, tracing)
+    client = stack.enter_context(TestClient(app))
+    client.get("/json")  # a sync handler: Starlette's thread pool
+    client.get("/text")
+    client.get("/to-thread")
+    client.get("/text", headers={"traceparent": TRACEPARENT})  # an incoming trace context
+    client.get("/stream")
+    lines = access(cap)
+    assert [line.get("tenant") for line in lines] == ["t-1", "t-3", None, "t-3", None]
+    assert lines[2]["worker"] == "to_thread"
+    assert bool(cap.spans()) is tracing
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["tracing", "no-tracing"])
+def test_wsgi_fields_from_the_handler_a_pool_thread_and_the_body(stack: ExitStack, tracing: bool) -> None:
+    app = flask_app()
+
+    @app.get("/pooled")
+    def pooled() -> str:
+        in_a_thread(worker="pool")
+        return "z"
+
+    obskit.configure(app, **QUIET)
+    cap = captured(stack, tracing)
+    client = WerkzeugClient(app)
+    for path, headers in (
+        ("/page", {}),
+        ("/pooled", {}),
+        ("/stream", {}),
+        ("/page", {"traceparent": TRACEPARENT}),
+    ):
+        assert client.get(path, headers=headers).data  # the line is written once the body is read
+    lines = access(cap)
+    assert [line.get("order_id") for line in lines] == [42, None, None, 42]
+    assert lines[1]["worker"] == "pool"
+    assert lines[2]["streamed"] is True
+    assert bool(cap.spans()) is tracing
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["tracing", "no-tracing"])
+def test_plain_asgi_and_wsgi_middleware_fields(stack: ExitStack, tracing: bool) -> None:
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        obskit.add_access_fields(kind="asgi")
+        await asyncio.to_thread(in_a_thread, pooled=True)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+        obskit.add_access_fields(kind="wsgi")
+        in_a_thread(pooled=True)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    obskit.configure(**QUIET)
+    cap = captured(stack, tracing)
+    asyncio.run(asgi_get(obskit.asgi.middleware(asgi_app), "/a"))
+    assert WerkzeugClient(obskit.wsgi.middleware(wsgi_app)).get("/w").data == b"ok"
+    assert [(line["kind"], line["pooled"]) for line in access(cap)] == [("asgi", True), ("wsgi", True)]
+    assert bool(cap.spans()) is tracing
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["tracing", "no-tracing"])
+def test_django_fields_with_and_without_tracing(stack: ExitStack, django_client: Any, tracing: bool) -> None:
+    cap = captured(stack, tracing)
+    django_client.get("/fields/")
+    django_client.get("/fields/", HTTP_TRACEPARENT=TRACEPARENT)
+    assert [line["tenant"] for line in access(cap)] == ["t-1", "t-1"]
+    assert bool(cap.spans()) is tracing

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,9 @@ from obskit._core.settings import resolve_settings
 from obskit._recording import store as _store
 from obskit._recording.families import CALL_DURATION_BUCKETS
 from obskit.testing import Capture, capture
+
+sys.path.insert(0, str(Path(__file__).parent / "integration"))
+import otlp_receiver as rx
 
 QUIET: dict[str, Any] = {"traces_exporter": "none", "logs_exporter": "none", "metrics_exporter": "none"}
 
@@ -154,68 +155,25 @@ def test_track_job_uses_the_job_buckets() -> None:
 # -- exponential histograms over OTLP -------------------------------------------------------------
 
 
-class OtlpMetricsReceiver:
-    """A loopback OTLP/HTTP endpoint keeping the metrics requests it decodes (real protobuf)."""
-
-    def __init__(self) -> None:
-        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-
-        self.requests: list[Any] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append(ExportMetricsServiceRequest.FromString(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
-        self.thread.start()
-
-    def metrics(self) -> dict[str, Any]:
-        return {
-            m.name: m
-            for request in self.requests
-            for rm in request.resource_metrics
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-        }
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
 @pytest.fixture
-def receiver() -> Iterator[OtlpMetricsReceiver]:
-    fake = OtlpMetricsReceiver()
-    try:
-        yield fake
-    finally:
-        fake.close()
+def receiver() -> Iterator[rx.HttpReceiver]:
+    with rx.HttpReceiver() as otlp_receiver:
+        yield otlp_receiver
 
 
-def otlp(receiver: OtlpMetricsReceiver, **settings: Any) -> None:
+def otlp(receiver: rx.HttpReceiver, **settings: Any) -> None:
     obskit.configure(
         traces_exporter="none",
         logs_exporter="none",
         metrics_exporter="otlp",
-        otlp_endpoint=receiver.url,
+        otlp_endpoint=receiver.endpoint,
         metric_export_interval_ms=3_600_000,
         **settings,
     )
 
 
 def test_otlp_gets_exponential_histograms_when_asked_and_prometheus_keeps_its_buckets(
-    receiver: OtlpMetricsReceiver,
+    receiver: rx.HttpReceiver,
 ) -> None:
     otlp(receiver, exponential_histograms=True)
     name = f"llm_latency_{uuid.uuid4().hex[:8]}x"
@@ -226,7 +184,7 @@ def test_otlp_gets_exponential_histograms_when_asked_and_prometheus_keeps_its_bu
     obskit.MetricsCollector().external_call("openai", "chat", 45.0)
     assert latency.snapshot()[0]["buckets"] == {"1.0": 1.0, "10.0": 3.0, "+Inf": 4.0}  # Prometheus' own
     obskit.shutdown()
-    received = receiver.metrics()
+    received = receiver.store.metrics()
     metric = received[f"{name}_seconds"]
     assert metric.WhichOneof("data") == "exponential_histogram"
     assert metric.unit == "s"
@@ -258,28 +216,30 @@ obskit.shutdown()
 """
 
 
-def test_a_built_in_family_is_exponential_too(receiver: OtlpMetricsReceiver) -> None:
+def test_a_built_in_family_is_exponential_too(receiver: rx.HttpReceiver) -> None:
     # In a fresh process: a family first recorded before configure() keeps what it was made with,
     # and this suite's process has recorded the built-in families already.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_"))}
     env["PYTHONPATH"] = str(Path(obskit.__file__).parents[1])
-    subprocess.run([sys.executable, "-c", BUILT_IN_FAMILY, receiver.url], env=env, check=True, timeout=60)
-    family = receiver.metrics()["obskit_external_call_duration_seconds"]
+    subprocess.run(
+        [sys.executable, "-c", BUILT_IN_FAMILY, receiver.endpoint], env=env, check=True, timeout=60
+    )
+    family = receiver.store.metrics()["obskit_external_call_duration_seconds"]
     assert family.WhichOneof("data") == "exponential_histogram"
 
 
-def test_otlp_keeps_explicit_buckets_by_default(receiver: OtlpMetricsReceiver) -> None:
+def test_otlp_keeps_explicit_buckets_by_default(receiver: rx.HttpReceiver) -> None:
     otlp(receiver)
     name = f"plain_latency_{uuid.uuid4().hex[:8]}x"
     obskit.MetricsCollector().histogram(name, unit="seconds", buckets=[1, 10]).observe(2)
     obskit.shutdown()
-    metric = receiver.metrics()[f"{name}_seconds"]
+    metric = receiver.store.metrics()[f"{name}_seconds"]
     assert metric.WhichOneof("data") == "histogram"
     assert list(metric.histogram.data_points[0].explicit_bounds) == [1.0, 10.0]
 
 
 def test_after_shutdown_new_series_record_only_their_prometheus_buckets(
-    receiver: OtlpMetricsReceiver,
+    receiver: rx.HttpReceiver,
 ) -> None:
     otlp(receiver, exponential_histograms=True)
     obskit.shutdown()
@@ -305,13 +265,15 @@ obskit.shutdown()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_a_forked_child_sends_only_its_own_exponential_observations(receiver: OtlpMetricsReceiver) -> None:
+def test_a_forked_child_sends_only_its_own_exponential_observations(receiver: rx.HttpReceiver) -> None:
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    subprocess.run([sys.executable, "-c", FORK_SCRIPT, receiver.url], check=True, env=environ, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT, receiver.endpoint], check=True, env=environ, timeout=60
+    )
     counts = sorted(
         (p.count, p.sum)
-        for request in receiver.requests
-        for rm in request.resource_metrics
+        for item in receiver.store.items("metrics")
+        for rm in item.request.resource_metrics
         for sm in rm.scope_metrics
         for m in sm.metrics
         if m.name == "forked_latency_seconds"

@@ -20,8 +20,43 @@ from obskit import _cli
 from obskit._cli import dashboard
 
 #: Units Grafana knows (a subset of its unit catalogue) that the panels may use.
-UNITS = {"reqps", "s", "percentunit", "ops", "cps", "none", "short"}
+UNITS = {"reqps", "s", "percentunit", "ops", "cps", "none", "short", "suffix:x"}
 PANEL_TYPES = {"row", "timeseries", "stat"}
+
+
+OBJECTIVES = """
+[[slo]]
+name = "checkout"
+objective = 0.999
+route = "/checkout"
+
+[[slo]]
+name = "search"
+objective = 0.99
+route = "/search"
+latency_under = 0.25
+window = "7d"
+
+[[slo]]
+name = "nightly"
+objective = 0.95
+job = "nightly_export"
+
+[[slo]]
+name = 'odd "name"'
+objective = 0.9
+target = "payments"
+"""
+
+
+@pytest.fixture(params=["overview", "with-slo"])
+def options(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """No option (the overview alone), or ``--slo`` with four objectives (a row each after it)."""
+    if request.param == "overview":
+        return []
+    path = tmp_path / "slos.toml"
+    path.write_text(OBJECTIVES)
+    return ["--slo", str(path)]
 
 
 def generate(capsys: pytest.CaptureFixture[str], *options: str) -> dict[str, Any]:
@@ -68,8 +103,10 @@ def test_dashboard_has_the_required_top_level_keys(capsys: pytest.CaptureFixture
     assert model["panels"]
 
 
-def test_panel_ids_are_unique_and_every_panel_is_well_formed(capsys: pytest.CaptureFixture[str]) -> None:
-    model = generate(capsys)
+def test_panel_ids_are_unique_and_every_panel_is_well_formed(
+    capsys: pytest.CaptureFixture[str], options: list[str]
+) -> None:
+    model = generate(capsys, *options)
     ids = [p["id"] for p in model["panels"]]
     assert len(ids) == len(set(ids))
     assert all(isinstance(i, int) and i > 0 for i in ids)
@@ -92,8 +129,10 @@ def test_panel_ids_are_unique_and_every_panel_is_well_formed(capsys: pytest.Capt
             assert "legendFormat" in t
 
 
-def test_grid_positions_fit_24_columns_without_overlapping(capsys: pytest.CaptureFixture[str]) -> None:
-    boxes = [p["gridPos"] for p in generate(capsys)["panels"]]
+def test_grid_positions_fit_24_columns_without_overlapping(
+    capsys: pytest.CaptureFixture[str], options: list[str]
+) -> None:
+    boxes = [p["gridPos"] for p in generate(capsys, *options)["panels"]]
     for box in boxes:
         assert box["x"] >= 0
         assert box["y"] >= 0
@@ -113,9 +152,9 @@ def test_grid_positions_fit_24_columns_without_overlapping(capsys: pytest.Captur
 
 
 def test_every_datasource_reference_resolves_to_the_prometheus_datasource_variable(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], options: list[str]
 ) -> None:
-    model = generate(capsys)
+    model = generate(capsys, *options)
     variables = {v["name"]: v for v in model["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
@@ -127,8 +166,8 @@ def test_every_datasource_reference_resolves_to_the_prometheus_datasource_variab
     assert all(v["datasource"] == reference for v in variables.values() if v["type"] == "query")
 
 
-def test_queries_use_only_defined_variables(capsys: pytest.CaptureFixture[str]) -> None:
-    model = generate(capsys)
+def test_queries_use_only_defined_variables(capsys: pytest.CaptureFixture[str], options: list[str]) -> None:
+    model = generate(capsys, *options)
     defined = {v["name"] for v in model["templating"]["list"]} | {"__rate_interval"}
     queries = [t["expr"] for t in targets(model)] + [
         v["query"] for v in model["templating"]["list"] if v["type"] == "query"
@@ -223,6 +262,130 @@ def test_output_writes_the_file(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert json.loads(path.read_text(encoding="utf-8")) == generate(capsys)
     assert _cli.main(["dashboard", "--output", str(tmp_path)]) == 2  # a directory
     assert capsys.readouterr().err.startswith("obskit dashboard: cannot write --output ")
+
+
+# -- --slo: a row per service level objective -----------------------------------------------------
+
+
+def slo_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "slos.toml"
+    path.write_text(OBJECTIVES)
+    return generate(capsys, "--slo", str(path))
+
+
+def rows(model: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each row's title -> the panels under it."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for p in model["panels"]:
+        if p["type"] == "row":
+            current = found.setdefault(p["title"], [])
+        else:
+            current.append(p)
+    return found
+
+
+def test_slo_adds_a_row_per_objective_after_the_overview(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    overview = generate(capsys)
+    model = slo_model(capsys, tmp_path)
+    titles = list(rows(model))
+    assert titles[: len(rows(overview))] == list(rows(overview))
+    assert titles[len(rows(overview)) :] == [
+        "SLO checkout: availability, 99.9% over 30d",
+        "SLO search: latency under 0.25s, 99% over 7d",
+        "SLO nightly: success of job nightly_export, 95% over 30d",
+        'SLO odd "name": availability of calls to payments, 90% over 30d',
+    ]
+    assert "obskit_slo" not in json.dumps(overview)
+
+
+def test_slo_row_shows_budget_burn_rate_by_window_and_sli(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from obskit._cli import _slo
+
+    budget, achieved, burn, sli = rows(slo_model(capsys, tmp_path))[
+        "SLO search: latency under 0.25s, 99% over 7d"
+    ]
+    assert (budget["type"], budget["title"]) == ("stat", "search: error budget remaining")
+    assert budget["targets"][0]["expr"] == 'obskit_slo:error_budget_remaining:ratio{slo="search"}'
+    assert budget["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert budget["fieldConfig"]["defaults"]["thresholds"]["steps"][:2] == [
+        {"color": "red", "value": None},  # below 0: the objective is missed
+        {"color": "orange", "value": 0},
+    ]
+    assert (achieved["type"], achieved["title"]) == ("stat", "search: SLI over 7d")
+    assert achieved["targets"][0]["expr"] == '1 - obskit_slo:sli_error:ratio_rate7d{slo="search"}'
+    assert achieved["fieldConfig"]["defaults"]["thresholds"]["steps"][-1] == {"color": "green", "value": 0.99}
+    # Burn rate: one line per window the rules record (the alerts' windows and the period).
+    assert (burn["type"], burn["title"]) == ("timeseries", "search: burn rate by window")
+    assert [t["legendFormat"] for t in burn["targets"]] == [*_slo.WINDOWS, "7d"]
+    assert [t["expr"] for t in burn["targets"]] == [
+        f'obskit_slo:burn_rate:rate{w}{{slo="search"}}' for w in (*_slo.WINDOWS, "7d")
+    ]
+    defaults = burn["fieldConfig"]["defaults"]
+    assert [step["value"] for step in defaults["thresholds"]["steps"]] == [None, 1, 3, 6, 14.4]
+    assert defaults["custom"]["thresholdsStyle"] == {"mode": "line"}
+    # The SLI over time: 1 - error ratio over a short window, an hour and the period, and the objective.
+    assert (sli["type"], sli["title"]) == ("timeseries", "search: SLI (1 - error ratio)")
+    assert [(t["expr"], t["legendFormat"]) for t in sli["targets"]] == [
+        ('1 - obskit_slo:sli_error:ratio_rate5m{slo="search"}', "over 5m"),
+        ('1 - obskit_slo:sli_error:ratio_rate1h{slo="search"}', "over 1h"),
+        ('1 - obskit_slo:sli_error:ratio_rate7d{slo="search"}', "over 7d"),
+        ('obskit_slo:objective:ratio{slo="search"}', "objective"),
+    ]
+    assert "min" not in sli["fieldConfig"]["defaults"]  # 99% and 100% would look the same from 0
+
+
+def test_slo_panels_read_only_series_the_slo_rules_record(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from obskit._cli import _promql, _slo
+    from obskit._recording.slo import load
+
+    path = tmp_path / "slos.toml"
+    path.write_text(OBJECTIVES)
+    families = _promql.families("obskit")
+    recorded = {
+        (rule["record"], rule["labels"]["slo"])
+        for objective in load(str(path))
+        for rule in _slo.group(objective, families)["rules"]
+        if "record" in rule
+    }
+    model = slo_model(capsys, tmp_path)
+    queried = {
+        (metric, json.loads(name))
+        for t in targets(model)
+        for metric, name in re.findall(r'(obskit_slo:[\w:]+)\{slo=("(?:[^"\\]|\\.)*")\}', t["expr"])
+    }
+    # Each objective: budget, objective, 8 burn rates (7 windows and the period), 3 error ratios.
+    assert len(queried) == 4 * (1 + 1 + 8 + 3)
+    assert queried <= recorded
+    assert ("obskit_slo:objective:ratio", 'odd "name"') in queried
+
+
+def test_slo_without_source_reads_obskit_toml(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "obskit.toml").write_text(OBJECTIVES)
+    monkeypatch.chdir(tmp_path)
+    assert generate(capsys, "--slo") == slo_model(capsys, tmp_path)
+
+
+def test_slo_source_errors_exit_2_naming_the_source(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.toml"
+    assert _cli.main(["dashboard", "--slo", str(missing)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("obskit dashboard: ")
+    assert "missing.toml" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[slo]]\nname = "x"\nobjective = 0.99\nroute = "/a"\nlatency_under = 0.3\n')
+    assert _cli.main(["dashboard", "--slo", str(bad)]) == 2
+    assert "0.25" in capsys.readouterr().err  # the bucket bounds allowed are listed
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -34,7 +34,14 @@ def _every_help() -> list[tuple[str, str]]:
 
 def test_every_command_is_walked():
     progs = {prog for prog, _ in _every_help()}
-    assert {"obskit", "obskit logs", "obskit logs summarize", "obskit doctor", "obskit rules"} <= progs
+    assert {
+        "obskit",
+        "obskit logs",
+        "obskit logs summarize",
+        "obskit doctor",
+        "obskit rules",
+        "obskit slo report",
+    } <= progs
 
 
 _HELP = _every_help()

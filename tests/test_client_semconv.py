@@ -8,10 +8,10 @@ spans. The user's own ``OTEL_SEMCONV_STABILITY_OPT_IN`` is respected.
 from __future__ import annotations
 
 import asyncio
-import http.server
 import os
-import threading
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,34 +28,19 @@ from opentelemetry.trace import SpanKind
 import obskit
 from obskit.testing import capture
 
+sys.path.insert(0, str(Path(__file__).parent / "integration"))
+from peers import Ok, http_server
+
 STABLE = {"http.request.method", "url.full", "http.response.status_code", "server.address"}
 OLD = {"http.method", "http.url", "http.status_code"}
 QUIET = {"traces_exporter": "console", "metrics_exporter": "none", "logs_exporter": "none"}
 
 
-class _Answer(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def peer() -> Iterator[str]:
     """A real HTTP server on a free loopback port; its URL."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/peer"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with http_server(Ok) as url:
+        yield f"{url}/peer"
 
 
 @pytest.fixture

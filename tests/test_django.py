@@ -11,13 +11,11 @@ import logging
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,9 @@ from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
 import obskit  # noqa: E402
 from obskit._web.django import django_route  # noqa: E402
 from obskit.testing import Capture, capture  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent / "integration"))
+from peers import free_port, serving, wait_until_up  # noqa: E402
 
 PROJECT = Path(__file__).parent / "django_project"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -388,43 +389,6 @@ def test_a_projects_logging_keeps_its_levels_and_writes_each_record_once(tmp_pat
 
 
 # -- served by real servers --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def serving(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[dict[str, Path]]:
-    out, err = cwd / "stdout.log", cwd / "stderr.log"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env, cwd=cwd)
-        try:
-            yield {"stdout": out, "stderr": err}
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def wait_until_up(base: str, files: dict[str, Path]) -> None:
-    import httpx
-
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        try:
-            if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"server did not come up: {files['stderr'].read_text()[-3000:]}")
 
 
 def server_env(**extra: str) -> dict[str, str]:

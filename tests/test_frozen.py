@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import pytest
 
@@ -42,3 +43,27 @@ def test_without_eq_instances_compare_and_hash_by_identity_as_generated() -> Non
         ours.name = "b"  # type: ignore[misc]
     assert dataclasses.replace(ours, name="b").items == []
     assert dataclasses.replace(_state.STATE) != _state.STATE
+
+
+@frozen_dataclass()
+class _Annotated:
+    kept: ClassVar[int] = 3
+    name: str
+    size: int | None = None
+
+
+@frozen_dataclass()
+class _Plain:
+    name: str
+    size: int | None = None
+
+
+def test_fields_keep_their_annotations_and_class_variables_stay_out() -> None:
+    for cls in (_Annotated, _Plain):
+        fields = dataclasses.fields(cls)
+        assert [(f.name, f.type) for f in fields] == [("name", "str"), ("size", "int | None")]
+        assert cls.__annotations__["name"] == "str"
+        assert cls("a", 2) == cls(name="a", size=2) != cls("a")
+    assert dataclasses.replace(_Plain("a"), size=4) == _Plain("a", 4)
+    assert _Annotated.kept == 3
+    assert "kept" not in {f.name for f in dataclasses.fields(_Annotated)}

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import logging
+import sys
 from typing import Any
 
 import pytest
 
+import obskit.logging as obskit_logging
 from obskit import LoggingContext, testing, trace_operation
 from obskit._core import state as _state
+from obskit._core.redact import Redactor
 from obskit.logging import JsonFormatter, _encode
 
 MESSAGES = [
@@ -103,3 +107,79 @@ def test_direct_path_with_extra_fields_matches_general_path(spanned: bool, extra
                 twin = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None, extra=extra)
                 twin.created = record.created
                 assert formatter.format(record) == _encode(formatter.to_dict(twin))
+
+
+def test_direct_path_timestamps_match_the_general_path_at_second_edges() -> None:
+    # Seconds alternate, so the formatter's cached second changes on almost every line.
+    formatter, logger = JsonFormatter(), logging.getLogger("obskit.test.direct")
+    created = [1_700_000_000.0, 1_700_000_000.0005, 1_699_999_999.9995, 1_700_000_000.9999]
+    created += [1_700_000_001, 0.001, 1_700_000_000.999, 1_700_000_000.5]
+    lines = []
+    with testing.capture():
+        for value in created:
+            record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None)
+            twin = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None)
+            record.created = twin.created = value
+            lines.append(formatter.format(record))
+            assert lines[-1] == _encode(formatter.to_dict(twin))
+    stamps = [json.loads(line)["timestamp"] for line in lines]
+    assert stamps[:3] == ["2023-11-14T22:13:20.000Z", "2023-11-14T22:13:20.000Z", "2023-11-14T22:13:19.999Z"]
+    assert stamps[3:] == [
+        "2023-11-14T22:13:20.999Z",
+        "2023-11-14T22:13:21.000Z",
+        "1970-01-01T00:00:00.001Z",
+        "2023-11-14T22:13:20.999Z",
+        "2023-11-14T22:13:20.500Z",
+    ]
+
+
+def test_direct_path_renders_the_same_logging_context_again_for_another_redactor() -> None:
+    # The context's fragment is kept for the mapping, redactor and service fields it was made
+    # with: the same LoggingContext under another redactor is rendered again.
+    formatter, logger = JsonFormatter(), logging.getLogger("obskit.test.direct")
+
+    def line() -> str:
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None)
+        return formatter.format(record)
+
+    with testing.capture(), LoggingContext(request_id="r1", note="token=abc"):
+        assert json.loads(line())["note"] == "token=[REDACTED]"
+        _state.set_state(dataclasses.replace(_state.STATE, redactor=Redactor(text=False)))
+        assert json.loads(line())["note"] == "token=abc"
+        _state.set_state(dataclasses.replace(_state.STATE, log_fields={"note": "service's"}))
+        assert line().count('"note"') == 1  # a service field of the same name: the general path
+
+
+def test_structlog_contextvars_bound_after_the_first_line_reach_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in a process that imports structlog only after logging its first line.
+    import structlog.contextvars
+
+    formatter, logger = JsonFormatter(), logging.getLogger("obskit.test.direct")
+
+    def line() -> dict[str, Any]:
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None)
+        return dict(json.loads(formatter.format(record)))
+
+    monkeypatch.setattr(obskit_logging, "_registry", None)
+    monkeypatch.delitem(sys.modules, "structlog.contextvars")
+    with testing.capture():
+        assert "order_id" not in line()
+        monkeypatch.setitem(sys.modules, "structlog.contextvars", structlog.contextvars)
+        structlog.contextvars.bind_contextvars(order_id="o-1")
+        try:
+            assert line()["order_id"] == "o-1"
+        finally:
+            structlog.contextvars.clear_contextvars()
+        assert "order_id" not in line()
+
+
+def test_the_context_read_per_line_is_opentelemetrys_current_one() -> None:
+    # JsonFormatter reads OpenTelemetry's context variable itself (one C call per line).
+    from opentelemetry import context as otel_context
+
+    assert obskit_logging._current_context is not otel_context.get_current
+    assert obskit_logging._current_context() is otel_context.get_current()
+    with trace_operation("check"):
+        assert obskit_logging._current_context() is otel_context.get_current()

@@ -100,7 +100,7 @@ def test_an_undeclared_label_is_your_mistake_and_matches_nothing(caplog: pytest.
 def test_a_failing_read_gives_nothing_and_never_raises(
     monkeypatch: pytest.MonkeyPatch, swallow_internal_errors: None
 ) -> None:
-    from obskit._recording import store as _store
+    from obskit._recording import handles as _handles
 
     counter = obskit.MetricsCollector().counter(unique("broken"))
     counter.inc()
@@ -108,7 +108,7 @@ def test_a_failing_read_gives_nothing_and_never_raises(
     def broken(spec: Any) -> list[Any]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(_store, "_read_series", broken)
+    monkeypatch.setattr(_handles, "_read_series", broken)
     assert counter.snapshot() == []
     assert counter.value() == 0.0
 

@@ -339,6 +339,42 @@ def test_full_queue_drops_of_server_spans_are_counted() -> None:
     provider.shutdown()
 
 
+def test_full_queue_drops_bind_the_counter_child_once_per_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stuck exporter makes every span a drop: each is counted without a labels() lookup."""
+    from obskit._export.pipeline import counting_log_processor
+
+    blocking = _Blocking()
+    batch = BatchSpanProcessor(
+        blocking, max_queue_size=2, max_export_batch_size=1, schedule_delay_millis=60_000
+    )
+    processor = CountingSpanProcessor(batch, 2)
+
+    class FullQueue:
+        _batch_processor = type("Inner", (), {"_queue": [1, 2]})()
+
+        def on_emit(self, record: Any) -> None:
+            pass
+
+    logs = counting_log_processor(FullQueue(), 2)
+    for _ in range(2):  # a new store each time (a new configuration): counted in the new one
+        with capture():
+            store = _state.STATE.store
+            lookups: list[tuple[Any, ...]] = []
+            labels = store.dropped.labels
+            monkeypatch.setattr(
+                store.dropped, "labels", lambda *v, seen=lookups, bind=labels: (seen.append(v), bind(*v))[1]
+            )
+            for span in _spans(10):
+                processor.on_end(span)
+            for _ in range(5):
+                logs.on_emit(None)
+            assert _dropped("traces", "queue_full") >= 7
+            assert _dropped("logs", "queue_full") == 5
+            assert sorted(lookups) == [("logs", "queue_full"), ("traces", "queue_full")]
+    blocking.release.set()
+    batch.shutdown()
+
+
 @pytest.mark.parametrize(
     ("settings", "batch"),
     [

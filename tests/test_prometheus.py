@@ -38,8 +38,12 @@ import obskit.testing
 from logcapture import messages_of
 from obskit import MetricDeclarationError
 from obskit._core import state as _state
+from obskit._export import exposition
 from obskit._export import prometheus as _prometheus
 from obskit.testing import Capture
+
+sys.path.insert(0, str(Path(__file__).parent / "integration"))
+from peers import free_port, http_server
 
 QUIET: dict[str, Any] = {"traces_exporter": "none", "logs_exporter": "none"}
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -378,6 +382,9 @@ def test_a_scrape_reads_obskits_metrics_without_collecting_them(
 
     name = unique("not_collected")
     obskit.MetricsCollector().counter(name, labels=["route"]).labels(route="/").inc()
+    # The first scrape in a process checks the writer against prometheus_client on a sample
+    # registry (which collects): have it done before counting.
+    call_wsgi(obskit.prometheus.make_wsgi_app())
     collected: list[str] = []
     original = MetricWrapperBase.collect
 
@@ -493,7 +500,7 @@ def test_a_failing_text_writer_leaves_the_answer_to_prometheus_client(
 
     name = unique("fallback")
     obskit.MetricsCollector().counter(name).inc()
-    monkeypatch.setattr(_prometheus, "write", broken)
+    monkeypatch.setattr(exposition, "write", broken)  # read at each scrape
     status, _, body = call_wsgi(obskit.prometheus.make_wsgi_app())
     assert status == "200 OK"
     assert f"{name}_total 1.0".encode() in body
@@ -675,6 +682,9 @@ class FakeGateway:
     def __init__(self, status: int = 200) -> None:
         self.status = status
         self.pushes: list[tuple[str, str]] = []
+        self.url = ""
+
+    def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         gateway = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -688,24 +698,14 @@ class FakeGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        return Handler
 
 
 @pytest.fixture
 def gateway() -> Iterator[FakeGateway]:
     fake = FakeGateway()
-    try:
+    with http_server(fake.handler()) as fake.url:
         yield fake
-    finally:
-        fake.close()
 
 
 def pushed(body: str, name: str, **labels: str) -> float | None:
@@ -716,12 +716,6 @@ def pushed(body: str, name: str, **labels: str) -> float | None:
             if sample.name == name and {k: v for k, v in sample.labels.items() if v} == labels:
                 return float(sample.value)
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def dropped() -> float:

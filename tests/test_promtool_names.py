@@ -213,10 +213,10 @@ def test_unit_from_the_name_reaches_otlp_as_ucum() -> None:
 
 
 def test_pushes_carry_no_created_series() -> None:
-    from test_prometheus import FakeGateway
+    from test_prometheus import FakeGateway, http_server  # peers.http_server
 
     gateway = FakeGateway()
-    try:
+    with http_server(gateway.handler()) as gateway.url:
         obskit.configure(
             **QUIET, metrics_exporter="prometheus", prometheus_port=0, pushgateway_url=gateway.url
         )
@@ -224,8 +224,6 @@ def test_pushes_carry_no_created_series() -> None:
         obskit.MetricsCollector().counter(name).inc()
         obskit.MetricsCollector().histogram(f"{name}_seconds").observe(1)
         assert obskit.prometheus.push(timeout=5)
-    finally:
-        gateway.close()
     ((_, body),) = gateway.pushes
     assert f"{name}_total" in body
     assert f"{name}_seconds_count" in body

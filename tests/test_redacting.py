@@ -428,3 +428,239 @@ def test_a_console_line_shows_the_error_status_with_its_cleaned_description() ->
 
     _spans_through([RedactingSpanExporter(span_exporter(out=out), Redactor())], record=record)
     assert f"ERROR(login failed\\npassword={REDACTED})" in out.getvalue()
+
+
+# -- a span that needs nothing is passed over; everything else is still cleaned ------------------------
+
+
+def _clean_spans(tracer: Any, count: int = 3) -> None:
+    """Spans of the usual shape with nothing to hide: their attribute pairs are remembered."""
+    for _ in range(count):
+        with tracer.start_as_current_span(
+            "GET /items/{id}", attributes={"route": "/items/{id}", "n": 3}
+        ) as span:
+            span.set_attribute("note", "plain")
+
+
+def test_a_span_that_needs_nothing_is_passed_over_without_a_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    cleaner = SpanCleaner(Redactor())
+    walked: list[str] = []
+    original = SpanCleaner.span
+    monkeypatch.setattr(
+        SpanCleaner, "span", lambda self, span: (walked.append(span.name), original(self, span))
+    )
+    exporter = InMemorySpanExporter()
+    _spans_through([RedactingSpanExporter(exporter, cleaner)], record=lambda tracer: _clean_spans(tracer, 5))
+    assert walked == ["GET /items/{id}"]  # the first: its name and values were new
+    spans = exporter.get_finished_spans()
+    assert [dict(span.attributes or {}) for span in spans] == [
+        {"route": "/items/{id}", "n": 3, "note": "plain"}
+    ] * 5
+    assert not any(hasattr(span, "_obskit_clean") for span in spans[1:])
+
+
+def test_the_quick_check_finds_the_private_fields_it_reads() -> None:
+    from obskit._export import redacting as _redacting
+
+    assert _redacting._QUICK  # else every span takes the full walk (slower, as safe)
+
+
+def _secret_on_start(tracer: Any) -> None:
+    with tracer.start_as_current_span("GET /items/{id}", attributes={"route": "/items/{id}", "n": 3}) as span:
+        span.set_attribute("note", f"password={SECRET}")
+
+
+def _secret_at_start(tracer: Any) -> None:
+    attributes = {"route": "/items/{id}", "n": 3, "note": f"token={SECRET}"}
+    with tracer.start_as_current_span("GET /items/{id}", attributes=attributes):
+        pass
+
+
+def _secret_under_a_sensitive_key(tracer: Any) -> None:
+    with tracer.start_as_current_span("GET /items/{id}", attributes={"route": "/items/{id}", "n": 3}) as span:
+        span.set_attribute("password", "plain")  # "plain" was seen clean under "note": not here
+
+
+def _secret_in_a_url(tracer: Any) -> None:
+    with tracer.start_as_current_span("GET /items/{id}", attributes={"route": "/items/{id}", "n": 3}) as span:
+        span.set_attribute("url.full", f"https://h/items/3?api_key={SECRET}")
+
+
+def _secret_in_an_event(tracer: Any) -> None:
+    with tracer.start_as_current_span("GET /items/{id}", attributes={"route": "/items/{id}", "n": 3}) as span:
+        span.add_event("retry", {"note": f"Bearer {SECRET}"})
+
+
+def _secret_in_an_exception(tracer: Any) -> None:
+    with tracer.start_as_current_span("GET /items/{id}", attributes={"route": "/items/{id}", "n": 3}) as span:
+        span.record_exception(ValueError(f"login failed password={SECRET}"))
+
+
+def _secret_in_the_status(tracer: Any) -> None:
+    with tracer.start_as_current_span("GET /items/{id}", attributes={"route": "/items/{id}", "n": 3}) as span:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, f"token={SECRET}"))
+
+
+def _secret_in_the_name(tracer: Any) -> None:
+    with tracer.start_as_current_span("GET /items/{id}", attributes={"route": "/items/{id}", "n": 3}) as span:
+        span.update_name(f"GET /items?token={SECRET}")
+
+
+def _secret_in_a_link(tracer: Any) -> None:
+    link = trace.Link(trace.SpanContext(1, 2, is_remote=True), {"note": f"password={SECRET}"})
+    with tracer.start_as_current_span(
+        "GET /items/{id}", attributes={"route": "/items/{id}", "n": 3}, links=[link]
+    ):
+        pass
+
+
+SECRET_PATHS = {
+    "set_attribute after start": _secret_on_start,
+    "start attributes": _secret_at_start,
+    "a clean value under a sensitive key": _secret_under_a_sensitive_key,
+    "url.full": _secret_in_a_url,
+    "add_event": _secret_in_an_event,
+    "record_exception": _secret_in_an_exception,
+    "status description": _secret_in_the_status,
+    "update_name": _secret_in_the_name,
+    "link": _secret_in_a_link,
+}
+
+
+@pytest.mark.parametrize("record", list(SECRET_PATHS.values()), ids=list(SECRET_PATHS))
+def test_a_secret_after_spans_that_needed_nothing_is_still_hidden(text_capture: Capture, record: Any) -> None:
+    """A library's spans through the SDK tracer (not obskit's decorators), after clean ones of its shape."""
+    tracer = trace.get_tracer("some.instrumentation")
+    _clean_spans(tracer)
+    record(tracer)
+    *clean, last = text_capture.spans()
+    assert all(
+        dict(span.attributes or {}) == {"route": "/items/{id}", "n": 3, "note": "plain"} for span in clean
+    )
+    assert SECRET not in _everything(last)
+    if record is _secret_under_a_sensitive_key:
+        assert (last.attributes or {})["password"] == REDACTED
+
+
+def test_a_span_with_a_secret_is_cleaned_once_however_many_exporters_share_the_cleaner() -> None:
+    cleaner = SpanCleaner(Redactor())
+    first, second = InMemorySpanExporter(), InMemorySpanExporter()
+
+    def record(tracer: Any) -> None:
+        _clean_spans(tracer)
+        _secret_on_start(tracer)
+
+    _spans_through(
+        [RedactingSpanExporter(first, cleaner), RedactingSpanExporter(second, cleaner)], record=record
+    )
+    for exporter in (first, second):
+        assert SECRET not in _everything(exporter.get_finished_spans()[-1])
+
+
+def test_a_str_subclass_equal_to_a_remembered_value_is_cleaned_as_any_other_object(
+    text_capture: Capture,
+) -> None:
+    """A value equal to a clean one but of another class is not taken for it (its str() is exported)."""
+
+    class Method(str):
+        def __str__(self) -> str:
+            return f"Method.{str.__str__(self)}"
+
+        GET: Method
+
+    tracer = trace.get_tracer("some.instrumentation")
+    Method.GET = Method("GET")
+    for value in ("GET", "GET", Method.GET):
+        with tracer.start_as_current_span("op") as span:
+            span.set_attribute("method", value)
+    exported = [(span.attributes or {})["method"] for span in text_capture.spans("op")]
+    assert exported == ["GET", "GET", "Method.GET"]
+    assert type(exported[2]) is str
+
+
+def test_the_remembered_attributes_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from obskit._export import redacting as _redacting
+
+    monkeypatch.setattr(_redacting, "_CACHE_LIMIT", 2)
+    cleaner = SpanCleaner(Redactor())
+    exporter = InMemorySpanExporter()
+
+    def record(tracer: Any) -> None:
+        for i in range(5):
+            with tracer.start_as_current_span("op", attributes={"n": i, "path": f"/p/{i}"}):
+                pass
+        with tracer.start_as_current_span("op", attributes={"n": 0, "path": f"/p/0?token={SECRET}"}):
+            pass
+
+    _spans_through([RedactingSpanExporter(exporter, cleaner)], record=record)
+    assert len(cleaner._clean) <= 2
+    spans = exporter.get_finished_spans()
+    assert [dict(span.attributes or {}) for span in spans[:5]] == [
+        {"n": i, "path": f"/p/{i}"} for i in range(5)
+    ]
+    assert SECRET not in _everything(spans[5])
+
+
+def test_an_official_instrumentation_s_url_loses_its_credential_after_clean_requests() -> None:
+    """The requests instrumentation (a real peer) against a local server: url.full is cleaned."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import requests
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        obskit.configure(
+            service_name="svc",
+            traces_exporter="console",  # the spans go to the capture below
+            metrics_exporter="none",
+            instrument_libraries="requests",
+        )
+        base = f"http://127.0.0.1:{server.server_address[1]}/items"
+        with capture() as cap:
+            for _ in range(3):
+                requests.get(f"{base}?page=2", timeout=5)
+            requests.get(f"{base}?page=2&api_key={SECRET}", timeout=5)
+        spans = [span for span in cap.spans() if "url.full" in (span.attributes or {})]
+        assert len(spans) == 4
+        assert (spans[0].attributes or {})["url.full"] == f"{base}?page=2"
+        assert (spans[3].attributes or {})["url.full"] == f"{base}?page=2&api_key={REDACTED}"
+        assert SECRET not in _everything(spans[3])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_server_span_s_query_loses_its_credential_after_clean_requests(text_capture: Capture) -> None:
+    """obskit's own light server span (plain attributes) through a real Starlette app."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def item(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/items/{n}", item)])
+    obskit.configure(app, service_name="svc", traces_exporter="none", metrics_exporter="none")
+    with capture() as cap:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            for _ in range(3):
+                await client.get("/items/1?page=2")
+            await client.get(f"/items/1?page=2&token={SECRET}")
+    spans = cap.spans("GET /items/{n}")
+    assert len(spans) == 4
+    assert (spans[0].attributes or {})["url.query"] == "page=2"
+    assert (spans[3].attributes or {})["url.query"] == f"page=2&token={REDACTED}"
+    assert SECRET not in _everything(spans[3])

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.sampling import (
     ParentBased,
     Sampler,
     SamplingResult,
+    StaticSampler,
     TraceIdRatioBased,
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
@@ -807,10 +808,57 @@ def test_only_a_sampler_that_takes_every_root_skips_the_sampling_call() -> None:
     from obskit._web.serverspan import _samples_every_root
 
     assert _samples_every_root(ParentBased(TraceIdRatioBased(1.0)))
+    assert _samples_every_root(ParentBased(ALWAYS_ON))  # obskit's default sampler
     assert not _samples_every_root(ParentBased(TraceIdRatioBased(0.999999)))
-    assert not _samples_every_root(ParentBased(ALWAYS_ON))  # another root sampler: asked each time
+    assert not _samples_every_root(ParentBased(ALWAYS_OFF))
+    assert not _samples_every_root(ParentBased(StaticSampler(Decision.RECORD_AND_SAMPLE)))  # asked each time
     assert not _samples_every_root(TraceIdRatioBased(1.0))
+    assert not _samples_every_root(ALWAYS_ON)
     assert not _samples_every_root(AddingSampler())
+
+
+@pytest.mark.parametrize("environ", [{}, {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}])
+def test_a_root_under_the_sampler_configure_builds_takes_the_light_path(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str]
+) -> None:
+    from obskit._core import state as _state
+    from obskit._web import serverspan
+
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    obskit.configure(
+        service_name="svc", traces_exporter="console", metrics_exporter="none", logs_exporter="none"
+    )
+    tracer = _state.STATE.tracer
+    span = start_server_span(tracer, "GET /", Context(), {"http.request.method": "GET"})
+    assert serverspan._last_plan is not None
+    assert serverspan._last_plan.every_root
+    assert span._ender is not None  # type: ignore[attr-defined]  # sampled without asking the sampler
+    span.end()
+
+
+def test_a_database_librarys_metrics_leave_server_spans_their_light_ending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An app that imports SQLAlchemy (or psycopg, Redis) gets instrument_libraries' database
+    # metrics processor beside obskit's: server spans still go straight to the export queue.
+    import sqlalchemy  # noqa: F401  # the processor is added at configure() or at this import
+
+    from obskit._core import state as _state
+    from obskit._web import serverspan
+    from obskit._web.libraries import _DatabaseMetrics
+
+    monkeypatch.delenv("OBSKIT_INSTRUMENT_LIBRARIES", raising=False)
+    obskit.configure(
+        service_name="svc", traces_exporter="console", metrics_exporter="none", logs_exporter="none"
+    )
+    tracer = _state.STATE.tracer
+    kinds = [type(p) for p in tracer.span_processor._span_processors]
+    assert _DatabaseMetrics in kinds
+    span = start_server_span(tracer, "GET /", Context(), {"http.request.method": "GET"})
+    assert serverspan._last_plan is not None
+    assert span._ender is not None  # type: ignore[attr-defined]
+    span.end()
 
 
 def test_add_link_with_no_context_is_ignored_as_by_the_sdk() -> None:

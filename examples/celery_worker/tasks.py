@@ -53,3 +53,10 @@ def flaky(self: object, attempts: int) -> str:
     if retries + 1 < attempts:
         raise self.retry(exc=RuntimeError("not yet"))  # type: ignore[attr-defined]
     return "done"
+
+
+@app.task(obskit_labels=("organization",))
+def build_report(organization: str, pages: int) -> int:
+    """A task with a label from its arguments, on its counter, duration and in-progress gauge:
+    obskit_jobs_total{job_name="tasks.build_report",organization="acme",status="success"}."""
+    return pages

@@ -9,13 +9,13 @@ import typing as _typing
 from obskit._core.context import LoggingContext
 from obskit._core.errors import ConfigError, MetricDeclarationError, MetricUsageError, ObskitError
 from obskit._core.settings import Settings
-from obskit._recording.events import event
-from obskit._recording.store import Counter, Gauge, Histogram
 from obskit._recording.tracing import trace_operation
 from obskit._runtime.lifecycle import configure, is_configured, shutdown
 from obskit.logging import get_logger
 
 if _typing.TYPE_CHECKING:  # imported on first use (below); typed here for editors and mypy
+    from obskit._recording.events import event
+    from obskit._recording.handles import Counter, Gauge, Histogram
     from obskit._recording.jobs import Job, track_job
     from obskit._recording.metrics import MetricsCollector
     from obskit._recording.slo import slo
@@ -30,10 +30,14 @@ _LAZY_SUBMODULES = frozenset({"asgi", "health", "prometheus", "testing", "wsgi"}
 #: Public names a process that does not use them need not import (with their modules: about
 #: 1 ms of start-up, and as much again at exit): name -> the module that defines it.
 _LAZY_NAMES = {
+    "Counter": "obskit._recording.handles",
+    "Gauge": "obskit._recording.handles",
+    "Histogram": "obskit._recording.handles",
     "Job": "obskit._recording.jobs",
     "MetricsCollector": "obskit._recording.metrics",
     "add_access_fields": "obskit._web.http",
     "check_backends": "obskit._runtime.doctor",
+    "event": "obskit._recording.events",
     "slo": "obskit._recording.slo",
     "track_job": "obskit._recording.jobs",
 }

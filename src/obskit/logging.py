@@ -22,10 +22,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping
+from contextvars import ContextVar
 from functools import partial
+from math import trunc as _trunc
 from typing import Any
 
-from opentelemetry.context import get_current as _current_context
+from opentelemetry.context import get_current
 from opentelemetry.trace import get_current_span
 
 from obskit._core import state as _state
@@ -44,8 +46,10 @@ __all__ = [
 ]
 
 _STRUCTLOG_FIELDS = "_obskit_fields"
+#: The attributes every LogRecord has (one record made at import, read twice below).
+_RECORD_KEYS = logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
 _RESERVED = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    _RECORD_KEYS
     | {
         "message",
         "asctime",
@@ -59,7 +63,7 @@ _RESERVED = frozenset(
         "otelTraceSampled",
     }
 )
-_BASE_KEYS = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
+_BASE_KEYS = len(_RECORD_KEYS)
 _CORE = frozenset(
     {
         "timestamp",
@@ -132,18 +136,24 @@ def _encode(out: dict[str, Any]) -> str:
 class _Clock:
     """RFC 3339 UTC timestamps with millisecond precision; the seconds part is cached."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("last",)
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        #: The last second formatted and its text up to the seconds: one tuple, read and
+        #: replaced whole, so that threads never pair a second with another one's text.
+        self.last: tuple[int, str] = (-1, "")
 
     def format(self, created: float) -> str:
-        second = int(created)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return self._prefix + _MILLIS[int((created - second) * 1000)]
+        second = _trunc(created)  # int() of a float, at half the cost
+        last = self.last
+        prefix = last[1] if last[0] == second else self.prefix(second)
+        return prefix + _MILLIS[_trunc((created - second) * 1000)]
+
+    def prefix(self, second: int) -> str:
+        """The timestamp up to its seconds for ``second`` (whole seconds since the epoch), kept."""
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        self.last = (second, prefix)
+        return prefix
 
 
 #: ".000Z" to ".999Z" (twice ".999Z" at the end, for a fraction that rounds up to 1000): a lookup
@@ -151,6 +161,28 @@ class _Clock:
 #: each number: 0.04 ms instead of 0.27 ms at import.
 _MILLIS = (*[f".{a}{b}{c}Z" for a in "0123456789" for b in "0123456789" for c in "0123456789"], ".999Z")
 
+
+def _context_reader() -> Callable[[], Any]:
+    """A function returning the current OpenTelemetry context, as ``get_current()`` does.
+
+    With OpenTelemetry's default runtime context (one ``ContextVar``, under a private name), the
+    variable's own ``get``: one C call instead of two Python ones per line. Otherwise, or when
+    the names differ in an OpenTelemetry release, ``get_current`` itself. The same lookup as
+    ``obskit._recording.exemplars.OTEL_CONTEXT_VAR``, made here so that start-up, which imports
+    this module, leaves that one out.
+    """
+    try:
+        from opentelemetry.context import _RUNTIME_CONTEXT
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    except ImportError:  # pragma: no cover - an OpenTelemetry release without these names
+        return get_current
+    variable = getattr(_RUNTIME_CONTEXT, "_current_context", None)
+    if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
+        return variable.get
+    return get_current  # pragma: no cover - another runtime context
+
+
+_current_context = _context_reader()
 
 # The last OpenTelemetry context seen, its span's hex ids ("" outside a span) and their JSON
 # fragment: consecutive lines in one context skip the span lookup and the formatting. Contexts are
@@ -187,6 +219,7 @@ def _trace_ids(out: dict[str, Any]) -> None:
 
 
 _STRUCTLOG_PREFIX = "structlog_"
+_STRUCTLOG_CONTEXTVARS = "structlog.contextvars"
 #: structlog's registry of the context variables bind_contextvars() made, once structlog is
 #: imported (None before): looked up once, then a length check per line.
 _registry: dict[str, Any] | None = None
@@ -201,7 +234,7 @@ def _bound_contextvars() -> dict[str, Any] | None:
     global _registry
     registry = _registry
     if registry is None:
-        module = sys.modules.get("structlog.contextvars")
+        module = sys.modules.get(_STRUCTLOG_CONTEXTVARS)
         if module is None:
             return None
         registry = getattr(module, "_CONTEXT_VARS", None)
@@ -437,7 +470,7 @@ class JsonFormatter(logging.Formatter):
                 extra = {k: v for k, v in attrs.items() if k not in _RESERVED}
                 line = self._direct_line(record, extra) if len(attrs) - len(extra) == _BASE_KEYS else None
             if line is not None:
-                return safe_json(line)
+                return line if line.isascii() else safe_json(line)  # safe_json's own first test, inline
         return safe_json(_encode(self.to_dict(record)))
 
     def _scrub_same(self, text: str, redactor: Any) -> str:
@@ -470,7 +503,10 @@ class JsonFormatter(logging.Formatter):
         request id alone, and ``ids`` its span ids fragment (None: the current span's). None
         when the service or context fields need the general path.
         """
-        if _bound_contextvars() is not None:  # structlog's bound keys: the general path adds them
+        # structlog's bound keys: the general path adds them. _bound_contextvars() is None while
+        # structlog.contextvars is not imported or its registry is empty: checked here, no call.
+        registry = _registry
+        if (_STRUCTLOG_CONTEXTVARS in sys.modules if registry is None else registry) and _bound_contextvars():
             return None
         fields = state.log_fields
         static = self._static
@@ -478,28 +514,35 @@ class JsonFormatter(logging.Formatter):
             static = self._static = (fields, _static_fragment(fields))
         if static[1] is None:
             return None
-        if isinstance(context, str):  # the request id alone (a kept access line)
+        cached = self._context
+        if cached[0] is context and cached[1] is state.redactor and cached[2] is fields:
+            context_fragment = cached[3]  # the same LoggingContext as the last line's
+        elif isinstance(context, str):  # the request id alone (a kept access line)
             context_fragment = self._request_id_fragment(context, state)
-            if context_fragment is None:
-                return None
         elif context:
-            cached = self._context
-            if cached[0] is not context or cached[1] is not state.redactor or cached[2] is not fields:
-                cached = self._context = (
-                    context,
-                    state.redactor,
-                    fields,
-                    _context_fragment(context, state.redactor, fields),
-                )
-            if cached[3] is None:
-                return None
+            cached = self._context = (
+                context,
+                state.redactor,
+                fields,
+                _context_fragment(context, state.redactor, fields),
+            )
             context_fragment = cached[3]
         else:
             context_fragment = ""
+        if context_fragment is None:
+            return None
+        if ids is None:  # _current_ids()[3], without the call while the context is the last one
+            last_ids = _last_ids
+            ids = (last_ids if last_ids[0] is _current_context() else _current_ids())[3]
+        # self._clock.format(created), without the call while the second is the same
+        clock, second = self._clock, _trunc(created)
+        last = clock.last
+        prefix = last[1] if last[0] == second else clock.prefix(second)
+        millis = _MILLIS[_trunc((created - second) * 1000)]
         return (
-            f'{{"timestamp":"{self._clock.format(created)}","level":{_encode_str(level)}'
+            f'{{"timestamp":"{prefix}{millis}","level":{_encode_str(level)}'
             f',"logger":{_encode_str(logger)},"message":{_encode_str(message)}'
-            f"{static[1]}{_current_ids()[3] if ids is None else ids}{context_fragment}"
+            f"{static[1]}{ids}{context_fragment}"
         )
 
     def _request_id_fragment(self, request_id: str, state: Any) -> str | None:
@@ -604,17 +647,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info or record.exc_text or record.stack_info:
             return None
         state = _state.STATE
-        fields = state.log_fields
         redactor = state.redactor
-        scrub = redactor.scrub
         try:
             context = current_fields()
             message = record.getMessage()
             if redactor.scrubs_text:
-                message = scrub(message) if record.args else self._scrub_same(message, redactor)
+                message = redactor.scrub(message) if record.args else self._scrub_same(message, redactor)
             head = self._head(record.created, record.levelname, record.name, message, state, context)
             if head is None:
                 return None
+            if not extra and not state.settings.log_source:
+                return head + "}"  # most lines
+            fields, scrub = state.log_fields, redactor.scrub
             parts = [head]
             if state.settings.log_source and record.name != _ACCESS_LOGGER:
                 if (context and not context.keys().isdisjoint(_SOURCE)) or (

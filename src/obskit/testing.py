@@ -24,6 +24,7 @@ from opentelemetry.trace import StatusCode
 from obskit._core import state as _state
 from obskit._core.resource import log_fields, resource_for
 from obskit._export.redacting import RedactingSpanExporter
+from obskit._recording import handles as _handles
 from obskit._recording import store as _store
 from obskit._recording.proxy import install_global_tracer_provider
 from obskit._recording.store import Store
@@ -247,13 +248,13 @@ class Capture:
 
         A misspelled name is said to be one, not read as "nothing recorded" (0.0).
         """
-        spec = _store._DECLARED.get(name)
+        spec = _handles._DECLARED.get(name)
         if spec is not None and spec.kind == kind:
             return
         if any(f.name == name and f.type == kind for f in self.store.registry.collect()):
             return
         declared = sorted(
-            {s.sample_name for s in _store._DECLARED.values() if s.kind == kind}
+            {s.sample_name for s in _handles._DECLARED.values() if s.kind == kind}
             | {
                 f"{f.name}_total" if kind == "counter" else f.name
                 for f in self.store.registry.collect()
@@ -331,7 +332,7 @@ class Capture:
             if not family.samples:
                 continue
             name = f"{family.name}_total" if family.type == "counter" else family.name
-            spec = _store._DECLARED.get(family.name)
+            spec = _handles._DECLARED.get(family.name)
             families.append(
                 {
                     "name": name,

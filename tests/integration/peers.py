@@ -11,13 +11,16 @@ import importlib.util
 import json
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,6 +103,70 @@ def running(args: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Po
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def serving(
+    args: list[str], logs: Path, env: dict[str, str], cwd: Path | None = None
+) -> Iterator[dict[str, Path]]:
+    """Run a server process until the block ends (SIGTERM, then kill), its stdout and stderr in
+    ``logs``/stdout.log and ``logs``/stderr.log; the two paths by name."""
+    out, err = logs / "stdout.log", logs / "stderr.log"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env, cwd=cwd or logs)
+        try:
+            yield {"stdout": out, "stderr": err}
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the server flushes its telemetry at exit), then kill it if it hangs."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def wait_until_up(base: str, files: dict[str, Path], timeout: float = 30.0) -> None:
+    """Wait until ``base``/health/live answers 200; the server's stderr in the failure."""
+    wait_until(
+        lambda: http_get(f"{base}/health/live", timeout=1)[0] == 200,
+        "/health/live",
+        timeout,
+        log=files["stderr"],
+    )
+
+
+class Ok(BaseHTTPRequestHandler):
+    """Answers every GET with 200 and the body ``ok``."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # keep test output clean
+
+
+@contextlib.contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threading HTTP server on a free loopback port, serving ``handler`` from a thread until the
+    block ends; its base URL (``http://127.0.0.1:<port>``)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

@@ -86,8 +86,10 @@ def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-def _jobs(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], job: str, status: str) -> float:
-    key = ("obskit_jobs_total", frozenset({("job_name", job), ("status", status)}))
+def _jobs(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], job: str, status: str, **labels: str
+) -> float:
+    key = ("obskit_jobs_total", frozenset({("job_name", job), ("status", status), *labels.items()}))
     return samples.get(key, 0.0)
 
 
@@ -96,6 +98,7 @@ import tasks
 tasks.add.delay(2, 3)
 tasks.fail.delay("boom")
 tasks.flaky.delay(2)
+tasks.build_report.delay("acme", 3)
 """
 
 
@@ -149,6 +152,7 @@ def test_a_prefork_worker_records_its_tasks_as_jobs_in_the_producers_trace(
                     _jobs(samples, "tasks.add", "success") == 1
                     and _jobs(samples, "tasks.fail", "error") == 1
                     and _jobs(samples, "tasks.flaky", "success") == 1
+                    and _jobs(samples, "tasks.build_report", "success", organization="acme") == 1
                 )
 
             _wait(done, "the worker's job metrics")
@@ -158,6 +162,10 @@ def test_a_prefork_worker_records_its_tasks_as_jobs_in_the_producers_trace(
             assert samples[duration] == 1
             in_progress = ("obskit_jobs_in_progress", frozenset({("job_name", "tasks.add")}))
             assert samples.get(in_progress, 0.0) == 0
+            # The task's label is on each of its families, in the worker's multi-process files too.
+            report = frozenset({("job_name", "tasks.build_report"), ("organization", "acme")})
+            assert samples[("obskit_job_duration_seconds_count", report)] == 1
+            assert samples[("obskit_jobs_in_progress", report)] == 0
         finally:
             worker.send_signal(signal.SIGTERM)
             output = worker.communicate(timeout=60)[0]

@@ -1,200 +1,231 @@
-"""``obskit rules --slo`` on a real Prometheus: the generated rules file, loaded with ``rule_files:``,
-records each kind's error ratio, burn rate and budget from what a real obskit service exposes.
+"""SLOs end to end: a real Prometheus loading ``obskit rules --slo`` and scraping a real service.
 
-The service: a real Flask app instrumented by ``configure()`` (a quarter of /checkout requests
-raise, answered 500), requests observed by the collector (half of /search slower than 250 ms),
-``track_job`` runs (half failing) and external calls (a quarter failing).
+A Starlette app instrumented by ``obskit.configure(app)`` and served by a real uvicorn answers
+half of its ``/checkout`` requests with a 500 and every ``/browse`` request with a 200. Prometheus
+(1 s scrapes and rule evaluations, loopback, free ports) loads the rules generated for three
+objectives (checkout and browse with traffic, idle without) and must put ``SLOBurnRatePage`` on
+checkout and on nothing else. ``obskit slo report`` against that Prometheus then shows checkout's
+budget burning with its alert, browse untouched, idle without data, and an objective whose rules
+are not loaded computed from the raw series.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+import threading
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from flask import Flask
 from peers import PROMETHEUS, QUIET, Prometheus, free_port, http_get, needs_prometheus, running, wait_until
 
 import obskit
 import obskit.prometheus
-import obskit.testing
 from obskit import _cli
-from obskit._recording import slo
 
 pytestmark = pytest.mark.integration
 
-OBJECTIVES = """\
+OBJECTIVES = """
 [[slo]]
 name = "checkout"
-objective = 0.99
+objective = 0.999
 route = "/checkout"
 
 [[slo]]
-name = "search"
-objective = 0.99
-route = "/search"
-latency_under = 0.25
-
-[[slo]]
-name = "nightly_export"
-objective = 0.9
-job = "nightly_export"
-
-[[slo]]
-name = "llm"
-objective = 0.995
-target = "openai"
+name = "browse"
+objective = 0.999
+route = "/browse"
 
 [[slo]]
 name = "idle"
-objective = 0.999
-route = "/never-called"
+objective = 0.99
+route = "/idle"
 """
-#: Each objective's share of bad events in the traffic below.
-EXPECTED = {"checkout": 0.25, "search": 0.5, "nightly_export": 0.5, "llm": 0.25}
+#: An objective Prometheus has no rules for: the report computes it from the raw series.
+UNRECORDED = """
+[[slo]]
+name = "checkout_unrecorded"
+objective = 0.99
+route = "/checkout"
+"""
+PAGE = "SLOBurnRatePage"
 
 
-@pytest.fixture(autouse=True)
-def _keep_declared() -> Iterator[None]:
-    before = dict(slo._registry)
-    yield
-    slo._registry.clear()
-    slo._registry.update(before)
+def service() -> Any:
+    """``/checkout`` fails every other request, ``/browse`` never, ``/idle`` is never called."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    calls = itertools.count()
+
+    async def checkout(request: Request) -> PlainTextResponse:
+        failing = next(calls) % 2 == 0
+        return PlainTextResponse("injected failure" if failing else "ok", 500 if failing else 200)
+
+    async def ok(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    routes = [Route("/checkout", checkout), Route("/browse", ok), Route("/idle", ok)]
+    return Starlette(routes=routes)
 
 
-def shop() -> Flask:
-    app = Flask("slo_shop")
-    calls = iter(range(1_000_000))
+@contextlib.contextmanager
+def uvicorn_serving(app: Any) -> Iterator[str]:
+    """A real uvicorn serving ``app`` on loopback from a thread; its base URL."""
+    import uvicorn
 
-    @app.get("/checkout")
-    def checkout() -> str:
-        if next(calls) % 4 == 3:
-            raise RuntimeError("payment provider down")
-        return "ok"
-
-    return app
-
-
-def traffic(client: object) -> None:
-    """One round: 4 checkouts (1 raising), 2 searches (1 slow), 2 runs (1 failing), 4 calls (1 failing)."""
-    for _ in range(4):
-        client.get("/checkout")  # type: ignore[attr-defined]
-    metrics = obskit.MetricsCollector()
-    metrics.http_request("GET", "/search", 200, 0.03)
-    metrics.http_request("GET", "/search", 200, 0.4)
-    obskit.track_job("nightly_export")(lambda: None)()
-    with pytest.raises(ValueError, match="export failed"):
-        obskit.track_job("nightly_export")(_fail)()
-    for error in (False, False, False, True):
-        metrics.external_call("openai", "chat", 0.2, error=error)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, "uvicorn to start", 30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
-def _fail() -> None:
-    raise ValueError("export failed")
-
-
-@pytest.fixture
-def prometheus_with_rules(tmp_path: Path) -> Iterator[Callable[[str], Prometheus]]:
-    """Starts a Prometheus scraping a target every second, the SLO rules of OBJECTIVES loaded."""
-    (tmp_path / "obskit.toml").write_text(OBJECTIVES, encoding="utf-8")
-    rules = tmp_path / "rules.yml"
-    assert _cli.main(["rules", "--slo", str(tmp_path / "obskit.toml"), "-o", str(rules)]) == 0
-    stack = contextlib.ExitStack()
-
-    def start(target: str) -> Prometheus:
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            textwrap.dedent(
-                f"""
-                global:
-                  scrape_interval: 1s
-                  scrape_timeout: 900ms
-                  evaluation_interval: 1s
-                rule_files: [{rules}]
-                scrape_configs:
-                  - job_name: shop
-                    static_configs:
-                      - targets: ["{target}"]
-                """
-            )
+@contextlib.contextmanager
+def prometheus_with_rules(tmp_path: Path, target: str, rules: Path) -> Iterator[Prometheus]:
+    """Prometheus scraping ``target`` and evaluating ``rules``, both every second."""
+    assert PROMETHEUS is not None
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            global:
+              scrape_interval: 1s
+              scrape_timeout: 900ms
+              evaluation_interval: 1s
+            rule_files: ["{rules}"]
+            scrape_configs:
+              - job_name: shop
+                static_configs:
+                  - targets: ["{target}"]
+            """
         )
-        port = free_port()
-        log = tmp_path / "prometheus.log"
-        args = [
-            PROMETHEUS,  # type: ignore[list-item]
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ]
-        process = stack.enter_context(running(args, log, cwd=tmp_path))
+    )
+    port = free_port()
+    log = tmp_path / "prometheus.log"
+    args = [
+        PROMETHEUS,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    with running(args, log, cwd=tmp_path) as process:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_get(f"{url}/-/ready")[0] == 200, "Prometheus to be ready", 60, process, log)
-        return Prometheus(url)
-
-    with stack:
-        yield start
+        yield Prometheus(url)
 
 
-def recorded(server: Prometheus, metric: str) -> dict[str, float]:
-    return {s["metric"]["slo"]: float(s["value"][1]) for s in server.query(metric)}
+def report(capsys: pytest.CaptureFixture[str], url: str, *sources: Path) -> tuple[int, dict[str, Any], str]:
+    """``obskit slo report`` as JSON (by objective name) and as text."""
+    argv = ["slo", "report", "--prometheus", url, *(f"--slo={s}" for s in sources)]
+    capsys.readouterr()  # what the test printed before
+    status = _cli.main([*argv, "--format", "json"])
+    out, err = capsys.readouterr()
+    assert err == ""
+    document = json.loads(out)
+    text_status = _cli.main(argv)
+    text, err = capsys.readouterr()
+    assert err == ""
+    assert text_status in (0, 1)
+    return status, {o["name"]: o for o in document["objectives"]}, text
+
+
+#: The panels of an objective without traffic that show no data: all but its objective line.
+IDLE_EMPTY = [
+    ("error budget remaining", "A"),
+    ("SLI over 30d", "A"),
+    *(("burn rate by window", chr(ord("A") + i)) for i in range(8)),
+    *(("SLI (1 - error ratio)", ref) for ref in "ABC"),
+]
+
+
+def dashboard_answers(server: Prometheus, source: Path) -> dict[str, bool]:
+    """Whether each query of the dashboard's SLO rows answers a series: by panel title and refId."""
+    from obskit._cli import dashboard
+
+    model = dashboard.build(_cli.build_parser().parse_args(["dashboard", "--slo", str(source)]), "obskit")
+    return {
+        f"{p['title']} {t['refId']}": bool(server.query(t["expr"]))
+        for p in model["panels"]
+        for t in p.get("targets", [])
+        if "obskit_slo:" in t["expr"]
+    }
 
 
 @needs_prometheus
-def test_the_slo_rules_record_each_kind_from_real_obskit_data(
-    prometheus_with_rules: Callable[[str], Prometheus],
+def test_injected_failures_page_and_the_report_shows_the_budget_burning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = shop()
-    obskit.configure(app, **QUIET, metrics_exporter="prometheus", prometheus_port=0)
+    slos, unrecorded, rules = tmp_path / "slos.toml", tmp_path / "unrecorded.toml", tmp_path / "slo.yml"
+    slos.write_text(OBJECTIVES)
+    unrecorded.write_text(UNRECORDED)
+    assert _cli.main(["rules", "--slo", str(slos), "--output", str(rules)]) == 0
+    app = service()
+    obskit.configure(app, **QUIET, service_name="shop", metrics_exporter="prometheus", prometheus_port=0)
     host, port = obskit.prometheus.server_address() or ("", 0)
-    client = app.test_client()
-    with obskit.testing.capture():
-        # Whole rounds before the first scrape and after the last one that counts, so that every
-        # counter's samples in the window hold whole rounds and the ratios are exact.
-        traffic(client)
-        server = prometheus_with_rules(f"{host}:{port}")
 
-        def answered() -> bool:
-            traffic(client)
-            return set(recorded(server, "obskit_slo:sli_error:ratio_rate5m")) >= set(EXPECTED)
+    with uvicorn_serving(app) as shop, prometheus_with_rules(tmp_path, f"{host}:{port}", rules) as server:
 
-        wait_until(answered, "the SLO ratios over two scrapes", 60)
-        stopped = time.time()
-        wait_until(
-            lambda: (server.scalar('timestamp(up{job="shop"})') or 0) > stopped + 0.1,
-            "a scrape after the traffic",
-            30,
-        )
-        wait_until(
-            lambda: (
-                (server.scalar("max(timestamp(obskit_slo:error_budget_remaining:ratio))") or 0)
-                > stopped + 1.1
-            ),
-            "a rule evaluation after that scrape",
-            30,
-        )
-        ratios = recorded(server, "obskit_slo:sli_error:ratio_rate5m")
-        burn = recorded(server, "obskit_slo:burn_rate:rate1h")
-        budget = recorded(server, "obskit_slo:error_budget_remaining:ratio")
-        objectives = recorded(server, "obskit_slo:objective:ratio")
-        kinds = {
-            s["metric"]["slo"]: s["metric"]["slo_kind"] for s in server.query("obskit_slo:objective:ratio")
-        }
+        def traffic() -> None:
+            for path in ("/checkout", "/checkout", "/browse", "/browse"):
+                with contextlib.suppress(urllib.error.HTTPError):  # the injected 500s
+                    urllib.request.urlopen(f"{shop}{path}", timeout=5).close()
 
-    assert kinds == {
-        "checkout": "availability", "search": "latency", "nightly_export": "job", "llm": "external",
-        "idle": "availability",
-    }  # fmt: skip
-    # A route never called has the objective only: no ratio, no burn rate, no budget (no 0/0).
-    assert objectives["idle"] == 0.999
-    assert "idle" not in ratios
-    assert "idle" not in burn
-    assert "idle" not in budget
-    budgets = {"checkout": 0.01, "search": 0.01, "nightly_export": 0.1, "llm": 0.005}
-    for name, share in EXPECTED.items():
-        assert ratios[name] == pytest.approx(share), name
-        assert burn[name] == pytest.approx(share / budgets[name]), name
-        assert budget[name] == pytest.approx(1 - share / budgets[name]), name
+        def paged() -> list[dict[str, Any]]:
+            traffic()
+            browsing = server.query('obskit_slo:sli_error:ratio_rate5m{slo="browse"}')
+            return server.query(f'ALERTS{{alertname="{PAGE}",slo="checkout"}}') if browsing else []
+
+        (alert,) = wait_until(paged, f"{PAGE} pending or firing for checkout", 60)
+        assert alert["metric"]["alertstate"] in ("pending", "firing")
+        assert alert["metric"]["severity"] == "critical"
+        assert server.query(f'ALERTS{{alertname="{PAGE}",slo!="checkout"}}') == []
+        status, objectives, text = report(capsys, server.url, slos, unrecorded)
+        panels = dashboard_answers(server, slos)
+
+    # The dashboard's SLO rows: every query of checkout and browse answers; idle's only the objective.
+    assert {title for title, answered in panels.items() if not answered} == {
+        f"idle: {panel} {ref}" for panel, ref in IDLE_EMPTY
+    }
+
+    checkout, browse, idle = objectives["checkout"], objectives["browse"], objectives["idle"]
+    # checkout: half its requests fail against a 0.1% budget, spent 500 times as fast as allowed.
+    assert checkout["series"] == "recorded"
+    assert checkout["sli"] == pytest.approx(0.5, abs=0.1)
+    assert checkout["error_budget_remaining"] < -300
+    assert checkout["burn_rates"]["5m"] > 14.4
+    assert checkout["burn_rates"]["1h"] > 14.4
+    pages = [a for a in checkout["alerts"] if a["alertname"] == PAGE]
+    assert [a["state"] in ("pending", "firing") for a in pages] == [True]
+    assert checkout["alert_rules_loaded"] is True
+    # Exit status 1 exactly when an SLO alert fires (the page fires without a pending time here).
+    assert status == (1 if any(o["firing"] for o in objectives.values()) else 0)
+    # browse: every request answered; idle: no request at all, so no data (not NaN, not 100%).
+    assert (browse["sli"], browse["error_budget_remaining"], browse["alerts"]) == (1, 1, [])
+    assert (idle["series"], idle["sli"], idle["error_budget_remaining"]) == ("recorded", None, None)
+    assert set(idle["burn_rates"].values()) == {None}
+    # An objective whose rules Prometheus lacks: the same ratio, from the raw series.
+    raw = objectives["checkout_unrecorded"]
+    assert (raw["series"], raw["alert_rules_loaded"]) == ("raw", False)
+    assert raw["sli"] == pytest.approx(0.5, abs=0.1)
+    # The text says the same for the operator.
+    assert "checkout: availability, objective 99.9% over 30d (recording rules)" in text
+    assert f"{PAGE} {pages[0]['state']} (critical)" in text or f"{PAGE} firing (critical)" in text
+    assert "(exhausted)" in text
+    assert "idle: availability, objective 99% over 30d (recording rules)\n  SLI over 30d     no data" in text
+    assert "checkout_unrecorded: availability, objective 99% over 30d (raw expressions:" in text
+    assert "nan" not in text.lower()
+    assert "note" not in text  # the rules loaded are those of the objectives declared

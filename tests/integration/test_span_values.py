@@ -9,9 +9,7 @@ to a loopback server) never reach a peer.
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,9 +26,11 @@ from obskit._recording.store import Store
 try:  # a package if tests/integration gets an __init__.py, a rootdir module otherwise
     from . import otlp_receiver as rx
     from .azure_ingestion import Ingestion
+    from .peers import Ok, http_server
 except ImportError:
     import otlp_receiver as rx  # type: ignore[no-redef]
     from azure_ingestion import Ingestion  # type: ignore[no-redef]
+    from peers import Ok, http_server  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 
@@ -168,27 +168,10 @@ def test_one_bad_span_costs_only_its_values_on_azure(ingestion: Ingestion) -> No
 # -- outgoing calls --------------------------------------------------------------------------------
 
 
-class _Ok(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def loopback() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with http_server(Ok) as url:
+        yield url.removeprefix("http://")
 
 
 def _call(host: str) -> None:

@@ -9,62 +9,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from peers import EXAMPLES, free_port, serving, wait_until_up
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BIN = Path(sys.executable).parent
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 SERIES = re.compile(r"^http_server_requests_total\{(.*)\} (\S+)$", re.MULTILINE)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def serving(args: list[str], tmp_path: Path, env: dict[str, str]) -> Iterator[dict[str, Path]]:
-    """Run the server until the block ends (SIGTERM, then kill), its stdout and stderr in files."""
-    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env, cwd=EXAMPLES)
-        try:
-            yield {"stdout": out, "stderr": err}
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def wait_until_up(base: str, files: dict[str, Path], deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"server did not come up: {files['stderr'].read_text()[-3000:]}")
 
 
 def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -170,7 +128,7 @@ def test_fastapi_example_under_uvicorn(tmp_path: Path) -> None:
     args = [str(BIN / "uvicorn"), "fastapi_app:app", "--host", "127.0.0.1", "--port", str(port)]
     args.append("--no-access-log")
     scan = 300
-    with serving(args, tmp_path, server_env(tmp_path)) as files:
+    with serving(args, tmp_path, server_env(tmp_path), cwd=EXAMPLES) as files:
         wait_until_up(base, files)
         seen = drive(base, scan, with_report=True)
     check_responses(seen, scan)
@@ -197,7 +155,7 @@ def test_flask_example_under_gunicorn_with_two_workers(tmp_path: Path) -> None:
     args.append("flask_app:app")
     env = server_env(tmp_path, OBSKIT_PROMETHEUS_MULTIPROC_DIR=str(multiprocess_dir))
     scan = 300
-    with serving(args, tmp_path, env) as files:
+    with serving(args, tmp_path, env, cwd=EXAMPLES) as files:
         wait_until_up(base, files)
         seen = drive(base, scan)
     check_responses(seen, scan)  # the scrape merged whichever workers served the requests

@@ -1,4 +1,4 @@
-"""The ``obskit`` command: ``demo``, ``doctor``, ``rules``, ``dashboard`` and ``logs summarize``.
+"""The ``obskit`` command: ``demo``, ``doctor``, ``rules``, ``dashboard``, ``slo`` and ``logs``.
 
 Each subcommand lives in its own module with two functions: ``register(subparsers)`` adds its
 parser (and must import nothing heavy), ``run(args) -> int`` does the work and returns the exit
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``obskit --help`` lists them.
-_MODULES = ("demo", "doctor", "rules", "dashboard", "logs")
+_MODULES = ("demo", "doctor", "rules", "dashboard", "slo", "logs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="obskit",
         description="obskit's operator kit: a demo service, a settings check, and the Prometheus "
-        "rules, Grafana dashboard and log summary that match the telemetry obskit emits.",
+        "rules, Grafana dashboard, SLO report and log summary that match the telemetry obskit emits.",
     )
     parser.add_argument("--version", action="version", version=f"obskit {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)

@@ -3,6 +3,10 @@
 Import it in Grafana (Dashboards > New > Import) or provision the file. Every panel queries the
 Prometheus data source chosen in the ``datasource`` variable; ``job`` (the scrape job, i.e. the
 service), ``route`` and ``obskit_job`` narrow what the panels show.
+
+With ``--slo SOURCE``, a row per service level objective follows: its error budget remaining, its
+burn rate over each window of the burn-rate alerts and its SLI over time. Those panels read the
+series the recording rules of ``obskit rules --slo`` write (``obskit_slo:...{slo="<name>"}``).
 """
 
 from __future__ import annotations
@@ -10,10 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from obskit._cli import _promql as q
+
+if TYPE_CHECKING:
+    from obskit._recording.slo import Objective
 
 __all__ = ["SCHEMA_VERSION", "build", "register", "run"]
 
@@ -66,11 +74,32 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="p95 latency shown red (default: 1)",
     )
+    parser.add_argument(
+        "--slo",
+        dest="slo_sources",
+        action="append",
+        nargs="?",
+        const="obskit.toml",
+        default=[],
+        metavar="SOURCE",
+        help="add a row per service level objective declared in SOURCE: a .toml or .yaml file, or "
+        "a Python module or .py file calling obskit.slo(); without SOURCE, obskit.toml (repeatable; "
+        "the panels read the recording rules of obskit rules --slo)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print (or write to ``--output``) the dashboard; 2 on a bad namespace or unwritable output."""
+    """Print (or write to ``--output``) the dashboard; 2 on a bad namespace, objectives source or output."""
+    args.objectives = ()
+    if args.slo_sources:
+        from obskit._cli.slo import ReportError, load_objectives
+
+        try:
+            args.objectives = load_objectives(args.slo_sources)
+        except ReportError as error:
+            print(f"obskit dashboard: {error}", file=sys.stderr)
+            return 2
     return q.generate("dashboard", args, render)
 
 
@@ -101,8 +130,18 @@ def build(args: argparse.Namespace, namespace: str) -> dict[str, Any]:
         "links": [],
         "annotations": {"list": [_builtin_annotations()]},
         "templating": {"list": panels.variables()},
-        "panels": list(_layout(panels.rows())),
+        "panels": list(_layout([*panels.rows(), *_slo_rows(_objectives(args))])),
     }
+
+
+def _objectives(args: argparse.Namespace) -> Sequence[Objective]:
+    """The objectives of ``--slo``: loaded by ``run()`` (which reports a bad source), else here."""
+    objectives: Sequence[Objective] | None = getattr(args, "objectives", None)
+    if objectives is None and getattr(args, "slo_sources", None):
+        from obskit._cli.slo import load_objectives
+
+        objectives = load_objectives(args.slo_sources)
+    return objectives or ()
 
 
 def _builtin_annotations() -> dict[str, Any]:
@@ -285,6 +324,79 @@ class _Panels:
                 _timeseries("Recordings over the series cap", [_target("A", overflow, "{{metric}}")], "cps"),
             ),
         ]
+
+
+# -- service level objectives ---------------------------------------------------------------------
+
+#: Colours of the burn-rate threshold lines, the lowest alert factor first.
+_BURN_COLOURS = ("yellow", "orange", "red", "dark-red", "purple")
+
+
+def _slo_rows(objectives: Sequence[Objective]) -> list[tuple[str, list[tuple[int, int, Panel]]]]:
+    """A row per objective: budget remaining and SLI over the period, burn rates, SLI over time."""
+    if not objectives:
+        return []
+    from obskit._cli import _slo
+    from obskit._cli.slo import describe, percent, slo_matcher
+
+    factors = sorted({float(row[1]) for row in _slo.ALERT_TABLE})
+    rows = []
+    for o in objectives:
+        where = slo_matcher(o.name)
+        period = o.window
+
+        def sli(window: str, where: str = where) -> str:
+            return f"1 - {_slo.ERROR_RATIO}{window}{{{where}}}"
+
+        budget = _stat(
+            f"{o.name}: error budget remaining", f"{_slo.BUDGET_REMAINING}{{{where}}}", "percentunit"
+        )
+        budget["fieldConfig"]["defaults"]["thresholds"]["steps"] = [
+            {"color": "red", "value": None},
+            {"color": "orange", "value": 0},
+            {"color": "green", "value": 0.25},
+        ]
+        budget["description"] = (
+            f"Share of the error budget ({percent(o.budget)} of the events over {period}) not "
+            "spent yet; below 0 the objective is missed."
+        )
+        achieved = _stat(f"{o.name}: SLI over {period}", sli(period), "percentunit")
+        achieved["fieldConfig"]["defaults"]["thresholds"]["steps"] = [
+            {"color": "red", "value": None},
+            {"color": "green", "value": o.objective},
+        ]
+        achieved["fieldConfig"]["defaults"]["decimals"] = 3
+        achieved["options"]["graphMode"] = "none"
+        burn_targets = [
+            _target(chr(ord("A") + i), f"{_slo.BURN_RATE}{w}{{{where}}}", w)
+            for i, w in enumerate(_slo.windows(o))
+        ]
+        burn = _timeseries(f"{o.name}: burn rate by window", burn_targets, "suffix:x")
+        burn["description"] = (
+            "How fast the error budget burns over each window: 1x spends it exactly over the "
+            f"{period} period. The lines mark the burn rates of the alerts ("
+            + ", ".join(f"{f:g}x" for f in factors)
+            + ")."
+        )
+        defaults = burn["fieldConfig"]["defaults"]
+        defaults["thresholds"]["steps"] = [
+            {"color": "green", "value": None},
+            *({"color": c, "value": f} for c, f in zip(_BURN_COLOURS, factors, strict=False)),
+        ]
+        defaults["custom"]["thresholdsStyle"] = {"mode": "line"}
+        sli_targets = [
+            _target("A", sli("5m"), "over 5m"),
+            _target("B", sli("1h"), "over 1h"),
+            _target("C", sli(period), f"over {period}"),
+            _target("D", f"{_slo.OBJECTIVE}{{{where}}}", "objective"),
+        ]
+        over_time = _timeseries(f"{o.name}: SLI (1 - error ratio)", sli_targets, "percentunit")
+        del over_time["fieldConfig"]["defaults"]["min"]  # 99.9% and 100% would look the same from 0
+        over_time["fieldConfig"]["defaults"]["max"] = 1
+        over_time["fieldConfig"]["defaults"]["decimals"] = 3
+        title = f"SLO {o.name}: {describe(o)}, {percent(o.objective)} over {period}"
+        rows.append((title, [(4, 8, budget), (4, 8, achieved), (16, 8, burn), (24, 8, over_time)]))
+    return rows
 
 
 def _query_variable(name: str, label: str, query: str) -> dict[str, Any]:

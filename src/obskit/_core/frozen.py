@@ -10,7 +10,9 @@ and behave the same.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import operator
+import re
 from typing import Any, TypeVar, dataclass_transform
 
 __all__ = ["frozen_dataclass"]
@@ -32,11 +34,30 @@ def frozen_dataclass(*, eq: bool = True) -> Any:
     """
 
     def make(cls: _C) -> _C:
-        dataclasses.dataclass(init=False, repr=False, eq=False)(cls)  # the same class, changed
+        annotations = inspect.get_annotations(cls)  # the class's own, as written
+        # Annotations are strings here (``from __future__ import annotations``), which dataclasses
+        # reads with three pattern matches each, looking for ClassVar, InitVar and KW_ONLY: 0.15 ms
+        # for the 80 fields of Settings. Where no annotation names one of them, it is given plain
+        # objects to read, and each field gets its annotation back as its ``type``.
+        plain = all(isinstance(a, str) and not _SPECIAL.search(a) for a in annotations.values())
+        if plain:
+            cls.__annotations__ = dict.fromkeys(annotations, object)
+        try:
+            dataclasses.dataclass(init=False, repr=False, eq=False)(cls)  # the same class, changed
+        finally:
+            if plain:
+                cls.__annotations__ = annotations
+        if plain:
+            for field in dataclasses.fields(cls):
+                field.type = annotations[field.name]
         _add_methods(cls, eq)
         return cls
 
     return make
+
+
+#: The annotations dataclasses treats apart (not fields, or not ``__init__`` arguments).
+_SPECIAL = re.compile(r"ClassVar|InitVar|KW_ONLY")
 
 
 def _add_methods(cls: type, eq: bool) -> None:

@@ -14,24 +14,26 @@ __all__ = ["sampler_for"]
 def sampler_for(settings: Settings) -> Any:
     """The OpenTelemetry sampler the settings name.
 
-    ``parentbased_traceidratio`` and ``parentbased_always_on`` are both
-    ``ParentBased(TraceIdRatioBased(ratio))`` (ratio 1 for the second: the same decisions), the
-    shape the light server span recognises as "samples every root". Samplers from other
-    packages are loaded through their entry point and given ``OTEL_TRACES_SAMPLER_ARG``, as the
-    SDK does.
+    A ratio sampler at ratio 1 is built as the always-on sampler it equals: ``TraceIdRatioBased(1.0)``
+    samples every trace id (its bound is past every id) and passes the parent's trace state on, as
+    ``ALWAYS_ON`` does, but costs a comparison and a property read per span. So
+    ``parentbased_traceidratio`` at ratio 1 (the default) and ``parentbased_always_on`` are both
+    ``ParentBased(ALWAYS_ON)``, the shape the light server span recognises as "samples every
+    root"; ``traceidratio`` at ratio 1 is ``ALWAYS_ON``. Samplers from other packages are loaded
+    through their entry point and given ``OTEL_TRACES_SAMPLER_ARG``, as the SDK does.
     """
     from opentelemetry.sdk.trace import sampling
 
     name = settings.sampler
     ratio = settings.sampling_ratio
     if name == "parentbased_traceidratio":
-        return sampling.ParentBased(sampling.TraceIdRatioBased(ratio))
+        return sampling.ParentBased(sampling.ALWAYS_ON if ratio >= 1 else sampling.TraceIdRatioBased(ratio))
     if name == "parentbased_always_on":
-        return sampling.ParentBased(sampling.TraceIdRatioBased(1.0))
+        return sampling.ParentBased(sampling.ALWAYS_ON)
     if name == "parentbased_always_off":
         return sampling.ParentBased(sampling.ALWAYS_OFF)
     if name == "traceidratio":
-        return sampling.TraceIdRatioBased(ratio)
+        return sampling.ALWAYS_ON if ratio >= 1 else sampling.TraceIdRatioBased(ratio)
     if name == "always_on":
         return sampling.ALWAYS_ON
     if name == "always_off":

@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import unquote, urlparse
 
@@ -166,72 +166,61 @@ class Settings:
         return specific if specific is not None else getattr(self, f"otlp_{option}")
 
 
-def _exporters(setting: str) -> Callable[[object], tuple[str, ...]]:
+# Each parser takes the setting's name (for its error) and the value, then the arguments its
+# spec gives (see _FIELDS): one function per kind of value, shared by the settings of that kind,
+# instead of a closure per setting (146 of them, made at every start and freed at every exit).
+
+
+def _exporters(setting: str, value: object) -> tuple[str, ...]:
     allowed = EXPORTERS[setting]
-
-    def parse(value: object) -> tuple[str, ...]:
-        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-        names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
-        if not names or any(n not in allowed for n in names) or ("none" in names and len(names) > 1):
-            raise ConfigError(setting, value, allowed, "Several may be given, comma-separated; 'none' alone.")
-        return () if names == ("none",) else names
-
-    return parse
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+    if not names or any(n not in allowed for n in names) or ("none" in names and len(names) > 1):
+        raise ConfigError(setting, value, allowed, "Several may be given, comma-separated; 'none' alone.")
+    return () if names == ("none",) else names
 
 
-def _choice(setting: str, allowed: tuple[str, ...], upper: bool) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = str(value).strip()
-        text = text.upper() if upper else text.lower()
-        if text not in allowed:
-            raise ConfigError(setting, value, allowed)
-        return text
-
-    return parse
+def _choice(setting: str, value: object, allowed: tuple[str, ...], upper: bool) -> str:
+    text = str(value).strip()
+    text = text.upper() if upper else text.lower()
+    if text not in allowed:
+        raise ConfigError(setting, value, allowed)
+    return text
 
 
-def _number(setting: str, kind: type, low: float, high: float, allowed: str) -> Callable[[object], Any]:
-    def parse(value: object) -> Any:
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            number = kind(value.strip() if isinstance(value, str) else value)
-            if kind is int and isinstance(value, float) and value != number:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ConfigError(setting, value, allowed) from None
-        if not low <= number <= high:
-            raise ConfigError(setting, value, allowed)
-        return number
-
-    return parse
-
-
-def _flag(setting: str) -> Callable[[object], bool]:
-    def parse(value: object) -> bool:
+def _number(setting: str, value: object, kind: type, low: float, high: float, allowed: str) -> Any:
+    try:
         if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        raise ConfigError(setting, value, "true, false, 1, 0, yes, no, on, off")
-
-    return parse
-
-
-def _text(setting: str) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(setting, value, "a non-empty string")
-        return value.strip()
-
-    return parse
+            raise TypeError
+        number = kind(value.strip() if isinstance(value, str) else value)
+        if kind is int and isinstance(value, float) and value != number:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(setting, value, allowed) from None
+    if not low <= number <= high:
+        raise ConfigError(setting, value, allowed)
+    return number
 
 
-def _namespace(value: object) -> str:
+def _flag(setting: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ConfigError(setting, value, "true, false, 1, 0, yes, no, on, off")
+
+
+def _text(setting: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(setting, value, "a non-empty string")
+    return value.strip()
+
+
+def _namespace(setting: str, value: object) -> str:
     if not isinstance(value, str) or not re.match(_NAMESPACE, value):
         raise ConfigError(
-            "metric_namespace",
+            setting,
             value,
             "a snake_case Prometheus name: [a-z_][a-z0-9_]*",
             "promtool flags capitals in metric names.",
@@ -239,14 +228,12 @@ def _namespace(value: object) -> str:
     return value
 
 
-def _key_list(value: object) -> tuple[str, ...]:
+def _key_list(setting: str, value: object) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     try:
         keys = tuple(str(k).strip().lower().replace("-", "_") for k in items)  # type: ignore[attr-defined]
     except TypeError:
-        raise ConfigError(
-            "redact_keys", value, "a list of key patterns or a comma-separated string"
-        ) from None
+        raise ConfigError(setting, value, "a list of key patterns or a comma-separated string") from None
     return tuple(k for k in keys if k)
 
 
@@ -288,70 +275,56 @@ def parse_histogram_buckets(value: object) -> dict[str, tuple[float, ...]]:
         raise ConfigError("histogram_buckets", value, allowed, f"Not one: {error}") from None
 
 
-def _pairs(setting: str) -> Callable[[object], dict[str, str]]:
-    def parse(value: object) -> dict[str, str]:
-        if isinstance(value, Mapping):
-            return {str(k): str(v) for k, v in value.items()}
-        result: dict[str, str] = {}
-        for pair in str(value).split(","):
-            if not pair.strip():
-                continue
-            key, sep, val = pair.partition("=")
-            if not sep or not key.strip():
-                raise ConfigError(setting, value, "comma-separated key=value pairs")
-            result[unquote(key.strip())] = unquote(val.strip())
-        return result
-
-    return parse
+def _histogram_buckets(setting: str, value: object) -> dict[str, tuple[float, ...]]:
+    return parse_histogram_buckets(value)
 
 
-_attributes = _pairs("resource_attributes")
+def _pairs(setting: str, value: object) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    result: dict[str, str] = {}
+    for pair in str(value).split(","):
+        if not pair.strip():
+            continue
+        key, sep, val = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(setting, value, "comma-separated key=value pairs")
+        result[unquote(key.strip())] = unquote(val.strip())
+    return result
 
 
-def _url(setting: str, schemes: tuple[str, ...] = ("http", "https"), bare: bool = False) -> _Parser:
-    allowed = " or ".join(f"{s}://host[:port][/path]" for s in schemes) + (" or host:port" if bare else "")
-
-    def parse(value: object) -> str:
-        text = str(value).strip()
-        parsed = urlparse(text)
-        if parsed.scheme in schemes and parsed.netloc:
-            return text
-        if bare and re.match(r"^[A-Za-z0-9.\-\[\]:]+:\d+$", text):
-            return text
-        raise ConfigError(setting, value, allowed)
-
-    return parse
-
-
-def _path(setting: str) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = str(value).strip()
-        if not text.startswith("/") or any(c.isspace() for c in text):
-            raise ConfigError(setting, value, "a URL path starting with /")
+def _url(setting: str, value: object, bare: bool) -> str:
+    """An http or https URL with a host; with ``bare``, ``host:port`` too."""
+    text = str(value).strip()
+    parsed = urlparse(text)
+    if parsed.scheme in ("http", "https") and parsed.netloc:
         return text
-
-    return parse
-
-
-def _existing(setting: str, directory: bool) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = str(value).strip()
-        if not (os.path.isdir(text) if directory else os.path.isfile(text)):
-            raise ConfigError(setting, value, "an existing directory" if directory else "an existing file")
+    if bare and re.match(r"^[A-Za-z0-9.\-\[\]:]+:\d+$", text):
         return text
+    allowed = "http://host[:port][/path] or https://host[:port][/path]"
+    raise ConfigError(setting, value, allowed + (" or host:port" if bare else ""))
 
-    return parse
+
+def _path(setting: str, value: object) -> str:
+    text = str(value).strip()
+    if not text.startswith("/") or any(c.isspace() for c in text):
+        raise ConfigError(setting, value, "a URL path starting with /")
+    return text
 
 
-def _subset(setting: str, allowed: tuple[str, ...]) -> Callable[[object], tuple[str, ...]]:
-    def parse(value: object) -> tuple[str, ...]:
-        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-        names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
-        if not names or any(n not in allowed for n in names):
-            raise ConfigError(setting, value, allowed, "Several may be given, comma-separated.")
-        return names
+def _existing(setting: str, value: object, directory: bool) -> str:
+    text = str(value).strip()
+    if not (os.path.isdir(text) if directory else os.path.isfile(text)):
+        raise ConfigError(setting, value, "an existing directory" if directory else "an existing file")
+    return text
 
-    return parse
+
+def _subset(setting: str, value: object, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+    if not names or any(n not in allowed for n in names):
+        raise ConfigError(setting, value, allowed, "Several may be given, comma-separated.")
+    return names
 
 
 #: The libraries ``instrument_libraries`` may name (``_web/libraries.py`` holds how each is instrumented).
@@ -367,59 +340,53 @@ INSTRUMENTABLE_LIBRARIES = (
 )
 
 
-def _libraries(value: object) -> tuple[str, ...]:
+def _libraries(setting: str, value: object) -> tuple[str, ...]:
     """``auto``, ``none`` or a comma list of :data:`INSTRUMENTABLE_LIBRARIES`; ``none`` is ``()``."""
     allowed = ("auto", "none", *INSTRUMENTABLE_LIBRARIES)
     hint = "auto (every installed one), none, or library names, comma-separated."
     items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
     names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
     if not names or any(n not in allowed for n in names):
-        raise ConfigError("instrument_libraries", value, allowed, hint)
+        raise ConfigError(setting, value, allowed, hint)
     if len(names) > 1 and ("auto" in names or "none" in names):
-        raise ConfigError("instrument_libraries", value, allowed, f"auto and none stand alone. {hint}")
+        raise ConfigError(setting, value, allowed, f"auto and none stand alone. {hint}")
     return () if names == ("none",) else names
 
 
-def _regexes(setting: str) -> Callable[[object], tuple[str, ...]]:
-    def parse(value: object) -> tuple[str, ...]:
-        try:
-            if isinstance(value, str):
-                text = value.strip()
-                # Regular expressions often hold commas: a JSON list keeps them whole.
-                items: object = json.loads(text) if text.startswith("[") else text.split(",")
-            else:
-                items = value
-            patterns = tuple(str(p).strip() for p in items if str(p).strip())  # type: ignore[attr-defined]
-            for pattern in patterns:
-                re.compile(pattern)
-        except (TypeError, ValueError, re.error) as error:
-            raise ConfigError(
-                setting,
-                value,
-                "comma-separated regular expressions (or a JSON list of them)",
-                f"Not one: {error}",
-            ) from None
-        return patterns
-
-    return parse
+def _regexes(setting: str, value: object) -> tuple[str, ...]:
+    try:
+        if isinstance(value, str):
+            text = value.strip()
+            # Regular expressions often hold commas: a JSON list keeps them whole.
+            items: object = json.loads(text) if text.startswith("[") else text.split(",")
+        else:
+            items = value
+        patterns = tuple(str(p).strip() for p in items if str(p).strip())  # type: ignore[attr-defined]
+        for pattern in patterns:
+            re.compile(pattern)
+    except (TypeError, ValueError, re.error) as error:
+        raise ConfigError(
+            setting,
+            value,
+            "comma-separated regular expressions (or a JSON list of them)",
+            f"Not one: {error}",
+        ) from None
+    return patterns
 
 
-_patterns = _regexes("excluded_urls")
-
-
-def _header_name(value: object) -> str:
+def _header_name(setting: str, value: object) -> str:
     text = str(value).strip()
     if not re.match(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", text):
-        raise ConfigError("request_id_header", value, "an HTTP header name (letters, digits, - and _)")
+        raise ConfigError(setting, value, "an HTTP header name (letters, digits, - and _)")
     return text
 
 
-def _connection_string(value: object) -> str:
+def _connection_string(setting: str, value: object) -> str:
     text = str(value).strip()
     keys = {part.partition("=")[0].strip().lower() for part in text.split(";") if "=" in part}
     if "instrumentationkey" not in keys:
         raise ConfigError(
-            "azure_connection_string",
+            setting,
             "<hidden>",
             "an Application Insights connection string: InstrumentationKey=...;IngestionEndpoint=https://...",
         )
@@ -440,7 +407,7 @@ def _close_matches(name: str, options: Iterable[str], cutoff: float = 0.6) -> li
     return difflib.get_close_matches(name, options, n=1, cutoff=cutoff)
 
 
-def _sampler(value: object) -> str:
+def _sampler(setting: str, value: object) -> str:
     name = str(value).strip().lower()
     if name in BUILTIN_SAMPLERS:
         return name
@@ -457,120 +424,114 @@ def _sampler(value: object) -> str:
     else:
         close = _close_matches(name, [*SAMPLERS, *plugins])
         hint = f"Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError("sampler", value, allowed, hint)
+    raise ConfigError(setting, value, allowed, hint)
 
 
-def _otlp_fields() -> dict[str, tuple[tuple[str, ...], _Parser]]:
-    parsers: dict[str, Callable[[str], _Parser]] = {
-        "endpoint": lambda name: _url(name, bare=True),
-        "protocol": lambda name: _choice(name, OTLP_PROTOCOLS, upper=False),
-        "headers": _pairs,
-        "timeout": lambda name: _number(name, float, 0.001, 3_600_000.0, "a positive number of milliseconds"),
-        "compression": lambda name: _choice(name, OTLP_COMPRESSIONS, upper=False),
-        "certificate": lambda name: _existing(name, directory=False),
-        "insecure": _flag,
-    }
-    fields: dict[str, tuple[tuple[str, ...], _Parser]] = {}
-    for option, make in parsers.items():
-        fields[f"otlp_{option}"] = ((f"OTEL_EXPORTER_OTLP_{option.upper()}",), make(f"otlp_{option}"))
+#: How a setting's value is parsed: a parser of this module, then its arguments after the
+#: setting's name and the value. Settings of one kind share one spec.
+_Spec = tuple[Any, ...]
+_FLAG: _Spec = (_flag,)
+_TEXT: _Spec = (_text,)
+_PATH: _Spec = (_path,)
+_PAIRS: _Spec = (_pairs,)
+_COUNT = "a whole number >= 1"
+_OTLP_SPECS: dict[str, _Spec] = {
+    "endpoint": (_url, True),
+    "protocol": (_choice, OTLP_PROTOCOLS, False),
+    "headers": _PAIRS,
+    "timeout": (_number, float, 0.001, 3_600_000.0, "a positive number of milliseconds"),
+    "compression": (_choice, OTLP_COMPRESSIONS, False),
+    "certificate": (_existing, False),
+    "insecure": _FLAG,
+}
+
+
+def _otlp_fields() -> dict[str, tuple[tuple[str, ...], _Spec]]:
+    fields: dict[str, tuple[tuple[str, ...], _Spec]] = {}
+    for option, spec in _OTLP_SPECS.items():
+        fields[f"otlp_{option}"] = ((f"OTEL_EXPORTER_OTLP_{option.upper()}",), spec)
         for signal in OTLP_SIGNALS:
             name = f"otlp_{signal}_{option}"
-            fields[name] = ((f"OTEL_EXPORTER_OTLP_{signal.upper()}_{option.upper()}",), make(name))
+            fields[name] = ((f"OTEL_EXPORTER_OTLP_{signal.upper()}_{option.upper()}",), spec)
     return fields
 
 
-_Parser = Callable[[object], Any]
-_FIELDS: dict[str, tuple[tuple[str, ...], _Parser]] = {
-    "service_name": ((env.OBSKIT_SERVICE_NAME, env.OTEL_SERVICE_NAME), _text("service_name")),
-    "service_version": ((env.OBSKIT_SERVICE_VERSION,), _text("service_version")),
-    "environment": ((env.OBSKIT_ENVIRONMENT,), _text("environment")),
-    "resource_attributes": ((env.OTEL_RESOURCE_ATTRIBUTES,), _attributes),
-    "traces_exporter": ((env.OTEL_TRACES_EXPORTER,), _exporters("traces_exporter")),
-    "metrics_exporter": ((env.OTEL_METRICS_EXPORTER,), _exporters("metrics_exporter")),
-    "logs_exporter": ((env.OTEL_LOGS_EXPORTER,), _exporters("logs_exporter")),
-    "sampling_ratio": (
-        (env.OBSKIT_SAMPLING_RATIO,),
-        _number("sampling_ratio", float, 0.0, 1.0, "a number from 0 to 1"),
-    ),
-    "sampler": ((env.OTEL_TRACES_SAMPLER,), _sampler),
-    "sdk_disabled": ((env.OTEL_SDK_DISABLED,), _flag("sdk_disabled")),
-    "log_level": ((env.OBSKIT_LOG_LEVEL,), _choice("log_level", LOG_LEVELS, upper=True)),
-    "log_format": ((env.OBSKIT_LOG_FORMAT,), _choice("log_format", LOG_FORMATS, upper=False)),
-    "log_source": ((env.OBSKIT_LOG_SOURCE,), _flag("log_source")),
-    "metric_namespace": ((env.OBSKIT_METRIC_NAMESPACE,), _namespace),
-    "redact_keys": ((env.OBSKIT_REDACT_KEYS,), _key_list),
-    "redact_text": ((env.OBSKIT_REDACT_TEXT,), _flag("redact_text")),
-    "redact_patterns": ((env.OBSKIT_REDACT_PATTERNS,), _regexes("redact_patterns")),
-    "series_cap": ((env.OBSKIT_SERIES_CAP,), _number("series_cap", int, 1, 10**7, "a whole number >= 1")),
-    "histogram_buckets": ((env.OBSKIT_HISTOGRAM_BUCKETS,), parse_histogram_buckets),
-    "exponential_histograms": ((env.OBSKIT_EXPONENTIAL_HISTOGRAMS,), _flag("exponential_histograms")),
-    "runtime_metrics": ((env.OBSKIT_RUNTIME_METRICS,), _flag("runtime_metrics")),
-    "host_metrics": ((env.OBSKIT_HOST_METRICS,), _flag("host_metrics")),
+#: Setting name -> (the variables read for it, first found wins; how its value is parsed).
+_FIELDS: dict[str, tuple[tuple[str, ...], _Spec]] = {
+    "service_name": ((env.OBSKIT_SERVICE_NAME, env.OTEL_SERVICE_NAME), _TEXT),
+    "service_version": ((env.OBSKIT_SERVICE_VERSION,), _TEXT),
+    "environment": ((env.OBSKIT_ENVIRONMENT,), _TEXT),
+    "resource_attributes": ((env.OTEL_RESOURCE_ATTRIBUTES,), _PAIRS),
+    "traces_exporter": ((env.OTEL_TRACES_EXPORTER,), (_exporters,)),
+    "metrics_exporter": ((env.OTEL_METRICS_EXPORTER,), (_exporters,)),
+    "logs_exporter": ((env.OTEL_LOGS_EXPORTER,), (_exporters,)),
+    "sampling_ratio": ((env.OBSKIT_SAMPLING_RATIO,), (_number, float, 0.0, 1.0, "a number from 0 to 1")),
+    "sampler": ((env.OTEL_TRACES_SAMPLER,), (_sampler,)),
+    "sdk_disabled": ((env.OTEL_SDK_DISABLED,), _FLAG),
+    "log_level": ((env.OBSKIT_LOG_LEVEL,), (_choice, LOG_LEVELS, True)),
+    "log_format": ((env.OBSKIT_LOG_FORMAT,), (_choice, LOG_FORMATS, False)),
+    "log_source": ((env.OBSKIT_LOG_SOURCE,), _FLAG),
+    "metric_namespace": ((env.OBSKIT_METRIC_NAMESPACE,), (_namespace,)),
+    "redact_keys": ((env.OBSKIT_REDACT_KEYS,), (_key_list,)),
+    "redact_text": ((env.OBSKIT_REDACT_TEXT,), _FLAG),
+    "redact_patterns": ((env.OBSKIT_REDACT_PATTERNS,), (_regexes,)),
+    "series_cap": ((env.OBSKIT_SERIES_CAP,), (_number, int, 1, 10**7, _COUNT)),
+    "histogram_buckets": ((env.OBSKIT_HISTOGRAM_BUCKETS,), (_histogram_buckets,)),
+    "exponential_histograms": ((env.OBSKIT_EXPONENTIAL_HISTOGRAMS,), _FLAG),
+    "runtime_metrics": ((env.OBSKIT_RUNTIME_METRICS,), _FLAG),
+    "host_metrics": ((env.OBSKIT_HOST_METRICS,), _FLAG),
     "metric_export_interval_ms": (
         (env.OTEL_METRIC_EXPORT_INTERVAL,),
-        _number("metric_export_interval_ms", float, 1.0, 1e12, "a positive number of milliseconds"),
+        (_number, float, 1.0, 1e12, "a positive number of milliseconds"),
     ),
     "shutdown_timeout": (
         (env.OBSKIT_SHUTDOWN_TIMEOUT,),
-        _number("shutdown_timeout", float, 0.001, 3600.0, "a positive number of seconds, at most 3600"),
+        (_number, float, 0.001, 3600.0, "a positive number of seconds, at most 3600"),
     ),
-    "export_queue_size": (
-        (env.OBSKIT_EXPORT_QUEUE_SIZE,),
-        _number("export_queue_size", int, 1, 10**7, "a whole number >= 1"),
-    ),
-    "export_batch_size": (
-        (env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE,),
-        _number("export_batch_size", int, 1, 10**6, "a whole number >= 1"),
-    ),
-    "prometheus_host": ((env.OTEL_EXPORTER_PROMETHEUS_HOST,), _text("prometheus_host")),
+    "export_queue_size": ((env.OBSKIT_EXPORT_QUEUE_SIZE,), (_number, int, 1, 10**7, _COUNT)),
+    "export_batch_size": ((env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE,), (_number, int, 1, 10**6, _COUNT)),
+    "prometheus_host": ((env.OTEL_EXPORTER_PROMETHEUS_HOST,), _TEXT),
     "prometheus_port": (
         (env.OTEL_EXPORTER_PROMETHEUS_PORT,),
-        _number("prometheus_port", int, 0, 65535, "a port number from 0 (any free port) to 65535"),
+        (_number, int, 0, 65535, "a port number from 0 (any free port) to 65535"),
     ),
-    "prometheus_path": ((env.OBSKIT_PROMETHEUS_PATH,), _path("prometheus_path")),
-    "prometheus_created": ((env.OBSKIT_PROMETHEUS_CREATED,), _flag("prometheus_created")),
+    "prometheus_path": ((env.OBSKIT_PROMETHEUS_PATH,), _PATH),
+    "prometheus_created": ((env.OBSKIT_PROMETHEUS_CREATED,), _FLAG),
     "multiprocess_dir": (
         (env.OBSKIT_PROMETHEUS_MULTIPROC_DIR, env.PROMETHEUS_MULTIPROC_DIR),
-        _existing("multiprocess_dir", directory=True),
+        (_existing, True),
     ),
-    "pushgateway_url": ((env.OBSKIT_PUSHGATEWAY_URL,), _url("pushgateway_url")),
-    "pushgateway_job": ((env.OBSKIT_PUSHGATEWAY_JOB,), _text("pushgateway_job")),
-    "pushgateway_grouping": ((env.OBSKIT_PUSHGATEWAY_GROUPING,), _pairs("pushgateway_grouping")),
-    "push_on": ((env.OBSKIT_PUSH_ON,), _subset("push_on", PUSH_ON)),
-    "jaeger_endpoint": ((env.OBSKIT_JAEGER_ENDPOINT,), _url("jaeger_endpoint", bare=True)),
-    "azure_connection_string": ((env.APPLICATIONINSIGHTS_CONNECTION_STRING,), _connection_string),
-    "azure_live_metrics": ((env.OBSKIT_AZURE_LIVE_METRICS,), _flag("azure_live_metrics")),
-    "azure_offline_storage": ((env.OBSKIT_AZURE_OFFLINE_STORAGE,), _flag("azure_offline_storage")),
-    "azure_statsbeat": ((env.OBSKIT_AZURE_STATSBEAT,), _flag("azure_statsbeat")),
-    "excluded_urls": ((env.OTEL_PYTHON_EXCLUDED_URLS,), _patterns),
-    "health_path": ((env.OBSKIT_HEALTH_PATH,), _path("health_path")),
-    "liveness_path": ((env.OBSKIT_LIVENESS_PATH,), _path("liveness_path")),
-    "readiness_path": ((env.OBSKIT_READINESS_PATH,), _path("readiness_path")),
-    "request_id_header": ((env.OBSKIT_REQUEST_ID_HEADER,), _header_name),
-    "request_id_echo": (
-        (env.OBSKIT_REQUEST_ID_ECHO,),
-        _choice("request_id_echo", REQUEST_ID_ECHOES, upper=False),
-    ),
-    "access_log": ((env.OBSKIT_ACCESS_LOG,), _flag("access_log")),
-    "trust_forwarded_headers": ((env.OBSKIT_TRUST_FORWARDED,), _flag("trust_forwarded_headers")),
+    "pushgateway_url": ((env.OBSKIT_PUSHGATEWAY_URL,), (_url, False)),
+    "pushgateway_job": ((env.OBSKIT_PUSHGATEWAY_JOB,), _TEXT),
+    "pushgateway_grouping": ((env.OBSKIT_PUSHGATEWAY_GROUPING,), _PAIRS),
+    "push_on": ((env.OBSKIT_PUSH_ON,), (_subset, PUSH_ON)),
+    "jaeger_endpoint": ((env.OBSKIT_JAEGER_ENDPOINT,), (_url, True)),
+    "azure_connection_string": ((env.APPLICATIONINSIGHTS_CONNECTION_STRING,), (_connection_string,)),
+    "azure_live_metrics": ((env.OBSKIT_AZURE_LIVE_METRICS,), _FLAG),
+    "azure_offline_storage": ((env.OBSKIT_AZURE_OFFLINE_STORAGE,), _FLAG),
+    "azure_statsbeat": ((env.OBSKIT_AZURE_STATSBEAT,), _FLAG),
+    "excluded_urls": ((env.OTEL_PYTHON_EXCLUDED_URLS,), (_regexes,)),
+    "health_path": ((env.OBSKIT_HEALTH_PATH,), _PATH),
+    "liveness_path": ((env.OBSKIT_LIVENESS_PATH,), _PATH),
+    "readiness_path": ((env.OBSKIT_READINESS_PATH,), _PATH),
+    "request_id_header": ((env.OBSKIT_REQUEST_ID_HEADER,), (_header_name,)),
+    "request_id_echo": ((env.OBSKIT_REQUEST_ID_ECHO,), (_choice, REQUEST_ID_ECHOES, False)),
+    "access_log": ((env.OBSKIT_ACCESS_LOG,), _FLAG),
+    "trust_forwarded_headers": ((env.OBSKIT_TRUST_FORWARDED,), _FLAG),
     "access_log_flush_interval": (
         (env.OBSKIT_ACCESS_LOG_FLUSH_INTERVAL,),
-        _number(
-            "access_log_flush_interval",
-            float,
-            0.0,
-            60.0,
-            "a number of seconds from 0 to 60 (0: write each access line at once)",
-        ),
+        (_number, float, 0.0, 60.0, "a number of seconds from 0 to 60 (0: write each access line at once)"),
     ),
-    "request_id_propagation": ((env.OBSKIT_REQUEST_ID_PROPAGATION,), _flag("request_id_propagation")),
-    "instrument_http_clients": (
-        (env.OBSKIT_INSTRUMENT_HTTP_CLIENTS,),
-        _flag("instrument_http_clients"),
-    ),
-    "instrument_libraries": ((env.OBSKIT_INSTRUMENT_LIBRARIES,), _libraries),
+    "request_id_propagation": ((env.OBSKIT_REQUEST_ID_PROPAGATION,), _FLAG),
+    "instrument_http_clients": ((env.OBSKIT_INSTRUMENT_HTTP_CLIENTS,), _FLAG),
+    "instrument_libraries": ((env.OBSKIT_INSTRUMENT_LIBRARIES,), (_libraries,)),
     **_otlp_fields(),
 }
+
+
+def _parse(name: str, spec: _Spec, value: object) -> Any:
+    """``value`` of setting ``name`` parsed as ``spec`` says; a ConfigError if it is invalid."""
+    return spec[0](name, value, *spec[1:])
 
 
 def _sampler_ratio(environ: Mapping[str, str], sampler: str) -> str | None:
@@ -604,49 +565,50 @@ def _shown(error: ConfigError, name: str) -> ConfigError:
 _URL_PASSWORD = r"(://[^/@:]*:)[^/@]*@"
 
 
-def _uses(*choices: tuple[str, str]) -> Callable[[Settings], bool]:
-    """Whether any ``(exporter, signal)`` of ``choices`` is chosen."""
-    return lambda settings: any(name in getattr(settings, f"{signal}_exporter") for name, signal in choices)
+#: ``(exporter, signal)`` pairs: the backend is chosen when any of them is.
+_Choices = tuple[tuple[str, str], ...]
 
 
-def _backend_settings() -> dict[str, tuple[str, Callable[[Settings], bool]]]:
-    """Every setting only some backend uses: name -> (that backend, in words; whether it is chosen)."""
+def _backend_settings() -> dict[str, tuple[str, _Choices]]:
+    """Every setting only some backend uses: name -> (that backend, in words; the choices using it)."""
     any_otlp = "an otlp exporter (traces_exporter, metrics_exporter or logs_exporter=otlp)"
     otlp = tuple(("otlp", signal) for signal in OTLP_SIGNALS)
     jaeger = ("jaeger", "traces")
-    table: dict[str, tuple[str, Callable[[Settings], bool]]] = {}
+    table: dict[str, tuple[str, _Choices]] = {}
     for option in OTLP_OPTIONS:
         # The jaeger preset takes the OTLP (traces) timeout; nothing else of OTLP's.
         timeout = (jaeger,) if option == "timeout" else ()
-        table[f"otlp_{option}"] = (any_otlp, _uses(*otlp, *timeout))
+        table[f"otlp_{option}"] = (any_otlp, (*otlp, *timeout))
         for signal in OTLP_SIGNALS:
             also = timeout if signal == "traces" else ()
-            table[f"otlp_{signal}_{option}"] = (f"{signal}_exporter=otlp", _uses(("otlp", signal), *also))
-    prometheus = _uses(("prometheus", "metrics"))
+            table[f"otlp_{signal}_{option}"] = (f"{signal}_exporter=otlp", (("otlp", signal), *also))
+    prometheus = (("prometheus", "metrics"),)
     for name in ("prometheus_host", "prometheus_port", "prometheus_path", "prometheus_created"):
         table[name] = ("metrics_exporter=prometheus", prometheus)
     for name in ("pushgateway_url", "pushgateway_job", "pushgateway_grouping", "push_on"):
         table[name] = ("metrics_exporter=prometheus (its push gateway)", prometheus)
-    table["exponential_histograms"] = ("metrics_exporter=otlp", _uses(("otlp", "metrics")))
-    table["jaeger_endpoint"] = ("traces_exporter=jaeger", _uses(jaeger))
+    table["exponential_histograms"] = ("metrics_exporter=otlp", (("otlp", "metrics"),))
+    table["jaeger_endpoint"] = ("traces_exporter=jaeger", (jaeger,))
     any_azure = "an azure exporter (traces_exporter, metrics_exporter or logs_exporter=azure)"
-    azure = _uses(*(("azure", signal) for signal in OTLP_SIGNALS))
+    azure = tuple(("azure", signal) for signal in OTLP_SIGNALS)
     for name in ("azure_connection_string", "azure_live_metrics", "azure_offline_storage", "azure_statsbeat"):
         table[name] = (any_azure, azure)
     return table
 
 
-#: Settings only some backend uses: name -> (that backend, in words; whether the settings choose
-#: it). Given while no chosen backend uses it, such a setting is warned about and ignored, its
-#: value never fatal: an ``OTEL_EXPORTER_OTLP_ENDPOINT`` left in a deployment's environment
-#: must not stop an application that logs to the console.
+#: Settings only some backend uses: name -> (that backend, in words; the ``(exporter, signal)``
+#: choices that use it). Given while no chosen backend uses it, such a setting is warned about
+#: and ignored, its value never fatal: an ``OTEL_EXPORTER_OTLP_ENDPOINT`` left in a deployment's
+#: environment must not stop an application that logs to the console.
 BACKEND_SETTINGS = _backend_settings()
 
 
 def is_used(name: str, settings: Settings) -> bool:
     """Whether a chosen backend uses setting ``name`` (settings of no one backend always are)."""
     entry = BACKEND_SETTINGS.get(name)
-    return entry is None or entry[1](settings)
+    return entry is None or any(
+        exporter in getattr(settings, f"{signal}_exporter") for exporter, signal in entry[1]
+    )
 
 
 def given_settings(settings: Settings) -> Mapping[str, str]:
@@ -679,9 +641,9 @@ def _raw(
     return None
 
 
-def _parsed(name: str, parse: _Parser, raw: object, source: str) -> Any:
+def _parsed(name: str, spec: _Spec, raw: object, source: str) -> Any:
     try:
-        return parse(raw)
+        return _parse(name, spec, raw)
     except ConfigError as error:
         named = (
             error
@@ -709,13 +671,13 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
     values: dict[str, Any] = {}
     given: dict[str, str] = {}
     errors: dict[str, ConfigError] = {}
-    for name, (variables, parse) in _FIELDS.items():
+    for name, (variables, spec) in _FIELDS.items():
         found = _raw(name, variables, overrides, environ)
         if found is None:
             continue
         given[name] = found[1]
         try:
-            values[name] = _parsed(name, parse, *found)
+            values[name] = _parsed(name, spec, *found)
         except ConfigError as error:
             if name not in BACKEND_SETTINGS:
                 raise
@@ -742,7 +704,7 @@ def resolve_settings(overrides: Mapping[str, object], environ: Mapping[str, str]
         and (raw_ratio := _sampler_ratio(environ, sampler))
     ):
         try:
-            values["sampling_ratio"] = _FIELDS["sampling_ratio"][1](raw_ratio)
+            values["sampling_ratio"] = _parse("sampling_ratio", _FIELDS["sampling_ratio"][1], raw_ratio)
         except ConfigError as error:
             raise ConfigError(
                 f"sampling_ratio (from ${env.OTEL_TRACES_SAMPLER_ARG})", raw_ratio, error.allowed

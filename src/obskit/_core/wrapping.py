@@ -16,33 +16,35 @@ import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from obskit._core.errors import report_internal_error
 
-__all__ = ["BLOCKS", "HookedBlock", "Hooks", "pop_block", "wrap"]
+__all__ = ["BLOCKS", "HookedBlock", "pop_block", "wrap"]
 
 S = TypeVar("S")
 S_co = TypeVar("S_co")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-class Hooks(Protocol[S]):
-    """What a decorator does around each call: start, make current, stop being current, finish."""
+if TYPE_CHECKING:  # for mypy only: a Protocol class costs start-up time to create
 
-    where: str
+    class Hooks(Protocol[S]):
+        """What a decorator does around each call: start, make current, stop being current, finish."""
 
-    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> S:
-        """Begin a call (create the span, start the clock); nothing is current yet."""
+        where: str
 
-    def activate(self, state: S) -> Any:
-        """Make the call's span/context current; return a token for :meth:`deactivate`."""
+        def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> S:
+            """Begin a call (create the span, start the clock); nothing is current yet."""
 
-    def deactivate(self, token: Any) -> None:
-        """Undo :meth:`activate`."""
+        def activate(self, state: S) -> Any:
+            """Make the call's span/context current; return a token for :meth:`deactivate`."""
 
-    def finish(self, state: S, error: BaseException | None, result: Any = None) -> None:
-        """End the call, successful when ``error`` is None; ``result`` is what it returned."""
+        def deactivate(self, token: Any) -> None:
+            """Undo :meth:`activate`."""
+
+        def finish(self, state: S, error: BaseException | None, result: Any = None) -> None:
+            """End the call, successful when ``error`` is None; ``result`` is what it returned."""
 
 
 def _start(hooks: Hooks[S], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, S | None]:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from obskit._core.settings import Settings
-from obskit._export.requirements import GRPC, HTTP, require, require_azure
 
 __all__ = ["check", "factory"]
 
@@ -42,8 +41,17 @@ def factory(table: dict[str, tuple[str, str]], name: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
 
 
+#: The exporters that need an extra installed (or settings of their own) checked.
+_WITH_EXTRAS = frozenset({"otlp", "jaeger", "azure"})
+
+
 def check(settings: Settings) -> None:
     """Raise ConfigError for a chosen backend that cannot work: missing extra or missing setting."""
+    chosen = {*settings.traces_exporter, *settings.metrics_exporter, *settings.logs_exporter}
+    if chosen.isdisjoint(_WITH_EXTRAS):
+        return  # console and prometheus need nothing beyond obskit's own dependencies
+    from obskit._export.requirements import GRPC, HTTP, require, require_azure
+
     for setting, signal in (
         ("traces_exporter", "traces"),
         ("metrics_exporter", "metrics"),

@@ -17,6 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
 from obskit._recording.store import count_dropped
 
@@ -25,6 +26,7 @@ __all__ = [
     "BackendHealth",
     "CountingSpanExporter",
     "CountingSpanProcessor",
+    "DropCounter",
     "RateLimitFilter",
     "backend_of",
     "counting_log_processor",
@@ -36,6 +38,34 @@ __all__ = [
 _log = logging.getLogger("obskit")
 #: Loggers of obskit itself and of the libraries that export: never fed back into an exporter.
 INTERNAL_LOGGERS = ("obskit", "opentelemetry", "azure", "urllib3", "grpc", "requests", "prometheus_client")
+
+
+class DropCounter:
+    """``count_dropped(signal, reason)`` for a hot path: the counter's child is bound once per store.
+
+    A full export queue drops one item per span or log record made while the exporter is stuck;
+    ``labels()`` on each (a lock, label checks and a lookup) would cost more than the item. The
+    child is bound again when the store changes (``configure()``, ``testing.capture()``).
+    """
+
+    __slots__ = ("_bound", "_reason", "_signal")
+
+    def __init__(self, signal: str, reason: str) -> None:
+        self._signal = signal
+        self._reason = reason
+        #: (the store, its child for these labels): one attribute, replaced whole.
+        self._bound: tuple[Any, Any] = (None, None)
+
+    def __call__(self, count: int = 1) -> None:
+        """Add ``count`` to ``obskit_telemetry_dropped_total{signal, reason}`` in the current store."""
+        try:
+            store = _state.STATE.store
+            bound = self._bound
+            if bound[0] is not store:
+                bound = self._bound = (store, store.dropped.labels(self._signal, self._reason))
+            bound[1].inc(count)
+        except Exception as exc:  # pragma: no cover - prometheus_client failing on a plain inc
+            report_internal_error("count_dropped", exc)
 
 
 class CountingSpanExporter(SpanExporter):
@@ -122,12 +152,13 @@ class CountingSpanProcessor(SpanProcessor):
         #: span), or None when the inner processor is another one.
         emit = getattr(getattr(inner, "_batch_processor", None), "emit", None)
         self.emit = emit if type(inner) is BatchSpanProcessor and callable(emit) else None
+        self._count_drop = DropCounter("traces", "queue_full")
 
     def end_sampled(self, span: ReadableSpan) -> None:
         """:meth:`on_end` for a span known to be sampled: counted, then into the export queue."""
         queue = self._queue
         if queue is not None and len(queue) >= self._max:
-            count_dropped("traces", "queue_full")
+            self._count_drop()
         self.emit(span)  # type: ignore[misc]  # set: the plan hands this method on only then
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -138,7 +169,7 @@ class CountingSpanProcessor(SpanProcessor):
         """Count the span that a full queue is about to push out, then hand on."""
         queue = self._queue
         if queue is not None and len(queue) >= self._max:
-            count_dropped("traces", "queue_full")
+            self._count_drop()
         self.inner.on_end(span)
 
     def shutdown(self) -> None:
@@ -161,6 +192,7 @@ def counting_log_processor(inner: Any, max_queue_size: int) -> Any:
 
     # The SDK's bounded deque; read only to count what the processor is about to drop.
     queue = getattr(getattr(inner, "_batch_processor", None), "_queue", None)
+    count_drop = DropCounter("logs", "queue_full")
 
     class CountingLogRecordProcessor(LogRecordProcessor):
         def __init__(self) -> None:
@@ -168,7 +200,7 @@ def counting_log_processor(inner: Any, max_queue_size: int) -> Any:
 
         def on_emit(self, log_record: Any) -> None:
             if queue is not None and len(queue) >= max_queue_size:
-                count_dropped("logs", "queue_full")
+                count_drop()
             inner.on_emit(log_record)
 
         def shutdown(self) -> None:

@@ -50,7 +50,6 @@ from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
 from obskit._core.redact import redactor_for
 from obskit._core.settings import Settings
-from obskit._export.exposition import without_created, write, written_format
 from obskit._recording.store import Store
 
 if TYPE_CHECKING:
@@ -219,6 +218,8 @@ class _Exposition:
         state = _state.STATE
         if state.settings.prometheus_created:
             return state.store.registry.collect()
+        from obskit._export.exposition import without_created  # at the first scrape, not at start
+
         return without_created(state.store.registry.collect())
 
 
@@ -319,6 +320,8 @@ def _text_answer(
     files, and the ``_created`` samples (``prometheus_created=True``).
     """
     from prometheus_client.exposition import choose_encoder, gzip_accepted
+
+    from obskit._export.exposition import write, written_format  # at the first scrape, not at start
 
     if directory or _active_dir or "name" in query:
         return None

@@ -31,7 +31,8 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar
 from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
 from obskit._recording.families import CALL_DURATION_BUCKETS
-from obskit._recording.store import MetricSpec, declare_spec
+from obskit._recording.handles import declare_spec
+from obskit._recording.store import MetricSpec
 
 __all__ = [
     "DEGRADED",

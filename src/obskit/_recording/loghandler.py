@@ -12,10 +12,12 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from obskit._recording.logbuffer import DeferredLines
 from obskit._recording.store import count_dropped
+
+if TYPE_CHECKING:
+    from obskit._recording.logbuffer import DeferredLines
 
 __all__ = [
     "ConsoleCopyFilter",
@@ -39,8 +41,10 @@ class ObskitHandler(logging.StreamHandler):  # type: ignore[type-arg]
     #: True once a write or flush met a broken pipe.
     broken = False
     #: Access lines waiting to be written together (obskit._recording.logbuffer), or None when each
-    #: line is written at once.
+    #: line is written at once (or no access line came yet).
     deferred: DeferredLines | None = None
+    #: (interval, render) of the runs asked for, until the first access line makes :attr:`deferred`.
+    _runs: tuple[float, Callable[[tuple[Any, ...]], str]] | None = None
 
     def defer_access_lines(
         self, interval: float, render: Callable[[logging.Handler, tuple[Any, ...]], str]
@@ -48,15 +52,27 @@ class ObskitHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """Write access lines in runs, each waiting at most ``interval`` seconds (0: at once).
 
         ``render`` makes a kept line's text (the web layer's ``render_kept_line``); it is given
-        by ``configure()``, so that this layer does not import the one above it.
+        by ``configure()``, so that this layer does not import the one above it. The buffer (and
+        its module) is made for the first access line: a process without a web app never has one.
         """
         if interval > 0:
-            self.deferred = DeferredLines(self.lock, interval, self._write_lines, partial(render, self))
+            self._runs = (interval, partial(render, self))
 
     def defers(self) -> bool:
         """Whether an access line may wait now: runs are on and the stream is not a terminal."""
+        if self.deferred is None:
+            if self._runs is None:
+                return False
+            self._start_runs(*self._runs)
         stream = self.stream
-        return self.deferred is not None and not (isinstance(stream, ConsoleStream) and stream.interactive())
+        return not (isinstance(stream, ConsoleStream) and stream.interactive())
+
+    def _start_runs(self, interval: float, render: Callable[[tuple[Any, ...]], str]) -> None:
+        from obskit._recording.logbuffer import DeferredLines
+
+        with self.lock:  # type: ignore[union-attr]
+            if self.deferred is None:
+                self.deferred = DeferredLines(self.lock, interval, self._write_lines, render)
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write the record (after the access lines waiting), unless the pipe is broken."""

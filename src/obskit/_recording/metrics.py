@@ -9,8 +9,9 @@ from obskit._core import state as _state
 from obskit._core.errors import ConfigError, MetricDeclarationError
 from obskit._core.settings import parse_histogram_buckets
 from obskit._recording.families import call_specs
+from obskit._recording.handles import Counter, Gauge, Histogram, declare, declare_spec
 from obskit._recording.jobs import record_job
-from obskit._recording.store import Counter, Gauge, Histogram, declare, declare_spec, set_family_buckets
+from obskit._recording.store import set_family_buckets
 
 __all__ = ["MetricsCollector"]
 

@@ -85,6 +85,35 @@ def _quiet_fastapi(scope: Scope) -> None:
         scope[_FASTAPI_KEY] = None
 
 
+def _read_headers(
+    config: Any, headers: Any
+) -> tuple[str | None, str | None, str | None, dict[bytes, str] | None, Mapping[str, str]]:
+    """What a request's or websocket's headers say, read in one pass.
+
+    Its request id, host, user agent, a trusted proxy's headers (only when trusted) and the
+    propagators' carrier (built only when a header matters to them).
+    """
+    request_id = user_agent = host = None
+    wanted = _propagation_fields()[1]
+    carrier: Mapping[str, str] = NO_HEADERS
+    trusted = config.forwarded  # a trusted proxy's headers, or None: not read
+    forwarded: dict[bytes, str] | None = None
+    for name, value in headers:
+        if name == config.request_id_name:
+            request_id = value.decode("latin-1")
+        elif name == b"host":
+            host = value.decode("latin-1")
+        elif name == b"user-agent":
+            user_agent = value.decode("latin-1")
+        elif trusted is not None and name in trusted:
+            if forwarded is None:
+                forwarded = {}
+            forwarded.setdefault(name, value.decode("latin-1"))
+        if carrier is NO_HEADERS and (wanted is None or name in wanted):
+            carrier = _carrier(headers)
+    return request_id, host, user_agent, forwarded, carrier
+
+
 def _carrier(headers: Any) -> dict[str, str]:
     """The request headers for the propagators, a header sent on several lines joined by commas.
 
@@ -155,28 +184,8 @@ class ObskitASGIMiddleware:
             # this request: one request, one span.
             await self.app(scope, receive, send)
             return
-        # Instrumented, in this coroutine (not one more per request). The headers are read once:
-        # the request id, host and user agent, a trusted proxy's headers (only when trusted), and
-        # whether any header matters to the propagators (the carrier is built only then).
-        request_id = user_agent = host = None
-        wanted = _propagation_fields()[1]
-        carrier: Mapping[str, str] = NO_HEADERS
-        headers = scope.get("headers") or ()
-        trusted = config.forwarded  # a trusted proxy's headers, or None: not read
-        forwarded: dict[bytes, str] | None = None
-        for name, value in headers:
-            if name == config.request_id_name:
-                request_id = value.decode("latin-1")
-            elif name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"user-agent":
-                user_agent = value.decode("latin-1")
-            elif trusted is not None and name in trusted:
-                if forwarded is None:
-                    forwarded = {}
-                forwarded.setdefault(name, value.decode("latin-1"))
-            if carrier is NO_HEADERS and (wanted is None or name in wanted):
-                carrier = _carrier(headers)
+        # Instrumented, in this coroutine (not one more per request); the headers are read once.
+        request_id, host, user_agent, forwarded, carrier = _read_headers(config, scope.get("headers") or ())
         root_path = scope.get("root_path", "")
         method = scope.get("method", "GET")
         client = scope.get("client")
@@ -256,25 +265,7 @@ class ObskitASGIMiddleware:
             _quiet_fastapi(scope)
             await self.app(scope, receive, send)
             return
-        request_id = user_agent = host = None
-        wanted = _propagation_fields()[1]
-        carrier: Mapping[str, str] = NO_HEADERS
-        headers = scope.get("headers") or ()
-        trusted = config.forwarded  # a trusted proxy's headers, or None: not read
-        forwarded: dict[bytes, str] | None = None
-        for name, value in headers:
-            if name == config.request_id_name:
-                request_id = value.decode("latin-1")
-            elif name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"user-agent":
-                user_agent = value.decode("latin-1")
-            elif trusted is not None and name in trusted:
-                if forwarded is None:
-                    forwarded = {}
-                forwarded.setdefault(name, value.decode("latin-1"))
-            if carrier is NO_HEADERS and (wanted is None or name in wanted):
-                carrier = _carrier(headers)
+        request_id, host, user_agent, forwarded, carrier = _read_headers(config, scope.get("headers") or ())
         root_path = scope.get("root_path", "")
         client = scope.get("client")
         exchange = _WebSocketExchange(config, "GET", path, request_id)

@@ -29,7 +29,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
@@ -63,7 +63,8 @@ class _Plan:
     """What :func:`start_server_span` does for one tracer, decided once for it (see :func:`_plan`).
 
     ``light``: the tracer is the SDK's, with every part the light path reads. ``every_root``: its
-    sampler samples every root span (``ParentBased(TraceIdRatioBased(rate >= 1))``).
+    sampler samples every root span (``ParentBased(ALWAYS_ON)``, obskit's default, or
+    ``ParentBased(TraceIdRatioBased(rate >= 1))``).
     ``random_ids``: its id generator is the SDK's random one, whose ids are drawn here directly.
     ``starts``/``endings``: some span processor does something in ``on_start``/``_on_ending``
     (obskit's batch processors do nothing there, so the fan-out is skipped).
@@ -126,14 +127,22 @@ def _hooks(processor: Any) -> tuple[bool, bool]:
 
 
 def _direct_ender(processor: Any) -> Any:
-    """``CountingSpanProcessor.end_sampled`` when it is the provider's only span processor."""
+    """``CountingSpanProcessor.end_sampled`` when it is the provider's only span processor.
+
+    A processor that says it looks at client spans only (``client_spans_only``: the database
+    metrics of ``instrument_libraries``, there as soon as SQLAlchemy, psycopg or Redis is
+    imported) has nothing to do with a server span, and does not count.
+    """
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
 
     from obskit._export.pipeline import CountingSpanProcessor
 
-    if type(processor) is not SynchronousMultiSpanProcessor or len(processor._span_processors) != 1:
+    if type(processor) is not SynchronousMultiSpanProcessor:
         return None
-    (only,) = processor._span_processors
+    others = [p for p in processor._span_processors if not getattr(type(p), "client_spans_only", False)]
+    if len(others) != 1:
+        return None
+    (only,) = others
     if type(only) is not CountingSpanProcessor or only.emit is None:
         return None
     return only.end_sampled
@@ -243,12 +252,16 @@ def _start_span(
 
 
 def _samples_every_root(sampler: Any) -> bool:
-    """Whether ``sampler`` is ``ParentBased(TraceIdRatioBased(rate >= 1))``."""
+    """Whether ``sampler`` is ``ParentBased`` over a root sampler that samples every trace id.
+
+    That root sampler is ``ALWAYS_ON`` (obskit's default) or ``TraceIdRatioBased(rate >= 1)``:
+    both answer a root span with "sample", its own attributes and no trace state.
+    """
+    if type(sampler) is not ParentBased:
+        return False
     root = getattr(sampler, "_root", None)
-    return (
-        type(sampler) is ParentBased
-        and type(root) is TraceIdRatioBased
-        and root.bound > TraceIdRatioBased.TRACE_ID_LIMIT
+    return root is ALWAYS_ON or (
+        type(root) is TraceIdRatioBased and root.bound > TraceIdRatioBased.TRACE_ID_LIMIT
     )
 
 
