@@ -1,7 +1,8 @@
-"""pyproject.toml's OpenTelemetry lower bounds name one release set, which CI installs and tests.
+"""pyproject.toml's lower bounds are installable versions, which CI installs and tests.
 
-noxfile.py's ``otel(oldest)`` session pins every OpenTelemetry requirement at its lower bound; the
-set is only installable (and only means anything) when those bounds belong together.
+noxfile.py's ``otel(oldest)`` session pins every runtime dependency and every OpenTelemetry
+requirement at its lower bound; the set is only installable (and only means anything) when each
+has one lower bound and the OpenTelemetry bounds belong together.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def _lower_bounds() -> dict[str, str]:
 
 def test_every_opentelemetry_requirement_has_one_lower_bound() -> None:
     for req in _opentelemetry_requirements():
+        assert [spec.operator for spec in req.specifier].count(">=") == 1, str(req)
+
+
+def test_every_runtime_dependency_has_one_lower_bound() -> None:
+    # What otel(oldest) pins: prometheus-client and structlog too, not only OpenTelemetry.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for req in map(Requirement, project["dependencies"]):
         assert [spec.operator for spec in req.specifier].count(">=") == 1, str(req)
 
 

@@ -26,7 +26,9 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-from prometheus_client import values
+from prometheus_client import CollectorRegistry, values
+from prometheus_client import make_wsgi_app as prometheus_wsgi_app
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -247,6 +249,20 @@ def _prometheus_client_text(registry: Any, openmetrics: bool = False) -> bytes:
     return (openmetrics_latest if openmetrics else generate_latest)(Collected())  # type: ignore[arg-type]
 
 
+def _takes_utf8_names() -> bool:
+    from prometheus_client import CollectorRegistry, Counter
+
+    try:
+        Counter("utf8.check", "A UTF-8 name.", ["a.b"], registry=CollectorRegistry())
+    except ValueError:  # prometheus_client before 0.22
+        return False
+    return True
+
+
+#: Whether the installed prometheus_client takes UTF-8 metric and label names (0.22 on).
+_UTF8_NAMES = _takes_utf8_names()
+
+
 def _awkward_registry() -> Any:
     """Every kind of metric and collector, with values and labels that need care when written."""
     from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
@@ -282,7 +298,8 @@ def _awkward_registry() -> Any:
     Summary("awk_summary", "A summary.", ["s"], registry=registry).labels(s="x").observe(4)
     Info("awk_build", "An info.", registry=registry).info({"version": "1.2"})
     Enum("awk_state", "An enum.", states=["up", "down"], registry=registry).state("down")
-    Counter("awk.dotted", "A UTF-8 name.", ["a.b"], registry=registry).labels("v").inc()
+    if _UTF8_NAMES:
+        Counter("awk.dotted", "A UTF-8 name.", ["a.b"], registry=registry).labels("v").inc()
 
     class Custom:
         def collect(self) -> Any:
@@ -340,6 +357,22 @@ def test_a_writer_that_disagrees_with_prometheus_client_is_not_used(monkeypatch:
     Counter("plain_requests", "Requests.", registry=registry).inc()
     assert exposition.write(registry, False) is None
     assert exposition._AGREES[False] is False
+
+
+def test_a_writer_that_cannot_read_prometheus_client_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    from obskit._export import exposition
+
+    def gone(metric: Any) -> Any:  # a prometheus_client that keeps its series elsewhere
+        raise AttributeError("'Counter' object has no attribute '_metrics'")
+
+    monkeypatch.setattr(exposition, "_AGREES", [None, None])
+    monkeypatch.setattr(exposition, "_children", gone)
+    registry = CollectorRegistry()
+    Counter("plain_requests", "Requests.", registry=registry).inc()
+    assert exposition.write(registry, False) is None
+    assert exposition._AGREES == [False, None]
 
 
 def test_a_scrape_reads_obskits_metrics_without_collecting_them(
@@ -427,13 +460,35 @@ def test_what_obskit_does_not_write_prometheus_client_answers(obskit_capture: Ca
     selected = call_wsgi(wsgi, QUERY_STRING=f"name[]={name}_total")[2].decode()
     assert f"{name}_total 1.0" in selected
     assert "obskit_telemetry_dropped_total" not in selected
-    versioned = call_wsgi(wsgi, HTTP_ACCEPT="text/plain;version=1.0.0;escaping=allow-utf-8")[1]
-    assert "escaping=allow-utf-8" in versioned["Content-Type"]
+    utf8 = "text/plain;version=1.0.0;escaping=allow-utf-8"
+    versioned = call_wsgi(wsgi, HTTP_ACCEPT=utf8)[1]
+    # prometheus_client's answer: before 0.23 it has no such version and answers 0.0.4.
+    assert versioned["Content-Type"] == choose_encoder(utf8)[1]
     assert call_wsgi(wsgi, HTTP_ACCEPT=OPENMETRICS)[2].endswith(b"# EOF\n")
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/metrics", "QUERY_STRING": ""}
     statuses: list[str] = []
-    wsgi(environ, lambda status, headers, exc_info=None: statuses.append(status))
-    assert statuses == ["405 Method Not Allowed"]
+    for app in (wsgi, prometheus_wsgi_app(CollectorRegistry())):
+        app(dict(environ), lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses[0] == statuses[1]  # 405 from prometheus_client 0.21 on, the metrics before
+
+
+@pytest.mark.parametrize("nameless", [True, False], ids=["prometheus-client-0.25-on", "before-0.25"])
+def test_a_name_selection_reads_obskits_metrics(
+    obskit_capture: Capture, monkeypatch: pytest.MonkeyPatch, nameless: bool
+) -> None:
+    # obskit's collector names nothing; before 0.25 prometheus_client's name[] selection skips such
+    # collectors (and CollectorRegistry has no support_collectors_without_names), so obskit selects.
+    if nameless and "support_collectors_without_names" not in inspect.signature(CollectorRegistry).parameters:
+        pytest.skip("prometheus_client before 0.25")
+    monkeypatch.setattr(_prometheus, "_NAMELESS", nameless)
+    name = unique("selected")
+    obskit.MetricsCollector().counter(name).inc()
+    obskit.MetricsCollector().histogram(f"{name}_seconds").observe(0.2)
+    for accept in ("text/plain", OPENMETRICS):
+        query = f"name[]={name}_total&name[]={name}_seconds_count"
+        body = call_wsgi(obskit.prometheus.make_wsgi_app(), QUERY_STRING=query, HTTP_ACCEPT=accept)[2]
+        samples = [line.split()[0] for line in body.decode().splitlines() if not line.startswith("#")]
+        assert samples == [f"{name}_total", f"{name}_seconds_count"]
 
 
 @pytest.mark.usefixtures("swallow_internal_errors")

@@ -12,7 +12,8 @@ Only prometheus_client's own Counter, Gauge and Histogram (or subclasses that ke
 report their samples) are written here, and only with plain metric and label names; any other
 collector in the registry is written by prometheus_client itself. Before its first answer in a
 format, the writer checks that it gives the installed prometheus_client's bytes for a registry
-holding every case it writes; if not, prometheus_client writes that format from then on.
+holding every case it writes; if not (or if the check fails, a private attribute gone say),
+prometheus_client writes that format from then on. Checked against prometheus_client 0.20 to 0.26.
 """
 
 from __future__ import annotations
@@ -295,5 +296,9 @@ def write(registry: CollectorRegistry, openmetrics: bool) -> bytes | None:
     agrees = _AGREES[openmetrics]
     if agrees is None:
         sample = _sample_registry()
-        agrees = _AGREES[openmetrics] = _write_registry(sample, openmetrics) == _encode(sample, openmetrics)
+        try:
+            agrees = _write_registry(sample, openmetrics) == _encode(sample, openmetrics)
+        except Exception:  # a prometheus_client whose private parts differ (an attribute gone, say)
+            agrees = False
+        _AGREES[openmetrics] = agrees
     return _write_registry(registry, openmetrics) if agrees else None

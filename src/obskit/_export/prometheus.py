@@ -28,6 +28,7 @@ import contextlib
 import copy
 import dataclasses
 import gzip
+import inspect
 import logging
 import math
 import os
@@ -222,8 +223,44 @@ class _Exposition:
         return without_created(state.store.registry.collect())
 
 
+class _Selection:
+    """The samples of ``registry`` named in ``names``: a ``name[]`` scrape of :class:`_SelectingRegistry`."""
+
+    def __init__(self, names: Iterable[str], registry: CollectorRegistry) -> None:
+        self._names = set(names)
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        """Each family with only its selected samples; families left with none are dropped."""
+        for metric in self._registry.collect():
+            samples = [sample for sample in metric.samples if sample.name in self._names]
+            if samples:
+                selected = copy.copy(metric)
+                selected.samples = samples
+                yield selected
+
+
+class _SelectingRegistry(CollectorRegistry):
+    """A registry whose ``name[]`` selection reads every collector, named or not.
+
+    For prometheus_client before 0.25, whose selection only reads collectors that describe the
+    names they write; :class:`_Exposition` describes none (its names change with the store).
+    """
+
+    def restricted_registry(self, names: Iterable[str]) -> Any:
+        """The selection of ``names`` (``?name[]=...`` in a scrape)."""
+        return _Selection(names, self)
+
+
+#: Whether CollectorRegistry takes support_collectors_without_names (prometheus_client 0.25 on).
+_NAMELESS: bool | None = None
+
+
 def _registry(collector: Any) -> CollectorRegistry:
-    registry = CollectorRegistry(support_collectors_without_names=True)
+    global _NAMELESS
+    if _NAMELESS is None:
+        _NAMELESS = "support_collectors_without_names" in inspect.signature(CollectorRegistry).parameters
+    registry = CollectorRegistry(support_collectors_without_names=True) if _NAMELESS else _SelectingRegistry()
     registry.register(collector)
     return registry
 
