@@ -10,14 +10,14 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
 from obskit._core import state as _state
 from obskit._core.errors import MetricDeclarationError, report_internal_error, report_usage_error
 from obskit._core.wrapping import HookedBlock, wrap
-from obskit._recording.exemplars import exemplar_due, span_exemplar
+from obskit._recording.exemplars import attach_span, detach_span, histogram_observer, span_exemplar_due
 from obskit._recording.families import JOB_NAME_LABEL, RESERVED_JOB_LABELS, job_specs
 from obskit._recording.store import (
     OVERFLOW_LABEL_VALUE,
@@ -28,7 +28,7 @@ from obskit._recording.store import (
     unregistered_metric,
     value_adder,
 )
-from obskit._recording.tracing import activate_span, clean_attributes, deactivate_span, end_span
+from obskit._recording.tracing import clean_attributes, end_span
 
 __all__ = ["Job", "record_job", "track_job"]
 
@@ -37,6 +37,7 @@ _perf_counter = time.perf_counter
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _COUNTER, _DURATION, _IN_PROGRESS, _RESULT = range(4)
 _MISSING: Any = object()
+_OK = Status(StatusCode.OK)
 
 
 class _Families:
@@ -146,6 +147,7 @@ class _Bound:
         "families",
         "in_progress",
         "names",
+        "observe",
         "state",
         "store",
         "success",
@@ -178,6 +180,8 @@ class _Bound:
         # Bound once per state: the jobs counter and in-progress gauge are updated on every call.
         self.add_success, self.add_error = value_adder(self.success), value_adder(self.error)
         self.add_in_progress = value_adder(self.in_progress)
+        #: The duration histogram's observation without an exemplar (most runs: one is due rarely).
+        self.observe = histogram_observer(self.duration)
 
 
 class _Labels:
@@ -470,9 +474,13 @@ class _JobHooks:
 
     @staticmethod
     def activate(run: _Run) -> object:
-        return activate_span(run[1])
+        span = run[1]
+        return None if span is None else attach_span(span)
 
-    deactivate = staticmethod(deactivate_span)
+    @staticmethod
+    def deactivate(token: object) -> None:
+        if token is not None:
+            detach_span(token)
 
     def finish(self, run: _Run, error: BaseException | None, result: Any = None) -> None:
         started_bound, span, started, labels = run
@@ -484,18 +492,27 @@ class _JobHooks:
                 state = started_bound.state or _state.STATE
                 bound = self._bound_for(state, labels.values)
             (bound.add_success if error is None else bound.add_error)(1)
-            if span is not None and bound.store.exemplars:  # the run's span ids as exemplar
-                duration = bound.duration
-                duration.observe(elapsed, exemplar_due(duration, elapsed, lambda: span_exemplar(span)))
+            exemplar = None
+            if span is not None and bound.store.exemplars:  # the run's span ids, when one is due
+                exemplar = span_exemplar_due(bound.duration, elapsed, span)
+            if exemplar is None:
+                bound.observe(elapsed)
             else:
-                bound.duration.observe(elapsed)
+                bound.duration.observe(elapsed, exemplar)
             if error is None and self._results is not None:
                 self._report_results(Job(bound, span, started, labels), result)
         finally:  # whatever failed above, the run stops counting as in progress and its span ends
             try:
                 started_bound.add_in_progress(-1)
             finally:
-                if span is not None:
+                if span is None:
+                    pass
+                elif error is None:  # end_span's success path, without its call
+                    try:
+                        span.set_status(_OK)
+                    finally:
+                        span.end()
+                else:
                     end_span(span, error)
                 for listener in _state.JOB_LISTENERS:
                     listener(self.job)
