@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import Metric
 from obskit._core import state as _state
 from obskit._core.errors import MetricDeclarationError, report_internal_error, report_usage_error
 from obskit._core.wrapping import HookedBlock, wrap
-from obskit._recording.exemplars import attach_span, detach_span, histogram_observer, span_exemplar_due
+from obskit._recording.exemplars import attach_span, detach_span, histogram_observer, span_observer
 from obskit._recording.families import JOB_NAME_LABEL, RESERVED_JOB_LABELS, job_specs
 from obskit._recording.store import (
     OVERFLOW_LABEL_VALUE,
@@ -148,6 +148,7 @@ class _Bound:
         "in_progress",
         "names",
         "observe",
+        "observe_in_span",
         "state",
         "store",
         "success",
@@ -182,6 +183,8 @@ class _Bound:
         self.add_in_progress = value_adder(self.in_progress)
         #: The duration histogram's observation without an exemplar (most runs: one is due rarely).
         self.observe = histogram_observer(self.duration)
+        #: The same inside a span, with the span's ids as exemplar when the bucket is due one.
+        self.observe_in_span = span_observer(self.duration)
 
 
 class _Labels:
@@ -274,10 +277,11 @@ class Job:
 
 _NO_JOB = Job(None, None, 0.0)
 #: What the hooks pass from start to finish: (bound children, span or None, perf_counter start,
-#: the run's label values or None when the job declares no per-call labels). A plain tuple, not a
-#: Job: the decorator path never shows it to the user, and a tuple is built without a
-#: Python-level __init__ call (measurable on the tracing-off path, see docs/performance.md).
-_Run = tuple[_Bound, Span | None, float, _Labels | None]
+#: the run's label values or None when the job declares no per-call labels, the token of the
+#: span made current by start or None). A plain tuple, not a Job: the decorator path never shows
+#: it to the user, and a tuple is built without a Python-level __init__ call (measurable on the
+#: tracing-off path, see docs/performance.md).
+_Run = tuple[_Bound, Span | None, float, _Labels | None, object]
 
 
 def _label_names(job: str, names: Iterable[str]) -> None:
@@ -317,6 +321,9 @@ class _JobHooks:
         "per_call",
         "where",
     )
+
+    #: start(args, kwargs, True) makes the span current and finish undoes it (obskit._core.wrapping).
+    current_on_start = True
 
     def __init__(
         self,
@@ -444,7 +451,7 @@ class _JobHooks:
                 self._bounds[key] = bound
         return bound
 
-    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Run:
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any], current: bool = False) -> _Run:
         state = _state.STATE
         labels: _Labels | None = None
         if self.per_call:  # per-call values (in a with block, none: set_labels)
@@ -457,7 +464,7 @@ class _JobHooks:
         bound.add_in_progress(1)
         tracer = state.tracer
         if tracer is None:
-            return bound, None, _perf_counter(), labels
+            return bound, None, _perf_counter(), labels, None
         if self._redactor is not state.redactor:
             self._attributes = clean_attributes(self._raw_attributes, state.redactor)
             self._redactor = state.redactor
@@ -469,8 +476,14 @@ class _JobHooks:
             span = tracer.start_span(self.job, attributes=attributes)
         except Exception as exc:  # in_progress is already up: the run must still be finished
             report_internal_error(self.where, exc)
-            span = None
-        return bound, span, _perf_counter(), labels
+            return bound, None, _perf_counter(), labels, None
+        token = None
+        if current:
+            try:
+                token = attach_span(span)
+            except Exception as exc:  # the span is started: the run goes on, its span not current
+                report_internal_error(self.where, exc)
+        return bound, span, _perf_counter(), labels, token
 
     @staticmethod
     def activate(run: _Run) -> object:
@@ -483,22 +496,21 @@ class _JobHooks:
             detach_span(token)
 
     def finish(self, run: _Run, error: BaseException | None, result: Any = None) -> None:
-        started_bound, span, started, labels = run
+        started_bound, span, started, labels, token = run
         bound = started_bound
         try:
+            if token is not None:  # made current by start: no longer (never raises)
+                detach_span(token)
             elapsed = _perf_counter() - started
             if labels is not None and labels.changed:
                 # Labels set during the run: the counter and histogram take the final values.
                 state = started_bound.state or _state.STATE
                 bound = self._bound_for(state, labels.values)
             (bound.add_success if error is None else bound.add_error)(1)
-            exemplar = None
             if span is not None and bound.store.exemplars:  # the run's span ids, when one is due
-                exemplar = span_exemplar_due(bound.duration, elapsed, span)
-            if exemplar is None:
-                bound.observe(elapsed)
+                bound.observe_in_span(elapsed, span)
             else:
-                bound.duration.observe(elapsed, exemplar)
+                bound.observe(elapsed)
             if error is None and self._results is not None:
                 self._report_results(Job(bound, span, started, labels), result)
         finally:  # whatever failed above, the run stops counting as in progress and its span ends
@@ -527,7 +539,7 @@ class _JobHooks:
 
 
 def _job_of(run: _Run | None) -> Job:
-    return Job(*run) if run is not None else _NO_JOB
+    return Job(run[0], run[1], run[2], run[3]) if run is not None else _NO_JOB
 
 
 class _TrackJob(HookedBlock[_Run]):
