@@ -17,7 +17,13 @@ from prometheus_client.metrics_core import Metric
 from obskit._core import state as _state
 from obskit._core.errors import MetricDeclarationError, report_internal_error, report_usage_error
 from obskit._core.wrapping import HookedBlock, wrap
-from obskit._recording.exemplars import attach_span, detach_span, histogram_observer, span_observer
+from obskit._recording.exemplars import (
+    attach_span,
+    current_context,
+    detach_span,
+    histogram_observer,
+    span_observer,
+)
 from obskit._recording.families import JOB_NAME_LABEL, RESERVED_JOB_LABELS, job_specs
 from obskit._recording.store import (
     OVERFLOW_LABEL_VALUE,
@@ -473,7 +479,8 @@ class _JobHooks:
             given = {f"job.{k}": v for k, v in labels.values.items() if k not in self._static}
             attributes = {**attributes, **clean_attributes(given, state.redactor)}
         try:
-            span = tracer.start_span(self.job, attributes=attributes)
+            # The current context given: what the SDK would look up itself, three times over.
+            span = tracer.start_span(self.job, context=current_context(), attributes=attributes)
         except Exception as exc:  # in_progress is already up: the run must still be finished
             report_internal_error(self.where, exc)
             return bound, None, _perf_counter(), labels, None
