@@ -37,6 +37,15 @@ if TYPE_CHECKING:  # for mypy only: a Protocol class costs start-up time to crea
         def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> S:
             """Begin a call (create the span, start the clock); nothing is current yet."""
 
+        def activate(self, state: S) -> Any:
+            """Make the call's span/context current; return a token for :meth:`deactivate`."""
+
+        def deactivate(self, token: Any) -> None:
+            """Undo :meth:`activate`."""
+
+        def finish(self, state: S, error: BaseException | None, result: Any = None) -> None:
+            """End the call, successful when ``error`` is None; ``result`` is what it returned."""
+
     class CurrentOnStart(Hooks[S], Protocol[S]):
         """Hooks that can also start a call already current (``current_on_start`` is True).
 
@@ -50,15 +59,6 @@ if TYPE_CHECKING:  # for mypy only: a Protocol class costs start-up time to crea
 
         def start(self, args: tuple[Any, ...], kwargs: dict[str, Any], current: bool = False) -> S:
             """Begin a call; make it current too when ``current``."""
-
-        def activate(self, state: S) -> Any:
-            """Make the call's span/context current; return a token for :meth:`deactivate`."""
-
-        def deactivate(self, token: Any) -> None:
-            """Undo :meth:`activate`."""
-
-        def finish(self, state: S, error: BaseException | None, result: Any = None) -> None:
-            """End the call, successful when ``error`` is None; ``result`` is what it returned."""
 
 
 def _start(hooks: Hooks[S], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, S | None]:

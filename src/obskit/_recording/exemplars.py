@@ -146,7 +146,7 @@ def _span_activation() -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
     def detach_span(token: Any) -> None:
         try:
             reset(token)
-        except Exception:  # noqa: BLE001 - the public detach logs the failure as OpenTelemetry does
+        except Exception:  # the public detach logs the failure, as OpenTelemetry does
             detach(token)
 
     return attach_span, detach_span
