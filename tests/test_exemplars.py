@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 from prometheus_client import CollectorRegistry
 from prometheus_client import Histogram as PromHistogram
 
 import obskit
 from obskit._recording import exemplars as _exemplars
-from obskit._recording.exemplars import histogram_observer
+from obskit._recording.exemplars import histogram_observer, span_observer
 from obskit._recording.store import set_exponential
 from obskit.testing import Capture
 
@@ -158,3 +159,68 @@ def test_bound_histogram_records_through_a_wrapped_child(obskit_capture: Capture
         set_exponential(None)
     assert seen == [0.5, 0.05]
     assert obskit_capture.histogram_count(name) == 2
+
+
+def _sampled_span(trace_id: int) -> Any:
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    return NonRecordingSpan(SpanContext(trace_id, 0xBEEF, is_remote=False, trace_flags=TraceFlags(1)))
+
+
+def test_span_observer_records_what_prometheus_client_records(clock: list[float]) -> None:
+    theirs = PromHistogram("latency_seconds", "Latency.", registry=CollectorRegistry(), buckets=[0.1, 1])
+    ours = PromHistogram("latency_seconds", "Latency.", registry=CollectorRegistry(), buckets=[0.1, 1])
+    observe = span_observer(ours)
+    for value in VALUES:
+        theirs.observe(value)
+        observe(value, _sampled_span(0xABC))
+    assert samples(ours) == samples(theirs)  # exemplars aside, the same counts and sum
+
+
+def test_span_observer_sets_one_exemplar_per_bucket_per_interval(clock: list[float]) -> None:
+    histogram = PromHistogram("job_seconds", "Job.", registry=CollectorRegistry(), buckets=[0.1, 1])
+    observe = span_observer(histogram)
+
+    def exemplar_ids() -> dict[str, str]:
+        return {
+            sample.labels["le"]: sample.exemplar.labels["trace_id"]
+            for sample in next(iter(histogram.collect())).samples
+            if sample.name.endswith("_bucket") and sample.exemplar is not None
+        }
+
+    observe(0.05, _sampled_span(1))
+    observe(0.06, _sampled_span(2))  # within the interval: the bucket keeps the first
+    observe(0.5, _sampled_span(3))  # its own bucket: at once
+    observe(math.nan, _sampled_span(4))  # in no bucket: no exemplar, no clock read
+    assert exemplar_ids() == {"0.1": f"{1:032x}", "1.0": f"{3:032x}"}
+    unsampled = NonRecordingSpan(SpanContext(5, 6, is_remote=False))
+    clock[0] += _exemplars.EXEMPLAR_INTERVAL
+    observe(0.07, unsampled)  # due, but no sampled span: the bucket stays due
+    observe(0.08, _sampled_span(7))
+    assert exemplar_ids() == {"0.1": f"{7:032x}", "1.0": f"{3:032x}"}
+    assert len(clock[1:]) == 5  # one read per observation in a bucket, none for NaN
+
+
+def test_span_observer_goes_through_a_wrapped_child(obskit_capture: Capture, clock: list[float]) -> None:
+    # A job series that also records elsewhere (OTLP's exponential histogram) is not a plain
+    # prometheus_client child: its observe is called, with the exemplar when one is due.
+    seen: list[float] = []
+    set_exponential(lambda spec, values: seen.append)
+    obskit_capture.store.exemplars = True
+    try:
+        job = unique("wrapped_job")
+
+        @obskit.track_job(job)
+        def work() -> int:
+            return 1
+
+        assert work() == 1
+        assert work() == 1
+    finally:
+        set_exponential(None)
+    assert len(seen) == 2
+    span = obskit_capture.assert_span(job)
+    assert (
+        format(span.context.trace_id, "032x")
+        in exemplar_buckets(obskit_capture, "obskit_job_duration_seconds").values()
+    )

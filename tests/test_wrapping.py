@@ -772,3 +772,101 @@ def test_failing_deactivate_still_finishes_the_call() -> None:
 
     assert wrap(lambda: 41 + 1, Hooks())() == 42
     assert finished == [("state", None, 42)]
+
+
+# -- hooks that start a call current (current_on_start) ---------------------------------------------
+
+
+class CurrentOnStartHooks(RecordingHooks):
+    """Hooks whose start(args, kwargs, True) also makes the call current, undone by finish."""
+
+    current_on_start = True
+
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any], current: bool = False) -> Any:
+        call = super().start(args, kwargs)
+        if not current:
+            return (call, None)
+        self.events.append("current")
+        call.activations += 1
+        return (call, ACTIVE.set(call))
+
+    def activate(self, state: Any) -> Any:
+        return super().activate(state[0])
+
+    def finish(self, state: Any, error: BaseException | None, result: Any = None) -> None:
+        call, token = state
+        if token is not None:
+            ACTIVE.reset(token)
+        super().finish(call, error, result)
+
+
+def test_current_on_start_hooks_make_two_calls_per_sync_call() -> None:
+    hooks = CurrentOnStartHooks()
+    seen: list[Any] = []
+    error = ValueError("user error")
+
+    def body(fail: bool) -> object:
+        seen.append(ACTIVE.get())
+        if fail:
+            raise error
+        return seen
+
+    assert wrap(body, hooks)(False) is seen
+    with pytest.raises(ValueError, match="user error") as info:
+        wrap(body, hooks)(True)
+    assert info.value is error
+    assert hooks.events == ["start", "current", "finish"] * 2
+    assert seen == hooks.calls  # each call current while its body ran
+    assert ACTIVE.get() is None
+    assert [(c.result, c.error) for c in hooks.calls] == [(seen, None), (None, error)]
+
+
+async def test_current_on_start_hooks_make_two_calls_per_coroutine_call() -> None:
+    hooks = CurrentOnStartHooks()
+    seen: list[Any] = []
+
+    async def body() -> int:
+        await asyncio.sleep(0)
+        seen.append(ACTIVE.get())
+        return 7
+
+    assert await wrap(body, hooks)() == 7
+    assert hooks.events == ["start", "current", "finish"]
+    assert seen == hooks.calls
+    assert ACTIVE.get() is None
+
+
+def test_current_on_start_generators_keep_the_four_hooks() -> None:
+    hooks = CurrentOnStartHooks()
+
+    def gen() -> Any:
+        yield ACTIVE.get()
+
+    assert list(wrap(gen, hooks)()) == hooks.calls
+    assert "current" not in hooks.events
+    assert hooks.events.count("activate") == hooks.events.count("deactivate") > 0
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+@pytest.mark.parametrize("broken", ["start", "finish"])
+def test_failing_current_on_start_hook_leaves_results_and_exceptions_intact(broken: str) -> None:
+    hooks = CurrentOnStartHooks(fail=broken)
+    marker = object()
+    error = ValueError("user error")
+
+    def fail() -> None:
+        raise error
+
+    async def afail() -> None:
+        raise error
+
+    async def aok() -> object:
+        return marker
+
+    assert wrap(lambda: marker, hooks)() is marker
+    assert asyncio.run(wrap(aok, hooks)()) is marker
+    for call in (lambda: wrap(fail, hooks)(), lambda: asyncio.run(wrap(afail, hooks)())):
+        with pytest.raises(ValueError, match="user error") as info:
+            call()
+        assert info.value is error
+    assert ACTIVE.get() is None

@@ -34,11 +34,15 @@ from opentelemetry import trace
 __all__ = [
     "EXEMPLAR_INTERVAL",
     "OTEL_CONTEXT_VAR",
+    "attach_span",
+    "current_context",
     "current_exemplar",
     "current_span",
+    "detach_span",
     "exemplar_due",
     "histogram_observer",
     "span_exemplar",
+    "span_observer",
 ]
 
 #: Seconds between two exemplars set on the same bucket of the same series. Well under any
@@ -76,6 +80,18 @@ def _runtime_variable() -> ContextVar[Any] | None:
 OTEL_CONTEXT_VAR = _runtime_variable()
 
 
+def _context_getter() -> Callable[[], Any]:
+    from opentelemetry import context as otel_context
+
+    return otel_context.get_current if OTEL_CONTEXT_VAR is None else OTEL_CONTEXT_VAR.get
+
+
+#: The current OpenTelemetry context, read without a Python call on the default runtime. Given as
+#: ``start_span(context=...)``, it spares the SDK looking the current context up three times (the
+#: parent, the sampler's parent, the parent's trace state), two Python calls each.
+current_context = _context_getter()
+
+
 def _span_lookup() -> Callable[[], Any]:
     """A function returning the current span or None, fast when the default runtime is in use.
 
@@ -99,6 +115,46 @@ def _span_lookup() -> Callable[[], Any]:
 #: The current span, or None outside any span (no object made): recording paths ask it first, so
 #: that an observation outside a span costs one lookup and no exemplar bookkeeping.
 current_span = _span_lookup()
+
+
+def _span_activation() -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
+    """``(attach_span, detach_span)``: make a span current and undo it, fast on the default runtime.
+
+    ``attach(set_span_in_context(span))`` and ``detach(token)`` are six Python calls; setting the
+    runtime's variable to the same context directly is none. On another runtime context or a
+    release without the private names, the public calls.
+    """
+    from opentelemetry import context as otel_context
+
+    detach = otel_context.detach
+
+    def attach_public(span: Any) -> Any:
+        return otel_context.attach(trace.set_span_in_context(span))
+
+    try:
+        from opentelemetry.trace.propagation import _SPAN_KEY
+    except ImportError:  # pragma: no cover - an OpenTelemetry release without it
+        return attach_public, detach
+    if OTEL_CONTEXT_VAR is None:  # pragma: no cover - another runtime context
+        return attach_public, detach
+    get, set_, reset = OTEL_CONTEXT_VAR.get, OTEL_CONTEXT_VAR.set, OTEL_CONTEXT_VAR.reset
+    make, key = otel_context.Context, _SPAN_KEY
+
+    def attach_span(span: Any) -> Any:
+        return set_(make({**get(), key: span}))
+
+    def detach_span(token: Any) -> None:
+        try:
+            reset(token)
+        except Exception:  # the public detach logs the failure, as OpenTelemetry does
+            detach(token)
+
+    return attach_span, detach_span
+
+
+#: ``attach_span(span)`` makes ``span`` current and returns a token; ``detach_span(token)`` undoes
+#: it: what ``context.attach(trace.set_span_in_context(span))`` and ``context.detach`` do.
+attach_span, detach_span = _span_activation()
 
 
 def span_exemplar(span: Any) -> dict[str, str] | None:
@@ -146,6 +202,42 @@ def exemplar_due(child: Any, value: float, exemplar: Callable[[], dict[str, str]
     if found is not None:
         stamps[index] = now
     return found
+
+
+def span_observer(child: Any) -> Callable[[float, Any], None]:
+    """A function observing ``value`` in the histogram ``child`` with ``span``'s ids as exemplar when due.
+
+    For a caller that holds the span already (``track_job``'s finish): the check of
+    :func:`exemplar_due` (same bucket clock, same interval), then the observation, in one call and
+    without a closure made per observation; between exemplars it is :func:`histogram_observer`'s.
+    """
+    observe = histogram_observer(child)
+    bounds = getattr(child, "_upper_bounds", None)
+    if not isinstance(bounds, list) or not bounds:  # not prometheus_client's: the general path
+
+        def observe_any(value: float, span: Any) -> None:
+            child.observe(value, exemplar_due(child, value, lambda: span_exemplar(span)))
+
+        return observe_any
+    try:
+        stamps = child._obskit_exemplar_at
+    except AttributeError:
+        stamps = child._obskit_exemplar_at = [-EXEMPLAR_INTERVAL] * len(bounds)
+    size = min(len(stamps), len(bounds))
+
+    def observe_in_span(value: float, span: Any) -> None:
+        index = bisect_left(bounds, value)  # the first bound >= value: prometheus_client's bucket
+        if index < size and value <= bounds[index]:  # NaN: prometheus_client buckets it nowhere
+            now = monotonic()
+            if now - stamps[index] >= EXEMPLAR_INTERVAL:
+                exemplar = span_exemplar(span)
+                if exemplar is not None:
+                    stamps[index] = now
+                    child.observe(value, exemplar)
+                    return
+        observe(value)
+
+    return observe_in_span
 
 
 def histogram_observer(child: Any) -> Callable[[float], None]:

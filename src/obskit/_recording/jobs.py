@@ -10,14 +10,20 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
 from obskit._core import state as _state
 from obskit._core.errors import MetricDeclarationError, report_internal_error, report_usage_error
 from obskit._core.wrapping import HookedBlock, wrap
-from obskit._recording.exemplars import exemplar_due, span_exemplar
+from obskit._recording.exemplars import (
+    attach_span,
+    current_context,
+    detach_span,
+    histogram_observer,
+    span_observer,
+)
 from obskit._recording.families import JOB_NAME_LABEL, RESERVED_JOB_LABELS, job_specs
 from obskit._recording.store import (
     OVERFLOW_LABEL_VALUE,
@@ -28,7 +34,7 @@ from obskit._recording.store import (
     unregistered_metric,
     value_adder,
 )
-from obskit._recording.tracing import activate_span, clean_attributes, deactivate_span, end_span
+from obskit._recording.tracing import clean_attributes, end_span
 
 __all__ = ["Job", "record_job", "track_job"]
 
@@ -37,6 +43,7 @@ _perf_counter = time.perf_counter
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _COUNTER, _DURATION, _IN_PROGRESS, _RESULT = range(4)
 _MISSING: Any = object()
+_OK = Status(StatusCode.OK)
 
 
 class _Families:
@@ -146,6 +153,8 @@ class _Bound:
         "families",
         "in_progress",
         "names",
+        "observe",
+        "observe_in_span",
         "state",
         "store",
         "success",
@@ -178,6 +187,10 @@ class _Bound:
         # Bound once per state: the jobs counter and in-progress gauge are updated on every call.
         self.add_success, self.add_error = value_adder(self.success), value_adder(self.error)
         self.add_in_progress = value_adder(self.in_progress)
+        #: The duration histogram's observation without an exemplar (most runs: one is due rarely).
+        self.observe = histogram_observer(self.duration)
+        #: The same inside a span, with the span's ids as exemplar when the bucket is due one.
+        self.observe_in_span = span_observer(self.duration)
 
 
 class _Labels:
@@ -270,10 +283,11 @@ class Job:
 
 _NO_JOB = Job(None, None, 0.0)
 #: What the hooks pass from start to finish: (bound children, span or None, perf_counter start,
-#: the run's label values or None when the job declares no per-call labels). A plain tuple, not a
-#: Job: the decorator path never shows it to the user, and a tuple is built without a
-#: Python-level __init__ call (measurable on the tracing-off path, see docs/performance.md).
-_Run = tuple[_Bound, Span | None, float, _Labels | None]
+#: the run's label values or None when the job declares no per-call labels, the token of the
+#: span made current by start or None). A plain tuple, not a Job: the decorator path never shows
+#: it to the user, and a tuple is built without a Python-level __init__ call (measurable on the
+#: tracing-off path, see docs/performance.md).
+_Run = tuple[_Bound, Span | None, float, _Labels | None, object]
 
 
 def _label_names(job: str, names: Iterable[str]) -> None:
@@ -313,6 +327,9 @@ class _JobHooks:
         "per_call",
         "where",
     )
+
+    #: start(args, kwargs, True) makes the span current and finish undoes it (obskit._core.wrapping).
+    current_on_start = True
 
     def __init__(
         self,
@@ -440,7 +457,7 @@ class _JobHooks:
                 self._bounds[key] = bound
         return bound
 
-    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Run:
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any], current: bool = False) -> _Run:
         state = _state.STATE
         labels: _Labels | None = None
         if self.per_call:  # per-call values (in a with block, none: set_labels)
@@ -453,7 +470,7 @@ class _JobHooks:
         bound.add_in_progress(1)
         tracer = state.tracer
         if tracer is None:
-            return bound, None, _perf_counter(), labels
+            return bound, None, _perf_counter(), labels, None
         if self._redactor is not state.redactor:
             self._attributes = clean_attributes(self._raw_attributes, state.redactor)
             self._redactor = state.redactor
@@ -462,40 +479,59 @@ class _JobHooks:
             given = {f"job.{k}": v for k, v in labels.values.items() if k not in self._static}
             attributes = {**attributes, **clean_attributes(given, state.redactor)}
         try:
-            span = tracer.start_span(self.job, attributes=attributes)
+            # The current context given: what the SDK would look up itself, three times over.
+            span = tracer.start_span(self.job, context=current_context(), attributes=attributes)
         except Exception as exc:  # in_progress is already up: the run must still be finished
             report_internal_error(self.where, exc)
-            span = None
-        return bound, span, _perf_counter(), labels
+            return bound, None, _perf_counter(), labels, None
+        token = None
+        if current:
+            try:
+                token = attach_span(span)
+            except Exception as exc:  # the span is started: the run goes on, its span not current
+                report_internal_error(self.where, exc)
+        return bound, span, _perf_counter(), labels, token
 
     @staticmethod
     def activate(run: _Run) -> object:
-        return activate_span(run[1])
+        span = run[1]
+        return None if span is None else attach_span(span)
 
-    deactivate = staticmethod(deactivate_span)
+    @staticmethod
+    def deactivate(token: object) -> None:
+        if token is not None:
+            detach_span(token)
 
     def finish(self, run: _Run, error: BaseException | None, result: Any = None) -> None:
-        started_bound, span, started, labels = run
+        started_bound, span, started, labels, token = run
         bound = started_bound
         try:
+            if token is not None:  # made current by start: no longer (never raises)
+                detach_span(token)
             elapsed = _perf_counter() - started
             if labels is not None and labels.changed:
                 # Labels set during the run: the counter and histogram take the final values.
                 state = started_bound.state or _state.STATE
                 bound = self._bound_for(state, labels.values)
             (bound.add_success if error is None else bound.add_error)(1)
-            if span is not None and bound.store.exemplars:  # the run's span ids as exemplar
-                duration = bound.duration
-                duration.observe(elapsed, exemplar_due(duration, elapsed, lambda: span_exemplar(span)))
+            if span is not None and bound.store.exemplars:  # the run's span ids, when one is due
+                bound.observe_in_span(elapsed, span)
             else:
-                bound.duration.observe(elapsed)
+                bound.observe(elapsed)
             if error is None and self._results is not None:
                 self._report_results(Job(bound, span, started, labels), result)
         finally:  # whatever failed above, the run stops counting as in progress and its span ends
             try:
                 started_bound.add_in_progress(-1)
             finally:
-                if span is not None:
+                if span is None:
+                    pass
+                elif error is None:  # end_span's success path, without its call
+                    try:
+                        span.set_status(_OK)
+                    finally:
+                        span.end()
+                else:
                     end_span(span, error)
                 for listener in _state.JOB_LISTENERS:
                     listener(self.job)
@@ -510,7 +546,7 @@ class _JobHooks:
 
 
 def _job_of(run: _Run | None) -> Job:
-    return Job(*run) if run is not None else _NO_JOB
+    return Job(run[0], run[1], run[2], run[3]) if run is not None else _NO_JOB
 
 
 class _TrackJob(HookedBlock[_Run]):
