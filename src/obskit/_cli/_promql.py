@@ -20,6 +20,7 @@ from pathlib import Path
 __all__ = [
     "Families",
     "add_common_options",
+    "add_slo_option",
     "by",
     "families",
     "label_name",
@@ -153,6 +154,25 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "your relabelling renames job_name)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+
+
+def add_slo_option(parser: argparse.ArgumentParser, dest: str, purpose: str, default_note: str) -> None:
+    """``--slo [SOURCE]``, repeatable, the same for ``rules``, ``dashboard`` and ``slo report``.
+
+    ``purpose`` says what the command does with the objectives; ``default_note`` ends the help
+    (what happens without the option, where to read more).
+    """
+    parser.add_argument(
+        "--slo",
+        dest=dest,
+        action="append",
+        nargs="?",
+        const="obskit.toml",
+        default=[],
+        metavar="SOURCE",
+        help=f"{purpose}: a .toml file ([[slo]] tables), a .yaml file (an slo: list), or a Python "
+        f"module or .py file calling obskit.slo(); without SOURCE, obskit.toml (repeatable; {default_note})",
+    )
 
 
 def resolve_namespace(option: str | None) -> str:

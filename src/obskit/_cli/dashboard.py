@@ -74,17 +74,11 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="p95 latency shown red (default: 1)",
     )
-    parser.add_argument(
-        "--slo",
-        dest="slo_sources",
-        action="append",
-        nargs="?",
-        const="obskit.toml",
-        default=[],
-        metavar="SOURCE",
-        help="add a row per service level objective declared in SOURCE: a .toml or .yaml file, or "
-        "a Python module or .py file calling obskit.slo(); without SOURCE, obskit.toml (repeatable; "
-        "the panels read the recording rules of obskit rules --slo)",
+    q.add_slo_option(
+        parser,
+        "slo_sources",
+        "add a row per service level objective declared in SOURCE",
+        "the panels read the recording rules of obskit rules --slo",
     )
     parser.set_defaults(run=run)
 

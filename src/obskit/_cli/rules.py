@@ -120,10 +120,6 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
      "metavar": "[ALERT:]NAME=VALUE", "help": "a label added to every alert, e.g. team=payments, or to "
      "one alert, e.g. ServiceDown:service=api; a label of one alert wins over the same label of every "
      "alert (repeatable)"}),
-    ("--slo", {"dest": "slo", "action": "append", "nargs": "?", "const": "obskit.toml", "default": [],
-     "metavar": "SOURCE", "help": "also write the recording rules and burn-rate alerts of the service level "
-     "objectives in SOURCE: a .toml file ([[slo]] tables), a .yaml file (an slo: list), or a Python module "
-     "or .py file calling obskit.slo(); without SOURCE, obskit.toml (repeatable; see docs/slo.md)"}),
 )  # fmt: skip
 
 
@@ -139,6 +135,12 @@ def register(subparsers: Any) -> None:
     q.add_common_options(parser)
     for flag, keywords in _OPTIONS:
         parser.add_argument(flag, **keywords)
+    q.add_slo_option(
+        parser,
+        "slo",
+        "also write the recording rules and burn-rate alerts of the service level objectives in SOURCE",
+        "see docs/slo.md",
+    )
     parser.set_defaults(run=run)
 
 

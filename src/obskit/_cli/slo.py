@@ -126,18 +126,12 @@ def register(subparsers: Any) -> None:
         metavar="URL",
         help="the Prometheus server to ask, e.g. http://prometheus:9090",
     )
-    parser.add_argument(
-        "--slo",
-        dest="sources",
-        action="append",
-        nargs="?",
-        const="obskit.toml",
-        default=[],
-        metavar="SOURCE",
-        help="where the objectives are declared: a .toml or .yaml file, or a Python module or .py "
-        f"file calling obskit.slo(); without SOURCE, {DEFAULT_SOURCE} (repeatable; default: "
-        f"{DEFAULT_SOURCE} if the current directory has one, else the objectives whose recording rules "
-        "Prometheus has)",
+    q.add_slo_option(
+        parser,
+        "sources",
+        "where the objectives are declared",
+        f"default: {DEFAULT_SOURCE} if the current directory has one, else the objectives whose "
+        "recording rules Prometheus has",
     )
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
