@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from azure_ingestion import Ingestion
-from peers import PROMETHEUS, PUSHGATEWAY, Prometheus, free_port, http_get, running, wait_until
+from peers import PUSHGATEWAY, Prometheus, free_port, http_get, prometheus_server, running, wait_until
 
 import obskit
 
@@ -17,49 +16,12 @@ import obskit
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Callable[[str, str], Prometheus]]:
     """Start Prometheus (exemplar storage on) scraping one target; stopped after the test."""
-    assert PROMETHEUS is not None
     stack = contextlib.ExitStack()
 
     def start(target: str, metrics_path: str = "/metrics") -> Prometheus:
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            textwrap.dedent(
-                f"""
-                global:
-                  scrape_interval: 1s
-                  scrape_timeout: 900ms
-                  evaluation_interval: 1s
-                scrape_configs:
-                  - job_name: obskit
-                    metrics_path: {metrics_path}
-                    static_configs:
-                      - targets: ["{target}"]
-                """
-            )
+        return stack.enter_context(
+            prometheus_server(tmp_path, target, metrics_path=metrics_path, exemplars=True, first_scrape=True)
         )
-        port = free_port()
-        log = tmp_path / "prometheus.log"
-        process = stack.enter_context(
-            running(
-                [
-                    PROMETHEUS,  # type: ignore[list-item]
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--enable-feature=exemplar-storage",
-                    "--log.level=warn",
-                ],
-                log,
-                cwd=tmp_path,
-            )
-        )
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_get(f"{url}/-/ready")[0] == 200, "Prometheus to be ready", 60, process, log)
-        server = Prometheus(url)
-        wait_until(
-            lambda: server.scalar('up{job="obskit"}') == 1, "the first successful scrape", 60, process, log
-        )
-        return server
 
     with stack:
         yield start

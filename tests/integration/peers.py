@@ -212,6 +212,57 @@ class Prometheus:
         return json.loads(body)["data"]  # type: ignore[no-any-return]
 
 
+@contextlib.contextmanager
+def prometheus_server(
+    directory: Path,
+    target: str,
+    *,
+    job: str = "obskit",
+    metrics_path: str = "/metrics",
+    rules: Path | None = None,
+    exemplars: bool = False,
+    first_scrape: bool = False,
+) -> Iterator[Prometheus]:
+    """A real Prometheus on loopback scraping ``target`` (and evaluating ``rules``) every second.
+
+    Ready when it is yielded; with ``first_scrape``, once ``target`` has answered one scrape too.
+    Stopped when the block ends. Its files (config, storage, log) go in ``directory``.
+    """
+    assert PROMETHEUS is not None
+    rule_files = f"rule_files: [{json.dumps(str(rules))}]" if rules is not None else ""
+    config = directory / "prometheus.yml"
+    config.write_text(
+        "global:\n"
+        "  scrape_interval: 1s\n"
+        "  scrape_timeout: 900ms\n"
+        "  evaluation_interval: 1s\n"  # also the step of a subquery that gives none ([7d:])
+        f"{rule_files}\n"
+        "scrape_configs:\n"
+        f"  - job_name: {job}\n"
+        f"    metrics_path: {metrics_path}\n"
+        "    static_configs:\n"
+        f'      - targets: ["{target}"]\n'
+    )
+    port = free_port()
+    log = directory / "prometheus.log"
+    args = [
+        PROMETHEUS,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={directory / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        *(["--enable-feature=exemplar-storage"] if exemplars else []),
+        "--log.level=warn",
+    ]
+    with running(args, log, cwd=directory) as process:
+        server = Prometheus(f"http://127.0.0.1:{port}")
+        ready = f"{server.url}/-/ready"
+        wait_until(lambda: http_get(ready)[0] == 200, "Prometheus to be ready", 60, process, log)
+        if first_scrape:
+            up = f'up{{job="{job}"}}'
+            wait_until(lambda: server.scalar(up) == 1, "the first successful scrape", 60, process, log)
+        yield server
+
+
 def gateway_value(url: str, name: str, **labels: str) -> float | None:
     """The value of ``name`` with ``labels`` on the push gateway's own exposition."""
     return sample(http_get(f"{url}/metrics")[1], name, **labels)

@@ -18,22 +18,19 @@ so rate() and increase() have nothing to extrapolate: ``rate(x[5m])`` is exactly
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import textwrap
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psutil
 import pytest
 import seed_app as s
-from peers import PROMETHEUS, free_port, http_get, needs_prometheus, running, wait_until
+from peers import http_get, needs_prometheus, prometheus_server, wait_until
 
 import obskit.prometheus
 from obskit._core import errors as _errors
@@ -514,40 +511,6 @@ TRAPS: dict[str, Check | None] = {
 # -- one Prometheus, one app, one traffic phase ----------------------------------------------------
 
 
-@contextlib.contextmanager
-def _prometheus(tmp: Path, target: str) -> Iterator[str]:
-    """A real Prometheus scraping ``target`` every second, on loopback; its URL."""
-    assert PROMETHEUS is not None
-    config = tmp / "prometheus.yml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            global:
-              scrape_interval: 1s
-              scrape_timeout: 900ms
-              evaluation_interval: 1s  # the step of a subquery that gives none ([7d:])
-            scrape_configs:
-              - job_name: seeds
-                static_configs:
-                  - targets: ["{target}"]
-            """
-        )
-    )
-    port = free_port()
-    log = tmp / "prometheus.log"
-    args = [
-        PROMETHEUS,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    with running(args, log, cwd=tmp) as process:
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_get(f"{url}/-/ready")[0] == 200, "Prometheus to be ready", 60, process, log)
-        yield url
-
-
 def _query(url: str, promql: str, at: str | None = None, refused: bool = False) -> Result:
     parameters = {"query": promql, **({"time": at} if at else {})}
     status, body = http_get(f"{url}/api/v1/query?{urllib.parse.urlencode(parameters)}")
@@ -602,7 +565,11 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Result]
             s.configure()
             s.start_at_zero()
             host, port = obskit.prometheus.server_address() or ("", 0)
-            with _prometheus(tmp_path_factory.mktemp("prometheus"), f"{host}:{port}") as url, s.stuck_job():
+            prometheus = prometheus_server(
+                tmp_path_factory.mktemp("prometheus"), f"{host}:{port}", job="seeds"
+            )
+            with prometheus as server, s.stuck_job():
+                url = server.url
                 first = wait_until(lambda: _last_scrape(url), "a scrape of the series at zero", 60)
                 s.traffic()
                 done = time.time()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import textwrap
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import PROMETHEUS, QUIET, Prometheus, free_port, http_get, needs_prometheus, running, wait_until
+from peers import (
+    QUIET,
+    Prometheus,
+    free_port,
+    needs_prometheus,
+    prometheus_server,
+    wait_until,
+)
 
 import obskit
 import obskit.prometheus
@@ -93,39 +99,11 @@ def uvicorn_serving(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@contextlib.contextmanager
-def prometheus_with_rules(tmp_path: Path, target: str, rules: Path) -> Iterator[Prometheus]:
+def prometheus_with_rules(
+    tmp_path: Path, target: str, rules: Path
+) -> contextlib.AbstractContextManager[Prometheus]:
     """Prometheus scraping ``target`` and evaluating ``rules``, both every second."""
-    assert PROMETHEUS is not None
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            global:
-              scrape_interval: 1s
-              scrape_timeout: 900ms
-              evaluation_interval: 1s
-            rule_files: ["{rules}"]
-            scrape_configs:
-              - job_name: shop
-                static_configs:
-                  - targets: ["{target}"]
-            """
-        )
-    )
-    port = free_port()
-    log = tmp_path / "prometheus.log"
-    args = [
-        PROMETHEUS,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    with running(args, log, cwd=tmp_path) as process:
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_get(f"{url}/-/ready")[0] == 200, "Prometheus to be ready", 60, process, log)
-        yield Prometheus(url)
+    return prometheus_server(tmp_path, target, job="shop", rules=rules)
 
 
 def report(capsys: pytest.CaptureFixture[str], url: str, *sources: Path) -> tuple[int, dict[str, Any], str]:

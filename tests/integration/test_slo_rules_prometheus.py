@@ -9,14 +9,19 @@ raise, answered 500), requests observed by the collector (half of /search slower
 from __future__ import annotations
 
 import contextlib
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from peers import PROMETHEUS, QUIET, Prometheus, free_port, http_get, needs_prometheus, running, wait_until
+from peers import (
+    QUIET,
+    Prometheus,
+    needs_prometheus,
+    prometheus_server,
+    wait_until,
+)
 
 import obskit
 import obskit.prometheus
@@ -105,35 +110,7 @@ def prometheus_with_rules(tmp_path: Path) -> Iterator[Callable[[str], Prometheus
     stack = contextlib.ExitStack()
 
     def start(target: str) -> Prometheus:
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            textwrap.dedent(
-                f"""
-                global:
-                  scrape_interval: 1s
-                  scrape_timeout: 900ms
-                  evaluation_interval: 1s
-                rule_files: [{rules}]
-                scrape_configs:
-                  - job_name: shop
-                    static_configs:
-                      - targets: ["{target}"]
-                """
-            )
-        )
-        port = free_port()
-        log = tmp_path / "prometheus.log"
-        args = [
-            PROMETHEUS,  # type: ignore[list-item]
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ]
-        process = stack.enter_context(running(args, log, cwd=tmp_path))
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_get(f"{url}/-/ready")[0] == 200, "Prometheus to be ready", 60, process, log)
-        return Prometheus(url)
+        return stack.enter_context(prometheus_server(tmp_path, target, job="shop", rules=rules))
 
     with stack:
         yield start
