@@ -42,7 +42,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from obskit._core.errors import report_internal_error
@@ -455,6 +455,46 @@ ACCESS_LOGGER_NAME = "http.access"
 _EXCEPTION_KEYS = ("exception.type", "exception.message", "exception.stacktrace")
 
 
+def _with_attributes(
+    batch: Sequence[Any], new_attributes: Callable[[Any], dict[str, Any] | None], where: str
+) -> Sequence[Any]:
+    """``batch`` with new attributes on the records ``new_attributes`` gives a dict for.
+
+    Those records are copied, not changed in place; the batch itself is returned when no record
+    changes. An SDK whose records cannot be copied gets the batch as it was, the failure
+    reported under ``where``.
+    """
+    changed: list[Any] | None = None
+    for index, readable in enumerate(batch):
+        record = readable.log_record
+        attributes = new_attributes(record)
+        if attributes is None:
+            continue
+        try:
+            copied = copy.copy(record)
+            copied.attributes = attributes
+            replacement = dataclasses.replace(readable, log_record=copied)
+        except Exception as exc:
+            report_internal_error(where, exc)
+            return batch
+        if changed is None:
+            changed = list(batch)
+        changed[index] = replacement
+    return batch if changed is None else changed
+
+
+def _request_exception_left_out(record: Any) -> dict[str, Any] | None:
+    attributes = record.attributes
+    if (
+        not attributes
+        or "exception.type" not in attributes
+        or attributes.get("logger.name") != ACCESS_LOGGER_NAME
+        or not (record.trace_flags is not None and record.trace_flags & 0x01)
+    ):
+        return None
+    return {k: v for k, v in attributes.items() if k not in _EXCEPTION_KEYS}
+
+
 def without_request_exceptions(batch: Sequence[Any]) -> Sequence[Any]:
     """``batch`` with the exception left out of each error access line of a sampled request.
 
@@ -464,28 +504,7 @@ def without_request_exceptions(batch: Sequence[Any]) -> Sequence[Any]:
     access line becomes a trace item at error level. The line of a request whose span was not
     sampled keeps its exception: the span will not be exported. Other records are left as they are.
     """
-    changed: list[Any] | None = None
-    for index, readable in enumerate(batch):
-        record = readable.log_record
-        attributes = record.attributes
-        if (
-            not attributes
-            or "exception.type" not in attributes
-            or attributes.get("logger.name") != ACCESS_LOGGER_NAME
-            or not (record.trace_flags is not None and record.trace_flags & 0x01)
-        ):
-            continue
-        try:
-            stripped = copy.copy(record)
-            stripped.attributes = {k: v for k, v in attributes.items() if k not in _EXCEPTION_KEYS}
-            replacement = dataclasses.replace(readable, log_record=stripped)
-        except Exception as exc:  # an SDK whose records cannot be copied: sent as they are
-            report_internal_error("azure access line", exc)
-            return batch
-        if changed is None:
-            changed = list(batch)
-        changed[index] = replacement
-    return batch if changed is None else changed
+    return _with_attributes(batch, _request_exception_left_out, "azure access line")
 
 
 #: The attribute the Azure log exporter turns into a ``customEvents`` item of that name.
@@ -501,25 +520,13 @@ def as_custom_events(batch: Sequence[Any]) -> Sequence[Any]:
     from obskit._export.logexport import EVENT_NAME
     from obskit._recording.events import EVENT_LOGGER
 
-    changed: list[Any] | None = None
-    for index, readable in enumerate(batch):
-        record = readable.log_record
+    def marked(record: Any) -> dict[str, Any] | None:
         attributes = record.attributes
-        if not attributes or EVENT_NAME not in attributes:
-            continue
-        if attributes.get("logger.name") != EVENT_LOGGER:
-            continue
-        try:
-            marked = copy.copy(record)
-            marked.attributes = {**attributes, CUSTOM_EVENT_NAME: attributes[EVENT_NAME]}
-            replacement = dataclasses.replace(readable, log_record=marked)
-        except Exception as exc:  # an SDK whose records cannot be copied: sent as traces
-            report_internal_error("azure custom event", exc)
-            return batch
-        if changed is None:
-            changed = list(batch)
-        changed[index] = replacement
-    return batch if changed is None else changed
+        if not attributes or EVENT_NAME not in attributes or attributes.get("logger.name") != EVENT_LOGGER:
+            return None
+        return {**attributes, CUSTOM_EVENT_NAME: attributes[EVENT_NAME]}
+
+    return _with_attributes(batch, marked, "azure custom event")
 
 
 @functools.cache
