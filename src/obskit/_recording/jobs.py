@@ -524,14 +524,12 @@ class _JobHooks:
             try:
                 started_bound.add_in_progress(-1)
             finally:
-                if span is None:
-                    pass
-                elif error is None:  # end_span's success path, without its call
+                if span is not None and error is None:  # end_span's success path, without its call
                     try:
                         span.set_status(_OK)
                     finally:
                         span.end()
-                else:
+                elif span is not None:
                     end_span(span, error)
                 for listener in _state.JOB_LISTENERS:
                     listener(self.job)
