@@ -503,7 +503,46 @@ def test_a_bad_source_exits_2_with_the_reason(tmp_path: Path, capsys: pytest.Cap
     assert "obskit rules: cannot load SLOs from" in capsys.readouterr().err
 
 
+def test_slo_only_writes_the_slo_groups_the_full_file_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    # The rules written without --slo plus those of --slo-only are those of --slo, group for group:
+    # two files Prometheus loads side by side without recording a series twice.
+    full = document("--slo", source)["groups"]
+    assert [g["name"] for g in document()["groups"]] + [
+        g["name"] for g in document("--slo-only", "--slo", source)["groups"]
+    ] == [g["name"] for g in full]
+    assert document()["groups"] + document("--slo-only", "--slo", source)["groups"] == full
+    (tmp_path / "obskit.toml").write_text(Path(source).read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert [g["name"] for g in document("--slo-only")["groups"]] == ["obskit-slo-checkout", "obskit-slo-llm"]
+    output = tmp_path / "slo-rules.yml"
+    assert _cli.main(["rules", "--slo-only", "-o", str(output)]) == 0
+    assert [g["name"] for g in yaml.safe_load(output.read_text(encoding="utf-8"))["groups"]] == [
+        "obskit-slo-checkout", "obskit-slo-llm"
+    ]  # fmt: skip
+    if PROMTOOL is not None:
+        base = tmp_path / "rules.yml"
+        assert _cli.main(["rules", "-o", str(base)]) == 0
+        checked = subprocess.run(
+            [PROMTOOL, "check", "rules", str(base), str(output)], capture_output=True, text=True, check=False
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_slo_only_without_obskit_toml_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _cli.main(["rules", "--slo-only"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("obskit rules: cannot load SLOs from obskit.toml")
+
+
 def test_the_rules_help_describes_slo(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         _cli.main(["rules", "--help"])
-    assert "--slo [SOURCE]" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "--slo [SOURCE]" in shown
+    assert "--slo-only" in shown

@@ -156,6 +156,10 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
 
 
+#: Where ``--slo`` without a SOURCE reads the objectives.
+DEFAULT_SLO_SOURCE = "obskit.toml"
+
+
 def add_slo_option(parser: argparse.ArgumentParser, dest: str, purpose: str, default_note: str) -> None:
     """``--slo [SOURCE]``, repeatable, the same for ``rules``, ``dashboard`` and ``slo report``.
 
@@ -167,7 +171,7 @@ def add_slo_option(parser: argparse.ArgumentParser, dest: str, purpose: str, def
         dest=dest,
         action="append",
         nargs="?",
-        const="obskit.toml",
+        const=DEFAULT_SLO_SOURCE,
         default=[],
         metavar="SOURCE",
         help=f"{purpose}: a .toml file ([[slo]] tables), a .yaml file (an slo: list), or a Python "

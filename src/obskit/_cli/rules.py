@@ -141,6 +141,12 @@ def register(subparsers: Any) -> None:
         "also write the recording rules and burn-rate alerts of the service level objectives in SOURCE",
         "see docs/slo.md",
     )
+    parser.add_argument(
+        "--slo-only",
+        action="store_true",
+        help="write only the groups of the service level objectives (of --slo; without it, of "
+        "obskit.toml), for a rules file of their own next to the one written without --slo",
+    )
     parser.set_defaults(run=run)
 
 
@@ -161,10 +167,14 @@ def run(args: argparse.Namespace) -> int:
 def document(args: argparse.Namespace, namespace: str) -> dict[str, Any]:
     """The rules file's content: a recording group, an alerting group, and one group per SLO.
 
+    With ``--slo-only``, the SLO groups alone.
+
     Raises:
         ConfigError: an ``--slo`` source that cannot be loaded.
     """
     builder = _Builder(args, q.families(namespace))
+    if getattr(args, "slo_only", False):
+        return {"groups": builder.slo_groups()}
     group = "obskit" if namespace == "obskit" else f"obskit.{namespace}"
     return {
         "groups": [
@@ -342,8 +352,13 @@ class _Builder:
         ]
 
     def slo_groups(self) -> list[dict[str, Any]]:
-        """One group per objective of the ``--slo`` sources (none without the option)."""
+        """One group per objective of the ``--slo`` sources (none without the option).
+
+        With ``--slo-only`` and no ``--slo``, one per objective of obskit.toml.
+        """
         sources = getattr(self.args, "slo", None) or []
+        if not sources and getattr(self.args, "slo_only", False):
+            sources = [q.DEFAULT_SLO_SOURCE]
         if not sources:
             return []
         from obskit._cli import _slo
