@@ -483,6 +483,78 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_shown(
     assert "wants credentials (HTTP 401); basic auth goes in the URL" in err
 
 
+def test_a_bearer_token_file_is_sent_and_never_shown(
+    prometheus: FakePrometheus, source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prometheus.authorization = "Bearer eyJ0b2tlbiI.s3cr3t"
+    token = tmp_path / "token"
+    token.write_text("  eyJ0b2tlbiI.s3cr3t\n", encoding="utf-8")  # as kubectl create token writes it
+    status, out, err = report(
+        capsys, "--prometheus", prometheus.url, "--bearer-token-file", str(token), "--slo", source
+    )
+    assert (status, err) == (0, "")
+    assert "s3cr3t" not in out
+    token.write_text("guess\n", encoding="utf-8")
+    status, out, err = report(
+        capsys, "--prometheus", prometheus.url, "--bearer-token-file", str(token), "--slo", source
+    )
+    assert (status, out) == (2, "")
+    assert err.startswith(
+        f"obskit slo report: Prometheus at {prometheus.url} refused the bearer token of --bearer-token-file"
+    )
+    assert "guess" not in err
+    status, _, err = report(capsys, "--prometheus", prometheus.url, "--slo", source)
+    assert status == 2
+    assert "wants credentials (HTTP 401); basic auth goes in the URL: http://user:password@host:9090, " in err
+    assert "a bearer token in --bearer-token-file FILE" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read --bearer-token-file {path}: No such file or directory"),
+        ("\n", "--bearer-token-file {path} is empty; allowed: a file holding the token"),
+        ("s3cr3t\nmore\n", "--bearer-token-file {path} holds more than a token; allowed: one line of"),
+        ("s3cr3t\u2013\n", "--bearer-token-file {path} holds more than a token; allowed: one line of"),
+    ],
+)
+def test_a_bad_bearer_token_file_exits_2_before_asking(
+    prometheus: FakePrometheus,
+    source: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    message: str,
+) -> None:
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    status, out, err = report(
+        capsys, "--prometheus", prometheus.url, "--bearer-token-file", str(path), "--slo", source
+    )
+    assert (status, out) == (2, "")
+    assert err.startswith("obskit slo report: " + message.format(path=path))
+    assert "s3cr3t" not in err
+    assert prometheus.asked == []
+
+
+def test_credentials_in_the_url_and_a_bearer_token_are_refused_together(
+    prometheus: FakePrometheus, source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cr3t\n", encoding="utf-8")
+    address = prometheus.url.replace("http://", "http://ops:pa55@")
+    status, out, err = report(
+        capsys, "--prometheus", address, "--bearer-token-file", str(token), "--slo", source
+    )
+    assert (status, out) == (2, "")
+    assert err == (
+        f"obskit slo report: credentials given twice, in the URL of --prometheus {prometheus.url} and in "
+        "--bearer-token-file; allowed: one of them\n"
+    )
+    assert prometheus.asked == []
+
+
 @pytest.mark.parametrize("url", ["prometheus:9090", "ftp://host", "http://", "http://a b"])
 def test_a_bad_url_is_refused_by_the_parser(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

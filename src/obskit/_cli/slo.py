@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["ReportError", "describe", "load_objectives", "percent", "register", "run_report", "slo_matcher"]
 
 #: The objectives source read when ``--slo`` names none and the file exists in the current directory.
-DEFAULT_SOURCE = "obskit.toml"
+DEFAULT_SOURCE = q.DEFAULT_SLO_SOURCE
 #: The alerts ``obskit rules --slo`` writes are named ``SLOBurnRate<level>``.
 ALERT_PREFIX = "SLOBurnRate"
 
@@ -124,7 +124,14 @@ def register(subparsers: Any) -> None:
         required=True,
         type=_url,
         metavar="URL",
-        help="the Prometheus server to ask, e.g. http://prometheus:9090",
+        help="the Prometheus server to ask, e.g. http://prometheus:9090; basic auth as "
+        "http://user:password@host:9090",
+    )
+    parser.add_argument(
+        "--bearer-token-file",
+        metavar="FILE",
+        help="a file holding a bearer token to send (Authorization: Bearer), as Prometheus' "
+        "credentials_file; never printed",
     )
     q.add_slo_option(
         parser,
@@ -168,8 +175,8 @@ def register(subparsers: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Print the report; the exit status (0 ok, 1 an SLO alert firing, 2 no report)."""
-    api = PrometheusAPI(args.prometheus, args.timeout)
     try:
+        api = PrometheusAPI(args.prometheus, args.timeout, _bearer_token(args.bearer_token_file))
         readings = _readings(args, api)
     except ReportError as error:
         print(f"obskit slo report: {error}", file=sys.stderr)
@@ -184,6 +191,28 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         print(render_text(api.url, readings))
     return EXIT_FIRING if any(r.firing for r in readings) else EXIT_OK
+
+
+def _bearer_token(path: str | None) -> str | None:
+    """The token in the file of ``--bearer-token-file`` (surrounding whitespace removed), if given.
+
+    Raises:
+        ReportError: the file cannot be read, is empty, or holds more than one line of printable
+            ASCII (what an HTTP header can carry).
+    """
+    if path is None:
+        return None
+    option = f"--bearer-token-file {path}"
+    try:
+        with open(path, encoding="utf-8") as file:
+            token = file.read().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReportError(f"cannot read {option}: {getattr(error, 'strerror', None) or error}") from None
+    if not token:
+        raise ReportError(f"{option} is empty; allowed: a file holding the token")
+    if not (token.isascii() and token.isprintable()):
+        raise ReportError(f"{option} holds more than a token; allowed: one line of printable ASCII")
+    return token
 
 
 def _readings(args: argparse.Namespace, api: PrometheusAPI) -> list[Reading]:
@@ -384,20 +413,31 @@ def render_text(url: str, readings: Sequence[Reading]) -> str:
 class PrometheusAPI:
     """Prometheus' HTTP API over urllib: each error becomes a ReportError naming the URL."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, bearer_token: str | None = None) -> None:
+        """Where to ask, and with which credentials.
+
+        Raises:
+            ReportError: both credentials in the URL and a bearer token.
+        """
         import base64
         import urllib.parse
 
         # Credentials in the URL (http://user:password@host) go into a basic-auth header; the
         # URL shown in the report and its errors is the one without them.
         parts = urllib.parse.urlsplit(url)
-        self.authorization = ""
+        self.authorization = f"Bearer {bearer_token}" if bearer_token else ""
+        self.bearer = bool(bearer_token)
         if parts.username is not None or parts.password is not None:
             user = urllib.parse.unquote(parts.username or "")
             password = urllib.parse.unquote(parts.password or "")
+            parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+            if self.bearer:
+                raise ReportError(
+                    f"credentials given twice, in the URL of --prometheus {urllib.parse.urlunsplit(parts)} "
+                    "and in --bearer-token-file; allowed: one of them"
+                )
             token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             self.authorization = f"Basic {token}"
-            parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
         self.url = urllib.parse.urlunsplit(parts)
         self.timeout = timeout
 
@@ -426,9 +466,13 @@ class PrometheusAPI:
         except ValueError:
             answer = None
         if status in (401, 403) and not isinstance(answer, dict):
-            given = "refused the credentials in the URL" if self.authorization else "wants credentials"
+            if self.bearer:
+                given = "refused the bearer token of --bearer-token-file"
+            else:
+                given = "refused the credentials in the URL" if self.authorization else "wants credentials"
             raise ReportError(
-                f"{what} {given} (HTTP {status}); basic auth goes in the URL: http://user:password@host:9090"
+                f"{what} {given} (HTTP {status}); basic auth goes in the URL: "
+                "http://user:password@host:9090, a bearer token in --bearer-token-file FILE"
             )
         if not isinstance(answer, dict) or "status" not in answer:
             raise ReportError(
