@@ -188,13 +188,18 @@ def test_assert_counter_on_a_counter_without_series_lists_the_counters(obskit_ca
     other = unique("other")
     metrics.counter(other).inc()
     missing = unique("unrecorded")
-    metrics.counter(missing)  # declared, never incremented
+    metrics.counter(missing, labels=["kind"])  # declared, never bound nor incremented
     with pytest.raises(AssertionError) as info:
-        obskit_capture.assert_counter(missing, 1)
+        obskit_capture.assert_counter(missing, 1, kind="a")
     message = str(info.value)
     assert "rose by 0.0, expected 1.0" in message
     assert f"no series of {missing}_total in this capture" in message
     assert f"{other}_total" in message
+    unlabelled = unique("unlabelled")
+    metrics.counter(unlabelled)  # declared, never incremented: its one series is at 0
+    with pytest.raises(AssertionError) as info:
+        obskit_capture.assert_counter(unlabelled, 1)
+    assert f"rose by 0.0, expected 1.0; series of {unlabelled}_total: [{{}} = 0.0]" in str(info.value)
     typo = unique("typo")
     with pytest.raises(AssertionError, match=f"no counter '{typo}_total' was ever declared; counters: "):
         obskit_capture.assert_counter(typo, 1)

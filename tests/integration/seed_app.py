@@ -137,8 +137,9 @@ def start_at_zero() -> None:
     rate() and increase() cannot see the first increment of a series born between two scrapes
     (Prometheus has no sample before it), which is why Prometheus advises exporting known
     series at 0 from the start. Doing so here makes every rate the seeds ask for exact, so the
-    test can compare it with the traffic to the last digit. The built-in families have no public
-    way to do this (a real service does not need it), hence the private names.
+    test can compare it with the traffic to the last digit. A service's own metrics do it with
+    ``handle.labels(...)`` (and are at 0 from their declaration without labels); the built-in
+    families have no public handle, hence the private names.
     """
     state = _state.STATE
 
@@ -171,9 +172,9 @@ def start_at_zero() -> None:
     for job, names, labels in jobs:
         _Bound(state, job, names, labels)  # the jobs' success and error counters and durations
     for file_format in MEDIA_FILES:
-        zero(upload_size, format=file_format)
+        upload_size.labels(format=file_format)  # the public way: a bound series exists at 0
     for counter in (user_sessions, data_processed, auth_failed):
-        zero(counter)
+        zero(counter)  # at 0 from their declaration, but in the store before this module's own
 
 
 # -- the traffic ----------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from obskit._core import state as _state
 from obskit._core.errors import report_internal_error
 from obskit._core.redact import redactor_for
 from obskit._core.settings import Settings
-from obskit._recording.store import Store
+from obskit._recording.store import Store, recreate_at_zero
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -134,6 +134,7 @@ def multiprocess_store(directory: str, current: Store) -> tuple[Store, Callable[
     values.ValueClass = value_class
     store = Store(series_cap=current.series_cap)
     store.exemplars = False  # prometheus_client's files have no room for them
+    recreate_at_zero(store)
     _active_dir = directory
 
     def undo(timeout: float) -> None:

@@ -29,6 +29,7 @@ from obskit._recording.store import (
     _UNITS,
     MetricSpec,
     Store,
+    create_at_zero,
     family_series,
     label_value,
     value_adder,
@@ -154,10 +155,14 @@ def declare(
         unit = _UNITS.get(word, word)
     else:
         unit = next((u for suffix, u in _UNITS.items() if name.endswith(f"_{suffix}")), "")
-    return declare_spec(
+    handle = declare_spec(
         MetricSpec(kind, name, description, label_names, bucket_values, unit, multiprocess_mode),
         buckets is not None,
     )
+    # Registered now, as prometheus_client registers at declaration (the exposition lists the
+    # families in that order); without labels, its one series exists at 0 from now on.
+    create_at_zero(handle.spec, None if label_names else ())
+    return handle
 
 
 def _unit_word(name: str, unit: str) -> str:
@@ -238,12 +243,14 @@ def declare_spec(spec: MetricSpec, check_buckets: bool = True) -> Any:
 class _Handle:
     """Shared machinery of the three handle kinds: label resolution, series cap, store rebinding."""
 
-    __slots__ = ("_calls", "_store", "spec")
+    __slots__ = ("_calls", "_store", "_zeroed", "spec")
 
     def __init__(self, spec: MetricSpec) -> None:
         self.spec = spec
         self._store: Store | None = None
         self._calls: dict[tuple[tuple[str, Any], ...], Any] = {}
+        #: The label sets bound (so created at 0) in ``_store``: binding one again costs a lookup.
+        self._zeroed: set[tuple[tuple[str, Any], ...]] = set()
 
     @property
     def name(self) -> str:
@@ -258,12 +265,37 @@ class _Handle:
     def _child(self, labels: dict[str, Any]) -> Any:
         store = _state.STATE.store
         if store is not self._store:
-            self._store, self._calls = store, {}
+            self._store, self._calls, self._zeroed = store, {}, set()
         key = tuple(labels.items())
         child = self._calls.get(key)
         if child is None:
             child = self._resolve(store, labels, key)
         return child
+
+    def _bind(self, labels: dict[str, Any]) -> tuple[Any, Store]:
+        """Create the series of ``labels`` at 0, as prometheus_client's ``labels()`` does.
+
+        Returns its child in the current store when cached (for a bound handle to use at once,
+        else None), and that store. Nothing is created for labels other than those declared, or
+        unhashable: the first recording reports the mistake at its call site.
+        """
+        store = _state.STATE.store
+        if store is not self._store:
+            self._store, self._calls, self._zeroed = store, {}, set()
+        calls, zeroed = self._calls, self._zeroed
+        try:
+            key = tuple(labels.items())
+            if key in zeroed:
+                return calls.get(key), store
+        except TypeError:
+            return None, store
+        names = self.spec.labels
+        if labels.keys() != set(names):
+            return None, store
+        create_at_zero(self.spec, tuple(label_value(labels[n]) for n in names))
+        if len(zeroed) < store.series_cap * _CALL_CACHE_FACTOR:
+            zeroed.add(key)
+        return calls.get(key), store
 
     def _resolve(self, store: Store, labels: Mapping[str, Any], key: tuple[tuple[str, Any], ...]) -> Any:
         names = self.spec.labels
@@ -315,7 +347,8 @@ class _Handle:
         A counter's or gauge's series is ``{"labels": {...}, "value": v}``; a histogram's
         ``{"labels", "count", "sum", "buckets"}``, ``buckets`` the cumulative count per upper
         bound as the exposition writes it (``"+Inf"`` last). In Prometheus multi-process mode
-        it merges every process's files, as a scrape does. Empty before the first recording.
+        it merges every process's files, as a scrape does. A series exists from its first recording,
+        or at 0 from its binding (``labels()``) or, without labels, from its declaration.
         Never raises: a failure is logged and gives ``[]``.
         """
         try:
@@ -374,7 +407,12 @@ class _Bound:
         self._handle = handle
         self._labels = labels
         self._store: Store | None = None
-        self._child: Any = None
+        # Its series exists at 0 from now on, as prometheus_client's labels() makes it: rate()
+        # sees the first recording, and an alert on the series has one to compare.
+        child, store = handle._bind(labels)
+        self._child: Any = child
+        if child is not None:  # bound to the current store's series at once
+            self._store = store
 
     def _current(self) -> Any:
         if self._store is not _state.STATE.store:

@@ -34,6 +34,8 @@ __all__ = [
     "MetricSpec",
     "Store",
     "count_dropped",
+    "create_at_zero",
+    "recreate_at_zero",
     "set_exponential",
     "set_family_buckets",
 ]
@@ -142,10 +144,7 @@ class Store:
         with self._lock:
             child = series.get(values)
             if child is None and len(series) < self.series_cap:
-                child = metric.labels(*map(label_value, values))
-                if _EXPONENTIAL is not None and spec.kind == "histogram":
-                    child = _also_exponential(spec, values, child)
-                series[values] = child
+                child = series[values] = series_child(spec, values, metric.labels(*map(label_value, values)))
         if child is None:
             self.count_overflow(spec.sample_name)
             overflow = (OVERFLOW_LABEL_VALUE,) * len(spec.labels)
@@ -154,6 +153,22 @@ class Store:
                 child = _also_exponential(spec, overflow, child)
             return child, True
         return child, False
+
+    def create(self, spec: MetricSpec, values: tuple[str, ...]) -> bool:
+        """Create the series of ``values`` at 0 unless it exists; whether it exists now.
+
+        As prometheus_client's ``labels()`` does, but never past the series cap: no overflow
+        series is made and nothing is counted (the first recording past the cap is).
+        """
+        metric = self.metric(spec)
+        if not spec.labels:
+            return True
+        series = self._series[spec.name]
+        if values not in series:
+            with self._lock:
+                if values not in series and len(series) < self.series_cap:
+                    series[values] = series_child(spec, values, metric.labels(*map(label_value, values)))
+        return values in series
 
     def count_overflow(self, sample_name: str) -> None:
         """Add one to ``obskit_telemetry_overflow_total{metric=sample_name}``."""
@@ -417,6 +432,47 @@ def value_adder(child: Any) -> Callable[[float], None]:
     if own and callable(value_inc) and not getattr(child, "_is_most_recent", False):
         return value_inc  # type: ignore[no-any-return]
     return child.inc  # type: ignore[no-any-return]
+
+
+#: The series created at 0 ahead of their first recording (a bound handle's, an unlabelled metric
+#: declared), by metric name: each store that replaces the process's own creates them again (a
+#: forked child's; the multi-process one of ``configure()``), as prometheus_client's registry
+#: keeps its children. At most a series cap's worth per metric.
+_AT_ZERO: dict[str, tuple[MetricSpec, dict[tuple[str, ...], None]]] = {}
+
+
+def create_at_zero(spec: MetricSpec, values: tuple[str, ...] | None) -> None:
+    """Create the series ``values`` of ``spec`` at 0 in the current store and in those replacing it.
+
+    With ``values`` None, only the metric (its family, no series). Never raises: a failure is
+    logged (the first recording creates the series anyway).
+    """
+    try:
+        store = _state.STATE.store
+        if values is None:
+            store.metric(spec)
+        elif store.create(spec, values):
+            # No lock (each step is one under the GIL; a race may pass the cap by a few), so none
+            # that a forked child could inherit held.
+            known = _AT_ZERO.get(spec.name) or _AT_ZERO.setdefault(spec.name, (spec, {}))
+            if values not in known[1] and len(known[1]) < store.series_cap:
+                known[1][values] = None
+    except Exception as exc:
+        report_internal_error(f"metric {spec.sample_name} at 0", exc)
+
+
+def recreate_at_zero(store: Store) -> None:
+    """Create in ``store`` (replacing the process's own) every series created at 0 so far.
+
+    ``list()`` of a dict is one step under the GIL, so no lock is needed. Never raises: a failure
+    is logged.
+    """
+    try:
+        for spec, series in list(_AT_ZERO.values()):
+            for values in list(series):
+                store.create(spec, values)
+    except Exception as exc:
+        report_internal_error("metric series at 0 in a new store", exc)
 
 
 def count_dropped(signal: str, reason: str, count: int = 1) -> None:

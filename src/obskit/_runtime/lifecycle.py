@@ -183,7 +183,8 @@ def _after_fork_in_child() -> None:
     """A forked child (gunicorn --preload, multiprocessing) records into a store of its own.
 
     Without this its cumulative values would start from the parent's and be exported a second
-    time. The SDK's batch processors and metric reader restart their threads by themselves. In
+    time. The series created at 0 in the parent (bound handles, unlabelled metrics) are created
+    at 0 in it again. The SDK's batch processors and metric reader restart their threads by themselves. In
     Prometheus multi-process mode prometheus_client keeps per-process files, so no new store is
     made. In every mode the child's spans and exported logs carry its own ``process.pid``.
     """
@@ -193,9 +194,10 @@ def _after_fork_in_child() -> None:
         state = _state.STATE
         if not state.configured or state.settings.multiprocess_dir:
             return
-        from obskit._recording.store import Store
+        from obskit._recording.store import Store, recreate_at_zero
 
         store = Store(series_cap=state.settings.series_cap)
+        recreate_at_zero(store)
         _system_collectors(store, state.settings)
         _state.set_state(dataclasses.replace(state, store=store))
     except Exception as exc:
