@@ -18,6 +18,7 @@ import pytest
 from opentelemetry.trace import SpanKind
 
 import obskit
+import procs
 from obskit._core.errors import ConfigError
 from obskit._web import libraries as _libraries
 from obskit.testing import capture
@@ -100,18 +101,12 @@ def test_sqlalchemy_queries_are_client_spans_and_feed_the_db_metrics() -> None:
     assert cap.histogram_count(name, db="sqlite", operation="CONNECT", status="ok") == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed")
-    port = _free_port()
+    port = procs.free_port()
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -16,9 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -27,6 +25,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 import obskit
+import procs
 from logcapture import strict_loads
 from obskit._core import state as _state
 from obskit._core.redact import REDACTED
@@ -279,28 +278,10 @@ def test_text_scrubbing_can_be_turned_off(capsys: pytest.CaptureFixture[str]) ->
     assert line["nested"] == {"password": REDACTED}  # keys are redacted all the same
 
 
-class _Ok(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture
 def loopback() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with procs.http_server(procs.Ok) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def test_an_http_client_s_request_line_arrives_redacted(json_out: Output, loopback: int) -> None:

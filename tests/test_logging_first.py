@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -30,6 +28,7 @@ from flask import Flask
 from flask.logging import default_handler
 
 import obskit
+import procs
 from obskit._recording.loghandler import ObskitHandler
 
 SRC = str(Path(obskit.__file__).resolve().parents[1])
@@ -53,15 +52,6 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=5)
-
-
 def _get_when_up(url: str, files: dict[str, Path]) -> httpx.Response:
     """GET ``url``, retrying while the worker is not listening yet."""
     end = time.monotonic() + 30
@@ -72,12 +62,6 @@ def _get_when_up(url: str, files: dict[str, Path]) -> httpx.Response:
             if time.monotonic() > end:
                 pytest.fail(f"no answer from {url}: {files['stderr'].read_text()[-3000:]}")
             time.sleep(0.05)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(check: Any, what: str, files: dict[str, Path], timeout: float = 30.0) -> None:
@@ -293,7 +277,7 @@ obskit.configure(app, traces_exporter="none", metrics_exporter="none", access_lo
 def test_under_gunicorn_the_app_loggers_record_is_one_json_line(tmp_path: Path) -> None:
     """gunicorn's wsgi.errors writes to its error log's stream (stderr): Flask's copy is dropped there."""
     (tmp_path / "gunicorn_flask_app.py").write_text(GUNICORN_FLASK_APP)
-    port = _free_port()
+    port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_"))}
     env.update(PYTHONPATH=os.pathsep.join([SRC, str(tmp_path)]), PYTHONUNBUFFERED="1")
     args = [sys.executable, "-m", "gunicorn", "gunicorn_flask_app:app", "-b", f"127.0.0.1:{port}"]
@@ -306,7 +290,7 @@ def test_under_gunicorn_the_app_loggers_record_is_one_json_line(tmp_path: Path) 
             assert response.status_code == 200
             _wait_for(lambda: "GET /note 200" in files["stdout"].read_text(), "the access line", files)
         finally:
-            _stop(server)
+            procs.stop(server)
     stdout, stderr = files["stdout"].read_text(), files["stderr"].read_text()
     assert [line["message"] for line in json_lines(stdout) if line["logger"] == "gunicorn_flask_app"] == [
         "noted once"
@@ -384,7 +368,7 @@ SERVERS = {
 def _serve_once(tmp_path: Path, server_name: str, path: str) -> dict[str, Path]:
     """Serve the app with a real server, GET ``path`` once (a 200), wait for the error line, stop."""
     (tmp_path / "late_app.py").write_text(BACKGROUND_APP)
-    port = _free_port()
+    port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_"))}
     env.update(PYTHONPATH=os.pathsep.join([SRC, str(tmp_path)]), PYTHONUNBUFFERED="1")
     start, ready = SERVERS[server_name]
@@ -400,7 +384,7 @@ def _serve_once(tmp_path: Path, server_name: str, path: str) -> dict[str, Path]:
             assert response.status_code == 200
             _wait_for(lambda: "LateFailure" in files["stdout"].read_text(), "the error line", files)
         finally:
-            _stop(server)
+            procs.stop(server)
     return files
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import obskit
 import obskit.asgi
+import procs
 from obskit.testing import Capture, capture
 
 with warnings.catch_warnings():  # starlette asks for httpx2, not installed here
@@ -314,28 +314,10 @@ APP = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (obskit flushes the spans at exit), then kill if it hangs."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 @pytest.fixture
 def uvicorn_server(tmp_path: Path) -> Iterator[tuple[str, Path, Path, Any]]:
     (tmp_path / "wsapp.py").write_text(APP)
-    port = _free_port()
+    port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_"))}
     src = Path(obskit.__file__).resolve().parents[1]
     env.update(
@@ -359,9 +341,9 @@ def uvicorn_server(tmp_path: Path) -> Iterator[tuple[str, Path, Path, Any]]:
                     if process.poll() is not None or time.monotonic() > deadline:
                         pytest.fail(f"uvicorn did not come up: {err.read_text()[-2000:]}")
                     time.sleep(0.05)
-            yield f"ws://127.0.0.1:{port}", out, err, lambda: _stop(process)
+            yield f"ws://127.0.0.1:{port}", out, err, lambda: procs.stop(process)
         finally:
-            _stop(process)
+            procs.stop(process)
 
 
 @pytest.mark.integration

@@ -11,20 +11,21 @@ import importlib.util
 import json
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from procs import Ok as Ok  # re-exported: the integration tests import them from here
+from procs import free_port as free_port
+from procs import http_server as http_server
+from procs import stop as stop
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -47,12 +48,6 @@ QUIET: dict[str, Any] = {"traces_exporter": "none", "logs_exporter": "none"}
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
@@ -120,16 +115,6 @@ def serving(
             stop(process)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (the server flushes its telemetry at exit), then kill it if it hangs."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 def wait_until_up(base: str, files: dict[str, Path], timeout: float = 30.0) -> None:
     """Wait until ``base``/health/live answers 200; the server's stderr in the failure."""
     wait_until(
@@ -138,35 +123,6 @@ def wait_until_up(base: str, files: dict[str, Path], timeout: float = 30.0) -> N
         timeout,
         log=files["stderr"],
     )
-
-
-class Ok(BaseHTTPRequestHandler):
-    """Answers every GET with 200 and the body ``ok``."""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # keep test output clean
-
-
-@contextlib.contextmanager
-def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A threading HTTP server on a free loopback port, serving ``handler`` from a thread until the
-    block ends; its base URL (``http://127.0.0.1:<port>``)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

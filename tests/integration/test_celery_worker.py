@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import peers
 import pytest
 from otlp_receiver import HttpReceiver
 
@@ -37,12 +38,6 @@ pytestmark = [
         reason='the Celery instrumentation is not installed: pip install "obskit[celery]"',
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -63,7 +58,7 @@ def _listening(port: int) -> bool:
 
 @pytest.fixture
 def broker() -> Iterator[str]:
-    port = _free_port()
+    port = peers.free_port()
     args = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -107,7 +102,7 @@ def test_a_prefork_worker_records_its_tasks_as_jobs_in_the_producers_trace(
 ) -> None:
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    port = _free_port()
+    port = peers.free_port()
     with HttpReceiver() as receiver:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_", "PROMETHEUS_"))},

@@ -14,7 +14,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import peers
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -61,12 +61,6 @@ def _unprivileged() -> tuple[list[str], pwd.struct_passwd | None]:
     pytest.skip("PostgreSQL refuses to run as root, and there is no postgres or nobody user to run it as")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _run(command: list[str], what: str) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
@@ -85,7 +79,7 @@ def postgres() -> Iterator[dict[str, Any]]:
     data = root / "data"
     if user is not None:
         os.chown(root, user.pw_uid, user.pw_gid)
-    port = _free_port()
+    port = peers.free_port()
     started = False
     try:
         initdb = [str(binaries / "initdb"), "-D", str(data), "-U", _USER, "--auth=trust", "-E", "UTF8"]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import peers
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -21,12 +20,6 @@ SPAN = re.compile(
     r"^\[obskit span\] (?P<name>.+?) [\d.]+ms \S+ "
     r"trace=(?P<trace>\w+) span=(?P<span>\w+) parent=(?P<parent>\S+)"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _start(port: int, service: str, tmp_path: Path, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -51,21 +44,12 @@ def _wait_up(base: str, err: Path) -> None:
     pytest.fail(f"{base} did not come up: {err.read_text()[-2000:]}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 def _spans(err: Path) -> list[dict[str, str]]:
     return [m.groupdict() for line in err.read_text().splitlines() if (m := SPAN.match(line))]
 
 
 def test_two_services_share_one_trace(tmp_path: Path) -> None:
-    back_port, front_port = _free_port(), _free_port()
+    back_port, front_port = peers.free_port(), peers.free_port()
     back, back_err = _start(back_port, "backend", tmp_path)
     front, front_err = _start(front_port, "frontend", tmp_path, CHAIN_BACKEND=f"http://127.0.0.1:{back_port}")
     try:
@@ -74,8 +58,8 @@ def test_two_services_share_one_trace(tmp_path: Path) -> None:
         response = httpx.get(f"http://127.0.0.1:{front_port}/front", timeout=10)
         assert response.json() == {"backend": 200}
     finally:
-        _stop(front)
-        _stop(back)
+        peers.stop(front)
+        peers.stop(back)
     [server_front] = [s for s in _spans(front_err) if s["name"] == "GET /front"]
     [server_back] = [s for s in _spans(back_err) if s["name"] == "GET /back"]
     clients = [s for s in _spans(front_err) if s["name"] == "GET" and s["trace"] == server_front["trace"]]
