@@ -19,7 +19,7 @@ from otlp_receiver import receiver
 
 pytestmark = pytest.mark.integration
 
-SRC = Path(os.environ.get("LOGDUP_SRC") or Path(__file__).resolve().parents[2] / "src")
+SRC = Path(__file__).resolve().parents[2] / "src"
 LAUNCHER = Path(sys.executable).parent / "opentelemetry-instrument"
 
 SCRIPT = """
