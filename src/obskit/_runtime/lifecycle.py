@@ -657,7 +657,13 @@ def _render_kept_line(handler: logging.Handler, kept: tuple[Any, ...]) -> str:
 
 
 def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names: list[str]) -> None:
-    """One LoggerProvider with a bounded batch processor per exporter, one handler on the root."""
+    """One LoggerProvider with a bounded batch processor per exporter, one handler on the root.
+
+    OpenTelemetry's own ``LoggingHandler`` on the root (``opentelemetry-instrument`` puts one
+    there with ``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true``) would export every
+    record a second time, unredacted: it is taken off while obskit runs (:func:`_set_aside`).
+    """
+    set_aside = _sdk_logging_handlers()
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
@@ -677,14 +683,60 @@ def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names:
         provider.add_log_record_processor(counting_log_processor(batch, settings.export_queue_size))
     handler = ObskitLoggingHandler(log_level_number(settings), provider, redactor)
     root = logging.getLogger()
-    root.addHandler(handler)
 
     def remove(timeout: float) -> None:
         root.removeHandler(handler)
 
     _installed.append(partial(_shutdown_provider, "log pipeline", provider))
+    # Undone newest first: obskit's handler comes off, then the SDK's go back on.
+    _installed.append(_set_aside(set_aside))
+    root.addHandler(handler)
     _installed.append(remove)
     _flushers.append(("log pipeline flush", partial(_flush_provider, provider)))
+
+
+#: The OpenTelemetry SDK logging handlers already reported as taken off, each said once per process.
+_reported_handlers: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
+
+
+def _sdk_logging_handlers() -> list[logging.Handler]:
+    """The root logger's ``opentelemetry.sdk._logs.LoggingHandler`` instances (subclasses too).
+
+    Read from ``sys.modules``: when the SDK's log module is not imported, none can be there.
+    """
+    module = sys.modules.get("opentelemetry.sdk._logs")
+    kind = getattr(module, "LoggingHandler", None)
+    if not isinstance(kind, type):
+        return []
+    return [handler for handler in logging.getLogger().handlers if isinstance(handler, kind)]
+
+
+def _set_aside(handlers: list[logging.Handler]) -> Callable[[float], None]:
+    """Take ``handlers`` off the root logger; the undo returned puts them back on it."""
+    root = logging.getLogger()
+    for handler in handlers:
+        root.removeHandler(handler)
+        if handler not in _reported_handlers:
+            _reported_handlers.add(handler)
+            kind = type(handler)
+            module = (
+                "opentelemetry.sdk._logs"
+                if kind.__module__.startswith("opentelemetry.sdk._logs")
+                else kind.__module__
+            )
+            _log.info(
+                "took %s.%s off the root logger while obskit exports logs itself: it would export "
+                "each record again, unredacted; shutdown() puts it back",
+                module,
+                kind.__qualname__,
+            )
+
+    def put_back(timeout: float) -> None:
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+
+    return put_back
 
 
 def _teardown(timeout: float) -> None:
