@@ -659,9 +659,10 @@ def _render_kept_line(handler: logging.Handler, kept: tuple[Any, ...]) -> str:
 def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names: list[str]) -> None:
     """One LoggerProvider with a bounded batch processor per exporter, one handler on the root.
 
-    OpenTelemetry's own ``LoggingHandler`` on the root (``opentelemetry-instrument`` puts one
-    there with ``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true``) would export every
-    record a second time, unredacted: it is taken off while obskit runs (:func:`_set_aside`).
+    OpenTelemetry's own ``LoggingHandler`` on the root (``opentelemetry-instrument`` puts the
+    SDK's there with ``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true``, and
+    opentelemetry-instrumentation-logging's by default) would export every record a second time,
+    unredacted: it is taken off while obskit runs (:func:`_set_aside`).
     """
     set_aside = _sdk_logging_handlers()
     from opentelemetry.sdk._logs import LoggerProvider
@@ -699,16 +700,25 @@ def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names:
 _reported_handlers: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
 
 
-def _sdk_logging_handlers() -> list[logging.Handler]:
-    """The root logger's ``opentelemetry.sdk._logs.LoggingHandler`` instances (subclasses too).
+#: The modules of OpenTelemetry's logging handlers that export the root's records: the SDK's
+#: (``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true``) and, replacing it,
+#: opentelemetry-instrumentation-logging's (on by default under ``opentelemetry-instrument``).
+_OTEL_LOGGING_HANDLER_MODULES = ("opentelemetry.sdk._logs", "opentelemetry.instrumentation.logging.handler")
 
-    Read from ``sys.modules``: when the SDK's log module is not imported, none can be there.
+
+def _sdk_logging_handlers() -> list[logging.Handler]:
+    """The root logger's OpenTelemetry ``LoggingHandler`` instances (subclasses too).
+
+    Read from ``sys.modules``: when neither module is imported, none can be there.
     """
-    module = sys.modules.get("opentelemetry.sdk._logs")
-    kind = getattr(module, "LoggingHandler", None)
-    if not isinstance(kind, type):
+    kinds = tuple(
+        kind
+        for name in _OTEL_LOGGING_HANDLER_MODULES
+        if isinstance(kind := getattr(sys.modules.get(name), "LoggingHandler", None), type)
+    )
+    if not kinds:
         return []
-    return [handler for handler in logging.getLogger().handlers if isinstance(handler, kind)]
+    return [handler for handler in logging.getLogger().handlers if isinstance(handler, kinds)]
 
 
 def _set_aside(handlers: list[logging.Handler]) -> Callable[[float], None]:
