@@ -22,19 +22,32 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
+#: The extras for obskit's own development (tools, test peers): not a promise to users, so not pinned.
+DEVELOPER_EXTRAS = frozenset({"test", "bench", "lint", "docs"})
+
+
 def bounded_requirements() -> list[Requirement]:
-    """The requirements tested at both ends: every runtime dependency and every OpenTelemetry one.
+    """The requirements tested at both ends: every runtime dependency and every library of an extra.
 
     The runtime dependencies (prometheus-client, structlog, the OpenTelemetry api and sdk) are
-    what obskit reads closely, private parts included (docs/design.md); the OpenTelemetry
-    exporters and instrumentations of the extras are released with them and pinned alongside.
+    what obskit reads closely, private parts included (docs/design.md). Each extra a user installs
+    names a library and the oldest version obskit claims to work with: psutil (host), starlette
+    (fastapi), flask, django, and the OpenTelemetry exporters and instrumentations. The OpenTelemetry
+    packages the tests alone use are released with the rest and pinned alongside.
     """
     project = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"].values()
+    extras: dict[str, list[str]] = project["optional-dependencies"]
     runtime = [Requirement(spec) for spec in project["dependencies"]]
-    optional = [Requirement(spec) for extra in extras for spec in extra]
+    optional = [Requirement(spec) for extra in extras.values() for spec in extra]
     otel = [req for req in optional if "opentelemetry" in req.name]
-    found = {req.name: req for req in [*otel, *runtime]}
+    user = [
+        req
+        for name, specs in extras.items()
+        if name not in DEVELOPER_EXTRAS
+        for req in map(Requirement, specs)
+        if req.name != project["name"]  # obskit[...]: an extra made of other extras
+    ]
+    found = {req.name: req for req in [*otel, *user, *runtime]}
     return [found[name] for name in sorted(found)]
 
 
@@ -48,8 +61,9 @@ def lower_bound(req: Requirement) -> str:
 @nox.parametrize("end", DEPENDENCY_ENDS, ids=DEPENDENCY_ENDS)
 def otel(session: nox.Session, end: str) -> None:
     # The suite against the oldest version of every dependency pyproject.toml allows: each
-    # runtime dependency (prometheus-client, structlog, the OpenTelemetry api and sdk) and every
-    # OpenTelemetry exporter and instrumentation pinned at its lower bound, in one resolution (a
+    # runtime dependency (prometheus-client, structlog, the OpenTelemetry api and sdk), each
+    # library of a user's extra (psutil, starlette, flask, django) and every OpenTelemetry
+    # exporter and instrumentation pinned at its lower bound, in one resolution with .[test] (a
     # set that cannot be installed together fails here); or against the newest release of each.
     # obskit reads private parts of these libraries (docs/design.md): this is what proves both
     # ends still work. The name is older than its scope: .ci/run calls otel(oldest).

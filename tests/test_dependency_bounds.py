@@ -1,8 +1,9 @@
 """pyproject.toml's lower bounds are installable versions, which CI installs and tests.
 
-noxfile.py's ``otel(oldest)`` session pins every runtime dependency and every OpenTelemetry
-requirement at its lower bound; the set is only installable (and only means anything) when each
-has one lower bound and the OpenTelemetry bounds belong together.
+noxfile.py's ``otel(oldest)`` session pins every runtime dependency, every library of a user's
+extra (psutil, starlette, flask, django) and every OpenTelemetry requirement at its lower bound;
+the set is only installable (and only means anything) when each has one lower bound and the
+OpenTelemetry bounds belong together.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def test_every_runtime_dependency_has_one_lower_bound() -> None:
     # What otel(oldest) pins: prometheus-client and structlog too, not only OpenTelemetry.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for req in map(Requirement, project["dependencies"]):
+        assert [spec.operator for spec in req.specifier].count(">=") == 1, str(req)
+
+
+def test_every_library_of_a_users_extra_has_one_lower_bound() -> None:
+    # What otel(oldest) pins beside them: psutil, starlette, flask, django (noxfile.py DEVELOPER_EXTRAS).
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    user = [name for name in extras if name not in {"test", "bench", "lint", "docs"}]
+    reqs = [req for name in user for req in map(Requirement, extras[name]) if req.name != "obskit"]
+    assert {"psutil", "starlette", "flask", "django"} <= {req.name for req in reqs}
+    for req in reqs:
         assert [spec.operator for spec in req.specifier].count(">=") == 1, str(req)
 
 
