@@ -553,3 +553,22 @@ def test_the_last_body_goes_out_from_the_context_before_the_request() -> None:
     (access,) = [line for line in cap.logs() if line["logger"] == "http.access"]
     assert access["request_id"] == "req-7"
     assert access["span_id"] == f"{span.context.span_id:016x}"
+
+
+@pytest.mark.parametrize(
+    ("version", "warned"), [("1.6.2", True), ("0.37.2", True), ("1.7.0", False), ("2.0", False)]
+)
+def test_a_starlette_older_than_1_7_is_named_as_why_requests_get_no_route(
+    version: str, warned: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import starlette
+
+    monkeypatch.setattr(starlette, "__version__", version)
+    obskit.configure(make_app(), traces_exporter="none", metrics_exporter="none", logs_exporter="none")
+    said = [line for line in capsys.readouterr().err.splitlines() if "puts no matched route" in line]
+    expected = (
+        f"obskit WARNING: Starlette {version} puts no matched route in the request scope (1.7 does):"
+        " requests get no route in their span names, metrics and access lines; pip install"
+        ' "obskit[fastapi]" (starlette>=1.7)'
+    )
+    assert said == ([expected] if warned else [])

@@ -37,6 +37,31 @@ def _kind(app: object) -> str | None:
     return None
 
 
+#: The first Starlette whose router puts the route it matched in the scope (``scope["route"]``).
+ROUTE_IN_SCOPE = (1, 7)
+
+
+def _warn_if_starlette_names_no_route() -> None:
+    """Say (once per app, when it is wrapped) why requests get no route on an older Starlette.
+
+    obskit names spans and labels metrics with the matched route's template, which Starlette's
+    router leaves in the scope from 1.7 on. The ``fastapi`` extra requires it; an older
+    Starlette installed without the extra still serves, with no route on its requests.
+    """
+    version = getattr(sys.modules.get("starlette"), "__version__", "")
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:  # a pre-release or a local build: not judged
+        return
+    if len(found) == 2 and found < ROUTE_IN_SCOPE:
+        logging.getLogger("obskit").warning(
+            "Starlette %s puts no matched route in the request scope (1.7 does): requests"
+            " get no route in their span names, metrics and access lines; pip install"
+            ' "obskit[fastapi]" (starlette>=1.7)',
+            version,
+        )
+
+
 def check_app(app: object) -> None:
     """Raise ConfigError unless ``app`` is a kind of application obskit can instrument."""
     if _kind(app) is None:
@@ -60,6 +85,7 @@ def instrument(app: object, settings: Settings) -> Callable[[float], None]:
     if hub is None:
         hub = Hub(enabled=False)
         if kind == "starlette":
+            _warn_if_starlette_names_no_route()
             _wrap_starlette(app, hub)
         elif kind == "django":
             from obskit._web.django import wrap_handler
