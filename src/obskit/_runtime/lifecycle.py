@@ -184,9 +184,9 @@ def _after_fork_in_child() -> None:
 
     Without this its cumulative values would start from the parent's and be exported a second
     time. The series created at 0 in the parent (bound handles, unlabelled metrics) are created
-    at 0 in it again. The SDK's batch processors and metric reader restart their threads by themselves. In
-    Prometheus multi-process mode prometheus_client keeps per-process files, so no new store is
-    made. In every mode the child's spans and exported logs carry its own ``process.pid``.
+    at 0 in it again. The SDK's batch processors and metric reader restart their threads by
+    themselves. In Prometheus multi-process mode prometheus_client keeps per-process files, so no
+    new store is made. In every mode the child's spans and exported logs carry its own ``process.pid``.
     """
     _exit.after_fork_in_child()
     _own_pid_in_child()
@@ -664,7 +664,7 @@ def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names:
     opentelemetry-instrumentation-logging's by default) would export every record a second time,
     unredacted: it is taken off while obskit runs (:func:`_set_aside`).
     """
-    set_aside = _sdk_logging_handlers()
+    set_aside = _otel_logging_handlers()
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
@@ -689,14 +689,14 @@ def _exported_logs(settings: Settings, resource: Any, redactor: Redactor, names:
         root.removeHandler(handler)
 
     _installed.append(partial(_shutdown_provider, "log pipeline", provider))
-    # Undone newest first: obskit's handler comes off, then the SDK's go back on.
+    # Undone newest first: obskit's handler comes off, then OpenTelemetry's go back on.
     _installed.append(_set_aside(set_aside))
     root.addHandler(handler)
     _installed.append(remove)
     _flushers.append(("log pipeline flush", partial(_flush_provider, provider)))
 
 
-#: The OpenTelemetry SDK logging handlers already reported as taken off, each said once per process.
+#: The OpenTelemetry logging handlers already reported as taken off, each said once per process.
 _reported_handlers: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
 
 
@@ -706,7 +706,7 @@ _reported_handlers: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
 _OTEL_LOGGING_HANDLER_MODULES = ("opentelemetry.sdk._logs", "opentelemetry.instrumentation.logging.handler")
 
 
-def _sdk_logging_handlers() -> list[logging.Handler]:
+def _otel_logging_handlers() -> list[logging.Handler]:
     """The root logger's OpenTelemetry ``LoggingHandler`` instances (subclasses too).
 
     Read from ``sys.modules``: when neither module is imported, none can be there.
