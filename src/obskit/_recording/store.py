@@ -141,18 +141,11 @@ class Store:
         child = series.get(values)
         if child is not None:
             return child, False
-        with self._lock:
-            child = series.get(values)
-            if child is None and len(series) < self.series_cap:
-                child = series[values] = series_child(spec, values, metric.labels(*map(label_value, values)))
-        if child is None:
-            self.count_overflow(spec.sample_name)
-            overflow = (OVERFLOW_LABEL_VALUE,) * len(spec.labels)
-            child = metric.labels(*overflow)
-            if _EXPONENTIAL is not None and spec.kind == "histogram":
-                child = _also_exponential(spec, overflow, child)
-            return child, True
-        return child, False
+        if self.create(spec, values):
+            return series[values], False
+        self.count_overflow(spec.sample_name)
+        overflow = (OVERFLOW_LABEL_VALUE,) * len(spec.labels)
+        return series_child(spec, overflow, metric.labels(*overflow)), True
 
     def create(self, spec: MetricSpec, values: tuple[str, ...]) -> bool:
         """Create the series of ``values`` at 0 unless it exists; whether it exists now.
