@@ -729,10 +729,9 @@ def _set_aside(handlers: list[logging.Handler]) -> Callable[[float], None]:
         if handler not in _reported_handlers:
             _reported_handlers.add(handler)
             kind = type(handler)
-            module = (
-                "opentelemetry.sdk._logs"
-                if kind.__module__.startswith("opentelemetry.sdk._logs")
-                else kind.__module__
+            # Named by the module it is imported from (the SDK's lives in a private submodule).
+            module = next(
+                (m for m in _OTEL_LOGGING_HANDLER_MODULES if kind.__module__.startswith(m)), kind.__module__
             )
             _log.info(
                 "took %s.%s off the root logger while obskit exports logs itself: it would export "
