@@ -30,6 +30,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 #: A port nobody listens on: obskit's exporter fails quietly, the test only looks at the root.
 CLOSED = "http://127.0.0.1:9"
+AZURE_CLOSED = f"InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint={CLOSED}/"
 
 
 class _SubclassedHandler(LoggingHandler):
@@ -55,13 +56,17 @@ def _bodies(exporter: InMemoryLogRecordExporter) -> list[object]:
     return [data.log_record.body for data in exporter.get_finished_logs()]
 
 
-@pytest.mark.parametrize("exported", ["otlp", "console,otlp"])
+@pytest.mark.parametrize("exported", ["otlp", "console,otlp", "azure"])
 def test_obskit_exporting_logs_takes_the_sdk_handler_off_until_shutdown(
     exported: str, sdk_export: InMemoryLogRecordExporter
 ) -> None:
     (handler,) = _sdk_handlers()
     obskit.configure(
-        traces_exporter="none", metrics_exporter="none", logs_exporter=exported, otlp_endpoint=CLOSED
+        traces_exporter="none",
+        metrics_exporter="none",
+        logs_exporter=exported,
+        otlp_endpoint=CLOSED,
+        azure_connection_string=AZURE_CLOSED,
     )
     assert _sdk_handlers() == []
     obskit.shutdown(timeout=1)
